@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# The project's test command (README "Quick start", and .ci/run). On a fresh Debian 12 machine it installs its own
+# packages, builds everything (the CUDA backend too when nvcc is present; its tests skip without a GPU), runs every
+# test, then builds the tests labelled "sanitize" with AddressSanitizer + UBSan and runs them, then runs each fuzz
+# target for a bounded time.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+./scripts/deps.sh
+jobs=$(nproc)
+
+echo "== build (Release) =="
+cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=Release >/dev/null
+cmake --build build -j"$jobs"
+
+echo "== tests =="
+ctest --test-dir build -j"$jobs" --output-on-failure --timeout 900
+
+echo "== sanitizer tests (ASan + UBSan) =="
+cmake -S . -B build-asan -G Ninja -DCMAKE_BUILD_TYPE=Debug -DMMFP4_SANITIZE=ON -DMMFP4_CUDA=OFF \
+      -DMMFP4_PYTHON=OFF -DMMFP4_BENCH=OFF >/dev/null
+cmake --build build-asan -j"$jobs" --target sanitize_tests
+ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+  ctest --test-dir build-asan -L sanitize -j"$jobs" --output-on-failure --timeout 900
+
+if [ -x scripts/fuzz.sh ]; then
+  echo "== fuzzing (bounded) =="
+  ./scripts/fuzz.sh 30
+fi
+echo "== all tests passed =="

@@ -1,0 +1,78 @@
+// A persistent pool of worker threads for the CPU kernels. The calling thread takes part in every job, so a pool of
+// n threads starts n - 1 workers. Jobs are dispatched without heap allocation (a function pointer and a context),
+// workers spin briefly before sleeping so the hundreds of small parallel regions of a decode step do not pay a
+// futex wake-up each, and tasks are handed out dynamically from an atomic counter.
+#pragma once
+
+#include <algorithm>
+#include <atomic>
+#include <cstdint>
+#include <thread>
+#include <vector>
+
+namespace mmfp4 {
+
+class ThreadPool {
+ public:
+  explicit ThreadPool(int n_threads);
+  ~ThreadPool();
+  ThreadPool(const ThreadPool&) = delete;
+  ThreadPool& operator=(const ThreadPool&) = delete;
+
+  int size() const { return n_threads_; }
+
+  // Calls fn(task, thread) for every task in [0, n_tasks), thread in [0, size()). Blocks until all are done.
+  // Not reentrant: fn must not call run() on the same pool.
+  template <typename F>
+  void run(int64_t n_tasks, F&& fn) {
+    if (n_tasks <= 0) return;
+    if (n_tasks == 1 || n_threads_ == 1) {
+      for (int64_t t = 0; t < n_tasks; ++t) fn(t, 0);
+      return;
+    }
+    using Fn = std::remove_reference_t<F>;
+    dispatch(n_tasks, [](void* ctx, int64_t t, int th) { (*static_cast<Fn*>(ctx))(t, th); }, (void*)&fn);
+  }
+
+  // Splits [0, n) into at most size() * 4 contiguous chunks, each a multiple of `align` (but the last), and calls
+  // fn(begin, end, thread) on each.
+  template <typename F>
+  void parallel_for(int64_t n, int64_t align, F&& fn) {
+    if (n <= 0) return;
+    align = std::max<int64_t>(align, 1);
+    int64_t units = (n + align - 1) / align;
+    int64_t chunks = std::min<int64_t>(units, int64_t(n_threads_) * 4);
+    if (units <= n_threads_) chunks = units;
+    int64_t per = (units + chunks - 1) / chunks;
+    chunks = (units + per - 1) / per;
+    run(chunks, [&](int64_t c, int th) {
+      int64_t b = c * per * align;
+      int64_t e = std::min(n, (c + 1) * per * align);
+      if (b < e) fn(b, e, th);
+    });
+  }
+
+  // The process-wide pool used by the CPU backend (size from set_global_threads, MMFP4_THREADS, or the cores).
+  static ThreadPool& global();
+  static void set_global_threads(int n);  // takes effect before the first global() call, or rebuilds it
+  static int default_threads();
+
+ private:
+  using Trampoline = void (*)(void*, int64_t, int);
+  void dispatch(int64_t n_tasks, Trampoline tramp, void* ctx);
+  void worker_loop(int id);
+  void work(int id);
+
+  int n_threads_;
+  std::vector<std::thread> workers_;
+  // Current job.
+  Trampoline tramp_ = nullptr;
+  void* ctx_ = nullptr;
+  int64_t n_tasks_ = 0;
+  alignas(64) std::atomic<int64_t> next_{0};
+  alignas(64) std::atomic<uint32_t> generation_{0};
+  alignas(64) std::atomic<int> finished_{0};
+  std::atomic<bool> stop_{false};
+};
+
+}  // namespace mmfp4

@@ -1,0 +1,29 @@
+// The tensors an architecture needs, with the shapes its config implies. The loader and `mmfp4 inspect` both check a
+// checkpoint against this list, so inspect validates exactly what loading would.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "model/config.h"
+
+namespace mmfp4 {
+
+enum class TensorRole {
+  Linear,     // an nn.Linear weight [N = out, K = in]: dense (F32/F16/BF16) or MMFP4
+  Embedding,  // [vocab, hidden]: dense or MMFP4
+  Vector,     // norms, biases, router correction bias: dense 1-D
+};
+
+struct TensorSpec {
+  std::string name;
+  TensorRole role;
+  std::vector<int64_t> shape;  // logical shape ([N, K] for Linear)
+  bool optional = false;
+};
+
+// Throws mmfp4::Error for an unsupported model_type.
+std::vector<TensorSpec> expected_tensors(const ModelConfig& c);
+
+}  // namespace mmfp4
