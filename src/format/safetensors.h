@@ -88,6 +88,7 @@ class SafetensorsWriter {
   };
   std::vector<Decl> decls_;
   std::vector<std::pair<std::string, std::string>> metadata_;
+  void write_raw(const void* data, size_t nbytes);
   void* fp_ = nullptr;  // FILE*
   size_t expected_ = 0, written_ = 0;
   bool begun_ = false, finished_ = false;

@@ -1,0 +1,56 @@
+// Helpers shared by the format tests: a temporary folder, raw file writing, and safetensors bytes built by hand.
+#pragma once
+
+#include <gtest/gtest.h>
+#include <stdlib.h>
+
+#include <cstdint>
+#include <filesystem>
+#include <fstream>
+#include <string>
+
+namespace mmfp4::test {
+
+// A fresh folder under $TMPDIR (or /tmp), removed with everything in it when the object goes away.
+class TempDir {
+ public:
+  TempDir() {
+    const char* base = std::getenv("TMPDIR");
+    std::string tmpl = std::string(base && *base ? base : "/tmp") + "/mmfp4-test-XXXXXX";
+    if (!mkdtemp(tmpl.data())) throw std::runtime_error("mkdtemp failed");
+    path_ = tmpl;
+  }
+  ~TempDir() {
+    std::error_code ec;
+    std::filesystem::remove_all(path_, ec);
+  }
+  TempDir(const TempDir&) = delete;
+  TempDir& operator=(const TempDir&) = delete;
+  const std::string& path() const { return path_; }
+  std::string operator/(const std::string& name) const { return path_ + "/" + name; }
+
+ private:
+  std::string path_;
+};
+
+inline void write_bytes(const std::string& path, const std::string& bytes) {
+  std::filesystem::create_directories(std::filesystem::path(path).parent_path());
+  std::ofstream f(path, std::ios::binary | std::ios::trunc);
+  f.write(bytes.data(), std::streamsize(bytes.size()));
+  if (!f) throw std::runtime_error("cannot write " + path);
+}
+
+// The bytes of a safetensors file: u64 little-endian `header_len` (the header's size unless overridden), the
+// header text, then `data_bytes` bytes of data (value i & 0xff).
+inline std::string safetensors_bytes(const std::string& header, size_t data_bytes, uint64_t header_len = UINT64_MAX) {
+  if (header_len == UINT64_MAX) header_len = header.size();
+  std::string out(8, '\0');
+  for (int i = 0; i < 8; ++i) out[size_t(i)] = char((header_len >> (8 * i)) & 0xff);
+  out += header;
+  for (size_t i = 0; i < data_bytes; ++i) out.push_back(char(i & 0xff));
+  return out;
+}
+
+inline std::string shared_dir() { return MMFP4_SHARED_DIR; }
+
+}  // namespace mmfp4::test
