@@ -65,7 +65,7 @@ double yarn_get_mscale(double scale, double mscale) {
 
 std::vector<float> RopeConfig::inv_freq() const {
   const int half = dim / 2;
-  std::vector<float> inv(size_t(half));
+  std::vector<float> inv(static_cast<size_t>(half));
   for (int i = 0; i < half; ++i) {
     // As transformers: exponent 2i/d in float32, theta^exponent, then 1/x, all rounded to float32.
     float expo = float(2 * i) / float(dim);

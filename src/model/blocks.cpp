@@ -1,0 +1,76 @@
+#include "model/blocks.h"
+
+#include <map>
+
+#include "core/error.h"
+#include "model/tracer.h"
+
+namespace mmfp4 {
+
+int64_t Scratch::total_width() const {
+  int64_t s = 0;
+  for (int64_t w : widths_) s += w;
+  return s;
+}
+
+void Scratch::bind(float* base, int64_t max_tokens) {
+  ptrs_.clear();
+  float* p = base;
+  for (int64_t w : widths_) {
+    ptrs_.push_back(p);
+    p += w * max_tokens;
+  }
+}
+
+std::unique_ptr<LinearWeight> LoadContext::linear(const std::string& name, int64_t n, int64_t k) {
+  HostWeight hw = load_weight(ck, name, n, k, qc);
+  auto w = be.upload_linear(hw);
+  weight_bytes += w->bytes;
+  return w;
+}
+
+DeviceVector LoadContext::vector(const std::string& name, int64_t n) {
+  DeviceVector v = be.upload_vector(load_vector(ck, name, n), name);
+  weight_bytes += n * 4;
+  return v;
+}
+
+void ForwardContext::after(const char* op, Act out) const {
+  if (tracer) tracer->after(*this, op, out);
+}
+
+namespace {
+std::map<std::string, LayerBuilder>& arch_registry() {
+  static std::map<std::string, LayerBuilder> r;
+  return r;
+}
+}  // namespace
+
+bool register_architecture(const char* model_type, LayerBuilder build) {
+  arch_registry()[model_type] = build;
+  return true;
+}
+
+LayerBuilder find_architecture(const std::string& model_type) {
+  auto it = arch_registry().find(model_type);
+  return it == arch_registry().end() ? nullptr : it->second;
+}
+
+std::vector<std::string> registered_architectures() {
+  std::vector<std::string> out;
+  for (const auto& [k, v] : arch_registry()) out.push_back(k);
+  return out;
+}
+
+DecoderLayer standard_layer(LoadContext& lc, int64_t layer, std::unique_ptr<AttentionBlock> attn,
+                            std::unique_ptr<FfnBlock> ffn) {
+  DecoderLayer l;
+  const std::string p = lc.layer_prefix(layer);
+  l.input_norm = lc.vector(p + "input_layernorm.weight", lc.cfg.hidden_size);
+  l.post_attention_norm = lc.vector(p + "post_attention_layernorm.weight", lc.cfg.hidden_size);
+  l.attn = std::move(attn);
+  l.ffn = std::move(ffn);
+  return l;
+}
+
+}  // namespace mmfp4

@@ -1,0 +1,204 @@
+#include "model/model.h"
+
+#include <algorithm>
+#include <cstdlib>
+#include <cstring>
+
+#include "core/error.h"
+#include "core/log.h"
+#include "format/checkpoint.h"
+#include "model/manifest.h"
+#include "model/rope_table.h"
+
+namespace mmfp4 {
+
+namespace {
+
+bool env_flag(const char* name) {
+  const char* v = std::getenv(name);
+  return v && *v && std::strcmp(v, "0") != 0;
+}
+
+}  // namespace
+
+Model::Model(const std::string& dir, Backend& be, const ModelConfig& cfg, const ModelOptions& opt)
+    : dir_(dir), be_(be), cfg_(cfg), opt_(opt) {}
+
+Model::~Model() {
+  for (void* p : owned_) be_.release(p);
+}
+
+std::unique_ptr<Model> Model::load(const std::string& dir, Backend& be, const ModelOptions& opt_in) {
+  ModelOptions opt = opt_in;
+  opt.check = opt.check || env_flag("MMFP4_CHECK");
+  opt.verbose = opt.verbose || log_enabled(LogLevel::Debug);
+  if (opt.max_tokens <= 0) fail("max_tokens must be positive");
+  if (opt.kv_block_size <= 0) fail("kv_block_size must be positive");
+
+  ModelConfig cfg = ModelConfig::load(dir);
+  const LayerBuilder build = find_architecture(cfg.model_type);
+  if (!build) fail(dir, "/config.json: model_type '", cfg.model_type, "' has no registered architecture");
+  auto ck = Checkpoint::open(dir);
+  if (!ck->find(cfg.weight_prefix + "embed_tokens.weight") && ck->find("model.language_model.embed_tokens.weight"))
+    cfg.weight_prefix = "model.language_model.";
+  const QuantConfig qc = QuantConfig::load(dir);
+
+  std::unique_ptr<Model> m(new Model(dir, be, cfg, opt));
+  m->tracer_ = Tracer(opt.check, opt.verbose);
+  m->max_context_ = opt.max_context > 0 ? opt.max_context : std::min<int64_t>(cfg.max_position_embeddings, 4096);
+  const double t0 = now_seconds();
+
+  LoadContext lc{m->cfg_, *ck, qc, be};
+  m->embed_ = lc.linear(cfg.weight_prefix + "embed_tokens.weight", cfg.vocab_size, cfg.hidden_size);
+  m->final_norm_ = lc.vector(cfg.weight_prefix + "norm.weight", cfg.hidden_size);
+  if (!cfg.tie_word_embeddings || has_weight(*ck, "lm_head.weight"))
+    m->lm_head_ = lc.linear("lm_head.weight", cfg.vocab_size, cfg.hidden_size);
+  for (int64_t i = 0; i < cfg.num_layers; ++i) m->layers_.push_back(build(lc, i));
+  m->weight_bytes_ = lc.weight_bytes;
+
+  // Activation arena: the blocks run one at a time, so they share one region sized for the widest.
+  const int64_t T = opt.max_tokens, H = cfg.hidden_size;
+  int64_t region = 0;
+  for (const auto& l : m->layers_) region = std::max({region, l.attn->scratch_width(), l.ffn->scratch_width()});
+  const int64_t arena_floats = T * (3 * H + region + cfg.vocab_size);
+  auto* arena = static_cast<float*>(be.alloc(size_t(arena_floats) * sizeof(float), "activation arena"));
+  m->owned_.push_back(arena);
+  m->arena_bytes_ = arena_floats * 4;
+  m->x_ = arena;
+  m->h_ = arena + T * H;
+  m->sel_ = arena + 2 * T * H;
+  float* region_base = arena + 3 * T * H;
+  m->logits_ = region_base + T * region;
+  for (auto& l : m->layers_) {
+    l.attn->bind(region_base, T);
+    l.ffn->bind(region_base, T);
+  }
+  // Batch metadata: tokens, positions, seq, slots, logit rows [T] each, then block tables [T, max_blocks].
+  const int64_t max_blocks = (m->max_context_ + opt.kv_block_size - 1) / opt.kv_block_size;
+  m->meta_ints_ = 5 * T + T * max_blocks;
+  m->meta_ = static_cast<int32_t*>(be.alloc(size_t(m->meta_ints_) * 4, "batch metadata"));
+  m->owned_.push_back(m->meta_);
+  m->h_meta_.assign(size_t(m->meta_ints_), 0);
+
+  // RoPE tables for every position of the context.
+  HostRopeTable rt = build_rope_table(cfg.rope, m->max_context_);
+  auto* rope_mem = static_cast<float*>(be.alloc(rt.cos.size() * 8, "RoPE tables"));
+  m->owned_.push_back(rope_mem);
+  be.upload(rope_mem, rt.cos.data(), rt.cos.size() * 4);
+  be.upload(rope_mem + rt.cos.size(), rt.sin.data(), rt.sin.size() * 4);
+  m->rope_ = RopeTable{rope_mem, rope_mem + rt.cos.size(), m->max_context_, rt.dim, cfg.rope.interleaved};
+  be.sync();
+  log_info("loaded ", dir, " (", cfg.summary(), ") on ", be.name(), ": ", m->weight_bytes_ / 1e6, " MB of weights, ",
+           m->arena_bytes_ / 1e6, " MB arena, in ", now_seconds() - t0, " s");
+  return m;
+}
+
+void Model::validate(const Batch& b, const KVCache& kv) const {
+  if (b.positions.size() != b.tokens.size() || b.seq.size() != b.tokens.size())
+    fail("batch: tokens, positions and seq must have the same length");
+  if (kv.block_size() != opt_.kv_block_size)
+    fail("KV cache block size ", kv.block_size(), " differs from the model's ", opt_.kv_block_size);
+  if (kv.n_layers() != cfg_.num_layers) fail("KV cache has ", kv.n_layers(), " layers, the model ", cfg_.num_layers);
+  for (size_t i = 0; i < b.tokens.size(); ++i) {
+    if (b.tokens[i] < 0 || b.tokens[i] >= cfg_.vocab_size)
+      fail("token id ", b.tokens[i], " at batch position ", i, " is outside the vocabulary [0, ", cfg_.vocab_size, ")");
+    if (b.positions[i] < 0 || b.positions[i] >= max_context_)
+      fail("position ", b.positions[i], " at batch position ", i, " is outside the context of ", max_context_,
+           " tokens");
+    if (b.seq[i] < 0 || size_t(b.seq[i]) >= b.seqs.size() || !b.seqs[size_t(b.seq[i])])
+      fail("batch position ", i, " names sequence ", b.seq[i], " of ", b.seqs.size());
+    const SeqCache& sc = *b.seqs[size_t(b.seq[i])];
+    if (size_t(b.positions[i] / kv.block_size()) >= sc.blocks.size())
+      fail("sequence ", b.seq[i], " has no KV cache block for position ", b.positions[i], " (reserve it first)");
+  }
+  for (int32_t r : b.logit_rows)
+    if (r < 0 || size_t(r) >= b.tokens.size()) fail("logit row ", r, " is outside the batch");
+}
+
+void Model::forward(const Batch& b, KVCache& kv, float* logits) {
+  validate(b, kv);
+  size_t logit_base = 0;
+  for (size_t begin = 0; begin < b.size(); begin += size_t(opt_.max_tokens)) {
+    const size_t end = std::min(b.size(), begin + size_t(opt_.max_tokens));
+    run_chunk(b, begin, end, kv, logits, logit_base);
+    for (int32_t r : b.logit_rows) logit_base += (size_t(r) >= begin && size_t(r) < end) ? 1 : 0;
+  }
+}
+
+void Model::run_chunk(const Batch& b, size_t begin, size_t end, KVCache& kv, float* logits, size_t logit_base) {
+  const int64_t T = int64_t(end - begin), Tmax = opt_.max_tokens, H = cfg_.hidden_size, V = cfg_.vocab_size;
+  // Host metadata: the chunk's sequences get local indices 0..n_seqs-1.
+  int32_t* hm = h_meta_.data();
+  int32_t *h_tok = hm, *h_pos = hm + Tmax, *h_seq = hm + 2 * Tmax, *h_slot = hm + 3 * Tmax, *h_rows = hm + 4 * Tmax,
+          *h_bt = hm + 5 * Tmax;
+  std::vector<int32_t> local(b.seqs.size(), -1);
+  std::vector<const SeqCache*> seqs;
+  for (int64_t t = 0; t < T; ++t) {
+    const size_t i = begin + size_t(t);
+    int32_t& l = local[size_t(b.seq[i])];
+    if (l < 0) {
+      l = int32_t(seqs.size());
+      seqs.push_back(b.seqs[size_t(b.seq[i])]);
+    }
+    h_tok[t] = b.tokens[i];
+    h_pos[t] = b.positions[i];
+    h_seq[t] = l;
+    const SeqCache& sc = *seqs[size_t(l)];
+    h_slot[t] = int32_t(sc.blocks[size_t(b.positions[i] / kv.block_size())] * kv.block_size() +
+                        b.positions[i] % kv.block_size());
+  }
+  int64_t max_blocks = 1;
+  for (const SeqCache* s : seqs) max_blocks = std::max<int64_t>(max_blocks, int64_t(s->blocks.size()));
+  const int64_t cap = (max_context_ + opt_.kv_block_size - 1) / opt_.kv_block_size;
+  max_blocks = std::min(max_blocks, cap);  // positions are < max_context, so later blocks are never read
+  for (size_t s = 0; s < seqs.size(); ++s)
+    for (int64_t j = 0; j < max_blocks; ++j)
+      h_bt[int64_t(s) * max_blocks + j] = j < int64_t(seqs[s]->blocks.size()) ? seqs[s]->blocks[size_t(j)] : -1;
+  int64_t n_rows = 0;
+  for (int32_t r : b.logit_rows)
+    if (size_t(r) >= begin && size_t(r) < end) h_rows[n_rows++] = int32_t(size_t(r) - begin);
+  int32_t max_pos = 0;
+  for (int64_t t = 0; t < T; ++t) max_pos = std::max(max_pos, h_pos[t]);
+  be_.upload(meta_, hm, size_t(5 * Tmax + int64_t(seqs.size()) * max_blocks) * 4);
+
+  BatchMeta m;
+  m.n_tokens = T;
+  m.tokens = meta_;
+  m.positions = meta_ + Tmax;
+  m.seq = meta_ + 2 * Tmax;
+  m.slots = meta_ + 3 * Tmax;
+  m.n_seqs = int64_t(seqs.size());
+  m.block_tables = meta_ + 5 * Tmax;
+  m.max_blocks = max_blocks;
+  m.max_position = max_pos;
+  m.h_positions = h_pos;
+  m.h_seq = h_seq;
+  m.h_slots = h_slot;
+  m.h_block_tables = h_bt;
+
+  Tracer* tr = tracer_.enabled() ? &tracer_ : nullptr;
+  if (tr) tr->begin(be_);
+  Act x(x_, T, H), h(h_, T, H);
+  be_.embed(*embed_, m, x);
+  if (tr) tr->after_global(be_, m, "embed", x);
+  ForwardContext ctx{be_, cfg_, m, kv, rope_, 0, tr};
+  for (size_t l = 0; l < layers_.size(); ++l) {
+    ctx.layer = int64_t(l);
+    be_.rmsnorm(x, layers_[l].input_norm, float(cfg_.rms_norm_eps), h);
+    layers_[l].attn->forward(ctx, h, x);
+    be_.rmsnorm(x, layers_[l].post_attention_norm, float(cfg_.rms_norm_eps), h);
+    layers_[l].ffn->forward(ctx, h, x);
+  }
+  if (n_rows == 0) {
+    be_.sync();
+    return;
+  }
+  Act sel(sel_, n_rows, H), lg(logits_, n_rows, V);
+  be_.gather_rows(x, meta_ + 4 * Tmax, n_rows, sel);
+  be_.rmsnorm(sel, final_norm_, float(cfg_.rms_norm_eps), sel);
+  be_.linear(sel, lm_head_ ? *lm_head_ : *embed_, lg, false);
+  if (tr) tr->after_global(be_, m, "lm_head", lg);
+  be_.download(logits + logit_base * size_t(V), logits_, size_t(n_rows * V) * 4);
+}
+
+}  // namespace mmfp4

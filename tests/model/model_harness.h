@@ -1,0 +1,48 @@
+// Shared helpers for model tests: load a model folder with its reference cases, run prefill / decode / greedy
+// generation through Model + KVCache directly, compare logits.
+#pragma once
+
+#include <gtest/gtest.h>
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "backend/backend.h"
+#include "kv/kv_cache.h"
+#include "model/model.h"
+
+namespace mmfp4::testing {
+
+inline std::string shared_path(const std::string& rel) { return std::string(MMFP4_SHARED_DIR) + "/" + rel; }
+
+struct RefCase {
+  std::vector<int32_t> input_ids, greedy_ids, greedy_no_cache_ids;
+  std::vector<float> logits;  // [len(input_ids), vocab]
+};
+
+// reference/cases.json + reference/logits.safetensors of a fixture or model folder.
+std::vector<RefCase> load_reference(const std::string& dir);
+
+// A model with its own KV cache on a backend.
+struct Loaded {
+  std::unique_ptr<Backend> be;
+  std::unique_ptr<Model> model;
+  std::unique_ptr<KVCache> kv;
+  int64_t vocab() const { return model->vocab_size(); }
+};
+Loaded load_model(const std::string& dir, const std::string& device = "cpu", int64_t max_tokens = 128,
+                  int64_t max_context = 512, int64_t kv_blocks = 256);
+
+// Logits [ids.size(), vocab] for a whole prompt run as one forward (fresh sequence).
+std::vector<float> prefill_logits(Loaded& m, const std::vector<int32_t>& ids);
+// Logits [ids.size(), vocab] from feeding the ids one token per forward (fresh sequence).
+std::vector<float> decode_logits(Loaded& m, const std::vector<int32_t>& ids);
+// Greedy continuation of n tokens, with the KV cache (prefill + one token per step) or without it (the whole
+// sequence recomputed from scratch every step).
+std::vector<int32_t> greedy(Loaded& m, const std::vector<int32_t>& prompt, int n, bool use_cache);
+
+// max |a - b| / max |b| over each row of [rows, cols]; returns the worst row's value.
+double max_row_rel_err(const float* a, const float* b, int64_t rows, int64_t cols, int64_t* worst_row = nullptr);
+
+}  // namespace mmfp4::testing
