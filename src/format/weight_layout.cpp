@@ -138,7 +138,7 @@ void load_mmfp4(const Checkpoint& ck, const TensorInfo& codes, const QuantConfig
   }
   // The stored width: k, or k zero-padded to the rotation block.
   const int64_t ks = hadamard_padded(k, b);
-  const std::string padded = b ? cat(" (k = ", k, " padded to the Hadamard block ", b, ")") : std::string();
+  const std::string padded = ks != k ? cat(" (k = ", k, " padded to the Hadamard block ", b, ")") : std::string();
   if (ks % 8 != 0) fail(codes.describe(), ": k_stored = ", ks, padded, " is not a multiple of 8");
 
   Orientation words_o;

@@ -143,6 +143,13 @@ Validation validate(const Checkpoint& ck, const ModelConfig& cfg, const QuantCon
   auto use = [&](const std::string& name) {
     if (const TensorInfo* t = ck.find(name); t && v.used.insert(name).second) v.used_bytes += int64_t(t->nbytes);
   };
+  // A weight and, when it is MMFP4, its scales and siblings.
+  auto use_weight = [&](const std::string& name) {
+    use(name);
+    if (const TensorInfo* sc = find_mmfp4_scales(ck, name)) use(sc->name);
+    use(name + ".group_size");
+    use(name + ".hadamard_block_size");
+  };
   for (const TensorSpec& s : expected_tensors(cfg)) {
     ++v.expected;
     if (!ck.find(s.name)) {
@@ -151,22 +158,17 @@ Validation validate(const Checkpoint& ck, const ModelConfig& cfg, const QuantCon
       continue;
     }
     ++v.present;
+    use_weight(s.name);  // expected even when it turns out wrong: not "unused" as well
     try {
       if (s.role == TensorRole::Vector) {
         load_vector(ck, s.name, s.shape[0]);
-        use(s.name);
         continue;
       }
       const HostWeight w = load_weight(ck, s.name, s.shape[0], s.shape[1], qc);
-      use(s.name);
-      if (w.format == WeightFormat::MMFP4) {
+      if (w.format == WeightFormat::MMFP4)
         ++v.linear_mmfp4;
-        use(find_mmfp4_scales(ck, s.name)->name);
-        use(s.name + ".group_size");
-        use(s.name + ".hadamard_block_size");
-      } else {
+      else
         v.linear_dense.push_back(s.name);
-      }
     } catch (const Error& e) {
       v.problems.push_back(e.what());
     }
@@ -217,7 +219,7 @@ int run_inspect(const std::vector<std::string>& argv) {
     j.set("path", dir);
     j.set("ok", false);
     j.set("problems", strings_json({e.what()}));
-    std::printf("%s\n", json::dump(j, {.indent = 2}).c_str());
+    std::printf("%s\n", json::dump_python(j, false, 2).c_str());
     return 1;
   }
   // Multimodal checkpoints keep the language model under another prefix (as the loader finds it).
@@ -286,7 +288,7 @@ int run_inspect(const std::vector<std::string>& argv) {
     vj.set("unused_unexpected", strings_json(val.unexpected));
     j.set("validation", std::move(vj));
     j.set("memory", memory_plan_json(mem));
-    std::printf("%s\n", json::dump(j, {.indent = 2}).c_str());
+    std::printf("%s\n", json::dump_python(j, false, 2).c_str());
     return ok ? 0 : 1;
   }
 
@@ -329,6 +331,7 @@ int run_inspect(const std::vector<std::string>& argv) {
                 "implies\n", static_cast<long long>(val.present));
     return 0;
   }
+  std::fflush(stdout);
   std::fprintf(stderr, "check       %zu problem%s:\n", val.problems.size(), val.problems.size() == 1 ? "" : "s");
   for (size_t i = 0; i < val.problems.size() && i < 20; ++i) std::fprintf(stderr, "  %s\n", val.problems[i].c_str());
   if (val.problems.size() > 20) std::fprintf(stderr, "  ... and %zu more\n", val.problems.size() - 20);
