@@ -101,6 +101,20 @@ struct RouterParams {
   float routed_scaling_factor = 1.0f;
 };
 
+// Sizes that bound every forward step of a loaded model (Backend::reserve_workspace).
+struct WorkspacePlan {
+  int64_t max_tokens = 0;   // tokens of the largest forward step
+  int64_t max_context = 0;  // positions per sequence
+  int64_t max_heads = 0;    // attention heads (query heads)
+  int64_t max_kv_width = 0; // values per token and layer in the KV cache (bounds every head's width)
+  int64_t max_top_k = 0;    // experts per token of the widest MoE layer (0: no MoE)
+};
+
+// A recorded forward step (Backend::end_graph); owned by the caller, replayed with Backend::replay_graph.
+struct StepGraph {
+  virtual ~StepGraph() = default;
+};
+
 struct UploadOptions {
   bool keep_rotation_separate = false;  // reserved
 };
@@ -182,6 +196,36 @@ class Backend {
                            Act out) = 0;
 
   virtual void sync() = 0;
+
+  // ---- optional (defaults keep a backend correct without them) ----
+  // Load-time sizing of the backend's own per-step scratch (split-K partials, MoE grouping, rotated inputs), so that
+  // no op allocates during a request or inside a captured graph. The model calls it once its weights are uploaded.
+  virtual void reserve_workspace(const WorkspacePlan& plan) {}
+
+  // Greedy sampling on the device: ids[r] = index of the largest value of row r of x (ties to the lowest index);
+  // ids is device memory with x.rows entries. The default downloads x, computes on the host and uploads ids.
+  virtual void argmax_rows(Act x, int32_t* ids) {
+    std::vector<float> row(size_t(x.cols));
+    std::vector<int32_t> out(size_t(x.rows));
+    for (int64_t r = 0; r < x.rows; ++r) {
+      download(row.data(), x.row(r), row.size() * sizeof(float));
+      int64_t best = 0;
+      for (int64_t c = 1; c < x.cols; ++c)
+        if (row[size_t(c)] > row[size_t(best)]) best = c;
+      out[size_t(r)] = int32_t(best);
+    }
+    if (!out.empty()) upload(ids, out.data(), out.size() * sizeof(int32_t));
+  }
+
+  // Step graphs (CUDA graphs): the ops issued between begin_graph() and end_graph() are recorded, not run, and
+  // replay_graph() runs them again with whatever the device buffers they read hold then. A backend that says
+  // supports_graphs() reads every per-step value (tokens, positions, seq, slots, block tables, expert ids) from
+  // device memory, never from the host mirrors or host arguments other than sizes; and treats a token whose slot
+  // is negative as padding: its K/V is not stored (its outputs are computed and ignored).
+  virtual bool supports_graphs() const { return false; }
+  virtual void begin_graph() {}
+  virtual std::unique_ptr<StepGraph> end_graph() { return nullptr; }
+  virtual void replay_graph(const StepGraph& g) {}
 };
 
 // The backend for `device` ("cpu", "cuda", "auto"); throws when unavailable. threads applies to the CPU.
