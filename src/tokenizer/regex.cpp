@@ -14,9 +14,32 @@ namespace {
 
 // Oniguruma's \s: the White_Space property (PCRE2's \s adds U+180E).
 constexpr std::string_view kSpaceItems = "\\t-\\r\\x{20}\\x{85}\\x{A0}\\x{1680}\\x{2000}-\\x{200A}\\x{2028}\\x{2029}\\x{202F}\\x{205F}\\x{3000}";
-// Oniguruma's \w: letters, marks, numbers, connector punctuation.
-constexpr std::string_view kWordItems = "\\p{L}\\p{M}\\p{N}\\p{Pc}";
 constexpr std::string_view kHexItems = "0-9a-fA-F";
+
+// Oniguruma knows a newer Unicode than PCRE2: the characters each general category gained since PCRE2's version.
+struct CategoryDelta {
+  const char* category;
+  const char* items;
+};
+constexpr CategoryDelta kDeltas[] = {
+#include "tokenizer/unicode_delta.inc"
+};
+
+// The class items of \p{cat} as Oniguruma reads it: PCRE2's property plus the newer characters.
+std::string category_items(std::string_view cat) {
+  std::string out = "\\p{";
+  out += cat;
+  out += '}';
+  for (const CategoryDelta& d : kDeltas)
+    if (cat == d.category) out += d.items;
+  return out;
+}
+
+bool known_category(std::string_view cat) {
+  for (const CategoryDelta& d : kDeltas)
+    if (cat == d.category) return true;
+  return false;
+}
 
 std::string pcre_error(int code) {
   PCRE2_UCHAR buf[256];
@@ -70,11 +93,16 @@ std::string translate_pattern(std::string_view p, std::string_view what) {
         }
         ++i;
       };
+      static const std::string word_items =
+          category_items("L") + category_items("M") + category_items("N") + category_items("Pc");
+      static const std::string digit_items = category_items("Nd");
       switch (e) {
         case 's': replace(kSpaceItems, false); continue;
         case 'S': replace(kSpaceItems, true); continue;
-        case 'w': replace(kWordItems, false); continue;
-        case 'W': replace(kWordItems, true); continue;
+        case 'w': replace(word_items, false); continue;
+        case 'W': replace(word_items, true); continue;
+        case 'd': replace(digit_items, false); continue;
+        case 'D': replace(digit_items, true); continue;
         case 'h': replace(kHexItems, false); continue;
         case 'H': replace(kHexItems, true); continue;
         case 'u': {
@@ -85,6 +113,27 @@ std::string translate_pattern(std::string_view p, std::string_view what) {
           out += p.substr(i + 2, 4);
           out += '}';
           i += 5;
+          continue;
+        }
+        case 'p':
+        case 'P': {
+          // \pL or \p{L}: a general category gets the characters Oniguruma's newer Unicode adds to it; other
+          // properties (scripts, ...) are left to PCRE2.
+          std::string_view cat;
+          size_t len;  // bytes of the escape after the backslash
+          if (i + 2 < p.size() && p[i + 2] == '{') {
+            size_t close = p.find('}', i + 3);
+            if (close == std::string_view::npos) fail(what, ": unterminated \\p{ in regex: ", p);
+            cat = p.substr(i + 3, close - i - 3);
+            len = close - i;
+          } else {
+            cat = p.substr(i + 2, 1);
+            len = 2;
+          }
+          if (!known_category(cat)) break;
+          std::string items = category_items(cat);
+          replace(items, e == 'P');
+          i += len - 1;
           continue;
         }
         default: break;
