@@ -59,9 +59,6 @@ bool is_e2m1_histogram(const int64_t hist[16], std::string* why) {
   return true;
 }
 
-namespace {
-
-// A scalar I32/I64 sibling tensor ([1] or []), e.g. "P.group_size".
 int64_t read_scalar_int(const TensorInfo& t) {
   if ((t.dtype != DType::I32 && t.dtype != DType::I64) || t.numel() != 1 || t.shape.size() > 1)
     fail(t.describe(), ": expected one I32 value of shape [1]");
@@ -74,6 +71,8 @@ int64_t read_scalar_int(const TensorInfo& t) {
   std::memcpy(&v, t.data, 8);
   return v;
 }
+
+namespace {
 
 enum class Orientation { Canonical, Transposed };
 

@@ -19,6 +19,9 @@ void dense_row_to_f32(const void* data, DType dtype, int64_t row, int64_t k, flo
 // place a tensor at any offset; typed loads need aligned pointers).
 const void* aligned_view(const TensorInfo& t, size_t align, std::shared_ptr<const void>& storage);
 
+// The value of a scalar I32/I64 sibling tensor ([1] or []), e.g. "P.group_size"; throws naming it otherwise.
+int64_t read_scalar_int(const TensorInfo& t);
+
 // The scales tensor of MMFP4 codes named `codes_name`: "P.scales", else "M.scales" or "M.weight_scale" where
 // P = "M.weight". nullptr when none exists.
 const TensorInfo* find_mmfp4_scales(const Checkpoint& ck, const std::string& codes_name);

@@ -19,20 +19,8 @@ using namespace mmfp4;
 
 namespace {
 
-struct Twin {
-  const char* name;
-  const char* src;
-  const char* dst;
-};
-
-const Twin kTwins[] = {
-    {"llama3", "fixtures/parity/llama3", "fixtures/parity-mmfp4/llama3"},
-    {"qwen3_moe", "fixtures/parity/qwen3-moe", "fixtures/parity-mmfp4/qwen3-moe"},
-    {"deepseek_v3", "fixtures/parity/deepseek-v3", "fixtures/parity-mmfp4/deepseek-v3"},
-    {"glm4_moe_lite", "fixtures/parity/glm4-moe-lite", "fixtures/parity-mmfp4/glm4-moe-lite"},
-    {"tiny_qwen3", "models/tiny-qwen3", "models/tiny-qwen3-mmfp4"},
-    {"tiny_glm4_moe_lite", "models/tiny-glm4-moe-lite", "models/tiny-glm4-moe-lite-mmfp4-h64"},
-};
+using test::Twin;
+using test::kTwins;
 
 QuantizeModelOptions options_like(const std::string& twin_dir) {
   const QuantConfig qc = QuantConfig::load(twin_dir);

@@ -53,4 +53,20 @@ inline std::string safetensors_bytes(const std::string& header, size_t data_byte
 
 inline std::string shared_dir() { return MMFP4_SHARED_DIR; }
 
+// The BF16 checkpoints of ../shared and the MMFP4 twins metal-marlin's writer made of them.
+struct Twin {
+  const char* name;
+  const char* src;  // BF16 source, relative to the shared folder
+  const char* dst;  // metal-marlin's MMFP4 twin
+};
+
+inline constexpr Twin kTwins[] = {
+    {"llama3", "fixtures/parity/llama3", "fixtures/parity-mmfp4/llama3"},
+    {"qwen3_moe", "fixtures/parity/qwen3-moe", "fixtures/parity-mmfp4/qwen3-moe"},
+    {"deepseek_v3", "fixtures/parity/deepseek-v3", "fixtures/parity-mmfp4/deepseek-v3"},
+    {"glm4_moe_lite", "fixtures/parity/glm4-moe-lite", "fixtures/parity-mmfp4/glm4-moe-lite"},
+    {"tiny_qwen3", "models/tiny-qwen3", "models/tiny-qwen3-mmfp4"},
+    {"tiny_glm4_moe_lite", "models/tiny-glm4-moe-lite", "models/tiny-glm4-moe-lite-mmfp4-h64"},
+};
+
 }  // namespace mmfp4::test

@@ -83,18 +83,15 @@ struct Inventory {
   std::map<int64_t, int64_t> hadamard_blocks, group_sizes;  // value -> weights
 };
 
+// A sibling's value, or 0 when it is absent or malformed (the validation reports malformed ones).
 int64_t scalar_sibling(const Checkpoint& ck, const std::string& name) {
   const TensorInfo* t = ck.find(name);
-  if (!t || t->numel() != 1 || (t->dtype != DType::I32 && t->dtype != DType::I64)) return 0;
-  int64_t v = 0;
-  if (t->dtype == DType::I32) {
-    int32_t x;
-    std::memcpy(&x, t->data, 4);
-    v = x;
-  } else {
-    std::memcpy(&v, t->data, 8);
+  if (!t) return 0;
+  try {
+    return read_scalar_int(*t);
+  } catch (const Error&) {
+    return 0;
   }
-  return v;
 }
 
 Inventory take_inventory(const Checkpoint& ck) {
