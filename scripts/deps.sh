@@ -3,7 +3,7 @@
 set -euo pipefail
 pkgs=(build-essential cmake ninja-build pkg-config ccache git
       libgtest-dev libgmock-dev libbenchmark-dev libpcre2-dev libopenblas-dev
-      python3 python3-dev python3-numpy pybind11-dev
+      python3 python3-dev python3-numpy pybind11-dev libicu-dev
       clang libclang-rt-14-dev)
 missing=()
 for p in "${pkgs[@]}"; do

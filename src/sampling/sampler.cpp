@@ -20,20 +20,20 @@ void SamplingParams::validate() const {
     fail("frequency_penalty must be in [-2, 2], got ", frequency_penalty);
 }
 
-void SamplingParams::apply_generation_config(const json::Value& gen) {
+void apply_generation_config(SamplingParams& p, const json::Value& gen) {
   if (!gen.is_object()) return;
   auto num = [&](const char* k, float& out) {
     if (const json::Value* v = gen.find(k); v && v->is_number()) out = float(v->as_double());
   };
-  float t = temperature;
+  float t = p.temperature;
   num("temperature", t);
-  num("top_p", top_p);
-  num("min_p", min_p);
-  num("repetition_penalty", repetition_penalty);
-  if (const json::Value* v = gen.find("top_k"); v && v->is_number()) top_k = int32_t(v->as_int());
+  num("top_p", p.top_p);
+  num("min_p", p.min_p);
+  num("repetition_penalty", p.repetition_penalty);
+  if (const json::Value* v = gen.find("top_k"); v && v->is_number()) p.top_k = int32_t(v->as_int());
   // transformers samples only when do_sample is true; otherwise it is greedy whatever the temperature says.
   const json::Value* ds = gen.find("do_sample");
-  if (ds && ds->is_bool() && ds->as_bool()) temperature = t;
+  if (ds && ds->is_bool() && ds->as_bool()) p.temperature = t;
 }
 
 int32_t argmax(const float* v, int64_t n) {

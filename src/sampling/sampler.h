@@ -10,26 +10,13 @@
 #include <vector>
 
 #include "core/json.h"
+#include "mmfp4/sampling.h"
 
 namespace mmfp4 {
 
-struct SamplingParams {
-  float temperature = 0.0f;         // 0: greedy
-  int32_t top_k = 0;                // 0: off
-  float top_p = 1.0f;               // 1: off
-  float min_p = 0.0f;               // 0: off
-  float repetition_penalty = 1.0f;  // 1: off (HF semantics: divide positive logits, multiply negative ones)
-  float presence_penalty = 0.0f;    // OpenAI semantics
-  float frequency_penalty = 0.0f;
-  uint64_t seed = 0;
-
-  // Throws mmfp4::Error naming the field when a value is out of range.
-  void validate() const;
-  // Defaults from a model's generation_config.json (do_sample, temperature, top_k, top_p, min_p,
-  // repetition_penalty); absent fields keep the current values.
-  void apply_generation_config(const json::Value& gen);
-  bool greedy() const { return temperature <= 0.0f; }
-};
+// Defaults from a model's generation_config.json (do_sample, temperature, top_k, top_p, min_p,
+// repetition_penalty); absent fields keep the current values. transformers samples only when do_sample is true.
+void apply_generation_config(SamplingParams& p, const json::Value& gen);
 
 class Sampler {
  public:

@@ -88,6 +88,7 @@ bool Args::parse(const std::vector<std::string>& args) {
           if (i + 1 >= args.size()) fail("option '", name, "' needs a value (", o->metavar, ")");
           values_[o->long_name] = args[++i];
         }
+        all_values_[o->long_name].push_back(values_[o->long_name]);
       }
       continue;
     }
@@ -111,6 +112,11 @@ std::string Args::get(const std::string& l) const {
   const Opt* o = lookup(l);
   MMFP4_ASSERT(o != nullptr);  // a subcommand asked for an option it did not declare
   return o->def;
+}
+
+std::vector<std::string> Args::get_all(const std::string& l) const {
+  auto it = all_values_.find(l);
+  return it == all_values_.end() ? std::vector<std::string>{} : it->second;
 }
 
 std::string Args::require(const std::string& l) const {

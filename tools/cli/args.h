@@ -32,7 +32,8 @@ class Args {
   bool parse(const std::vector<std::string>& args);
 
   bool has(const std::string& long_name) const;  // given on the command line (or a flag set)
-  std::string get(const std::string& long_name) const;  // value or default; "" if neither
+  std::string get(const std::string& long_name) const;  // value (the last if repeated) or default; "" if neither
+  std::vector<std::string> get_all(const std::string& long_name) const;  // every value of a repeated option
   std::string require(const std::string& long_name) const;  // error if missing
   int64_t get_int(const std::string& long_name, int64_t def) const;
   double get_double(const std::string& long_name, double def) const;
@@ -53,6 +54,7 @@ class Args {
   std::vector<std::pair<std::string, std::string>> pos_decl_;  // name, help
   std::vector<bool> pos_required_;
   std::map<std::string, std::string> values_;
+  std::map<std::string, std::vector<std::string>> all_values_;
   std::map<std::string, std::string> pos_values_;
   std::vector<std::string> extra_;
 };
