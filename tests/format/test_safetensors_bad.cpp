@@ -122,7 +122,8 @@ std::vector<BadCase> cases() {
        "__metadata__ is a JSON array, expected an object of strings"},
       {"metadata not strings", {{kF, st("{\"__metadata__\":{\"format\":\"pt\",\"version\":2}}", 0)}}, kF,
        "'version' is a JSON integer"},
-      {"a directory, not a file", {{"sub/x.txt", "x"}}, "sub.safetensors", "cannot open"},
+      {"a directory, not a file", {{"sub.safetensors/x.txt", "x"}}, "sub.safetensors", "not a regular file"},
+      {"missing file", {{"other.txt", "x"}}, "none.safetensors", "none.safetensors: cannot open"},
       // ---- folders and indexes
       {"empty folder", {{"readme.txt", "hello"}}, "", "no model.safetensors, model.safetensors.index.json"},
       {"not a folder", {{"file.txt", "x"}}, "file.txt", "not a directory"},
