@@ -106,6 +106,7 @@ Value indent(Renderer& r, const Value& v, Args& args) {
     if (w > int64_t(r.max_len())) runtime_fail("indent width exceeds the size limit");
     ind.assign(size_t(std::max<int64_t>(w, 0)), ' ');
   }
+  require_defined(v);  // Jinja appends "\n" to the value, which fails for Undefined
   bool first = a.given(1) && truthy(a[1]);
   bool blank = a.given(2) && truthy(a[2]);
   std::string s = to_str(v) + "\n";  // Jinja appends a newline so that splitlines keeps a trailing empty line
@@ -263,6 +264,7 @@ Value abs(Renderer&, const Value& v, Args& args) {
 Value to_int(Renderer&, const Value& v, Args& args) {
   ArgBinder a(args, "int", {"default", "base"});
   Value fallback = a.get(0, Value(int64_t(0)));
+  require_defined(v);  // Undefined.__int__ raises UndefinedError, which int() does not catch
   int64_t base = a.given(1) ? to_index(a[1], "int") : 10;
   if (v.is_string()) {
     if (base != 0 && (base < 2 || base > 36)) runtime_fail("int() base must be >= 2 and <= 36, or 0");
@@ -288,6 +290,7 @@ Value to_int(Renderer&, const Value& v, Args& args) {
 Value to_float(Renderer&, const Value& v, Args& args) {
   ArgBinder a(args, "float", {"default"});
   Value fallback = a.get(0, Value(0.0));
+  require_defined(v);
   if (v.is_number()) return Value(v.as_float());
   if (v.is_string()) {
     if (auto d = parse_float(v.str())) return Value(*d);
@@ -368,6 +371,7 @@ Value default_(Renderer&, const Value& v, Args& args) {
 // Python getattr only (no item fallback): methods, namespace attributes and host object attributes.
 Value attr(Renderer&, const Value& v, Args& args) {
   ArgBinder a(args, "attr", {"name"});
+  require_defined(v);
   std::string name = to_str(a[0]);
   Value out;
   if (name.size() >= 2 && name[0] == '_' && name[1] == '_') return Value::undefined("unsafe attribute '" + name + "'");

@@ -1,6 +1,6 @@
 // The global functions a template can call: Jinja2's range, dict, namespace, cycler and joiner, and the two
 // transformers adds, raise_exception(msg) and strftime_now(fmt). range is capped at 100000 items like Jinja's
-// sandbox (MAX_RANGE). Jinja's lipsum is left out (random text has no place in a prompt).
+// sandbox (MAX_RANGE).
 #include "tokenizer/jinja/builtin_util.h"
 #include "tokenizer/jinja/strftime.h"
 
@@ -68,6 +68,10 @@ Value g_namespace(Renderer& r, const Value&, Args& args) {
   }
   return ns;
 }
+
+// Jinja's lipsum generates random text; a prompt must be deterministic, so it exists (`lipsum is defined` holds,
+// as in Jinja) but refuses to run.
+Value g_lipsum(Renderer&, const Value&, Args&) { runtime_fail("lipsum() is not supported: it produces random text"); }
 
 Value g_raise_exception(Renderer&, const Value&, Args& args) {
   std::string msg = args.positional.empty() ? std::string() : to_str(args.positional[0]);
@@ -154,7 +158,7 @@ struct Entry {
 const Entry kGlobals[] = {
     {"range", g_range},   {"dict", g_dict},     {"namespace", g_namespace},
     {"cycler", g_cycler}, {"joiner", g_joiner}, {"raise_exception", g_raise_exception},
-    {"strftime_now", g_strftime_now},
+    {"strftime_now", g_strftime_now}, {"lipsum", g_lipsum},
 };
 
 }  // namespace

@@ -5,6 +5,7 @@
 
 #include "tokenizer/jinja/error.h"
 #include "tokenizer/jinja/python_ops.h"
+#include "tokenizer/jinja/utf8.h"
 
 namespace mmfp4::jinja {
 
@@ -32,6 +33,43 @@ Value from_json(const json::Value& v) {
 
 namespace {
 
+// Python's json string encoder: ", \\ and control characters escaped; with ensure_ascii everything outside
+// printable ASCII (DEL included) becomes \uXXXX, with surrogate pairs above the BMP.
+void write_py_string(std::string& out, std::string_view s, bool ensure_ascii) {
+  static const char* hex = "0123456789abcdef";
+  auto put_u = [&](uint32_t v) {
+    out += "\\u";
+    for (int sh = 12; sh >= 0; sh -= 4) out += hex[(v >> sh) & 15];
+  };
+  out += '"';
+  size_t i = 0;
+  while (i < s.size()) {
+    size_t start = i;
+    uint32_t cp = utf8::next(s, i);
+    switch (cp) {
+      case '"': out += "\\\""; continue;
+      case '\\': out += "\\\\"; continue;
+      case '\n': out += "\\n"; continue;
+      case '\r': out += "\\r"; continue;
+      case '\t': out += "\\t"; continue;
+      case '\b': out += "\\b"; continue;
+      case '\f': out += "\\f"; continue;
+      default: break;
+    }
+    if (cp < 0x20 || (ensure_ascii && cp >= 0x7F)) {
+      if (cp >= 0x10000) {
+        put_u(0xD800 + ((cp - 0x10000) >> 10));
+        put_u(0xDC00 + ((cp - 0x10000) & 0x3FF));
+      } else {
+        put_u(cp);
+      }
+    } else {
+      out.append(s.substr(start, i - start));
+    }
+  }
+  out += '"';
+}
+
 class Dumper {
  public:
   explicit Dumper(const DumpsOptions& o) : o_(o) {
@@ -46,7 +84,7 @@ class Dumper {
       case Kind::Bool: out += v.as_bool() ? "true" : "false"; return;
       case Kind::Int: out += std::to_string(v.as_int()); return;
       case Kind::Float: out += json::format_double(v.as_float(), true); return;
-      case Kind::String: json::write_string(out, v.str(), o_.ensure_ascii); return;
+      case Kind::String: write_py_string(out, v.str(), o_.ensure_ascii); return;
       case Kind::List:
       case Kind::Tuple: {
         enter(v);
@@ -80,7 +118,7 @@ class Dumper {
           for (size_t i = 0; i < entries.size(); ++i) {
             if (i) out += item_sep_;
             newline(level + 1);
-            json::write_string(out, key_text(entries[i]->first), o_.ensure_ascii);
+            write_py_string(out, key_text(entries[i]->first), o_.ensure_ascii);
             out += key_sep_;
             write(entries[i]->second, level + 1);
           }

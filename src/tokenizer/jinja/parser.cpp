@@ -149,7 +149,7 @@ class Parser {
     if (tag == "with") return parse_with(l);
     if (tag == "generation") {
       auto s = std::make_unique<ScopeStmt>(l);
-      s->body = parse_block_body({"endgeneration"}, l);
+      s->body = parse_closed_body("endgeneration", l);
       return s;
     }
     if (tag == "break" || tag == "continue") {
@@ -179,6 +179,13 @@ class Parser {
     return b;
   }
 
+  // A body closed by one end tag, consumed with its '%}'.
+  Body parse_closed_body(const char* end, Loc opened) {
+    Body b = parse_block_body({end}, opened);
+    expect_block_end();
+    return b;
+  }
+
   StmtPtr parse_if(Loc l) {
     auto s = std::make_unique<IfStmt>(l);
     while (true) {
@@ -187,7 +194,7 @@ class Parser {
       Body body = parse_block_body({"elif", "else", "endif"}, l, &which);
       s->branches.emplace_back(std::move(cond), std::move(body));
       if (which == "elif") continue;
-      if (which == "else") s->else_body = parse_block_body({"endif"}, l);
+      if (which == "else") s->else_body = parse_closed_body("endif", l);
       else expect_block_end();
       return s;
     }
@@ -204,7 +211,7 @@ class Parser {
     ++loop_depth_;
     s->body = parse_block_body({"endfor", "else"}, l, &which);
     --loop_depth_;
-    if (which == "else") s->else_body = parse_block_body({"endfor"}, l);
+    if (which == "else") s->else_body = parse_closed_body("endfor", l);
     else expect_block_end();
     return s;
   }
@@ -225,7 +232,7 @@ class Parser {
       advance();
       s->filters.push_back(parse_filter_call(nullptr));
     }
-    s->body = parse_block_body({"endset"}, l);
+    s->body = parse_closed_body("endset", l);
     return s;
   }
 
@@ -249,7 +256,7 @@ class Parser {
     macros_.push_back(&m);
     int saved_loops = loop_depth_;
     loop_depth_ = 0;  // break/continue cannot cross a macro boundary
-    m.body = parse_block_body({end}, l);
+    m.body = parse_closed_body(end, l);
     loop_depth_ = saved_loops;
     macros_.pop_back();
   }
@@ -280,7 +287,7 @@ class Parser {
       advance();
       s->filters.push_back(parse_filter_call(nullptr));
     }
-    s->body = parse_block_body({"endfilter"}, l);
+    s->body = parse_closed_body("endfilter", l);
     return s;
   }
 
@@ -292,7 +299,7 @@ class Parser {
       expect_op("=");
       s->assignments.emplace_back(std::move(t), parse_expression(true));
     }
-    s->body = parse_block_body({"endwith"}, l);
+    s->body = parse_closed_body("endwith", l);
     return s;
   }
 

@@ -313,7 +313,8 @@ int compare(const Value& a, const Value& b) {
 Value add(const Value& a, const Value& b, size_t max_len) {
   if (is_int_like(a) && is_int_like(b)) {
     int64_t r = 0;
-    return Value(checked(__builtin_add_overflow(a.as_int(), b.as_int(), &r), r));
+    bool overflow = __builtin_add_overflow(a.as_int(), b.as_int(), &r);
+    return Value(checked(overflow, r));
   }
   if (a.is_number() && b.is_number()) return Value(a.as_float() + b.as_float());
   if (a.is_string() && b.is_string()) {
@@ -336,7 +337,8 @@ Value add(const Value& a, const Value& b, size_t max_len) {
 Value sub(const Value& a, const Value& b) {
   if (is_int_like(a) && is_int_like(b)) {
     int64_t r = 0;
-    return Value(checked(__builtin_sub_overflow(a.as_int(), b.as_int(), &r), r));
+    bool overflow = __builtin_sub_overflow(a.as_int(), b.as_int(), &r);
+    return Value(checked(overflow, r));
   }
   if (a.is_number() && b.is_number()) return Value(a.as_float() - b.as_float());
   binop_fail("-", a, b);
@@ -345,7 +347,8 @@ Value sub(const Value& a, const Value& b) {
 Value mul(const Value& a, const Value& b, size_t max_len) {
   if (is_int_like(a) && is_int_like(b)) {
     int64_t r = 0;
-    return Value(checked(__builtin_mul_overflow(a.as_int(), b.as_int(), &r), r));
+    bool overflow = __builtin_mul_overflow(a.as_int(), b.as_int(), &r);
+    return Value(checked(overflow, r));
   }
   if (a.is_number() && b.is_number()) return Value(a.as_float() * b.as_float());
   if ((a.is_string() || a.is_sequence()) && is_int_like(b)) return repeat(a, b.as_int(), max_len);
@@ -439,7 +442,7 @@ bool contains(const Value& container, const Value& item) {
         if (equals(x, item)) return true;
       return false;
     case Kind::Dict: return container.dict_data().find(item) != nullptr;
-    case Kind::Undefined: require_defined(container); return false;
+    case Kind::Undefined: return false;  // iterates as empty
     default: runtime_fail("argument of type '", type_name(container), "' is not iterable");
   }
 }
