@@ -272,17 +272,12 @@ std::unique_ptr<Decoder> make_decoder(const json::Value& v, const std::string& w
   }
   if (type == "BPEDecoder") return std::make_unique<BpeSuffix>(jr::str_or(v, "suffix", "</w>", w));
   if (type == "Sequence") {
-    std::vector<std::unique_ptr<Decoder>> parts;
-    const json::Array& a = jr::array(v, "decoders", w);
+    auto parts = jr::component_list(v, "decoders", what, w, make_decoder);
     bool joined = false;
-    for (size_t i = 0; i < a.size(); ++i) {
-      std::string iw = cat(what, ".decoders[", i, "]");
-      auto d = make_decoder(a[i], iw);
-      if (!d) continue;
-      if (joined && d->needs_token_boundaries())
-        fail(iw, ": this decoder after a step that joins all tokens (Fuse, ByteLevel) is not supported");
-      joined |= d->joins_tokens();
-      parts.push_back(std::move(d));
+    for (size_t i = 0; i < parts.size(); ++i) {
+      if (joined && parts[i]->needs_token_boundaries())
+        fail(what, ".decoders[", i, "]: this decoder after a step that joins all tokens (Fuse, ByteLevel) is not supported");
+      joined |= parts[i]->joins_tokens();
     }
     return std::make_unique<Sequence>(std::move(parts));
   }

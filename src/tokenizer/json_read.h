@@ -3,6 +3,7 @@
 
 #include <cstdint>
 #include <string>
+#include <vector>
 
 #include "core/error.h"
 #include "core/json.h"
@@ -52,6 +53,17 @@ inline const json::Array& array(const json::Value& obj, const char* key, const s
 inline const std::string& type(const json::Value& obj, const std::string& what) {
   if (!obj.is_object()) fail(what, ": expected an object, not ", json::Value::type_name(obj.type()));
   return str(obj, "type", what);
+}
+
+// The components of a Sequence: make(item, what) for each item of obj[key] (null results are skipped); each item's
+// errors name it as "<what>.<key>[i]".
+template <typename Make>
+auto component_list(const json::Value& obj, const char* key, const std::string& what, const std::string& w, Make make) {
+  std::vector<decltype(make(obj, what))> parts;
+  const json::Array& a = array(obj, key, w);
+  for (size_t i = 0; i < a.size(); ++i)
+    if (auto p = make(a[i], cat(what, ".", key, "[", i, "]"))) parts.push_back(std::move(p));
+  return parts;
 }
 
 // A single character field (Metaspace "replacement", Strip "content", ...): exactly one code point.

@@ -212,13 +212,7 @@ std::unique_ptr<Normalizer> make_normalizer(const json::Value& v, const std::str
   if (type == "Nmt") return std::make_unique<Nmt>();
   if (type == "Prepend") return std::make_unique<Prepend>(jr::str(v, "prepend", w));
   if (type == "Replace") return std::make_unique<Replace>(make_pattern(jr::field(v, "pattern", w), w), jr::str(v, "content", w));
-  if (type == "Sequence") {
-    std::vector<std::unique_ptr<Normalizer>> parts;
-    const json::Array& a = jr::array(v, "normalizers", w);
-    for (size_t i = 0; i < a.size(); ++i)
-      if (auto n = make_normalizer(a[i], cat(what, ".normalizers[", i, "]"))) parts.push_back(std::move(n));
-    return std::make_unique<Sequence>(std::move(parts));
-  }
+  if (type == "Sequence") return std::make_unique<Sequence>(jr::component_list(v, "normalizers", what, w, make_normalizer));
   fail(what, ": normalizer type \"", type, "\" is not supported (supported: NFC, NFD, NFKC, NFKD, Lowercase, Strip, ",
        "StripAccents, Prepend, Replace, Nmt, Sequence)");
 }

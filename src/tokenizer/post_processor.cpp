@@ -97,13 +97,8 @@ std::unique_ptr<PostProcessor> make_post_processor(const json::Value& v, const s
   if (type == "TemplateProcessing") return make_template(v, w);
   if (type == "BertProcessing" || type == "RobertaProcessing") return make_cls_sep(v, w);
   if (type == "ByteLevel") return std::make_unique<Nothing>();
-  if (type == "Sequence") {
-    std::vector<std::unique_ptr<PostProcessor>> parts;
-    const json::Array& a = jr::array(v, "processors", w);
-    for (size_t i = 0; i < a.size(); ++i)
-      if (auto p = make_post_processor(a[i], cat(what, ".processors[", i, "]"))) parts.push_back(std::move(p));
-    return std::make_unique<Sequence>(std::move(parts));
-  }
+  if (type == "Sequence")
+    return std::make_unique<Sequence>(jr::component_list(v, "processors", what, w, make_post_processor));
   fail(what, ": post-processor type \"", type, "\" is not supported (supported: TemplateProcessing, ",
        "BertProcessing, RobertaProcessing, ByteLevel, Sequence)");
 }

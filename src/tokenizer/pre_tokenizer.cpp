@@ -274,13 +274,8 @@ std::unique_ptr<PreTokenizer> make_pre_tokenizer(const json::Value& v, const std
     return std::make_unique<Punctuation>(parse_split_behavior(jr::str_or(v, "behavior", "Isolated", w), w));
   if (type == "BertPreTokenizer") return std::make_unique<BertPreTokenizer>();
   if (type == "CharDelimiterSplit") return std::make_unique<CharDelimiterSplit>(jr::one_char(v, "delimiter", w));
-  if (type == "Sequence") {
-    std::vector<std::unique_ptr<PreTokenizer>> parts;
-    const json::Array& a = jr::array(v, "pretokenizers", w);
-    for (size_t i = 0; i < a.size(); ++i)
-      if (auto p = make_pre_tokenizer(a[i], cat(what, ".pretokenizers[", i, "]"))) parts.push_back(std::move(p));
-    return std::make_unique<Sequence>(std::move(parts));
-  }
+  if (type == "Sequence")
+    return std::make_unique<Sequence>(jr::component_list(v, "pretokenizers", what, w, make_pre_tokenizer));
   fail(what, ": pre-tokenizer type \"", type, "\" is not supported (supported: Split, ByteLevel, Metaspace, Digits, ",
        "Whitespace, WhitespaceSplit, Punctuation, BertPreTokenizer, CharDelimiterSplit, Sequence)");
 }
