@@ -715,7 +715,8 @@ class Parser {
   }
 
   ExprPtr parse_call(ExprPtr callee) {
-    auto c = std::make_unique<CallExpr>(cur().loc);
+    // Errors of a call point at what was called: raise_exception(...) reports where its name starts.
+    auto c = std::make_unique<CallExpr>(callee->loc);
     c->args = parse_call_args();
     int d = std::max(callee->depth, args_depth(c->args));
     c->callee = std::move(callee);
