@@ -1,0 +1,156 @@
+// Causal attention over the paged bf16 KV cache, for GQA (a kv head and the query heads that share it) and for
+// absorbed MLA (every head shares one key/value: the latent [c ; kpe], values = c). Both are "a group of query heads
+// over one key/value stream", so one kernel serves both: a block per (token, group of up to kHeads query heads)
+// reads each key and value row once for the whole group, with a float32 online softmax (flash-attention style
+// running max and sum), so the context length is not limited by shared memory.
+// Per-step values (position, sequence, block table) come from device memory: the kernel is graph-replay safe.
+#include "backend/cuda/check.h"
+#include "backend/cuda/common.cuh"
+#include "backend/cuda/kernels.h"
+
+namespace mmfp4::cuda {
+
+namespace {
+
+constexpr int kHeads = 8;     // query heads per block
+constexpr int kTile = 32;     // keys per step
+constexpr int kThreads = 128;
+constexpr int kMaxDvPerThread = 4;  // dv <= 512
+
+__global__ void __launch_bounds__(kThreads) attention_kernel(AttnArgs p, int sub_groups) {
+  extern __shared__ float smem[];
+  const int dk = p.d1 + p.d2;
+  float* q = smem;                       // [kHeads][dk]
+  float* sc = q + kHeads * dk;           // [kHeads][kTile] scores, then probabilities
+  float* corr = sc + kHeads * kTile;     // [kHeads] rescale of the running sums
+  float* msum = corr + kHeads;           // [kHeads] running max
+  float* lsum = msum + kHeads;           // [kHeads] running denominator
+  __shared__ int64_t rowoff[kTile];
+
+  const int t = blockIdx.x;
+  const int group = p.heads / p.kv_heads;
+  const int kvh = blockIdx.y / sub_groups;
+  const int h0 = (blockIdx.y % sub_groups) * kHeads;
+  const int nh = min(kHeads, group - h0);
+  const int warp = threadIdx.x / kWarp, lane = threadIdx.x % kWarp, nw = blockDim.x / kWarp;
+
+  const int pos = p.positions[t];
+  const int s = p.seq[t];
+  const int n = pos + 1;
+  const int64_t k_off = p.k_off + int64_t(kvh) * p.k_off_per_kvh;
+  const int64_t v_off = p.v_off + int64_t(kvh) * p.v_off_per_kvh;
+
+  for (int i = threadIdx.x; i < kHeads * dk; i += blockDim.x) {
+    const int hh = i / dk, d = i % dk;
+    float v = 0.0f;
+    if (hh < nh) {
+      const int h = kvh * group + h0 + hh;
+      v = d < p.d1 ? p.q1[int64_t(t) * p.q_row_stride + int64_t(h) * p.q_head_stride + d]
+                   : p.q2[int64_t(t) * p.q2_row_stride + int64_t(h) * p.q2_head_stride + (d - p.d1)];
+    }
+    q[i] = v;
+  }
+  if (threadIdx.x < kHeads) {
+    msum[threadIdx.x] = -INFINITY;
+    lsum[threadIdx.x] = 0.0f;
+  }
+  float acc[kHeads][kMaxDvPerThread];
+#pragma unroll
+  for (int hh = 0; hh < kHeads; ++hh)
+#pragma unroll
+    for (int j = 0; j < kMaxDvPerThread; ++j) acc[hh][j] = 0.0f;
+  __syncthreads();
+
+  for (int j0 = 0; j0 < n; j0 += kTile) {
+    // Scores: one warp per key, lanes along the key's columns, all heads of the group at once.
+    for (int jj = warp; jj < kTile; jj += nw) {
+      const int j = j0 + jj;
+      float dot[kHeads];
+#pragma unroll
+      for (int hh = 0; hh < kHeads; ++hh) dot[hh] = 0.0f;
+      if (j < n) {
+        const int32_t blk = p.block_tables[int64_t(s) * p.max_blocks + j / p.block_size];
+        const int64_t off = (int64_t(blk) * p.block_size + j % p.block_size) * p.width;
+        if (lane == 0) rowoff[jj] = off;
+        const uint16_t* kr = p.cache + off + k_off;
+        for (int d = lane; d < dk; d += kWarp) {
+          const float kv = bf16_bits_to_f32(kr[d]);
+#pragma unroll
+          for (int hh = 0; hh < kHeads; ++hh) dot[hh] = fmaf(q[hh * dk + d], kv, dot[hh]);
+        }
+      }
+#pragma unroll
+      for (int hh = 0; hh < kHeads; ++hh) {
+        const float v = warp_sum(dot[hh]);
+        if (lane == 0) sc[hh * kTile + jj] = (j < n && hh < nh) ? v * p.scale : -INFINITY;
+      }
+    }
+    __syncthreads();
+    // Online softmax bookkeeping: one warp per head.
+    for (int hh = warp; hh < kHeads; hh += nw) {
+      const float v = sc[hh * kTile + lane];  // kTile == 32: one score per lane
+      const float mt = warp_max(v);
+      const float m_old = msum[hh];
+      const float m_new = fmaxf(m_old, mt);
+      const float pv = (m_new == -INFINITY) ? 0.0f : expf(v - m_new);
+      const float ps = warp_sum(pv);
+      sc[hh * kTile + lane] = pv;
+      if (lane == 0) {
+        const float c = (m_old == -INFINITY) ? 0.0f : expf(m_old - m_new);
+        corr[hh] = c;
+        lsum[hh] = lsum[hh] * c + ps;
+        msum[hh] = m_new;
+      }
+    }
+    __syncthreads();
+    // Values: each thread owns columns threadIdx.x + kThreads * i of every head.
+    const int jn = min(kTile, n - j0);
+#pragma unroll
+    for (int hh = 0; hh < kHeads; ++hh)
+#pragma unroll
+      for (int i = 0; i < kMaxDvPerThread; ++i) acc[hh][i] *= corr[hh];
+    for (int jj = 0; jj < jn; ++jj) {
+      const uint16_t* vr = p.cache + rowoff[jj] + v_off;
+#pragma unroll
+      for (int i = 0; i < kMaxDvPerThread; ++i) {
+        const int d = threadIdx.x + kThreads * i;
+        if (d < p.dv) {
+          const float vv = bf16_bits_to_f32(vr[d]);
+#pragma unroll
+          for (int hh = 0; hh < kHeads; ++hh) acc[hh][i] = fmaf(sc[hh * kTile + jj], vv, acc[hh][i]);
+        }
+      }
+    }
+    __syncthreads();  // sc and rowoff are rewritten by the next tile
+  }
+#pragma unroll
+  for (int hh = 0; hh < kHeads; ++hh) {
+    if (hh >= nh) break;
+    const int h = kvh * group + h0 + hh;
+    const float inv = 1.0f / lsum[hh];
+#pragma unroll
+    for (int i = 0; i < kMaxDvPerThread; ++i) {
+      const int d = threadIdx.x + kThreads * i;
+      if (d < p.dv) p.out[int64_t(t) * p.out_row_stride + int64_t(h) * p.out_head_stride + d] = acc[hh][i] * inv;
+    }
+  }
+}
+
+}  // namespace
+
+void launch_attention(const AttnArgs& a, cudaStream_t s) {
+  if (a.n_tokens == 0) return;
+  if (a.dv > kThreads * kMaxDvPerThread) fail("attention: value width ", a.dv, " > ", kThreads * kMaxDvPerThread);
+  const int group = a.heads / a.kv_heads;
+  const int sub = (group + kHeads - 1) / kHeads;
+  const size_t smem = (size_t(kHeads) * (a.d1 + a.d2) + kHeads * kTile + 3 * kHeads) * sizeof(float);
+  if (smem > 48 * 1024)
+    MMFP4_CUDA_CHECK(cudaFuncSetAttribute(attention_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem)),
+                     "attention: shared memory ", smem);
+  const dim3 grid(unsigned(a.n_tokens), unsigned(a.kv_heads * sub));
+  attention_kernel<<<grid, kThreads, smem, s>>>(a, sub);
+  MMFP4_CUDA_LAUNCHED("attention ", a.n_tokens, " tokens, ", a.heads, " heads / ", a.kv_heads, " kv heads, key ",
+                      a.d1, " + ", a.d2, ", value ", a.dv, ", cache width ", a.width);
+}
+
+}  // namespace mmfp4::cuda

@@ -1,0 +1,130 @@
+// Device helpers shared by the CUDA kernels: bf16/f16 packing, warp reductions, the E2M1 decode and the mma.sync
+// wrapper. Included by .cu files only.
+#pragma once
+
+#include <cuda_bf16.h>
+#include <cuda_fp16.h>
+#include <cuda_runtime.h>
+
+#include <cstdint>
+
+namespace mmfp4::cuda {
+
+constexpr int kWarp = 32;
+
+__device__ __forceinline__ float warp_sum(float v) {
+#pragma unroll
+  for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
+  return v;
+}
+
+__device__ __forceinline__ float warp_max(float v) {
+#pragma unroll
+  for (int o = 16; o > 0; o >>= 1) v = fmaxf(v, __shfl_xor_sync(0xffffffffu, v, o));
+  return v;
+}
+
+// Block-wide sum for blockDim.x a multiple of 32 (<= 1024); every thread gets the result. `red` holds 32 floats.
+__device__ __forceinline__ float block_sum(float v, float* red) {
+  const int lane = threadIdx.x % kWarp, warp = threadIdx.x / kWarp, nw = blockDim.x / kWarp;
+  v = warp_sum(v);
+  __syncthreads();  // red may still be read by a previous call
+  if (lane == 0) red[warp] = v;
+  __syncthreads();
+  float s = 0.0f;
+  for (int i = 0; i < nw; ++i) s += red[i];  // fixed order: the same bits on every thread and every run
+  return s;
+}
+
+__device__ __forceinline__ float bf16_bits_to_f32(uint16_t b) { return __uint_as_float(uint32_t(b) << 16); }
+__device__ __forceinline__ float f16_bits_to_f32(uint16_t b) { return __half2float(__ushort_as_half(b)); }
+
+// Two floats -> one register of two bf16 (lo in the low half), round to nearest even.
+__device__ __forceinline__ uint32_t pack_bf16x2(float lo, float hi) {
+  __nv_bfloat162 v = __floats2bfloat162_rn(lo, hi);
+  return *reinterpret_cast<uint32_t*>(&v);
+}
+// Two floats -> two f16, saturated to +-65504 (an activation past the f16 range must not become inf).
+__device__ __forceinline__ uint32_t pack_f16x2_sat(float lo, float hi) {
+  lo = fminf(fmaxf(lo, -65504.0f), 65504.0f);
+  hi = fminf(fmaxf(hi, -65504.0f), 65504.0f);
+  __half2 v = __floats2half2_rn(lo, hi);
+  return *reinterpret_cast<uint32_t*>(&v);
+}
+
+// E2M1 value of a 4-bit code (docs/format.md): bit 3 is the sign.
+__device__ __forceinline__ float e2m1_value(uint32_t code) {
+  const float mag[8] = {0.0f, 0.5f, 1.0f, 1.5f, 2.0f, 3.0f, 4.0f, 6.0f};
+  const float v = mag[code & 7];
+  return (code & 8) ? -v : v;
+}
+
+// Two E2M1 codes at bits [3:0] and [19:16] of `t` -> two exact bf16 values in one register.
+// E2M1 is a tiny float (1 sign, 2 exponent bits with bias 1, 1 mantissa bit). Placing e1 e0 m at bf16 bits
+// [8:6] (the lowest exponent bits and the top mantissa bit) and the sign at bit 15 gives the bf16 number
+// 2^-126 * value for every code, subnormal 0.5 included; one bf16 multiply by 2^126 makes it exact. That is
+// three integer ops and one HMUL2 per two weights instead of a table lookup per weight.
+__device__ __forceinline__ uint32_t e2m1x2_to_bf16x2(uint32_t t) {
+  const uint32_t mag = (t << 6) & 0x01C001C0u;
+  const uint32_t sgn = (t << 12) & 0x80008000u;
+  const uint32_t bits = mag | sgn;
+  const __nv_bfloat162 v = *reinterpret_cast<const __nv_bfloat162*>(&bits);
+  const __nv_bfloat162 k = __floats2bfloat162_rn(0x1p126f, 0x1p126f);
+  const __nv_bfloat162 r = __hmul2(v, k);
+  return *reinterpret_cast<const uint32_t*>(&r);
+}
+
+// D = A (16x16, row) * B (16x8, col) + C, bf16 inputs, float32 accumulation.
+__device__ __forceinline__ void mma_bf16_16816(float (&d)[4], const uint32_t (&a)[4], uint32_t b0, uint32_t b1) {
+  asm volatile(
+      "mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, "
+      "{%0,%1,%2,%3};\n"
+      : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
+      : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
+}
+__device__ __forceinline__ void mma_f16_16816(float (&d)[4], const uint32_t (&a)[4], uint32_t b0, uint32_t b1) {
+  asm volatile(
+      "mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, "
+      "{%0,%1,%2,%3};\n"
+      : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
+      : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
+}
+
+// A 16-byte load of data read exactly once (weights): not kept in L1, so L1 stays for the activations that every
+// warp of the block re-reads. (No L2::cache_hint operand: nvcc 13 miscompiles it on sm_90, see MEASURED.md.)
+__device__ __forceinline__ uint4 ld_stream(const uint4* p) {
+  uint4 v;
+  asm volatile("ld.global.nc.L1::no_allocate.v4.u32 {%0,%1,%2,%3}, [%4];\n"
+               : "=r"(v.x), "=r"(v.y), "=r"(v.z), "=r"(v.w)
+               : "l"(p));
+  return v;
+}
+
+// In-register normalized Walsh-Hadamard transform of n = 32 * E values held E per lane (lane l holds elements
+// [l*E, l*E + E)), Sylvester order as backend/cpu/fwht.h, float32 butterflies in the same order.
+template <int E>
+__device__ __forceinline__ void warp_fwht(float (&v)[E], int lane) {
+#pragma unroll
+  for (int len = 1; len < E; len <<= 1)
+#pragma unroll
+    for (int i = 0; i < E; ++i)
+      if ((i & len) == 0) {
+        const float a = v[i], b = v[i + len];
+        v[i] = a + b;
+        v[i + len] = a - b;
+      }
+#pragma unroll
+  for (int lm = 1; lm < 32; lm <<= 1) {
+    const bool upper = (lane & lm) != 0;
+#pragma unroll
+    for (int i = 0; i < E; ++i) {
+      const float o = __shfl_xor_sync(0xffffffffu, v[i], lm);
+      v[i] = upper ? o - v[i] : v[i] + o;
+    }
+  }
+  const float s = 1.0f / sqrtf(float(32 * E));  // as the CPU: correctly rounded sqrt and division
+#pragma unroll
+  for (int i = 0; i < E; ++i) v[i] *= s;
+}
+
+}  // namespace mmfp4::cuda

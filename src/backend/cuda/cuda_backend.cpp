@@ -1,0 +1,725 @@
+// The CUDA backend (cuda_backend_impl.h): memory, weight upload and repacking, workspace, graphs, and the choice of
+// kernel for each op and shape. Kernels are in the .cu files of this folder (kernels.h).
+#include "backend/cuda/cuda_backend_impl.h"
+
+#include <cuda_runtime.h>
+
+#include <algorithm>
+#include <cstring>
+
+#include "backend/cuda/check.h"
+#include "backend/cuda/cuda_backend.h"
+#include "backend/cuda/repack.h"
+#include "core/error.h"
+#include "core/log.h"
+
+namespace mmfp4 {
+
+int cuda_device_count() {
+  int n = 0;
+  if (cudaGetDeviceCount(&n) != cudaSuccess) {
+    cudaGetLastError();  // clear the sticky "no driver" error
+    return 0;
+  }
+  return n;
+}
+
+std::string cuda_status_message() {
+  int n = 0;
+  const cudaError_t e = cudaGetDeviceCount(&n);
+  if (e != cudaSuccess) {
+    cudaGetLastError();
+    return cat(cudaGetErrorName(e), ": ", cudaGetErrorString(e));
+  }
+  if (n == 0) return "no CUDA device";
+  cudaDeviceProp p{};
+  if (cudaGetDeviceProperties(&p, 0) != cudaSuccess) return "device 0: properties unavailable";
+  return cat(n, " device(s); device 0: ", p.name, " (sm_", p.major, p.minor, ", ", p.multiProcessorCount, " SMs, ",
+             p.totalGlobalMem >> 20, " MiB)");
+}
+
+std::unique_ptr<Backend> make_cuda_backend(int device) { return std::make_unique<cuda::CudaBackend>(device); }
+
+namespace cuda {
+
+namespace {
+
+int64_t round_up(int64_t a, int64_t b) { return (a + b - 1) / b * b; }
+int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
+
+constexpr int kBlockRows = 128;               // rows of W per block of the tensor-core kernel (8 warps x 16)
+constexpr int64_t kPartialCapBytes = 64 << 20;  // split-K partial sums
+constexpr int64_t kCounterCapacity = 1 << 20;
+
+}  // namespace
+
+CudaLinear::~CudaLinear() {
+  for (void* p : owned) cudaFree(p);
+}
+
+CudaStepGraph::~CudaStepGraph() {
+  if (exec) cudaGraphExecDestroy(exec);
+  if (graph) cudaGraphDestroy(graph);
+}
+
+CudaBackend::CudaBackend(int device) : device_(device) {
+  const int n = cuda_device_count();
+  if (device < 0 || device >= n) fail("CUDA device ", device, " does not exist (", cuda_status_message(), ")");
+  MMFP4_CUDA_CHECK(cudaSetDevice(device), "select device ", device);
+  cudaDeviceProp p{};
+  MMFP4_CUDA_CHECK(cudaGetDeviceProperties(&p, device), "device properties");
+  if (p.major < 8)
+    fail("CUDA device ", device, " (", p.name, ") is sm_", p.major, p.minor,
+         ": the CUDA backend needs sm_80 or newer (bf16 tensor cores)");
+  sms_ = p.multiProcessorCount;
+  name_ = cat("cuda (", p.name, ", sm_", p.major, p.minor, ", ", sms_, " SMs, ", p.totalGlobalMem >> 20, " MiB)");
+  MMFP4_CUDA_CHECK(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking), "create stream");
+}
+
+CudaBackend::~CudaBackend() {
+  for (Buffer* b : {&xb_, &rot_, &partial_, &counters_, &moe_sorted_, &moe_pos_, &moe_tiles_, &moe_count_, &moe_g_,
+                    &moe_u_, &moe_d_, &moe_rot_})
+    if (b->p) cudaFree(b->p);
+  if (stream_) cudaStreamDestroy(stream_);
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Memory
+// ---------------------------------------------------------------------------------------------------------------
+void* CudaBackend::alloc(size_t bytes, const std::string& what) {
+  if (capturing_) fail("CUDA backend: allocation of ", what, " while a step graph is being recorded");
+  void* p = nullptr;
+  const cudaError_t e = cudaMalloc(&p, std::max<size_t>(bytes, 256));
+  if (e != cudaSuccess) {
+    cudaGetLastError();
+    size_t free_b = 0, total = 0;
+    cudaMemGetInfo(&free_b, &total);
+    fail("out of GPU memory: ", what, " needs ", bytes, " bytes (", double(bytes) / (1 << 20), " MiB) but only ",
+         free_b, " bytes (", double(free_b) / (1 << 20), " MiB) of ", total >> 20, " MiB are free on ", name_,
+         "; ", allocated_ >> 20, " MiB were already taken by this model (", cudaGetErrorString(e), ")");
+  }
+  allocated_ += bytes;
+  return p;
+}
+
+void CudaBackend::release(void* p) {
+  if (p) cudaFree(p);
+}
+
+void CudaBackend::upload(void* dst, const void* src, size_t bytes) {
+  if (bytes == 0) return;
+  MMFP4_CUDA_CHECK(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyHostToDevice, stream_), "upload of ", bytes, " bytes");
+  MMFP4_CUDA_CHECK(cudaStreamSynchronize(stream_), "upload of ", bytes, " bytes");
+}
+
+void CudaBackend::download(void* dst, const void* src, size_t bytes) {
+  if (bytes == 0) return;
+  MMFP4_CUDA_CHECK(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToHost, stream_), "download of ", bytes,
+                   " bytes (or an earlier op on the stream)");
+  MMFP4_CUDA_CHECK(cudaStreamSynchronize(stream_), "download of ", bytes, " bytes (or an earlier op on the stream)");
+}
+
+size_t CudaBackend::free_memory() const {
+  size_t f = 0, t = 0;
+  if (cudaMemGetInfo(&f, &t) != cudaSuccess) return 0;
+  return f;
+}
+
+void CudaBackend::sync() { MMFP4_CUDA_CHECK(cudaStreamSynchronize(stream_), "sync (an op queued earlier failed)"); }
+
+void* CudaBackend::ws(Buffer& b, size_t bytes, const char* what) {
+  if (bytes <= b.bytes) return b.p;
+  if (capturing_)
+    fail("CUDA backend: workspace '", what, "' needs ", bytes, " bytes while a step graph is recorded (",
+         b.bytes, " reserved): reserve_workspace() was given too small a plan");
+  if (graphs_made_)
+    fail("CUDA backend: workspace '", what, "' would grow to ", bytes, " bytes after step graphs were recorded (",
+         b.bytes, " reserved): a step larger than reserve_workspace()'s plan");
+  sync();
+  if (b.p) cudaFree(b.p);
+  b.p = nullptr;
+  b.bytes = 0;
+  b.p = alloc(bytes, cat("workspace ", what));
+  b.bytes = bytes;
+  // Counters must start at zero; other buffers are written before they are read (padding columns of the
+  // rotation buffers included), but zero them too so that no stale value can ever be read.
+  MMFP4_CUDA_CHECK(cudaMemsetAsync(b.p, 0, bytes, stream_), "clear workspace ", what);
+  sync();
+  return b.p;
+}
+
+void CudaBackend::reserve_workspace(const WorkspacePlan& plan) {
+  plan_ = plan;
+  const int64_t T = std::max<int64_t>(plan.max_tokens, 1);
+  ws(xb_, size_t(round_up(T, 8) * max_kpad_ * 2), "activations (16-bit)");
+  ws(rot_, size_t(T * max_kpad_ * 4), "rotated activations");
+  ws(partial_, size_t(kPartialCapBytes), "split-K partials");
+  ws(counters_, size_t(kCounterCapacity * 4), "split-K counters");
+  counter_capacity_ = kCounterCapacity;
+  if (max_experts_ > 0 && plan.max_top_k > 0) {
+    const int64_t n = T * plan.max_top_k, E = max_experts_;
+    const int64_t rows_pad = round_up(n + E * 7, 8), max_tiles = n / 8 + E + 1;
+    ws(moe_sorted_, size_t(rows_pad * 4), "moe sorted rows");
+    ws(moe_pos_, size_t(n * 4), "moe positions");
+    ws(moe_tiles_, size_t(max_tiles * 3 * 4), "moe tiles");
+    ws(moe_count_, 4, "moe tile count");
+    const int64_t width = std::max(max_inter_pad_, max_hidden_pad_);
+    ws(moe_g_, size_t(rows_pad * max_inter_pad_ * 4), "moe gate");
+    ws(moe_u_, size_t(rows_pad * max_inter_pad_ * 4), "moe up");
+    ws(moe_d_, size_t(rows_pad * max_hidden_pad_ * 4), "moe down");
+    ws(moe_rot_, size_t(rows_pad * width * 4), "moe rotated activations");
+    ws(xb_, size_t(rows_pad * width * 2), "activations (16-bit)");
+  }
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Weights
+// ---------------------------------------------------------------------------------------------------------------
+// Uploads one weight, or a stack of experts (stack non-empty: all of equal shape and format; w is stack[0]).
+void CudaBackend::fill_linear(CudaLinear& out, const HostWeight& w, const std::vector<const HostWeight*>& stack) {
+  out.name = w.name;
+  out.n = w.n;
+  out.k = w.k;
+  out.format = w.format;
+  out.hadamard_block = w.hadamard_block;
+  GemmWeight& g = out.gw;
+  g.n = int(w.n);
+  const int64_t E = int64_t(stack.size());
+  if (w.format == WeightFormat::MMFP4) {
+    out.k_stored = w.k_stored;
+    g.kind = WKind::Fp4;
+    g.k = int(w.k_stored);
+    g.group_size = w.group_size;
+    std::vector<Fp4Tiles> tiles;
+    for (const HostWeight* h : stack) tiles.push_back(repack_fp4(*h));
+    g.n_tiles = int(tiles[0].n_tiles);
+    g.k_chunks = int(tiles[0].k_chunks);
+    g.groups = int(tiles[0].groups);
+    const size_t code_words = tiles[0].codes.size(), scale_words = tiles[0].scales.size();
+    g.expert_stride = int64_t(code_words / 4);
+    g.expert_scale_stride = int64_t(scale_words);
+    auto* codes = static_cast<uint32_t*>(alloc(code_words * 4 * size_t(E), w.name + " (MMFP4 tiles)"));
+    auto* scales = static_cast<uint32_t*>(alloc(scale_words * 4 * size_t(E), w.name + " (scales)"));
+    out.owned = {codes, scales};
+    for (int64_t e = 0; e < E; ++e) {
+      upload(codes + size_t(e) * code_words, tiles[size_t(e)].codes.data(), code_words * 4);
+      upload(scales + size_t(e) * scale_words, tiles[size_t(e)].scales.data(), scale_words * 4);
+    }
+    g.data = codes;
+    g.scales = scales;
+    out.bytes = int64_t((code_words + scale_words) * 4 * size_t(E));
+    out.mma_ok = w.group_size % 32 == 0;
+    max_kpad_ = std::max<int64_t>(max_kpad_, int64_t(g.k_chunks) * 64);
+  } else {
+    if (w.dtype != DType::F32 && w.dtype != DType::F16 && w.dtype != DType::BF16)
+      fail(w.name, ": dense weights must be F32, F16 or BF16, got ", dtype_name(w.dtype));
+    out.k_stored = w.k;
+    g.kind = w.dtype == DType::BF16 ? WKind::Bf16 : w.dtype == DType::F16 ? WKind::F16 : WKind::F32;
+    g.k = int(w.k);
+    g.n_tiles = int(ceil_div(w.n, 16));
+    g.k_chunks = int(ceil_div(w.k, 64));
+    const size_t bytes = size_t(w.n) * size_t(w.k) * dtype_size(w.dtype);
+    g.expert_stride = w.n * w.k;
+    auto* data = static_cast<uint8_t*>(alloc(bytes * size_t(E), w.name));
+    out.owned = {data};
+    for (int64_t e = 0; e < E; ++e) upload(data + size_t(e) * bytes, stack[size_t(e)]->data, bytes);
+    g.data = data;
+    out.bytes = int64_t(bytes * size_t(E));
+    out.mma_ok = g.kind != WKind::F32;
+    max_kpad_ = std::max<int64_t>(max_kpad_, int64_t(g.k_chunks) * 64);
+  }
+  if (w.n > (int64_t(1) << 30) || w.k_stored > (int64_t(1) << 30))
+    fail(w.name, ": shape [", w.n, ", ", w.k, "] is too large for the CUDA kernels");
+  max_n_ = std::max<int64_t>(max_n_, w.n);
+}
+
+std::unique_ptr<LinearWeight> CudaBackend::upload_linear(const HostWeight& w) {
+  auto out = std::make_unique<CudaLinear>();
+  fill_linear(*out, w, {&w});
+  return out;
+}
+
+std::unique_ptr<ExpertWeights> CudaBackend::upload_experts(const std::vector<HostWeight>& gate,
+                                                           const std::vector<HostWeight>& up,
+                                                           const std::vector<HostWeight>& down) {
+  if (gate.empty() || gate.size() != up.size() || up.size() != down.size())
+    fail("upload_experts: gate/up/down must hold the same non-zero number of experts");
+  auto e = std::make_unique<CudaExperts>();
+  e->n_experts = int64_t(gate.size());
+  e->hidden = gate[0].k;
+  e->inter = gate[0].n;
+  auto stack = [](const std::vector<HostWeight>& v) {
+    std::vector<const HostWeight*> s;
+    for (const auto& h : v) {
+      if (h.n != v[0].n || h.k != v[0].k || h.format != v[0].format || h.dtype != v[0].dtype ||
+          h.group_size != v[0].group_size || h.hadamard_block != v[0].hadamard_block || h.k_stored != v[0].k_stored)
+        fail(h.name, ": every expert of a layer must have the shape, format and rotation of expert 0 (", v[0].name,
+             ")");
+      s.push_back(&h);
+    }
+    return s;
+  };
+  fill_linear(e->gate, gate[0], stack(gate));
+  fill_linear(e->up, up[0], stack(up));
+  fill_linear(e->down, down[0], stack(down));
+  e->bytes = e->gate.bytes + e->up.bytes + e->down.bytes;
+  max_experts_ = std::max(max_experts_, e->n_experts);
+  max_inter_pad_ = std::max<int64_t>(max_inter_pad_, std::max<int64_t>(round_up(e->inter, 64), e->down.k_stored));
+  max_hidden_pad_ = std::max<int64_t>(max_hidden_pad_, std::max<int64_t>(round_up(e->hidden, 64), e->gate.k_stored));
+  max_kpad_ = std::max({max_kpad_, round_up(max_inter_pad_, 64), round_up(max_hidden_pad_, 64)});
+  return e;
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Linear layers
+// ---------------------------------------------------------------------------------------------------------------
+int CudaBackend::choose_splits(int row_blocks, int tiles, int k_chunks, int tm, int64_t npad, int nt, WKind kind) {
+  // Split K only for skinny products (decode), where row blocks alone leave SMs idle or end in a partial wave.
+  if (tm > 16 || k_chunks < 4) return 1;
+  const int per_sm = (kind == WKind::Fp4 ? 4 : 3);  // resident 256-thread blocks per SM (register-limited)
+  const int64_t capacity = int64_t(sms_) * per_sm;
+  const int64_t blocks1 = int64_t(row_blocks) * tiles;
+  if (blocks1 >= 4 * capacity) return 1;
+  double best_cost = 1e300;
+  int best = 1;
+  for (int s = 1; s <= 16 && s <= k_chunks / 2; ++s) {
+    const int cps = int(ceil_div(k_chunks, s));
+    const int se = int(ceil_div(k_chunks, cps));
+    if (se != s && s > 1) continue;
+    const int64_t partial = int64_t(tiles) * se * tm * npad * 4;
+    if (se > 1 && (partial > int64_t(partial_.bytes) || int64_t(tiles) * row_blocks > counter_capacity_)) break;
+    const int64_t waves = ceil_div(blocks1 * se, capacity);
+    // Time ~ waves x chunks per block, plus the partial sums' traffic (a few % per split).
+    const double cost = double(waves) * cps * (1.0 + 0.02 * (se - 1)) + (se > 1 ? 1.0 : 0.0);
+    if (cost < best_cost - 1e-9) {
+      best_cost = cost;
+      best = se;
+    }
+  }
+  (void)nt;
+  return best;
+}
+
+void CudaBackend::gemm(const GemmCall& c) {
+  const GemmWeight& gw = c.gw;
+  if (c.m == 0 || gw.n == 0) return;
+  const bool mma = c.w->mma_ok && !force_generic_ && gw.row0 == 0;
+  if (!mma) {
+    GenericArgs a;
+    a.w = gw;
+    a.x = c.x;
+    a.x_stride = c.x_stride;
+    a.k = gw.k;
+    a.m = c.m;
+    a.row_map = c.row_map;
+    a.row_div = c.row_div;
+    a.map_is_mask = c.map_is_mask;
+    a.tiles = c.tiles;
+    a.grid_tiles = c.max_tiles;
+    a.y = c.y;
+    a.y_stride = c.y_stride;
+    a.accumulate = c.accumulate;
+    if (c.k_valid < gw.k)
+      fail(c.what, " ", c.w->name, ": the generic kernel needs the input's full stored width ", gw.k, " (got ",
+           c.k_valid, ")");
+    launch_gemm_generic(a, stream_);
+    return;
+  }
+  // Activations -> 16-bit fragments.
+  const int rows_pad = int(round_up(c.m, 8));
+  const int kb32 = gw.k_chunks * 2;
+  PrepArgs pa;
+  pa.x = c.x;
+  pa.x_stride = c.x_stride;
+  pa.m = c.m;
+  pa.k_valid = std::min(c.k_valid, kb32 * 32);
+  pa.row_map = c.row_map;
+  pa.row_div = c.row_div;
+  pa.map_is_mask = c.map_is_mask;
+  pa.rows_pad = rows_pad;
+  pa.kb32 = kb32;
+  pa.f16 = gw.kind == WKind::F16;
+  pa.xb = ws(xb_, size_t(rows_pad) * size_t(kb32) * 32 * 2, "activations (16-bit)");
+  launch_prepare_activations(pa, stream_);
+
+  GemmArgs a;
+  a.w = gw;
+  a.xb = pa.xb;
+  a.kb32 = kb32;
+  a.m = c.m;
+  a.y = c.y;
+  a.y_stride = c.y_stride;
+  a.accumulate = c.accumulate;
+  a.tiles = c.tiles;
+  if (c.tiles.tiles) {
+    a.nt = c.tile_rows / 8;
+    a.grid_tiles = c.max_tiles;
+  } else {
+    const int mt = rows_pad / 8;
+    a.nt = mt <= 1 ? 1 : mt <= 2 ? 2 : mt <= 4 ? 4 : 8;
+    a.grid_tiles = int(ceil_div(mt, a.nt));
+  }
+  const int row_blocks = int(ceil_div(gw.n_tiles, 8));
+  const int tm = 8 * a.nt;
+  const int64_t npad = int64_t(row_blocks) * kBlockRows;
+  a.splits = choose_splits(row_blocks, a.grid_tiles, gw.k_chunks, tm, npad, a.nt, gw.kind);
+  a.cps = int(ceil_div(gw.k_chunks, a.splits));
+  if (a.splits > 1) {
+    a.partial = static_cast<float*>(partial_.p);
+    a.counters = static_cast<int32_t*>(counters_.p);
+  }
+  if (a.grid_tiles > 65535) fail(c.what, ": too many token tiles (", a.grid_tiles, ")");
+  launch_gemm_mma(a, stream_);
+}
+
+void CudaBackend::linear(Act x, const LinearWeight& w_in, Act out, bool accumulate, bool input_rotated) {
+  const auto& w = static_cast<const CudaLinear&>(w_in);
+  const int64_t want_k = input_rotated ? w.k_stored : w.k;
+  if (x.cols != want_k || out.cols != w.n || out.rows != x.rows)
+    fail("linear ", w.name, " [", w.n, ", ", w.k, "]: x is [", x.rows, ", ", x.cols, "], out [", out.rows, ", ",
+         out.cols, "]");
+  if (x.rows == 0) return;
+  GemmCall c;
+  c.w = &w;
+  c.gw = w.gw;
+  c.x = x.data;
+  c.x_stride = x.stride;
+  c.k_valid = int(x.cols);
+  c.m = int(x.rows);
+  c.y = out.data;
+  c.y_stride = out.stride;
+  c.accumulate = accumulate;
+  c.what = "linear";
+  if (w.hadamard_block > 0 && !input_rotated) {
+    // y = W' (H x): zero-pad x to the stored width and rotate block-wise (docs/format.md section 4).
+    auto* r = static_cast<float*>(ws(rot_, size_t(x.rows * w.k_stored * 4), "rotated activations"));
+    launch_rotate_pad(x.data, x.stride, int(x.rows), int(x.cols), int(w.k_stored), w.hadamard_block, r, stream_);
+    c.x = r;
+    c.x_stride = w.k_stored;
+    c.k_valid = int(w.k_stored);
+  }
+  gemm(c);
+}
+
+void CudaBackend::hadamard(Act x, int block) {
+  if (block <= 0 || x.cols % block != 0)
+    fail("hadamard: block ", block, " does not divide the ", x.cols, " columns");
+  launch_hadamard(x.data, x.stride, int(x.rows), int(x.cols), block, stream_);
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Element-wise and row ops
+// ---------------------------------------------------------------------------------------------------------------
+void CudaBackend::embed(const LinearWeight& table_in, const BatchMeta& b, Act out) {
+  const auto& t = static_cast<const CudaLinear&>(table_in);
+  if (out.cols != t.k || out.rows != b.n_tokens)
+    fail("embed ", t.name, " [", t.n, ", ", t.k, "]: out is [", out.rows, ", ", out.cols, "] for ", b.n_tokens,
+         " tokens");
+  launch_embed(t.gw, t.hadamard_block, b.tokens, int(b.n_tokens), int(t.n), out.data, out.stride, int(out.cols),
+               stream_);
+}
+
+void CudaBackend::rmsnorm(Act x, const DeviceVector& w, float eps, Act out) {
+  if (w.n != x.cols || out.cols != x.cols || out.rows != x.rows)
+    fail("rmsnorm: x [", x.rows, ", ", x.cols, "], weight [", w.n, "], out [", out.rows, ", ", out.cols, "]");
+  launch_rmsnorm(x.data, x.stride, out.data, out.stride, int(x.rows), int(x.cols), w.data, eps, stream_);
+}
+
+void CudaBackend::rope(Act x, int64_t heads, int64_t head_stride, int64_t off, const RopeTable& t, const BatchMeta& b) {
+  if (off + t.dim > head_stride && heads > 1) fail("rope: rotary width ", t.dim, " at ", off, " exceeds the head");
+  if ((heads - 1) * head_stride + off + t.dim > x.cols)
+    fail("rope: ", heads, " heads of stride ", head_stride, " exceed the ", x.cols, " columns");
+  launch_rope(x.data, x.stride, int(x.rows), int(heads), head_stride, int(off), t.cos, t.sin, t.dim, t.interleaved,
+              b.positions, int(t.max_positions), stream_);
+}
+
+void CudaBackend::silu_mul(Act gate, Act up, Act out) {
+  if (up.rows != gate.rows || up.cols != gate.cols || out.rows != gate.rows || out.cols != gate.cols)
+    fail("silu_mul: gate [", gate.rows, ", ", gate.cols, "], up [", up.rows, ", ", up.cols, "], out [", out.rows,
+         ", ", out.cols, "]");
+  launch_silu_mul(gate.data, gate.stride, up.data, up.stride, out.data, out.stride, int(gate.rows), int(gate.cols),
+                  stream_);
+}
+
+void CudaBackend::add(Act x, Act y) {
+  if (x.rows != y.rows || x.cols != y.cols) fail("add: [", x.rows, ", ", x.cols, "] += [", y.rows, ", ", y.cols, "]");
+  launch_add(x.data, x.stride, y.data, y.stride, int(x.rows), int(x.cols), stream_);
+}
+
+void CudaBackend::add_bias(Act x, const DeviceVector& bias) {
+  if (bias.n != x.cols) fail("add_bias: x [", x.rows, ", ", x.cols, "], bias [", bias.n, "]");
+  launch_add_bias(x.data, x.stride, int(x.rows), int(x.cols), bias.data, stream_);
+}
+
+void CudaBackend::gather_rows(Act x, const int32_t* rows, int64_t n, Act out) {
+  if (out.cols != x.cols || out.rows < n) fail("gather_rows: x [", x.rows, ", ", x.cols, "] -> ", n, " rows");
+  launch_gather_rows(x.data, x.stride, rows, int(n), int(x.cols), out.data, out.stride, stream_);
+}
+
+void CudaBackend::argmax_rows(Act x, int32_t* ids) {
+  launch_argmax_rows(x.data, x.stride, int(x.rows), int(x.cols), ids, stream_);
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Attention
+// ---------------------------------------------------------------------------------------------------------------
+void CudaBackend::kv_store(const KVLayerView& kv, Act k, Act v, const BatchMeta& b) {
+  if (kv.dtype != DType::BF16 || kv.width != k.cols + v.cols || k.rows != b.n_tokens || v.rows != b.n_tokens)
+    fail("kv_store: cache ", dtype_name(kv.dtype), " width ", kv.width, ", k [", k.rows, ", ", k.cols, "], v [",
+         v.rows, ", ", v.cols, "] for ", b.n_tokens, " tokens");
+  launch_store_rows(static_cast<uint16_t*>(kv.data), kv.width, b.slots, int(b.n_tokens), k.data, k.stride,
+                    int(k.cols), v.data, v.stride, int(v.cols), stream_);
+}
+
+void CudaBackend::mla_store(const KVLayerView& kv, Act latent, Act kpe, const BatchMeta& b) {
+  if (kv.dtype != DType::BF16 || kv.width != latent.cols + kpe.cols || latent.rows != b.n_tokens)
+    fail("mla_store: cache ", dtype_name(kv.dtype), " width ", kv.width, ", latent [", latent.rows, ", ",
+         latent.cols, "], kpe [", kpe.rows, ", ", kpe.cols, "]");
+  launch_store_rows(static_cast<uint16_t*>(kv.data), kv.width, b.slots, int(b.n_tokens), latent.data, latent.stride,
+                    int(latent.cols), kpe.data, kpe.stride, int(kpe.cols), stream_);
+}
+
+void CudaBackend::attention(Act q, const KVLayerView& kv, int64_t heads, int64_t kv_heads, int64_t D, float scale,
+                            const BatchMeta& b, Act out) {
+  if (kv.dtype != DType::BF16 || heads % kv_heads != 0 || q.cols < heads * D || out.cols < heads * D ||
+      kv.width != 2 * kv_heads * D || q.rows != b.n_tokens)
+    fail("attention: q [", q.rows, ", ", q.cols, "], ", heads, " heads / ", kv_heads, " kv heads of ", D,
+         ", cache width ", kv.width, " (", dtype_name(kv.dtype), ")");
+  if (D > 512) fail("attention: head_dim ", D, " > 512 is not supported by the CUDA kernel");
+  AttnArgs a;
+  a.q1 = q.data;
+  a.q_row_stride = q.stride;
+  a.q_head_stride = D;
+  a.d1 = int(D);
+  a.dv = int(D);
+  a.heads = int(heads);
+  a.kv_heads = int(kv_heads);
+  a.k_off_per_kvh = D;
+  a.v_off = kv_heads * D;
+  a.v_off_per_kvh = D;
+  a.cache = static_cast<const uint16_t*>(kv.data);
+  a.width = kv.width;
+  a.block_size = kv.block_size;
+  a.scale = scale;
+  a.n_tokens = int(q.rows);
+  a.positions = b.positions;
+  a.seq = b.seq;
+  a.block_tables = b.block_tables;
+  a.max_blocks = b.max_blocks;
+  a.out = out.data;
+  a.out_row_stride = out.stride;
+  a.out_head_stride = D;
+  launch_attention(a, stream_);
+}
+
+void CudaBackend::mla_attention(Act q_lat, Act q_pe, const KVLayerView& kv, int64_t heads, float scale,
+                                const BatchMeta& b, Act out_lat) {
+  const int64_t R = q_lat.cols, P = q_pe.cols;
+  if (kv.dtype != DType::BF16 || kv.width != R + P || out_lat.cols != R || q_lat.rows != q_pe.rows ||
+      q_lat.rows != b.n_tokens * heads)
+    fail("mla_attention: q_lat [", q_lat.rows, ", ", R, "], q_pe [", q_pe.rows, ", ", P, "], cache width ", kv.width,
+         ", ", heads, " heads, ", b.n_tokens, " tokens");
+  if (R > 512 || R + P > 1024) fail("mla_attention: latent width ", R, " > 512 is not supported by the CUDA kernel");
+  AttnArgs a;
+  a.q1 = q_lat.data;
+  a.q_row_stride = q_lat.stride * heads;
+  a.q_head_stride = q_lat.stride;
+  a.q2 = q_pe.data;
+  a.q2_row_stride = q_pe.stride * heads;
+  a.q2_head_stride = q_pe.stride;
+  a.d1 = int(R);
+  a.d2 = int(P);
+  a.dv = int(R);
+  a.heads = int(heads);
+  a.kv_heads = 1;
+  a.cache = static_cast<const uint16_t*>(kv.data);
+  a.width = kv.width;
+  a.block_size = kv.block_size;
+  a.scale = scale;
+  a.n_tokens = int(b.n_tokens);
+  a.positions = b.positions;
+  a.seq = b.seq;
+  a.block_tables = b.block_tables;
+  a.max_blocks = b.max_blocks;
+  a.out = out_lat.data;
+  a.out_row_stride = out_lat.stride * heads;
+  a.out_head_stride = out_lat.stride;
+  launch_attention(a, stream_);
+}
+
+void CudaBackend::mla_absorb_q(Act q_nope, const LinearWeight& kv_b_in, int64_t heads, int64_t nope, int64_t v,
+                               Act q_lat) {
+  const auto& w = static_cast<const CudaLinear&>(kv_b_in);
+  const int64_t R = w.k_stored;
+  if (q_lat.cols != R || q_nope.cols != nope || q_lat.rows != q_nope.rows || q_nope.rows % heads != 0 ||
+      w.n != heads * (nope + v))
+    fail("mla_absorb_q ", w.name, " [", w.n, ", ", w.k, "]: q_nope [", q_nope.rows, ", ", q_nope.cols, "], q_lat [",
+         q_lat.rows, ", ", q_lat.cols, "], ", heads, " heads, nope ", nope, ", v ", v);
+  launch_mla_absorb_q(q_nope.data, q_nope.stride, int(q_nope.rows), int(heads), int(nope), int(v), w.gw, int(R),
+                      q_lat.data, q_lat.stride, stream_);
+}
+
+void CudaBackend::mla_expand_v(Act o_lat, const LinearWeight& kv_b_in, int64_t heads, int64_t nope, int64_t v,
+                               Act out) {
+  const auto& w = static_cast<const CudaLinear&>(kv_b_in);
+  const int64_t R = w.k_stored, rows = o_lat.rows;
+  if (o_lat.cols != R || out.cols != v || out.rows != rows || rows % heads != 0 || w.n != heads * (nope + v))
+    fail("mla_expand_v ", w.name, " [", w.n, ", ", w.k, "]: o_lat [", o_lat.rows, ", ", o_lat.cols, "], out [",
+         out.rows, ", ", out.cols, "], ", heads, " heads");
+  const int64_t T = rows / heads;
+  // Per head: out[t, h] = W_UV_h o_lat[t, h], a linear layer on rows [h(nope+v) + nope, + v) of the stored weight
+  // (rotated domain: o_lat is a combination of cached latents, which are rotated too).
+  for (int64_t h = 0; h < heads; ++h) {
+    const int64_t r0 = h * (nope + v) + nope;
+    GemmCall c;
+    c.w = &w;
+    c.gw = w.gw;
+    c.gw.n = int(v);
+    if (w.gw.kind == WKind::Fp4) {
+      if (r0 % 16 == 0) {
+        c.gw.data = static_cast<const uint4*>(w.gw.data) + (r0 / 16) * int64_t(w.gw.k_chunks) * 32;
+        c.gw.scales = w.gw.scales + (r0 / 16) * int64_t(w.gw.groups) * 8;
+        c.gw.n_tiles = int(ceil_div(v, 16));
+      } else {
+        c.gw.row0 = int(r0);  // not on a tile boundary: generic kernel
+      }
+    } else {
+      c.gw.data = static_cast<const uint8_t*>(w.gw.data) + r0 * w.gw.k * (w.gw.kind == WKind::F32 ? 4 : 2);
+      c.gw.n_tiles = int(ceil_div(v, 16));
+    }
+    c.x = o_lat.data + h * o_lat.stride;
+    c.x_stride = o_lat.stride * heads;
+    c.k_valid = int(R);
+    c.m = int(T);
+    c.y = out.data + h * out.stride;
+    c.y_stride = out.stride * heads;
+    c.what = "mla_expand_v";
+    gemm(c);
+  }
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Mixture of experts
+// ---------------------------------------------------------------------------------------------------------------
+void CudaBackend::moe_route(Act logits, const DeviceVector* bias, const RouterParams& p, int32_t* ids,
+                            float* weights) {
+  if (logits.cols != p.n_experts || p.top_k <= 0 || p.top_k > p.n_experts || p.n_experts > 1024 ||
+      (p.sigmoid && p.n_group > 0 && p.n_experts % p.n_group != 0) || p.topk_group > p.n_group)
+    fail("moe_route: logits [", logits.rows, ", ", logits.cols, "], ", p.n_experts, " experts, top ", p.top_k,
+         ", groups ", p.n_group, "/", p.topk_group, " (the CUDA router takes up to 1024 experts)");
+  launch_moe_route(logits.data, logits.stride, int(logits.rows), int(p.n_experts), bias ? bias->data : nullptr,
+                   p.sigmoid, int(p.top_k), int(std::max<int64_t>(p.n_group, 1)), int(p.topk_group),
+                   p.norm_topk_prob, p.routed_scaling_factor, ids, weights, stream_);
+}
+
+void CudaBackend::moe_experts(Act x, const int32_t* ids, const float* weights, int64_t K, const ExpertWeights& ew_in,
+                              Act out) {
+  const auto& ew = static_cast<const CudaExperts&>(ew_in);
+  const int64_t T = x.rows, H = ew.hidden, I = ew.inter, E = ew.n_experts;
+  if (x.cols != H || out.cols != H || out.rows != T)
+    fail("moe_experts: x [", x.rows, ", ", x.cols, "], out [", out.rows, ", ", out.cols, "], experts ", E, " x [", I,
+         ", ", H, "]");
+  if (T == 0) return;
+  const int64_t n = T * K;
+  // Token tiles: as many rows as a typical expert gets, so decode does not pay for 64-row tiles.
+  const int64_t avg = ceil_div(n, E);
+  const int nt = avg <= 8 ? 1 : avg <= 16 ? 2 : avg <= 32 ? 4 : 8;
+  const int tile_rows = 8 * nt, align = 8;
+  const int64_t rows_pad = round_up(n + E * (align - 1), 8);
+  const int64_t max_tiles = ceil_div(n, tile_rows) + E;
+  auto* sorted = static_cast<int32_t*>(ws(moe_sorted_, size_t(rows_pad * 4), "moe sorted rows"));
+  auto* pos = static_cast<int32_t*>(ws(moe_pos_, size_t(n * 4), "moe positions"));
+  auto* tiles = static_cast<int32_t*>(ws(moe_tiles_, size_t(max_tiles * 3 * 4), "moe tiles"));
+  auto* count = static_cast<int32_t*>(ws(moe_count_, 4, "moe tile count"));
+  launch_moe_plan(ids, int(T), int(K), int(E), align, tile_rows, sorted, pos, tiles, count, int(max_tiles), stream_);
+
+  const int64_t Ip = ew.down.k_stored;  // the down projection's stored width (rotation padding included)
+  auto* g = static_cast<float*>(ws(moe_g_, size_t(rows_pad * Ip * 4), "moe gate"));
+  auto* u = static_cast<float*>(ws(moe_u_, size_t(rows_pad * Ip * 4), "moe up"));
+  auto* d = static_cast<float*>(ws(moe_d_, size_t(rows_pad * H * 4), "moe down"));
+
+  // gate/up on the expert-sorted rows of x (rotated once if the experts are).
+  const float* xin = x.data;
+  int64_t xs = x.stride;
+  int kval = int(H);
+  if (ew.gate.hadamard_block > 0) {
+    auto* r = static_cast<float*>(ws(moe_rot_, size_t(std::max(T * ew.gate.k_stored, rows_pad * Ip) * 4),
+                                     "moe rotated activations"));
+    launch_rotate_pad(x.data, x.stride, int(T), int(H), int(ew.gate.k_stored), ew.gate.hadamard_block, r, stream_);
+    xin = r;
+    xs = ew.gate.k_stored;
+    kval = int(ew.gate.k_stored);
+  }
+  GemmCall c;
+  c.x = xin;
+  c.x_stride = xs;
+  c.k_valid = kval;
+  c.m = int(rows_pad);
+  c.row_map = sorted;
+  c.row_div = int(K);
+  c.tiles = TileTable{tiles, count};
+  c.max_tiles = int(max_tiles);
+  c.tile_rows = tile_rows;
+  c.y_stride = Ip;
+  c.what = "moe gate";
+  c.w = &ew.gate;
+  c.gw = ew.gate.gw;
+  c.y = g;
+  gemm(c);
+  c.what = "moe up";
+  c.w = &ew.up;
+  c.gw = ew.up.gw;
+  c.y = u;
+  gemm(c);
+  launch_silu_mul(g, Ip, u, Ip, g, Ip, int(rows_pad), int(I), stream_);
+
+  // down on the sorted rows of silu(g) * u (rows are already in expert order: the map only marks padding).
+  const float* din = g;
+  int dval = int(I);
+  if (ew.down.hadamard_block > 0) {
+    auto* r = static_cast<float*>(ws(moe_rot_, size_t(std::max(T * ew.gate.k_stored, rows_pad * Ip) * 4),
+                                     "moe rotated activations"));
+    launch_rotate_pad(g, Ip, int(rows_pad), int(I), int(Ip), ew.down.hadamard_block, r, stream_);
+    din = r;
+    dval = int(Ip);
+  }
+  c.x = din;
+  c.x_stride = Ip;
+  c.k_valid = dval;
+  c.row_div = 1;
+  c.map_is_mask = true;
+  c.y_stride = H;
+  c.what = "moe down";
+  c.w = &ew.down;
+  c.gw = ew.down.gw;
+  c.y = d;
+  gemm(c);
+  launch_moe_combine(d, H, pos, weights, int(T), int(K), int(H), out.data, out.stride, stream_);
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Graphs
+// ---------------------------------------------------------------------------------------------------------------
+void CudaBackend::begin_graph() {
+  if (capturing_) fail("begin_graph: a step graph is already being recorded");
+  MMFP4_CUDA_CHECK(cudaStreamBeginCapture(stream_, cudaStreamCaptureModeThreadLocal), "begin graph capture");
+  capturing_ = true;
+}
+
+std::unique_ptr<StepGraph> CudaBackend::end_graph() {
+  if (!capturing_) fail("end_graph: no step graph is being recorded");
+  capturing_ = false;
+  auto g = std::make_unique<CudaStepGraph>();
+  MMFP4_CUDA_CHECK(cudaStreamEndCapture(stream_, &g->graph), "end graph capture (an op failed while recording)");
+  MMFP4_CUDA_CHECK(cudaGraphInstantiate(&g->exec, g->graph, 0), "instantiate step graph");
+  graphs_made_ = true;
+  return g;
+}
+
+void CudaBackend::replay_graph(const StepGraph& g_in) {
+  const auto& g = static_cast<const CudaStepGraph&>(g_in);
+  MMFP4_CUDA_CHECK(cudaGraphLaunch(g.exec, stream_), "replay step graph");
+}
+
+}  // namespace cuda
+}  // namespace mmfp4

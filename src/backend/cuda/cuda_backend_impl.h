@@ -1,0 +1,143 @@
+// The CUDA backend: device memory, load-time weight repacking, the op dispatch (which kernel for which shape:
+// tensor-core kernel when eligible, generic kernel otherwise), per-step workspace and CUDA graphs.
+// The kernels live one op per .cu file (kernels.h lists their launchers).
+//
+// Streams and ordering: every op is queued on one non-blocking stream; upload/download/sync wait for it. The
+// activation arena, KV cache and weights are plain cudaMalloc allocations made at load.
+#pragma once
+
+#include <cuda_runtime_api.h>
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "backend/backend.h"
+#include "backend/cuda/kernels.h"
+
+namespace mmfp4::cuda {
+
+// A linear weight on the GPU: MMFP4 in the tile layout of repack.h, or dense rows as stored.
+struct CudaLinear final : LinearWeight {
+  ~CudaLinear() override;
+  GemmWeight gw;              // device view (data, scales, tile geometry)
+  int64_t k_stored = 0;       // stored columns (rotated MMFP4: k padded to the Hadamard block)
+  bool mma_ok = false;        // the tensor-core kernel takes it (MMFP4 with group % 32 == 0, bf16/f16 dense)
+  std::vector<void*> owned;   // cudaMalloc'd blocks
+};
+
+// The routed experts of one layer, stacked: gate/up [E][I, H], down [E][H, I].
+struct CudaExperts final : ExpertWeights {
+  CudaLinear gate, up, down;
+};
+
+struct CudaStepGraph final : StepGraph {
+  ~CudaStepGraph() override;
+  cudaGraph_t graph = nullptr;
+  cudaGraphExec_t exec = nullptr;
+};
+
+class CudaBackend final : public Backend {
+ public:
+  explicit CudaBackend(int device);
+  ~CudaBackend() override;
+
+  std::string name() const override { return name_; }
+  bool is_cpu() const override { return false; }
+  void* alloc(size_t bytes, const std::string& what) override;
+  void release(void* p) override;
+  void upload(void* dst, const void* src, size_t bytes) override;
+  void download(void* dst, const void* src, size_t bytes) override;
+  size_t free_memory() const override;
+  DType kv_dtype() const override { return DType::BF16; }
+
+  std::unique_ptr<LinearWeight> upload_linear(const HostWeight& w) override;
+  std::unique_ptr<ExpertWeights> upload_experts(const std::vector<HostWeight>& gate, const std::vector<HostWeight>& up,
+                                                const std::vector<HostWeight>& down) override;
+
+  void embed(const LinearWeight& table, const BatchMeta& b, Act out) override;
+  void rmsnorm(Act x, const DeviceVector& w, float eps, Act out) override;
+  void linear(Act x, const LinearWeight& w, Act out, bool accumulate, bool input_rotated) override;
+  void hadamard(Act x, int block) override;
+  void rope(Act x, int64_t heads, int64_t head_stride, int64_t off, const RopeTable& table,
+            const BatchMeta& b) override;
+  void silu_mul(Act gate, Act up, Act out) override;
+  void add(Act x, Act y) override;
+  void add_bias(Act x, const DeviceVector& bias) override;
+  void gather_rows(Act x, const int32_t* rows, int64_t n, Act out) override;
+  void kv_store(const KVLayerView& kv, Act k, Act v, const BatchMeta& b) override;
+  void attention(Act q, const KVLayerView& kv, int64_t heads, int64_t kv_heads, int64_t head_dim, float scale,
+                 const BatchMeta& b, Act out) override;
+  void mla_store(const KVLayerView& kv, Act latent, Act kpe, const BatchMeta& b) override;
+  void mla_attention(Act q_lat, Act q_pe, const KVLayerView& kv, int64_t heads, float scale, const BatchMeta& b,
+                     Act out_lat) override;
+  void mla_absorb_q(Act q_nope, const LinearWeight& kv_b, int64_t heads, int64_t nope, int64_t v,
+                    Act q_lat) override;
+  void mla_expand_v(Act o_lat, const LinearWeight& kv_b, int64_t heads, int64_t nope, int64_t v, Act out) override;
+  void moe_route(Act logits, const DeviceVector* bias, const RouterParams& p, int32_t* ids, float* weights) override;
+  void moe_experts(Act x, const int32_t* ids, const float* weights, int64_t top_k, const ExpertWeights& ew,
+                   Act out) override;
+  void sync() override;
+
+  void reserve_workspace(const WorkspacePlan& plan) override;
+  void argmax_rows(Act x, int32_t* ids) override;
+  bool supports_graphs() const override { return true; }
+  void begin_graph() override;
+  std::unique_ptr<StepGraph> end_graph() override;
+  void replay_graph(const StepGraph& g) override;
+
+  cudaStream_t stream() const { return stream_; }
+  int sm_count() const { return sms_; }
+  // Test hook: force the generic (float32 FMA) linear kernel for every weight.
+  void set_force_generic(bool on) { force_generic_ = on; }
+
+ private:
+  // One named, growable device buffer of the per-step workspace. Growing is refused while a graph is recorded.
+  struct Buffer {
+    void* p = nullptr;
+    size_t bytes = 0;
+  };
+  void* ws(Buffer& b, size_t bytes, const char* what);
+  void fill_linear(CudaLinear& out, const HostWeight& w, const std::vector<const HostWeight*>& stack);
+
+  // y (+)= x W^T for `m` rows (x row i = row_map[i] / row_div when mapped), the dispatch of every linear product.
+  struct GemmCall {
+    const CudaLinear* w = nullptr;
+    GemmWeight gw;             // possibly a row slice of w->gw
+    const float* x = nullptr;
+    int64_t x_stride = 0;
+    int k_valid = 0;
+    int m = 0;
+    const int32_t* row_map = nullptr;
+    int row_div = 1;
+    bool map_is_mask = false;  // row_map only marks padding rows (negative), rows map to themselves
+    TileTable tiles;
+    int max_tiles = 0;
+    int tile_rows = 0;         // MoE: rows per token tile (8 * nt)
+    float* y = nullptr;
+    int64_t y_stride = 0;
+    bool accumulate = false;
+    const char* what = "linear";
+  };
+  void gemm(const GemmCall& c);
+  int choose_splits(int row_blocks, int tiles, int k_chunks, int tm, int64_t npad, int nt, WKind kind);
+
+  int device_ = 0;
+  int sms_ = 0;
+  std::string name_;
+  cudaStream_t stream_ = nullptr;
+  bool capturing_ = false;
+  bool graphs_made_ = false;  // recorded graphs hold workspace pointers: from then on the workspace may not move
+  bool force_generic_ = false;
+  size_t allocated_ = 0;
+
+  // Largest shapes seen at upload (workspace sizing).
+  int64_t max_kpad_ = 64, max_n_ = 16, max_experts_ = 0, max_inter_pad_ = 0, max_hidden_pad_ = 0;
+  WorkspacePlan plan_;
+
+  Buffer xb_, rot_, partial_, counters_, moe_sorted_, moe_pos_, moe_tiles_, moe_count_, moe_g_, moe_u_, moe_d_,
+      moe_rot_;
+  int64_t counter_capacity_ = 0;
+};
+
+}  // namespace mmfp4::cuda

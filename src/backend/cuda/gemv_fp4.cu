@@ -1,0 +1,261 @@
+// y (+)= x W^T on tensor cores for MMFP4 and 16-bit dense weights: the path of every linear layer on the GPU.
+//
+// Roles are swapped with respect to nn.Linear: the weight is the mma A operand (16 weight rows per m16 tile) and
+// the activations are B (8 tokens per n8 tile), so a decode step with 1..8 tokens wastes at most 7/8 of an n8 tile
+// instead of 15/16 of an m16 tile, and the weight fragments come straight from global memory into registers:
+//   * MMFP4 weights are in the tile layout of repack.h: one 16-byte load per lane is the A fragments of 4 mma
+//     steps. Codes become bf16 in registers (e2m1x2_to_bf16x2: exact), and the group scale multiplies the float32
+//     partial sum of each 32-column block (exact, unlike a scale folded into a bf16 weight). Nothing dequantized
+//     ever touches memory.
+//   * Dense bf16/f16 weights are read as stored: a lane loads 16 bytes of row g and of row g + 8; the column order
+//     this gives an mma step is the same permutation the activations use (kernels.h, PrepArgs).
+// Weight loads bypass L1 (ld_stream): each weight byte is used by exactly one warp, once, while the activation
+// fragments are re-read by all 8 warps of a block and stay in L1.
+//
+// Parallelism: a block is 8 warps = 128 weight rows; each warp streams its 16 rows over the block's range of
+// 64-column chunks with U loads in flight. Splitting K across blocks (grid.z) fills the 132 SMs when N is small;
+// the last block of a row block to finish (an atomic counter) adds the splits' partial sums in split order, so
+// results do not depend on timing (repeated runs are bit-identical).
+#include "backend/cuda/check.h"
+#include "backend/cuda/common.cuh"
+#include "backend/cuda/kernels.h"
+
+namespace mmfp4::cuda {
+
+namespace {
+
+constexpr int kWarps = 8;
+constexpr int kBlockRows = 16 * kWarps;
+
+// The A fragments (4 registers) of mma step s of 32-column block b from the 16 bytes `w` holds for it.
+__device__ __forceinline__ void fp4_fragment(uint32_t q, uint32_t (&a)[4]) {
+  a[0] = e2m1x2_to_bf16x2(q);
+  a[1] = e2m1x2_to_bf16x2(q >> 4);
+  a[2] = e2m1x2_to_bf16x2(q >> 8);
+  a[3] = e2m1x2_to_bf16x2(q >> 12);
+}
+
+__device__ __forceinline__ uint32_t pick(const uint4& v, int i) {
+  return i == 0 ? v.x : i == 1 ? v.y : i == 2 ? v.z : v.w;
+}
+
+// 16 bytes (8 elements) of a dense row from column k0, zero past column k (and not read there).
+__device__ __forceinline__ uint4 dense_load(const uint16_t* row, int k0, int k, bool vec_ok) {
+  if (vec_ok && k0 + 8 <= k) return ld_stream(reinterpret_cast<const uint4*>(row + k0));
+  uint16_t e[8];
+#pragma unroll
+  for (int i = 0; i < 8; ++i) e[i] = (k0 + i < k) ? row[k0 + i] : uint16_t(0);
+  uint4 v;
+  v.x = e[0] | uint32_t(e[1]) << 16;
+  v.y = e[2] | uint32_t(e[3]) << 16;
+  v.z = e[4] | uint32_t(e[5]) << 16;
+  v.w = e[6] | uint32_t(e[7]) << 16;
+  return v;
+}
+
+template <WKind KIND>
+__device__ __forceinline__ void mma(float (&d)[4], const uint32_t (&a)[4], uint32_t b0, uint32_t b1) {
+  if constexpr (KIND == WKind::F16)
+    mma_f16_16816(d, a, b0, b1);
+  else
+    mma_bf16_16816(d, a, b0, b1);
+}
+
+template <WKind KIND, int NT, int U>
+__global__ void __launch_bounds__(256) gemm_mma_kernel(GemmArgs p) {
+  constexpr int TM = 8 * NT;
+  constexpr bool kFp4 = KIND == WKind::Fp4;
+  const int warp = threadIdx.x / kWarp, lane = threadIdx.x % kWarp;
+  const int g = lane >> 2, c = lane & 3;
+
+  // Token tile: rows [row0, row0 + rows) of the activations / output.
+  const int tile = blockIdx.y;
+  int expert = 0, row0, rows;
+  if (p.tiles.tiles) {
+    if (tile >= *p.tiles.count) return;  // whole block: nothing below has synchronised yet
+    expert = p.tiles.tiles[3 * tile];
+    row0 = p.tiles.tiles[3 * tile + 1];
+    rows = p.tiles.tiles[3 * tile + 2];
+  } else {
+    row0 = tile * TM;
+    rows = min(TM, p.m - row0);
+  }
+  const int rb = blockIdx.x, split = blockIdx.z;
+  const int nt = rb * kWarps + warp;
+  const int kc0 = split * p.cps, kc1 = min(p.w.k_chunks, kc0 + p.cps);
+
+  float acc[NT][4];
+#pragma unroll
+  for (int t = 0; t < NT; ++t)
+#pragma unroll
+    for (int i = 0; i < 4; ++i) acc[t][i] = 0.0f;
+
+  if (nt < p.w.n_tiles) {
+    // Activation fragments: [token tile][k32 block][lane] of 16 bytes.
+    const uint4* xp = static_cast<const uint4*>(p.xb) + (int64_t(row0 / 8) * p.kb32) * 32 + lane;
+    if constexpr (kFp4) {
+      const uint4* wp = static_cast<const uint4*>(p.w.data) + expert * p.w.expert_stride +
+                        int64_t(nt) * p.w.k_chunks * 32 + lane;
+      const uint32_t* sp = p.w.scales + expert * p.w.expert_scale_stride + int64_t(nt) * p.w.groups * 8 + g;
+      for (int kc = kc0; kc < kc1; kc += U) {
+        uint4 wv[U];
+#pragma unroll
+        for (int u = 0; u < U; ++u)
+          if (kc + u < kc1) wv[u] = ld_stream(wp + int64_t(kc + u) * 32);
+#pragma unroll
+        for (int u = 0; u < U; ++u) {
+          if (kc + u >= kc1) break;
+#pragma unroll
+          for (int b = 0; b < 2; ++b) {
+            const int kb = 2 * (kc + u) + b;
+            const uint32_t sw = __ldg(sp + ((kb * 32) / p.w.group_size) * 8);
+            const float s_lo = f16_bits_to_f32(uint16_t(sw & 0xFFFF)), s_hi = f16_bits_to_f32(uint16_t(sw >> 16));
+            uint4 xv[NT];
+#pragma unroll
+            for (int t = 0; t < NT; ++t) xv[t] = __ldg(xp + (int64_t(t) * p.kb32 + kb) * 32);
+            float part[NT][4];
+#pragma unroll
+            for (int t = 0; t < NT; ++t)
+#pragma unroll
+              for (int i = 0; i < 4; ++i) part[t][i] = 0.0f;
+#pragma unroll
+            for (int s = 0; s < 2; ++s) {
+              uint32_t a[4];
+              fp4_fragment(pick(wv[u], 2 * b + s), a);
+#pragma unroll
+              for (int t = 0; t < NT; ++t) mma<KIND>(part[t], a, pick(xv[t], 2 * s), pick(xv[t], 2 * s + 1));
+            }
+#pragma unroll
+            for (int t = 0; t < NT; ++t) {
+              acc[t][0] = fmaf(s_lo, part[t][0], acc[t][0]);
+              acc[t][1] = fmaf(s_lo, part[t][1], acc[t][1]);
+              acc[t][2] = fmaf(s_hi, part[t][2], acc[t][2]);
+              acc[t][3] = fmaf(s_hi, part[t][3], acc[t][3]);
+            }
+          }
+        }
+      }
+    } else {
+      // Dense 16-bit rows g and g + 8 of this tile (clamped to the last row: padding rows are computed, not stored).
+      const uint16_t* base = static_cast<const uint16_t*>(p.w.data) + expert * p.w.expert_stride;
+      const int r_lo = min(nt * 16 + g, p.w.n - 1), r_hi = min(nt * 16 + g + 8, p.w.n - 1);
+      const uint16_t* row_lo = base + int64_t(r_lo) * p.w.k;
+      const uint16_t* row_hi = base + int64_t(r_hi) * p.w.k;
+      const bool vec_ok = (p.w.k % 8) == 0 && (reinterpret_cast<uintptr_t>(base) % 16) == 0;
+      for (int kc = kc0; kc < kc1; kc += U) {
+        uint4 wl[U][2], wh[U][2];
+#pragma unroll
+        for (int u = 0; u < U; ++u)
+          if (kc + u < kc1)
+#pragma unroll
+            for (int b = 0; b < 2; ++b) {
+              const int k0 = (kc + u) * 64 + 32 * b + 8 * c;
+              wl[u][b] = dense_load(row_lo, k0, p.w.k, vec_ok);
+              wh[u][b] = dense_load(row_hi, k0, p.w.k, vec_ok);
+            }
+#pragma unroll
+        for (int u = 0; u < U; ++u) {
+          if (kc + u >= kc1) break;
+#pragma unroll
+          for (int b = 0; b < 2; ++b) {
+            const int kb = 2 * (kc + u) + b;
+            uint4 xv[NT];
+#pragma unroll
+            for (int t = 0; t < NT; ++t) xv[t] = __ldg(xp + (int64_t(t) * p.kb32 + kb) * 32);
+#pragma unroll
+            for (int s = 0; s < 2; ++s) {
+              const uint32_t a[4] = {pick(wl[u][b], 2 * s), pick(wh[u][b], 2 * s), pick(wl[u][b], 2 * s + 1),
+                                     pick(wh[u][b], 2 * s + 1)};
+#pragma unroll
+              for (int t = 0; t < NT; ++t) mma<KIND>(acc[t], a, pick(xv[t], 2 * s), pick(xv[t], 2 * s + 1));
+            }
+          }
+        }
+      }
+    }
+  }
+
+  // Epilogue. This lane holds D[row g (+8)][token 8t + 2c (+1)].
+  const int n_lo = nt * 16 + g, n_hi = n_lo + 8;
+  if (p.splits == 1) {
+    if (nt >= p.w.n_tiles) return;
+#pragma unroll
+    for (int t = 0; t < NT; ++t)
+#pragma unroll
+      for (int i = 0; i < 4; ++i) {
+        const int tok = 8 * t + 2 * c + (i & 1), n = (i < 2) ? n_lo : n_hi;
+        if (tok < rows && n < p.w.n) {
+          float* o = p.y + int64_t(row0 + tok) * p.y_stride + n;
+          *o = p.accumulate ? *o + acc[t][i] : acc[t][i];
+        }
+      }
+    return;
+  }
+  const int rbs = gridDim.x, npad = rbs * kBlockRows;
+  float* part = p.partial + (int64_t(tile) * p.splits + split) * TM * npad;
+  if (nt < p.w.n_tiles) {
+#pragma unroll
+    for (int t = 0; t < NT; ++t)
+#pragma unroll
+      for (int i = 0; i < 4; ++i) {
+        const int tok = 8 * t + 2 * c + (i & 1), n = (i < 2) ? n_lo : n_hi;
+        part[int64_t(tok) * npad + n] = acc[t][i];
+      }
+  }
+  // Classic "last block finishes" reduction: make this block's partials visible, count it, and let the last one
+  // of the row block add all splits in order.
+  __shared__ int is_last;
+  __threadfence();
+  __syncthreads();
+  if (threadIdx.x == 0) {
+    int32_t* ctr = p.counters + int64_t(tile) * rbs + rb;
+    const int prev = atomicAdd(ctr, 1);
+    is_last = (prev == p.splits - 1);
+    if (is_last) *ctr = 0;  // ready for the next launch (graph replays reuse the counters)
+  }
+  __syncthreads();
+  if (!is_last) return;
+  __threadfence();
+  const float* all = p.partial + int64_t(tile) * p.splits * TM * npad;
+  for (int idx = threadIdx.x; idx < TM * kBlockRows; idx += blockDim.x) {
+    const int tok = idx / kBlockRows, n = rb * kBlockRows + idx % kBlockRows;
+    if (tok >= rows || n >= p.w.n) continue;
+    float v = 0.0f;
+    for (int s = 0; s < p.splits; ++s) v += __ldcg(all + (int64_t(s) * TM + tok) * npad + n);  // L2: not L1-stale
+    float* o = p.y + int64_t(row0 + tok) * p.y_stride + n;
+    *o = p.accumulate ? *o + v : v;
+  }
+}
+
+template <WKind KIND, int NT>
+void launch_nt(const GemmArgs& a, cudaStream_t s) {
+  constexpr int U = KIND == WKind::Fp4 ? 4 : 2;
+  const dim3 grid((a.w.n_tiles + kWarps - 1) / kWarps, a.grid_tiles, a.splits);
+  gemm_mma_kernel<KIND, NT, U><<<grid, kWarps * kWarp, 0, s>>>(a);
+}
+
+template <WKind KIND>
+void launch_kind(const GemmArgs& a, cudaStream_t s) {
+  switch (a.nt) {
+    case 1: launch_nt<KIND, 1>(a, s); break;
+    case 2: launch_nt<KIND, 2>(a, s); break;
+    case 4: launch_nt<KIND, 4>(a, s); break;
+    default: launch_nt<KIND, 8>(a, s); break;
+  }
+}
+
+}  // namespace
+
+void launch_gemm_mma(const GemmArgs& a, cudaStream_t s) {
+  switch (a.w.kind) {
+    case WKind::Fp4: launch_kind<WKind::Fp4>(a, s); break;
+    case WKind::Bf16: launch_kind<WKind::Bf16>(a, s); break;
+    case WKind::F16: launch_kind<WKind::F16>(a, s); break;
+    default: fail("gemm_mma: float32 weights take the generic kernel");
+  }
+  MMFP4_CUDA_LAUNCHED("linear (tensor cores) W [", a.w.n, ", ", a.w.k, "] kind ", int(a.w.kind), ", ", a.m,
+                      " rows, nt ", a.nt, ", ", a.splits, " splits of ", a.cps, " chunks, ", a.grid_tiles,
+                      " token tiles");
+}
+
+}  // namespace mmfp4::cuda

@@ -1,0 +1,168 @@
+// Host-side launchers of the CUDA kernels (one op per .cu file) and their argument structs. Plain C++: included by
+// the backend (cuda_backend.cpp) and by the .cu files that define them. Every launcher checks its launch and throws
+// mmfp4::Error naming the op and its shapes.
+//
+// Shapes follow backend.h: activations [rows, cols] float32 with a row stride, weights [n = out, k = in].
+#pragma once
+
+#include <cuda_runtime_api.h>
+
+#include <cstdint>
+
+namespace mmfp4::cuda {
+
+// ---------------------------------------------------------------------------------------------------------------
+// Weights as the GEMM kernels read them
+// ---------------------------------------------------------------------------------------------------------------
+enum class WKind : int { Fp4 = 0, Bf16 = 1, F16 = 2, F32 = 3 };
+
+// One weight, or a stack of experts of equal shape. Fp4 weights are in the tiled layout of repack.h (docs/format.md,
+// "CUDA layout"); dense weights are the checkpoint's rows, untouched.
+struct GemmWeight {
+  WKind kind = WKind::Fp4;
+  const void* data = nullptr;        // Fp4: code tiles (16 bytes per lane); dense: [n, k] row-major elements
+  const uint32_t* scales = nullptr;  // Fp4: [n_tiles][groups][8] f16 pairs
+  int n = 0;                         // rows (output features)
+  int k = 0;                         // columns as stored (fp4: k_stored, the rotated width; dense: k)
+  int n_tiles = 0, k_chunks = 0, groups = 0, group_size = 0;  // fp4 tile layout (16 rows x 64 columns a tile)
+  int row0 = 0;                      // generic kernel only: first stored row of this (row-sliced) view
+  int64_t expert_stride = 0;         // between stacked experts: 16-byte tiles (fp4) or elements (dense)
+  int64_t expert_scale_stride = 0;   // u32 words (fp4)
+};
+
+// MoE token tiles: entry i of `tiles` is {expert, row0, rows}: rows [row0, row0 + rows) of the expert-sorted
+// activations use expert `expert`; *tile_count entries are valid (the rest of the launched grid returns at once).
+struct TileTable {
+  const int32_t* tiles = nullptr;
+  const int32_t* count = nullptr;
+};
+
+// ---------------------------------------------------------------------------------------------------------------
+// Linear layers (gemv_fp4.cu, activations.cu, linear_generic.cu)
+// ---------------------------------------------------------------------------------------------------------------
+// x [m, k] float32 -> xb, the 16-bit activation fragments the mma kernels read: [rows_pad / 8][kb32][32 lanes][8]
+// (lane 4g + c holds row 8t + g, columns 32b + 8c .. 8c + 7). Columns >= k_valid and rows past m are zero.
+struct PrepArgs {
+  const float* x = nullptr;
+  int64_t x_stride = 0;
+  int m = 0;                         // rows of x (without row_map), or entries of row_map
+  int k_valid = 0;                   // columns of x that exist
+  const int32_t* row_map = nullptr;  // xb row i <- x row row_map[i] / row_div (negative: zeros); null: row i
+  int row_div = 1;
+  bool map_is_mask = false;          // row_map only marks missing rows (negative); present rows map to themselves
+  int rows_pad = 0;                  // xb rows, a multiple of 8
+  int kb32 = 0;                      // 32-column blocks of xb
+  bool f16 = false;                  // f16 (saturating) instead of bf16, for F16 dense weights
+  void* xb = nullptr;
+};
+void launch_prepare_activations(const PrepArgs& a, cudaStream_t s);
+
+// out [m, k_pad] (contiguous) = x zero-padded from k to k_pad, then Hadamard-rotated block-wise (block = had).
+void launch_rotate_pad(const float* x, int64_t x_stride, int m, int k, int k_pad, int had, float* out,
+                       cudaStream_t s);
+
+// y (+)= x W^T on tensor cores (bf16 or f16 operands, float32 accumulation). One warp owns a 16-row tile of W and
+// a token tile of 8 * nt rows; a block is 8 warps (128 rows); grid = (row blocks, token tiles, splits of K).
+struct GemmArgs {
+  GemmWeight w;
+  const void* xb = nullptr;  // prepared activations
+  int kb32 = 0;
+  int m = 0;                 // token rows (plain linear)
+  TileTable tiles;           // MoE: token tiles by expert (else null)
+  int grid_tiles = 1;        // token tiles launched
+  int nt = 1;                // n8 token tiles per warp: 1, 2, 4 or 8
+  float* y = nullptr;
+  int64_t y_stride = 0;
+  bool accumulate = false;
+  int splits = 1, cps = 0;   // splits of the k chunks (64 columns each), cps chunks per split
+  float* partial = nullptr;  // splits > 1: [grid_tiles][splits][8 * nt][row blocks * 128]
+  int32_t* counters = nullptr;  // splits > 1: [grid_tiles][row blocks], zero between launches
+};
+void launch_gemm_mma(const GemmArgs& a, cudaStream_t s);
+
+// Fallback for any shape and format (float32 FMA, exact weights): y (+)= x W^T.
+struct GenericArgs {
+  GemmWeight w;
+  const float* x = nullptr;
+  int64_t x_stride = 0;
+  int k = 0;                         // columns of x used (the weight's stored width)
+  int m = 0;                         // output rows (plain), or rows of the expert-sorted buffers (MoE)
+  const int32_t* row_map = nullptr;  // x row of output row i = row_map[i] / row_div (negative: skip); null: i
+  int row_div = 1;
+  bool map_is_mask = false;          // as PrepArgs
+  TileTable tiles;                   // MoE: expert of each row range (else expert 0 for every row)
+  int grid_tiles = 0;
+  float* y = nullptr;
+  int64_t y_stride = 0;
+  bool accumulate = false;
+};
+void launch_gemm_generic(const GenericArgs& a, cudaStream_t s);
+
+// ---------------------------------------------------------------------------------------------------------------
+// Other ops
+// ---------------------------------------------------------------------------------------------------------------
+void launch_hadamard(float* x, int64_t stride, int rows, int cols, int block, cudaStream_t s);
+void launch_rmsnorm(const float* x, int64_t xs, float* out, int64_t os, int rows, int cols, const float* w,
+                    float eps, cudaStream_t s);
+void launch_rope(float* x, int64_t stride, int rows, int heads, int64_t head_stride, int off, const float* cos,
+                 const float* sin, int dim, bool interleaved, const int32_t* positions, int max_positions,
+                 cudaStream_t s);
+void launch_silu_mul(const float* g, int64_t gs, const float* u, int64_t us, float* o, int64_t os, int rows,
+                     int cols, cudaStream_t s);
+void launch_add(float* x, int64_t xs, const float* y, int64_t ys, int rows, int cols, cudaStream_t s);
+void launch_add_bias(float* x, int64_t xs, int rows, int cols, const float* b, cudaStream_t s);
+void launch_gather_rows(const float* x, int64_t xs, const int32_t* rows_dev, int n, int cols, float* out,
+                        int64_t os, cudaStream_t s);
+// out[t] = row tokens[t] of the table (dequantized, rotation undone); cols = logical width.
+void launch_embed(const GemmWeight& table, int had, const int32_t* tokens, int n_tokens, int vocab, float* out,
+                  int64_t os, int cols, cudaStream_t s);
+// cache row slots[t] (bf16, `width` values) <- [a[t] (a_cols) | b[t] (b_cols)]; negative slots are skipped.
+void launch_store_rows(uint16_t* cache, int64_t width, const int32_t* slots, int n_tokens, const float* a,
+                       int64_t as, int a_cols, const float* b, int64_t bs, int b_cols, cudaStream_t s);
+
+// Attention of query heads over the paged bf16 cache of their own sequence, causal (positions [0, pos[t]]).
+// Query row of (token t, head h) = [q1 (d1 values) | q2 (d2 values)]; key = cache[k_off .. k_off + d1 + d2) of the
+// head's kv group; value = cache[v_off .. v_off + dv). GQA: q2 empty; MLA: q1 = q_lat, q2 = q_pe, one kv group.
+struct AttnArgs {
+  const float* q1 = nullptr;
+  const float* q2 = nullptr;
+  int64_t q_row_stride = 0;  // between tokens
+  int64_t q_head_stride = 0; // between heads of a token
+  int64_t q2_row_stride = 0, q2_head_stride = 0;
+  int d1 = 0, d2 = 0, dv = 0;
+  int heads = 0, kv_heads = 1;
+  int64_t k_off_per_kvh = 0, k_off = 0;  // key of kv head j starts at k_off + j * k_off_per_kvh
+  int64_t v_off_per_kvh = 0, v_off = 0;
+  const uint16_t* cache = nullptr;
+  int64_t width = 0, block_size = 0;
+  float scale = 1.0f;
+  int n_tokens = 0;
+  const int32_t* positions = nullptr;
+  const int32_t* seq = nullptr;
+  const int32_t* block_tables = nullptr;
+  int64_t max_blocks = 0;
+  float* out = nullptr;
+  int64_t out_row_stride = 0, out_head_stride = 0;
+};
+void launch_attention(const AttnArgs& a, cudaStream_t s);
+
+// MLA absorbed products on kv_b [heads * (nope + v), R] (mla_absorb.cu).
+void launch_mla_absorb_q(const float* q_nope, int64_t qs, int rows, int heads, int nope, int v, const GemmWeight& w,
+                         int R, float* q_lat, int64_t ls, cudaStream_t s);
+
+// MoE (moe_route.cu, moe_experts.cu).
+void launch_moe_route(const float* logits, int64_t ls, int T, int E, const float* bias, bool sigmoid, int top_k,
+                      int n_group, int topk_group, bool norm_topk_prob, float scaling, int32_t* ids, float* w,
+                      cudaStream_t s);
+// Groups the T * K (token, slot) pairs by expert: sorted[i] = flat index t * K + j (or -1 padding) with each
+// expert's rows starting at a multiple of `align`; pos[flat] = its sorted row; tile table of up to `tile_rows` rows.
+void launch_moe_plan(const int32_t* ids, int T, int K, int E, int align, int tile_rows, int32_t* sorted,
+                     int32_t* pos, int32_t* tiles, int32_t* tile_count, int max_tiles, cudaStream_t s);
+// out[t] += sum_j w[t, j] * d[pos[t * K + j]] in slot order.
+void launch_moe_combine(const float* d, int64_t ds, const int32_t* pos, const float* w, int T, int K, int H,
+                        float* out, int64_t os, cudaStream_t s);
+
+// ids[r] = argmax of row r (ties to the lowest index).
+void launch_argmax_rows(const float* x, int64_t xs, int rows, int cols, int32_t* ids, cudaStream_t s);
+
+}  // namespace mmfp4::cuda
