@@ -87,6 +87,15 @@ std::unique_ptr<Model> Model::load(const std::string& dir, Backend& be, const Mo
   be.upload(rope_mem, rt.cos.data(), rt.cos.size() * 4);
   be.upload(rope_mem + rt.cos.size(), rt.sin.data(), rt.sin.size() * 4);
   m->rope_ = RopeTable{rope_mem, rope_mem + rt.cos.size(), m->max_context_, rt.dim, cfg.rope.interleaved};
+  // The backend's own per-step scratch, taken now so that no forward step allocates.
+  WorkspacePlan plan;
+  plan.max_tokens = T;
+  plan.max_context = m->max_context_;
+  plan.max_heads = cfg.num_heads;
+  plan.max_kv_width = cfg.kv_values_per_token_layer();
+  for (int64_t i = 0; i < cfg.num_layers; ++i)
+    if (cfg.is_moe_layer(i)) plan.max_top_k = cfg.num_experts_per_tok;
+  be.reserve_workspace(plan);
   be.sync();
   log_info("loaded ", dir, " (", cfg.summary(), ") on ", be.name(), ": ", m->weight_bytes_ / 1e6, " MB of weights, ",
            m->arena_bytes_ / 1e6, " MB arena, in ", now_seconds() - t0, " s");
@@ -125,12 +134,28 @@ void Model::forward(const Batch& b, KVCache& kv, float* logits) {
   }
 }
 
+int64_t Model::graph_bucket(int64_t T) const {
+  int64_t b = 1;
+  while (b < T) b <<= 1;
+  return std::min({b, opt_.graph_max_tokens, opt_.max_tokens});
+}
+
 void Model::run_chunk(const Batch& b, size_t begin, size_t end, KVCache& kv, float* logits, size_t logit_base) {
-  const int64_t T = int64_t(end - begin), Tmax = opt_.max_tokens, H = cfg_.hidden_size, V = cfg_.vocab_size;
+  const int64_t T = int64_t(end - begin), Tmax = opt_.max_tokens, V = cfg_.vocab_size;
   // Host metadata: the chunk's sequences get local indices 0..n_seqs-1.
   int32_t* hm = h_meta_.data();
   int32_t *h_tok = hm, *h_pos = hm + Tmax, *h_seq = hm + 2 * Tmax, *h_slot = hm + 3 * Tmax, *h_rows = hm + 4 * Tmax,
           *h_bt = hm + 5 * Tmax;
+  int64_t n_rows = 0;
+  for (int32_t r : b.logit_rows)
+    if (size_t(r) >= begin && size_t(r) < end) h_rows[n_rows++] = int32_t(size_t(r) - begin);
+  // A decode-like step (every token wants logits) replays a recorded graph of its bucket size: the padding tokens
+  // (token 0 at position 0 of sequence 0, negative slot: nothing stored) and padding logit rows are computed and
+  // dropped, and block tables use the fixed stride of the whole context.
+  const int64_t cap = (max_context_ + opt_.kv_block_size - 1) / opt_.kv_block_size;
+  const bool graph = be_.supports_graphs() && !tracer_.enabled() && opt_.graph_max_tokens > 0 &&
+                     T <= std::min(opt_.graph_max_tokens, Tmax) && n_rows == T;
+  const int64_t Tb = graph ? graph_bucket(T) : T;
   std::vector<int32_t> local(b.seqs.size(), -1);
   std::vector<const SeqCache*> seqs;
   for (int64_t t = 0; t < T; ++t) {
@@ -147,22 +172,26 @@ void Model::run_chunk(const Batch& b, size_t begin, size_t end, KVCache& kv, flo
     h_slot[t] = int32_t(sc.blocks[size_t(b.positions[i] / kv.block_size())] * kv.block_size() +
                         b.positions[i] % kv.block_size());
   }
+  for (int64_t t = T; t < Tb; ++t) {
+    h_tok[t] = 0;
+    h_pos[t] = 0;
+    h_seq[t] = 0;
+    h_slot[t] = -1;
+    h_rows[t] = 0;
+  }
   int64_t max_blocks = 1;
   for (const SeqCache* s : seqs) max_blocks = std::max<int64_t>(max_blocks, int64_t(s->blocks.size()));
-  const int64_t cap = (max_context_ + opt_.kv_block_size - 1) / opt_.kv_block_size;
   max_blocks = std::min(max_blocks, cap);  // positions are < max_context, so later blocks are never read
+  if (graph) max_blocks = cap;
   for (size_t s = 0; s < seqs.size(); ++s)
     for (int64_t j = 0; j < max_blocks; ++j)
       h_bt[int64_t(s) * max_blocks + j] = j < int64_t(seqs[s]->blocks.size()) ? seqs[s]->blocks[size_t(j)] : -1;
-  int64_t n_rows = 0;
-  for (int32_t r : b.logit_rows)
-    if (size_t(r) >= begin && size_t(r) < end) h_rows[n_rows++] = int32_t(size_t(r) - begin);
   int32_t max_pos = 0;
   for (int64_t t = 0; t < T; ++t) max_pos = std::max(max_pos, h_pos[t]);
   be_.upload(meta_, hm, size_t(5 * Tmax + int64_t(seqs.size()) * max_blocks) * 4);
 
   BatchMeta m;
-  m.n_tokens = T;
+  m.n_tokens = Tb;
   m.tokens = meta_;
   m.positions = meta_ + Tmax;
   m.seq = meta_ + 2 * Tmax;
@@ -176,6 +205,20 @@ void Model::run_chunk(const Batch& b, size_t begin, size_t end, KVCache& kv, flo
   m.h_slots = h_slot;
   m.h_block_tables = h_bt;
 
+  if (graph) {
+    be_.replay_graph(graph_for(m, kv));
+  } else {
+    run_ops(m, kv, n_rows);
+    if (n_rows == 0) {
+      be_.sync();
+      return;
+    }
+  }
+  be_.download(logits + logit_base * size_t(V), logits_, size_t(n_rows * V) * 4);
+}
+
+void Model::run_ops(const BatchMeta& m, KVCache& kv, int64_t n_rows) {
+  const int64_t T = m.n_tokens, Tmax = opt_.max_tokens, H = cfg_.hidden_size, V = cfg_.vocab_size;
   Tracer* tr = tracer_.enabled() ? &tracer_ : nullptr;
   if (tr) tr->begin(be_);
   Act x(x_, T, H), h(h_, T, H);
@@ -189,16 +232,57 @@ void Model::run_chunk(const Batch& b, size_t begin, size_t end, KVCache& kv, flo
     be_.rmsnorm(x, layers_[l].post_attention_norm, float(cfg_.rms_norm_eps), h);
     layers_[l].ffn->forward(ctx, h, x);
   }
-  if (n_rows == 0) {
-    be_.sync();
-    return;
-  }
+  if (n_rows == 0) return;
   Act sel(sel_, n_rows, H), lg(logits_, n_rows, V);
   be_.gather_rows(x, meta_ + 4 * Tmax, n_rows, sel);
   be_.rmsnorm(sel, final_norm_, float(cfg_.rms_norm_eps), sel);
   be_.linear(sel, lm_head_ ? *lm_head_ : *embed_, lg, false);
   if (tr) tr->after_global(be_, m, "lm_head", lg);
-  be_.download(logits + logit_base * size_t(V), logits_, size_t(n_rows * V) * 4);
+}
+
+StepGraph& Model::graph_for(const BatchMeta& m, KVCache& kv) {
+  // Graphs hold the cache's layer pointers: another cache (or a new one at the same address) invalidates them.
+  std::vector<void*> layers;
+  for (int64_t i = 0; i < kv.n_layers(); ++i) layers.push_back(kv.layer(i).data);
+  if (layers != graph_kv_) {
+    graphs_.clear();
+    graph_kv_ = layers;
+  }
+  std::unique_ptr<StepGraph>& g = graphs_[m.n_tokens];
+  if (!g) {
+    be_.begin_graph();
+    try {
+      run_ops(m, kv, m.n_tokens);
+    } catch (...) {
+      try {
+        be_.end_graph();
+      } catch (...) {
+      }
+      throw;
+    }
+    g = be_.end_graph();
+    if (!g) fail("the backend recorded no step graph");
+  }
+  return *g;
+}
+
+void Model::prepare_graphs(KVCache& kv) {
+  if (!be_.supports_graphs() || opt_.graph_max_tokens <= 0) return;
+  const int64_t Tmax = opt_.max_tokens, cap = (max_context_ + opt_.kv_block_size - 1) / opt_.kv_block_size;
+  for (int64_t t = 1;; t <<= 1) {
+    const int64_t Tb = graph_bucket(t);
+    BatchMeta m;  // only sizes and device pointers matter for recording
+    m.n_tokens = Tb;
+    m.tokens = meta_;
+    m.positions = meta_ + Tmax;
+    m.seq = meta_ + 2 * Tmax;
+    m.slots = meta_ + 3 * Tmax;
+    m.n_seqs = Tb;
+    m.block_tables = meta_ + 5 * Tmax;
+    m.max_blocks = cap;
+    graph_for(m, kv);
+    if (Tb >= std::min(opt_.graph_max_tokens, Tmax)) break;
+  }
 }
 
 }  // namespace mmfp4

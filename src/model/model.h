@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstdint>
+#include <map>
 #include <memory>
 #include <string>
 #include <vector>
@@ -22,6 +23,9 @@ struct ModelOptions {
   int64_t kv_block_size = 16; // tokens per KV cache block (the KVCache used with this model must match)
   bool check = false;         // --check / MMFP4_CHECK=1: stop at the first NaN/Inf, naming layer, op and position
   bool verbose = false;       // --verbose: log every op with shape and time
+  // Backends with step graphs (CUDA): a step whose tokens all want logits and number at most this many (decode)
+  // replays a graph recorded once per bucket (1, 2, 4, .. tokens; padding tokens store nothing). 0: never.
+  int64_t graph_max_tokens = 64;
 };
 
 // One forward step's tokens. Token i belongs to sequence seq[i] (an index into seqs) at position positions[i];
@@ -65,10 +69,18 @@ class Model {
 
   void set_check(bool on) { tracer_ = Tracer(on, opt_.verbose); opt_.check = on; }
 
+  // Records the step graph of every bucket for cache `kv` now (load-time warm-up), so no request pays for it.
+  // Without it, a bucket's graph is recorded the first time a step of that size runs. No-op on the CPU.
+  void prepare_graphs(KVCache& kv);
+
  private:
   Model(const std::string& dir, Backend& be, const ModelConfig& cfg, const ModelOptions& opt);
   void validate(const Batch& b, const KVCache& kv) const;
   void run_chunk(const Batch& b, size_t begin, size_t end, KVCache& kv, float* logits, size_t logit_base);
+  // The ops of one step (embedding to logits of n_rows gathered rows): run eagerly, or recorded into a graph.
+  void run_ops(const BatchMeta& m, KVCache& kv, int64_t n_rows);
+  int64_t graph_bucket(int64_t T) const;
+  StepGraph& graph_for(const BatchMeta& m, KVCache& kv);
 
   std::string dir_;
   Backend& be_;
@@ -94,6 +106,8 @@ class Model {
   int64_t meta_ints_ = 0;
   std::vector<int32_t> h_meta_;  // host mirror
   Tracer tracer_{false, false};
+  std::map<int64_t, std::unique_ptr<StepGraph>> graphs_;  // by bucket; they hold the cache's layer pointers:
+  std::vector<void*> graph_kv_;                            // the layers they were recorded for
 };
 
 }  // namespace mmfp4
