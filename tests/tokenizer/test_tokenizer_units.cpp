@@ -232,4 +232,13 @@ TEST(TokenizerUnicode, CharacterClasses) {
   EXPECT_TRUE(unicode::is_word(0x301));
   EXPECT_TRUE(unicode::is_word('_'));
   EXPECT_FALSE(unicode::is_word('-'));
+  // Where ICU 72 and the Rust tables disagree, the Rust answer (values from Hugging Face's library).
+  EXPECT_FALSE(unicode::is_punctuation(0x61D));  // Unicode 14 punctuation, unknown to the unicode_categories crate
+  EXPECT_TRUE(unicode::is_word(0x1C89));         // a Unicode 16 letter
+  EXPECT_TRUE(unicode::is_numeric(0x10D40));     // a Unicode 16 digit
+  EXPECT_FALSE(unicode::is_combining_mark(0x898));
+  EXPECT_EQ(unicode::lowercase("\xEA\x9F\x8B"), "\xC9\xA4");  // U+A7CB -> U+0264 (Unicode 16)
+  // Normalization leaves characters newer than Unicode 11 alone, as the Rust crate does.
+  EXPECT_EQ(unicode::normalize("\xF0\x9E\x80\xB0", unicode::NormForm::NFKC), "\xF0\x9E\x80\xB0");  // U+1E030
+  EXPECT_EQ(unicode::normalize("\xE2\x91\xA0", unicode::NormForm::NFKC), "1");
 }
