@@ -199,6 +199,7 @@ Regex Regex::literal(std::string_view text, std::string what) {
   }
   quoted += "\\E";
   r.compile(quoted);
+  r.literal_ = !text.empty();
   return r;
 }
 
@@ -216,11 +217,18 @@ Regex::~Regex() {
   if (code_) pcre2_code_free(code_);
 }
 
-Regex::Regex(Regex&& o) noexcept : pattern_(std::move(o.pattern_)), what_(std::move(o.what_)), code_(o.code_), jit_(o.jit_) {
+Regex::Regex(Regex&& o) noexcept
+    : pattern_(std::move(o.pattern_)), what_(std::move(o.what_)), code_(o.code_), jit_(o.jit_), literal_(o.literal_) {
   o.code_ = nullptr;
 }
 
 void Regex::find_all(std::string_view text, std::vector<Span>& out) const {
+  if (literal_) {
+    // Leftmost non-overlapping occurrences: what the regex of the escaped literal finds, without PCRE2.
+    for (size_t at = text.find(pattern_); at != std::string_view::npos; at = text.find(pattern_, at + pattern_.size()))
+      out.push_back({uint32_t(at), uint32_t(at + pattern_.size())});
+    return;
+  }
   MatchState& ms = match_state();
   const auto* subject = reinterpret_cast<PCRE2_SPTR>(text.data());
   size_t n = text.size();

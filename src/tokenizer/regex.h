@@ -49,6 +49,7 @@ class Regex {
   std::string pattern_, what_;
   pcre2_real_code_8* code_ = nullptr;
   bool jit_ = false;
+  bool literal_ = false;  // a non-empty literal: matched with a plain substring search
 };
 
 }  // namespace mmfp4
