@@ -33,11 +33,39 @@ ThreadPool::~ThreadPool() {
   for (auto& t : workers_) t.join();
 }
 
-void ThreadPool::work(int id) {
+// Takes the next task of job `gen`; false when the job has no task left or has been replaced by a later one.
+bool ThreadPool::claim(uint32_t gen, int64_t* task) {
+  uint64_t v = next_.load(std::memory_order_acquire);
   while (true) {
-    int64_t t = next_.fetch_add(1, std::memory_order_relaxed);
-    if (t >= n_tasks_) break;
+    const uint32_t idx = uint32_t(v);
+    if (uint32_t(v >> 32) != gen || (idx & kPerThread) || int64_t(idx) >= n_tasks_.load(std::memory_order_relaxed))
+      return false;
+    if (next_.compare_exchange_weak(v, v + 1, std::memory_order_acq_rel, std::memory_order_acquire)) {
+      *task = int64_t(idx);
+      return true;
+    }
+  }
+}
+
+void ThreadPool::finish_task() {
+  if (done_.fetch_add(1, std::memory_order_acq_rel) + 1 == n_tasks_.load(std::memory_order_relaxed))
+    done_.notify_one();
+}
+
+// Thread `id`'s part of job `gen` (nothing if that job is already gone).
+void ThreadPool::run_job(uint32_t gen, int id) {
+  const uint64_t v = next_.load(std::memory_order_acquire);
+  if (uint32_t(v >> 32) != gen) return;
+  if (uint32_t(v) & kPerThread) {
+    // Task `id` is this thread's; the job cannot finish (and change) before it has run.
+    tramp_(ctx_, id, id);
+    finish_task();
+    return;
+  }
+  int64_t t;
+  while (claim(gen, &t)) {
     tramp_(ctx_, t, id);
+    finish_task();
   }
 }
 
@@ -55,29 +83,31 @@ void ThreadPool::worker_loop(int id) {
     }
     seen = g;
     if (stop_.load(std::memory_order_acquire)) return;
-    work(id);
-    if (finished_.fetch_add(1, std::memory_order_acq_rel) + 1 == n_threads_ - 1) finished_.notify_one();
+    run_job(g, id);
   }
 }
 
-void ThreadPool::dispatch(int64_t n_tasks, Trampoline tramp, void* ctx) {
+void ThreadPool::dispatch(int64_t n_tasks, Trampoline tramp, void* ctx, bool per_thread) {
+  // Every task of the previous job is done. Block claims first: a worker still holding the previous generation
+  // then fails its compare-exchange instead of taking a task of the new job under the old one's numbering.
+  const uint32_t gen = generation_.load(std::memory_order_relaxed) + 1;
+  next_.store(uint64_t(gen) << 32 | kBlocked, std::memory_order_release);
   tramp_ = tramp;
   ctx_ = ctx;
-  n_tasks_ = n_tasks;
-  next_.store(0, std::memory_order_relaxed);
-  finished_.store(0, std::memory_order_relaxed);
-  generation_.fetch_add(1, std::memory_order_acq_rel);  // publishes the job (release)
+  n_tasks_.store(n_tasks, std::memory_order_relaxed);
+  done_.store(0, std::memory_order_relaxed);
+  next_.store(uint64_t(gen) << 32 | (per_thread ? kPerThread : 0u), std::memory_order_release);
+  generation_.store(gen, std::memory_order_release);  // wakes the workers
   generation_.notify_all();
-  work(0);
-  const int want = n_threads_ - 1;
-  int f = finished_.load(std::memory_order_acquire);
-  for (int i = 0; f != want && i < kSpinIterations; ++i) {
+  run_job(gen, 0);
+  int64_t d = done_.load(std::memory_order_acquire);
+  for (int i = 0; d != n_tasks && i < kSpinIterations; ++i) {
     cpu_relax();
-    f = finished_.load(std::memory_order_acquire);
+    d = done_.load(std::memory_order_acquire);
   }
-  while (f != want) {
-    finished_.wait(f, std::memory_order_acquire);
-    f = finished_.load(std::memory_order_acquire);
+  while (d != n_tasks) {
+    done_.wait(d, std::memory_order_acquire);
+    d = done_.load(std::memory_order_acquire);
   }
 }
 

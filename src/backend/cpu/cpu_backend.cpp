@@ -8,7 +8,7 @@
 #include <cstdlib>
 #include <cstring>
 
-#include "backend/cpu/fwht.h"
+#include "backend/cpu/simd_util.h"
 #include "core/error.h"
 #include "core/half.h"
 #include "core/log.h"
@@ -20,15 +20,24 @@ namespace {
 // E2M1 code -> value (docs/format.md): bit 3 is the sign.
 constexpr float kE2M1[16] = {0, 0.5f, 1, 1.5f, 2, 3, 4, 6, -0.0f, -0.5f, -1, -1.5f, -2, -3, -4, -6};
 
+// Rows of x a decode step may bring when no WorkspacePlan says more (scratch for them is taken at upload).
+constexpr int64_t kDecodeRows = 16;
+
 std::shared_ptr<uint8_t> aligned_bytes(size_t n) {
   void* p = std::aligned_alloc(64, std::max<size_t>(64, (n + 63) / 64 * 64));
   if (!p) throw std::bad_alloc();
   return std::shared_ptr<uint8_t>(static_cast<uint8_t*>(p), [](uint8_t* q) { std::free(q); });
 }
 
+bool env_flag(const char* name) {
+  const char* v = std::getenv(name);
+  return v && *v && std::strcmp(v, "0") != 0;
+}
+
 }  // namespace
 
 void CpuLinear::stored_row(int64_t row, float* out) const {
+  if (!reference) return packed_row(packed, row, out);
   if (format == WeightFormat::MMFP4) {
     const uint32_t* w = codes + row * (k_stored / 8);
     const uint16_t* s = scales + row * (k_stored / group_size);
@@ -57,17 +66,23 @@ void CpuLinear::stored_row(int64_t row, float* out) const {
   }
 }
 
-CpuBackend::CpuBackend(int threads) {
-  if (threads > 0) ThreadPool::set_global_threads(threads);
+CpuBackend::CpuBackend(int threads) : CpuBackend(CpuOptions{threads, -1, nullptr}) {}
+
+CpuBackend::CpuBackend(const CpuOptions& opt) {
+  if (opt.threads > 0) ThreadPool::set_global_threads(opt.threads);
   pool_ = &ThreadPool::global();
+  ref_ = opt.reference >= 0 ? opt.reference > 0 : env_flag("MMFP4_CPU_REF");
+  const CpuIsa isa = opt.isa ? choose_isa(detect_cpu_features(), opt.isa) : runtime_isa();
+  kr_ = &cpu_kernels(isa);
   scratch_.resize(size_t(pool_->size()));
+  gemm_ws_.resize_threads(pool_->size());
 }
 
 CpuBackend::~CpuBackend() = default;
 
 std::string CpuBackend::name() const {
-  bool avx512 = __builtin_cpu_supports("avx512f");
-  return cat("cpu (", avx512 ? "avx512" : "avx2", ", ", pool_->size(), " threads)");
+  if (ref_) return cat("cpu (reference, ", pool_->size(), " threads)");
+  return cat("cpu (", isa_name(kr_->isa), ", ", pool_->size(), " threads)");
 }
 
 void* CpuBackend::alloc(size_t bytes, const std::string& what) {
@@ -94,15 +109,8 @@ size_t CpuBackend::free_memory() const {
   return kb * 1024;
 }
 
-float* CpuBackend::scratch(int thread, size_t n) {
-  auto& s = scratch_[size_t(thread)];
-  if (s.size() < n) s.resize(n);
-  return s.data();
-}
-
 void CpuBackend::reserve_scratch(size_t n) {
-  for (auto& s : scratch_)
-    if (s.size() < n) s.resize(n);
+  for (auto& s : scratch_) s.get(n);
 }
 
 std::unique_ptr<CpuLinear> CpuBackend::make_linear(const HostWeight& w) {
@@ -112,9 +120,19 @@ std::unique_ptr<CpuLinear> CpuBackend::make_linear(const HostWeight& w) {
   out->k = w.k;
   out->format = w.format;
   out->hadamard_block = w.hadamard_block;
-  if (w.format == WeightFormat::MMFP4) {
-    out->k_stored = w.k_stored;
-    out->group_size = w.group_size;
+  out->reference = ref_;
+  out->dtype = w.dtype;
+  out->k_stored = w.format == WeightFormat::MMFP4 ? w.k_stored : w.k;
+  out->group_size = w.group_size;
+  if (w.format != WeightFormat::MMFP4 && w.dtype != DType::F32 && w.dtype != DType::F16 && w.dtype != DType::BF16)
+    fail(w.name, ": dense weights must be F32, F16 or BF16, got ", dtype_name(w.dtype));
+  if (!ref_) {
+    // Weight surgery for the fast kernels: repack into the P64 layout (packed_weight.h).
+    const PackedWeight shape = packed_shape(w);
+    out->mem = aligned_bytes(size_t(shape.bytes()));
+    out->packed = pack_weight(w, out->mem.get());
+    out->bytes = shape.bytes();
+  } else if (w.format == WeightFormat::MMFP4) {
     const size_t code_bytes = size_t(w.n) * size_t(w.k_stored / 8) * 4;
     const size_t scale_bytes = size_t(w.n) * size_t(w.k_stored / w.group_size) * 2;
     out->mem = aligned_bytes(code_bytes + scale_bytes + 64);
@@ -125,10 +143,6 @@ std::unique_ptr<CpuLinear> CpuBackend::make_linear(const HostWeight& w) {
     out->scales = reinterpret_cast<const uint16_t*>(sp);
     out->bytes = int64_t(code_bytes + scale_bytes);
   } else {
-    if (w.dtype != DType::F32 && w.dtype != DType::F16 && w.dtype != DType::BF16)
-      fail(w.name, ": dense weights must be F32, F16 or BF16, got ", dtype_name(w.dtype));
-    out->k_stored = w.k;
-    out->dtype = w.dtype;
     const size_t bytes = size_t(w.n) * size_t(w.k) * dtype_size(w.dtype);
     out->mem = aligned_bytes(bytes);
     std::memcpy(out->mem.get(), w.data, bytes);
@@ -139,9 +153,19 @@ std::unique_ptr<CpuLinear> CpuBackend::make_linear(const HostWeight& w) {
   return out;
 }
 
+void CpuBackend::note_shape(const CpuLinear& w) {
+  max_k_ = std::max(max_k_, w.k_stored);
+  max_n_ = std::max(max_n_, w.n);
+}
+
 std::unique_ptr<LinearWeight> CpuBackend::upload_linear(const HostWeight& w) {
   auto lw = make_linear(w);
+  note_shape(*lw);
   reserve_scratch(size_t(lw->k_stored));
+  if (!ref_) {
+    gemm_reserve(gemm_ws_, *kr_, tune_, pool_->size(), std::max(kDecodeRows, plan_.max_tokens), max_k_);
+    rotated_.get(size_t(std::max(kDecodeRows, plan_.max_tokens) * max_k_));
+  }
   return lw;
 }
 
@@ -159,103 +183,78 @@ std::unique_ptr<ExpertWeights> CpuBackend::upload_experts(const std::vector<Host
     e->down.push_back(make_linear(down[i]));
     e->bytes += e->gate.back()->bytes + e->up.back()->bytes + e->down.back()->bytes;
   }
+  note_shape(*e->gate[0]);
+  note_shape(*e->down[0]);
+  max_expert_k_ = std::max({max_expert_k_, e->gate[0]->k_stored, e->down[0]->k_stored});
+  max_expert_n_ = std::max({max_expert_n_, e->inter, e->hidden});
+  max_experts_ = std::max(max_experts_, e->n_experts);
+  any_rotated_experts_ = any_rotated_experts_ || e->gate[0]->hadamard_block > 0 || e->up[0]->hadamard_block > 0 ||
+                         e->down[0]->hadamard_block > 0;
   reserve_scratch(size_t(std::max(e->gate[0]->k_stored, e->down[0]->k_stored)));
+  if (!ref_) reserve_workspace(plan_);
   return e;
 }
 
+void CpuBackend::reserve_workspace(const WorkspacePlan& plan_in) {
+  plan_.max_tokens = std::max(plan_.max_tokens, plan_in.max_tokens);
+  plan_.max_context = std::max(plan_.max_context, plan_in.max_context);
+  plan_.max_heads = std::max(plan_.max_heads, plan_in.max_heads);
+  plan_.max_kv_width = std::max(plan_.max_kv_width, plan_in.max_kv_width);
+  plan_.max_top_k = std::max(plan_.max_top_k, plan_in.max_top_k);
+  if (ref_) return;
+  const int64_t T = std::max(kDecodeRows, plan_.max_tokens);
+  gemm_reserve(gemm_ws_, *kr_, tune_, pool_->size(), T, max_k_);
+  rotated_.get(size_t(T * max_k_));
+  // Attention: scores of one head group over the context and its output accumulators (cpu_attention.cpp).
+  const int64_t att = plan_.max_context * plan_.max_heads + plan_.max_heads * plan_.max_kv_width + 64;
+  reserve_scratch(size_t(std::max({att, max_k_, int64_t(1)})));
+  // MoE: every (token, slot) row of the largest step.
+  if (max_experts_ > 0) {
+    const int64_t rows = T * std::max<int64_t>(plan_.max_top_k, 8);
+    moe_x_.get(size_t(rows * max_expert_k_));
+    moe_g_.get(size_t(rows * max_expert_n_));
+    moe_u_.get(size_t(rows * max_expert_n_));
+    moe_d_.get(size_t(rows * max_expert_n_));
+    moe_y_.get(size_t(rows * max_expert_n_));
+    if (any_rotated_experts_) {
+      moe_xg_.get(size_t(rows * max_expert_k_));
+      moe_xu_.get(size_t(rows * max_expert_k_));
+      moe_xd_.get(size_t(rows * max_expert_k_));
+    }
+    moe_count_.reserve(size_t(max_experts_ + 1));
+    moe_offset_.reserve(size_t(max_experts_ + 1));
+    moe_rows_.reserve(size_t(rows));
+  }
+  jobs_.reserve(size_t(std::max<int64_t>({3 * max_experts_, plan_.max_heads, 256})));
+  gemm_ws_.task_start.reserve(jobs_.capacity() + 1);
+}
+
+// ---- dispatch of the ops whose fast and reference forms share this file ----
+
 void CpuBackend::embed(const LinearWeight& table_in, const BatchMeta& b, Act out) {
   const auto& table = static_cast<const CpuLinear&>(table_in);
+  if (ref_) return embed_ref(table, b, out);
+  // One row per token: the packed row, un-rotated (W = W' H block-wise) when the table is rotated.
   pool_->parallel_for(b.n_tokens, 1, [&](int64_t t0, int64_t t1, int th) {
     float* row = scratch(th, size_t(table.k_stored));
     for (int64_t t = t0; t < t1; ++t) {
       const int32_t id = b.tokens[t];
       MMFP4_ASSERT(id >= 0 && id < table.n);  // ids are validated before a batch is built
       table.stored_row(id, row);
-      if (table.hadamard_block > 0)  // undo the rotation: W = W' H block-wise
-        for (int64_t j = 0; j < table.k_stored; j += table.hadamard_block) fwht_inplace(row + j, table.hadamard_block);
+      if (table.hadamard_block > 0) hadamard_rows(Act(row, 1, table.k_stored), table.hadamard_block);
       std::memcpy(out.row(t), row, size_t(out.cols) * sizeof(float));
     }
   });
 }
 
-void CpuBackend::rmsnorm(Act x, const DeviceVector& w, float eps, Act out) {
-  MMFP4_ASSERT(w.n == x.cols && out.cols == x.cols && out.rows == x.rows);
-  pool_->parallel_for(x.rows, 1, [&](int64_t r0, int64_t r1, int) {
-    for (int64_t r = r0; r < r1; ++r) {
-      const float* xr = x.row(r);
-      float* o = out.row(r);
-      const float ms = dot_f32(xr, xr, x.cols) / float(x.cols);
-      const float inv = 1.0f / std::sqrt(ms + eps);
-      for (int64_t c = 0; c < x.cols; ++c) o[c] = xr[c] * inv * w.data[c];
-    }
-  });
-}
-
-void CpuBackend::hadamard(Act x, int block) {
-  MMFP4_ASSERT(block > 0 && x.cols % block == 0);
-  pool_->parallel_for(x.rows, 1, [&](int64_t r0, int64_t r1, int) {
-    for (int64_t r = r0; r < r1; ++r)
-      for (int64_t c = 0; c < x.cols; c += block) fwht_inplace(x.row(r) + c, block);
-  });
-}
-
-void CpuBackend::rope(Act x, int64_t heads, int64_t head_stride, int64_t off, const RopeTable& t, const BatchMeta& b) {
-  const int64_t half = t.dim / 2;
-  pool_->parallel_for(x.rows, 1, [&](int64_t r0, int64_t r1, int) {
-    for (int64_t r = r0; r < r1; ++r) {
-      const int32_t pos = b.h_positions[r];
-      MMFP4_ASSERT(pos >= 0 && pos < t.max_positions);  // the model checks positions against its context
-      const float* cs = t.cos + int64_t(pos) * half;
-      const float* sn = t.sin + int64_t(pos) * half;
-      for (int64_t h = 0; h < heads; ++h) {
-        float* p = x.row(r) + h * head_stride + off;
-        if (t.interleaved) {
-          for (int64_t i = 0; i < half; ++i) {
-            float a = p[2 * i], c = p[2 * i + 1];
-            p[2 * i] = a * cs[i] - c * sn[i];
-            p[2 * i + 1] = c * cs[i] + a * sn[i];
-          }
-        } else {
-          for (int64_t i = 0; i < half; ++i) {
-            float a = p[i], c = p[i + half];
-            p[i] = a * cs[i] - c * sn[i];
-            p[i + half] = c * cs[i] + a * sn[i];
-          }
-        }
-      }
-    }
-  });
-}
-
-void CpuBackend::silu_mul(Act gate, Act up, Act out) {
-  pool_->parallel_for(gate.rows, 1, [&](int64_t r0, int64_t r1, int) {
-    for (int64_t r = r0; r < r1; ++r) {
-      const float* g = gate.row(r);
-      const float* u = up.row(r);
-      float* o = out.row(r);
-      for (int64_t c = 0; c < gate.cols; ++c) o[c] = g[c] / (1.0f + std::exp(-g[c])) * u[c];
-    }
-  });
-}
-
-void CpuBackend::add(Act x, Act y) {
+void CpuBackend::argmax_rows(Act x, int32_t* ids) {
   for (int64_t r = 0; r < x.rows; ++r) {
-    float* a = x.row(r);
-    const float* b = y.row(r);
-    for (int64_t c = 0; c < x.cols; ++c) a[c] += b[c];
+    const float* p = x.row(r);
+    int64_t best = 0;
+    for (int64_t c = 1; c < x.cols; ++c)
+      if (p[c] > p[best]) best = c;
+    ids[r] = int32_t(best);
   }
-}
-
-void CpuBackend::add_bias(Act x, const DeviceVector& bias) {
-  MMFP4_ASSERT(bias.n == x.cols);
-  for (int64_t r = 0; r < x.rows; ++r) {
-    float* a = x.row(r);
-    for (int64_t c = 0; c < x.cols; ++c) a[c] += bias.data[c];
-  }
-}
-
-void CpuBackend::gather_rows(Act x, const int32_t* rows, int64_t n, Act out) {
-  for (int64_t i = 0; i < n; ++i) std::memcpy(out.row(i), x.row(rows[i]), size_t(x.cols) * sizeof(float));
 }
 
 }  // namespace mmfp4

@@ -1,89 +1,72 @@
-// Reference CPU linear layers: y = x W^T with the weight dequantized one row at a time into a per-thread buffer
-// (a whole dequantized matrix is never materialised), float32 accumulation in an order that depends only on K, so
-// a row's result is the same whatever else is in the batch. Also the per-head absorbed-MLA products on kv_b_proj.
-#include <immintrin.h>
-
+// Fast linear layers and MLA's per-head kv_b products on P64-packed weights (cpu_gemm.h, gemm_kernels.h).
+#include <algorithm>
 #include <cstring>
 
 #include "backend/cpu/cpu_backend.h"
-#include "backend/cpu/fwht.h"
+#include "backend/cpu/simd_util.h"
 #include "core/error.h"
 
 namespace mmfp4 {
 
-float dot_f32(const float* a, const float* b, int64_t n) {
-  // Four independent 8-wide accumulators: a single accumulator chain is latency bound.
-  __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps(), acc2 = _mm256_setzero_ps(),
-         acc3 = _mm256_setzero_ps();
-  int64_t i = 0;
-  for (; i + 32 <= n; i += 32) {
-    acc0 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i), _mm256_loadu_ps(b + i), acc0);
-    acc1 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i + 8), _mm256_loadu_ps(b + i + 8), acc1);
-    acc2 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i + 16), _mm256_loadu_ps(b + i + 16), acc2);
-    acc3 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i + 24), _mm256_loadu_ps(b + i + 24), acc3);
+Act CpuBackend::stored_input(Act x, const CpuLinear& w, bool input_rotated) {
+  if (w.hadamard_block == 0 || input_rotated) {
+    MMFP4_ASSERT(x.cols == w.k_stored);
+    return x;
   }
-  for (; i + 8 <= n; i += 8) acc0 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i), _mm256_loadu_ps(b + i), acc0);
-  __m256 s = _mm256_add_ps(_mm256_add_ps(acc0, acc1), _mm256_add_ps(acc2, acc3));
-  __m128 lo = _mm256_castps256_ps128(s), hi = _mm256_extractf128_ps(s, 1);
-  lo = _mm_add_ps(lo, hi);
-  lo = _mm_hadd_ps(lo, lo);
-  lo = _mm_hadd_ps(lo, lo);
-  float r = _mm_cvtss_f32(lo);
-  for (; i < n; ++i) r += a[i] * b[i];
-  return r;
-}
-
-void CpuBackend::linear_rows(Act x, const CpuLinear& w, Act out, bool accumulate, bool input_rotated) {
-  MMFP4_ASSERT(out.rows == x.rows && out.cols == w.n);
+  // y = W' (H x): zero-pad x to the stored width, then rotate each block (docs/format.md section 4).
+  MMFP4_ASSERT(x.cols == w.k);
   const int64_t T = x.rows, K = w.k_stored;
-  Act xin = x;
-  if (w.hadamard_block > 0 && !input_rotated) {
-    // Rotate the activations (y = W' (H x)), zero-padding K to the stored width first.
-    MMFP4_ASSERT(x.cols == w.k);
-    if (rotated_.size() < size_t(T * K)) rotated_.resize(size_t(T * K));
-    for (int64_t t = 0; t < T; ++t) {
-      float* r = rotated_.data() + t * K;
+  float* rot = rotated_.get(size_t(T * K));
+  auto rows = [&](int64_t t0, int64_t t1) {
+    for (int64_t t = t0; t < t1; ++t) {
+      float* r = rot + t * K;
       std::memcpy(r, x.row(t), size_t(w.k) * sizeof(float));
       std::memset(r + w.k, 0, size_t(K - w.k) * sizeof(float));
+      for (int64_t c = 0; c < K; c += w.hadamard_block) fwht_vec(r + c, w.hadamard_block);
     }
-    xin = Act(rotated_.data(), T, K);
-    hadamard(xin, w.hadamard_block);
+  };
+  if (T * K <= (1 << 15)) {
+    rows(0, T);
   } else {
-    MMFP4_ASSERT(x.cols == K || (input_rotated && x.cols == K));
+    pool_->parallel_for(T, 1, [&](int64_t t0, int64_t t1, int) { rows(t0, t1); });
   }
-  // Columns of the output in chunks of 16 weight rows per task.
-  pool_->parallel_for(w.n, 16, [&](int64_t n0, int64_t n1, int th) {
-    float* row = scratch(th, size_t(K));
-    for (int64_t n = n0; n < n1; ++n) {
-      w.stored_row(n, row);
-      for (int64_t t = 0; t < T; ++t) {
-        float v = dot_f32(xin.row(t), row, K);
-        float* o = out.row(t) + n;
-        *o = accumulate ? *o + v : v;
-      }
-    }
-  });
+  return Act(rot, T, K);
 }
 
-void CpuBackend::linear(Act x, const LinearWeight& w, Act out, bool accumulate, bool input_rotated) {
-  linear_rows(x, static_cast<const CpuLinear&>(w), out, accumulate, input_rotated);
+void CpuBackend::gemm_rows(Act x, const CpuLinear& w, int64_t row0, int64_t rows, Act out, bool accumulate) {
+  gemm(*kr_, *pool_, gemm_ws_, tune_, x, w.packed, row0, rows, out, accumulate);
+}
+
+void CpuBackend::linear(Act x, const LinearWeight& lw, Act out, bool accumulate, bool input_rotated) {
+  const auto& w = static_cast<const CpuLinear&>(lw);
+  if (ref_) return linear_ref(x, w, out, accumulate, input_rotated);
+  MMFP4_ASSERT(out.rows == x.rows && out.cols == w.n);
+  gemm_rows(stored_input(x, w, input_rotated), w, 0, w.n, out, accumulate);
 }
 
 void CpuBackend::mla_absorb_q(Act q_nope, const LinearWeight& kv_b_in, int64_t heads, int64_t nope, int64_t v,
                               Act q_lat) {
   const auto& kv_b = static_cast<const CpuLinear&>(kv_b_in);
+  if (ref_) return mla_absorb_q_ref(q_nope, kv_b, heads, nope, v, q_lat);
   const int64_t R = kv_b.k_stored, rows = q_nope.rows;
   MMFP4_ASSERT(q_lat.cols == R && q_nope.cols == nope && q_lat.rows == rows && rows % heads == 0);
-  // q_lat[r] = sum_i q_nope[r, i] * W_UK_h[i, :] for the rows r of head h, accumulated in order of i.
+  const int64_t lanes = kr_->absorb_lanes;
+  const bool kernel = kv_b.packed.mmfp4() && (nope + v) % lanes == 0 && nope % lanes == 0 && nope <= 1024;
   pool_->run(heads, [&](int64_t h, int th) {
+    const int64_t row0 = h * (nope + v);
+    if (kernel) {
+      for (int64_t r = h; r < rows; r += heads) kr_->absorb(kv_b.packed, row0, nope, q_nope.row(r), q_lat.row(r));
+      return;
+    }
+    // Any other shape or format: serial over the head's rows, vectorised along the latent.
     float* wrow = scratch(th, size_t(R));
     for (int64_t r = h; r < rows; r += heads) std::memset(q_lat.row(r), 0, size_t(R) * sizeof(float));
     for (int64_t i = 0; i < nope; ++i) {
-      kv_b.stored_row(h * (nope + v) + i, wrow);
+      kv_b.stored_row(row0 + i, wrow);
       for (int64_t r = h; r < rows; r += heads) {
         const float s = q_nope.row(r)[i];
         float* o = q_lat.row(r);
-        for (int64_t j = 0; j < R; ++j) o[j] += s * wrow[j];
+        for (int64_t j = 0; j < R; ++j) o[j] = std::fma(s, wrow[j], o[j]);
       }
     }
   });
@@ -92,15 +75,22 @@ void CpuBackend::mla_absorb_q(Act q_nope, const LinearWeight& kv_b_in, int64_t h
 void CpuBackend::mla_expand_v(Act o_lat, const LinearWeight& kv_b_in, int64_t heads, int64_t nope, int64_t v,
                               Act out) {
   const auto& kv_b = static_cast<const CpuLinear&>(kv_b_in);
-  const int64_t R = kv_b.k_stored, rows = o_lat.rows;
+  if (ref_) return mla_expand_v_ref(o_lat, kv_b, heads, nope, v, out);
+  const int64_t R = kv_b.k_stored, rows = o_lat.rows, T = rows / heads;
   MMFP4_ASSERT(o_lat.cols == R && out.cols == v && out.rows == rows && rows % heads == 0);
-  pool_->run(heads, [&](int64_t h, int th) {
-    float* wrow = scratch(th, size_t(R));
-    for (int64_t j = 0; j < v; ++j) {
-      kv_b.stored_row(h * (nope + v) + nope + j, wrow);
-      for (int64_t r = h; r < rows; r += heads) out.row(r)[j] = dot_f32(o_lat.row(r), wrow, R);
-    }
-  });
+  // Head h: out[t, h] = W_UV_h o_lat[t, h], a GEMM on weight rows [h(nope+v) + nope, +v) with the head's rows of
+  // o_lat and out as strided views; all heads run as one batch.
+  jobs_.clear();
+  for (int64_t h = 0; h < heads; ++h) {
+    GemmJob j;
+    j.x = Act(o_lat.row(h), T, R, heads * o_lat.stride);
+    j.w = &kv_b.packed;
+    j.row0 = h * (nope + v) + nope;
+    j.rows = v;
+    j.out = Act(out.row(h), T, v, heads * out.stride);
+    jobs_.push_back(j);
+  }
+  gemm_batch(*kr_, *pool_, gemm_ws_, tune_, jobs_.data(), int64_t(jobs_.size()));
 }
 
 }  // namespace mmfp4
