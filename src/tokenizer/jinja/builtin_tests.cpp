@@ -18,7 +18,7 @@ void no_args(const Args& args, const char* name) {
 
 #define SIMPLE_TEST(fname, expr)                             \
   bool fname(Renderer&, const Value& v, Args& args) {        \
-    no_args(args, #fname + 5);                               \
+    no_args(args, &#fname[5]);  /* "test_defined" -> "defined" */ \
     return (expr);                                           \
   }
 

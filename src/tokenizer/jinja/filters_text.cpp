@@ -314,7 +314,9 @@ Value round(Renderer&, const Value& v, Args& args) {
     if (!v.is_float()) {
       if (precision >= 0) return Value(v.as_int());
       double p = std::pow(10.0, double(-precision));
-      return Value(int64_t(std::nearbyint(double(v.as_int()) / p) * p));
+      double r = std::nearbyint(double(v.as_int()) / p) * p;
+      if (!(std::fabs(r) < 9.2e18)) runtime_fail("integer overflow");
+      return Value(int64_t(r));
     }
     double d = v.as_float();
     if (!std::isfinite(d)) return Value(d);

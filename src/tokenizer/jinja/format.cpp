@@ -65,7 +65,10 @@ std::string c_format(const Spec& sp, char conv, double d, bool is_int, int64_t i
   if (is_int) {
     f += "ll";
     f += conv;
-    std::snprintf(buf, sizeof buf, f.c_str(), static_cast<long long>(i));
+    if (conv == 'd' || conv == 'i')
+      std::snprintf(buf, sizeof buf, f.c_str(), static_cast<long long>(i));
+    else  // x, X, o take unsigned arguments
+      std::snprintf(buf, sizeof buf, f.c_str(), static_cast<unsigned long long>(i));
   } else {
     f += conv;
     std::snprintf(buf, sizeof buf, f.c_str(), d);
@@ -98,6 +101,7 @@ std::string convert(const Spec& sp, char conv, const Value& v, size_t max_len) {
       }
       double d = v.as_float();
       if (v.is_float() && !std::isfinite(d)) runtime_fail("cannot convert float ", format_float(d), " to integer");
+      if (v.is_float() && std::fabs(d) >= 9.2e18) runtime_fail("integer overflow");
       int64_t i = v.is_float() ? int64_t(std::trunc(d)) : v.as_int();
       if (sp.width > int64_t(max_len)) runtime_fail("format width exceeds the size limit");
       return c_format(sp, 'd', 0, true, i);
@@ -110,16 +114,13 @@ std::string convert(const Spec& sp, char conv, const Value& v, size_t max_len) {
         runtime_fail("%", conv, " format: an integer is required, not ", type_name(v));
       }
       int64_t i = v.as_int();
-      Spec p = sp;
-      std::string s = c_format(p, conv, 0, true, i < 0 ? -i : i);
-      if (i < 0) {
-        // C formats unsigned; Python writes a sign.
-        Spec q = sp;
-        q.width = -1;
-        std::string body = c_format(q, conv, 0, true, -i);
-        s = "-" + body;
-        pad(s, sp, true, max_len);
-      }
+      if (sp.width > int64_t(max_len)) runtime_fail("format width exceeds the size limit");
+      if (i >= 0) return c_format(sp, conv, 0, true, i);
+      // C formats the two's complement; Python writes a sign and the magnitude.
+      Spec q = sp;
+      q.width = -1;
+      std::string s = "-" + c_format(q, conv, 0, true, int64_t(uint64_t(0) - uint64_t(i)));
+      pad(s, sp, true, max_len);
       return s;
     }
     case 'e':

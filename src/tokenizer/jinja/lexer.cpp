@@ -83,15 +83,25 @@ class Lexer {
       if (src_[i] == '\n') line_starts_.push_back(i + 1);
   }
 
+  // Line and column (in code points) of a byte offset. Tokens arrive in increasing order, so the column count
+  // continues from the previous call on the same line instead of rescanning it (a long one-line template would
+  // otherwise cost quadratic time).
   Loc loc_at(size_t offset) const {
+    offset = std::min(offset, src_.size());
     size_t lo = 0, hi = line_starts_.size();
     while (hi - lo > 1) {
       size_t mid = (lo + hi) / 2;
       if (line_starts_[mid] <= offset) lo = mid; else hi = mid;
     }
     size_t start = line_starts_[lo];
-    size_t end = std::min(offset, src_.size());
-    return Loc{uint32_t(lo + 1), uint32_t(utf8::length(std::string_view(src_).substr(start, end - start)) + 1)};
+    if (cache_line_ != lo || cache_offset_ > offset) {
+      cache_line_ = lo;
+      cache_offset_ = start;
+      cache_col_ = 1;
+    }
+    cache_col_ += utf8::length(std::string_view(src_).substr(cache_offset_, offset - cache_offset_));
+    cache_offset_ = offset;
+    return Loc{uint32_t(lo + 1), uint32_t(cache_col_)};
   }
 
   size_t find_tag(size_t pos) const {
@@ -410,6 +420,7 @@ class Lexer {
   LexOptions opt_;
   std::vector<size_t> line_starts_;
   std::vector<Token> tokens_;
+  mutable size_t cache_line_ = 0, cache_offset_ = 0, cache_col_ = 1;
 };
 
 }  // namespace

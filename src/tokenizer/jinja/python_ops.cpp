@@ -415,7 +415,10 @@ Value power(const Value& a, const Value& b) {
 }
 
 Value negate(const Value& a) {
-  if (is_int_like(a)) return Value(checked(a.as_int() == std::numeric_limits<int64_t>::min(), -a.as_int()));
+  if (is_int_like(a)) {
+    checked(a.as_int() == std::numeric_limits<int64_t>::min(), 0);  // before negating: -INT64_MIN overflows
+    return Value(-a.as_int());
+  }
   if (a.is_float()) return Value(-a.as_float());
   require_defined(a);
   runtime_fail("bad operand type for unary -: '", type_name(a), "'");

@@ -44,7 +44,7 @@ class DictData {
   const Value* find_key(std::string_view key) const;  // a str key
   void set(Value key, Value v);
   bool erase(const Value& key);
-  size_t size() const { return entries_.size(); }
+  size_t size() const;  // defined below Value: clang instantiates vector<pair<Value, Value>>::size eagerly
   const std::vector<std::pair<Value, Value>>& entries() const { return entries_; }
   void clear();
 
@@ -135,5 +135,7 @@ class Value {
   std::shared_ptr<const std::string> s_;  // String text, or Undefined's hint
   std::shared_ptr<void> p_;               // ListData, DictData or Object
 };
+
+inline size_t DictData::size() const { return entries_.size(); }
 
 }  // namespace mmfp4::jinja
