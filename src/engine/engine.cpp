@@ -294,10 +294,12 @@ void Engine::Impl::loop() {
       running.clear();
     }
   }
-  // Shutdown: everything still here ends as cancelled.
-  std::lock_guard<std::mutex> lock(mu);
-  for (auto& s : incoming) waiting.push_back(std::move(s));
-  incoming.clear();
+  // Shutdown: everything still here ends as cancelled (finish() takes the lock itself).
+  {
+    std::lock_guard<std::mutex> lock(mu);
+    for (auto& s : incoming) waiting.push_back(std::move(s));
+    incoming.clear();
+  }
   for (auto& s : running) finish(s, FinishReason::Cancelled);
   for (auto& s : waiting) finish(s, FinishReason::Cancelled);
   running.clear();
