@@ -110,6 +110,10 @@ class Engine {
   // Calls on_event for each token as generate() would, on this thread, and returns the result.
   Result generate(const Request& r, const TokenCallback& on_event);
 
+  // Logits at every position of each sequence, each run as a fresh sequence: [sum of lengths, vocab] float32,
+  // sequences one after another. Runs on the engine thread between generation steps. Thread-safe.
+  std::vector<float> score(const std::vector<std::vector<int32_t>>& seqs);
+
   const ModelConfig& config() const;
   const Tokenizer* tokenizer() const;  // null when the folder has no tokenizer.json
   Model& model();

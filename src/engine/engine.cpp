@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <condition_variable>
 #include <deque>
+#include <functional>
 #include <filesystem>
 #include <mutex>
 #include <optional>
@@ -72,6 +73,8 @@ struct Engine::Impl {
   std::vector<std::unique_ptr<Sequence>> running;
   std::vector<float> logits;
   std::thread thread;
+  // Work that must run on the engine thread between steps (the model and cache are not shared across threads).
+  std::deque<std::function<void()>> jobs;
 
   void loop();
   bool step();
@@ -278,8 +281,17 @@ void Engine::Impl::loop() {
   while (true) {
     {
       std::unique_lock<std::mutex> lock(mu);
-      cv.wait(lock, [&] { return stopping || !incoming.empty() || !running.empty() || !waiting.empty(); });
+      cv.wait(lock, [&] {
+        return stopping || !incoming.empty() || !running.empty() || !waiting.empty() || !jobs.empty();
+      });
       if (stopping) break;
+      while (!jobs.empty()) {
+        auto job = std::move(jobs.front());
+        jobs.pop_front();
+        lock.unlock();
+        job();
+        lock.lock();
+      }
       while (!incoming.empty()) {
         waiting.push_back(std::move(incoming.front()));
         incoming.pop_front();
@@ -504,6 +516,75 @@ bool Engine::Impl::step() {
     stats.kv_blocks_used = kv->used_blocks();
   }
   return true;
+}
+
+std::vector<float> Engine::score(const std::vector<std::vector<int32_t>>& seqs) {
+  Impl& I = *impl_;
+  const int64_t V = I.model->vocab_size(), ctx = I.model->max_context();
+  size_t total = 0;
+  for (size_t s = 0; s < seqs.size(); ++s) {
+    if (seqs[s].empty()) fail("sequence ", s, " is empty");
+    if (int64_t(seqs[s].size()) > ctx)
+      fail("sequence ", s, " has ", seqs[s].size(), " tokens, more than the context of ", ctx);
+    for (size_t i = 0; i < seqs[s].size(); ++i)
+      if (seqs[s][i] < 0 || seqs[s][i] >= V)
+        fail("sequence ", s, " token ", i, " has id ", seqs[s][i], ", outside the vocabulary [0, ", V, ")");
+    total += seqs[s].size();
+  }
+  std::vector<float> out(total * size_t(V));
+  std::mutex m;
+  std::condition_variable done_cv;
+  bool done = false;
+  std::string error;
+  auto job = [&] {
+    try {
+      // As many sequences per forward as the free blocks allow (the running requests keep theirs).
+      size_t s = 0, row = 0;
+      while (s < seqs.size()) {
+        std::vector<SeqCache> caches;
+        caches.reserve(seqs.size() - s);
+        size_t e = s;
+        for (; e < seqs.size(); ++e) {
+          SeqCache sc;
+          if (!sc.reserve(*I.kv, int64_t(seqs[e].size()))) {
+            I.prefix->evict(I.kv->n_blocks());
+            if (!sc.reserve(*I.kv, int64_t(seqs[e].size()))) break;
+          }
+          caches.push_back(std::move(sc));
+        }
+        if (e == s) fail("the KV cache has no room to score a sequence of ", seqs[s].size(), " tokens right now");
+        Batch b;
+        for (size_t j = s; j < e; ++j) {
+          b.seqs.push_back(&caches[j - s]);
+          for (size_t i = 0; i < seqs[j].size(); ++i) b.add(seqs[j][i], int32_t(i), int32_t(j - s), true);
+        }
+        try {
+          I.model->forward(b, *I.kv, out.data() + row * size_t(V));
+        } catch (...) {
+          for (auto& c : caches) c.clear(*I.kv);
+          throw;
+        }
+        for (auto& c : caches) c.clear(*I.kv);
+        row += b.size();
+        s = e;
+      }
+    } catch (const std::exception& ex) {
+      error = ex.what();
+    }
+    std::lock_guard<std::mutex> lock(m);
+    done = true;
+    done_cv.notify_one();
+  };
+  {
+    std::lock_guard<std::mutex> lock(I.mu);
+    if (I.stopping) fail("the engine is shutting down");
+    I.jobs.push_back(job);
+  }
+  I.cv.notify_all();
+  std::unique_lock<std::mutex> lock(m);
+  done_cv.wait(lock, [&] { return done; });
+  if (!error.empty()) fail(error);
+  return out;
 }
 
 // ---------------------------------------------------------------------------------------------------------------

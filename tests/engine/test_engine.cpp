@@ -3,6 +3,7 @@
 // and prefix caching do not change outputs; cancellation, queue limits, stop strings and bad requests behave.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <random>
@@ -203,6 +204,28 @@ TEST(Engine, StreamedTextEqualsDetokenizedIds) {
   Result res = e->generate(r, [&](const TokenEvent& ev) { streamed += ev.text; });
   EXPECT_EQ(streamed, res.text);
   EXPECT_EQ(res.text, e->detokenize(res.ids));
+}
+
+}  // namespace
+}  // namespace mmfp4
+
+namespace mmfp4 {
+namespace {
+
+TEST(Engine, ScoreGivesEveryPositionAndMatchesGeneration) {
+  auto e = Engine::open(opts(2));
+  const auto a = random_prompt(9, 1), b = random_prompt(3, 2);
+  const int64_t V = 8192;
+  std::vector<float> both = e->score({a, b});
+  ASSERT_EQ(both.size(), (a.size() + b.size()) * size_t(V));
+  std::vector<float> only_b = e->score({b});
+  for (size_t i = 0; i < only_b.size(); ++i) ASSERT_EQ(only_b[i], both[a.size() * size_t(V) + i]);
+  // The greedy continuation of `a` is the argmax of its last row.
+  const float* last = both.data() + (a.size() - 1) * size_t(V);
+  const int32_t next = int32_t(std::max_element(last, last + V) - last);
+  EXPECT_EQ(e->generate(req(a, 1)).ids.at(0), next);
+  EXPECT_THROW(e->score({{1, 2, 999999}}), Error);
+  EXPECT_THROW(e->score({{}}), Error);
 }
 
 }  // namespace
