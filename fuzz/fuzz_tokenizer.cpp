@@ -43,8 +43,11 @@ std::vector<Subject>& subjects() {
         b = e + 1;
       }
     }
-    for (const auto& [dir, rt] : dirs)
-      if (file_exists(dir + "/tokenizer.json")) out.push_back({Tokenizer::from_dir(dir), rt});
+    for (const auto& [dir, rt] : dirs) {
+      bool found = file_exists(dir + "/tokenizer.json");
+      std::fprintf(stderr, "fuzz_tokenizer: %s %s\n", found ? "using" : "not found, skipped:", dir.c_str());
+      if (found) out.push_back({Tokenizer::from_dir(dir), rt});
+    }
     if (out.empty()) {
       std::fprintf(stderr, "fuzz_tokenizer: no tokenizer found (set MMFP4_FUZZ_TOKENIZERS)\n");
       std::abort();
