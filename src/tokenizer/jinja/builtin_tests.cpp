@@ -34,10 +34,11 @@ SIMPLE_TEST(test_number, v.is_number())
 SIMPLE_TEST(test_string, v.is_string())
 SIMPLE_TEST(test_mapping, v.is_dict())
 // Undefined iterates as empty and has len() and [] (which fail), so Jinja calls it iterable and a sequence.
-SIMPLE_TEST(test_iterable, v.is_string() || v.is_sequence() || v.is_dict() || v.is_undefined() ||
+SIMPLE_TEST(test_iterable, v.is_string() || v.is_sequence() || v.is_dict() || v.is_undefined() || v.is_iterator() ||
                                (v.is_object() && v.obj().type_name() == "LoopContext"))
 SIMPLE_TEST(test_sequence, v.is_string() || v.is_sequence() || v.is_dict() || v.is_undefined())
-SIMPLE_TEST(test_callable, v.is_object() && v.obj().callable())
+// Undefined defines __call__ (to raise), so Python's callable() says yes.
+SIMPLE_TEST(test_callable, (v.is_object() && v.obj().callable()) || v.is_undefined())
 SIMPLE_TEST(test_escaped, false)
 
 bool is_lower_str(const std::string& s, bool want_lower) {

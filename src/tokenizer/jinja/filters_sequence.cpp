@@ -1,5 +1,5 @@
-// Filters over sequences and mappings (Jinja2 3.1 semantics). Jinja's generator results (map, select,
-// reverse...) are returned as lists: templates consume them with join/list/loops, where the two agree.
+// Filters over sequences and mappings (Jinja2 3.1 semantics). Where Jinja returns a generator (map, select,
+// reject, selectattr, rejectattr, unique, batch, slice, items, reverse) we return a one-shot iterator.
 #include <algorithm>
 
 #include "tokenizer/jinja/builtin_util.h"
@@ -15,9 +15,16 @@ Value make_list(Renderer& r, std::vector<Value> items) {
   return Value::list(std::move(items));
 }
 
+// The filters that are Python generators in Jinja return one-shot iterators, so that truthiness (always true),
+// len() (an error) and a second iteration (empty) behave as in Jinja.
+Value make_generator(Renderer& r, std::vector<Value> items) {
+  r.charge(items.size() + 1);
+  return Value::iterator(std::move(items));
+}
+
 // Jinja's select/reject family: optional attribute lookup, then a named test or plain truthiness.
 Value select_impl(Renderer& r, const Value& v, Args& args, bool keep_when, bool lookup_attr) {
-  if (!truthy(v)) return Value::list();
+  if (!truthy(v)) return make_generator(r, {});
   size_t off = 0;
   Value attribute;
   if (lookup_attr) {
@@ -45,7 +52,7 @@ Value select_impl(Renderer& r, const Value& v, Args& args, bool keep_when, bool 
     }
     if (ok == keep_when) out.push_back(item);
   }
-  return make_list(r, std::move(out));
+  return make_generator(r, std::move(out));
 }
 
 Value min_max(Renderer&, const Value& v, Args& args, bool want_max, const char* name) {
@@ -89,7 +96,7 @@ Value batch(Renderer& r, const Value& v, Args& args) {
       while (int64_t(cur.size()) < n) cur.push_back(a[1]);
     out.push_back(Value::list(std::move(cur)));
   }
-  return make_list(r, std::move(out));
+  return make_generator(r, std::move(out));
 }
 
 Value slice(Renderer& r, const Value& v, Args& args) {
@@ -109,7 +116,7 @@ Value slice(Renderer& r, const Value& v, Args& args) {
     if (a.given(1) && !a[1].is_none() && k >= extra) part.push_back(a[1]);
     out.push_back(Value::list(std::move(part)));
   }
-  return make_list(r, std::move(out));
+  return make_generator(r, std::move(out));
 }
 
 Value length(Renderer&, const Value& v, Args& args) {
@@ -144,6 +151,11 @@ Value dictsort(Renderer& r, const Value& v, Args& args) {
 Value first(Renderer&, const Value& v, Args& args) {
   ArgBinder(args, "first", {});
   if (v.is_sequence()) return v.items().empty() ? Value::undefined("No first item, sequence was empty.") : v.items()[0];
+  if (v.is_iterator()) {  // next(): takes one item
+    ListData& d = v.list_data();
+    if (d.pos >= d.items.size()) return Value::undefined("No first item, sequence was empty.");
+    return d.items[d.pos++];
+  }
   std::vector<Value> items = iterate(v);
   if (items.empty()) return Value::undefined("No first item, sequence was empty.");
   return items.front();
@@ -152,6 +164,7 @@ Value first(Renderer&, const Value& v, Args& args) {
 Value last(Renderer&, const Value& v, Args& args) {
   ArgBinder(args, "last", {});
   if (v.is_sequence()) return v.items().empty() ? Value::undefined("No last item, sequence was empty.") : v.items().back();
+  if (v.is_iterator()) runtime_fail("'generator' object is not reversible");
   std::vector<Value> items = iterate(v);
   if (items.empty()) return Value::undefined("No last item, sequence was empty.");
   return items.back();
@@ -177,7 +190,7 @@ Value list(Renderer& r, const Value& v, Args& args) {
 }
 
 Value map(Renderer& r, const Value& v, Args& args) {
-  if (!truthy(v)) return Value::list();
+  if (!truthy(v)) return make_generator(r, {});
   std::vector<Value> items = iterate(v);
   std::vector<Value> out;
   out.reserve(items.size());
@@ -192,7 +205,7 @@ Value map(Renderer& r, const Value& v, Args& args) {
     if (!has_attr) runtime_fail("map requires a filter argument");
     for (const Value& item : items)
       out.push_back(attr_path(item, attribute, has_default && !fallback.is_none() ? &fallback : nullptr));
-    return make_list(r, std::move(out));
+    return make_generator(r, std::move(out));
   }
   std::string name = to_str(args.positional[0]);
   Args rest;
@@ -202,7 +215,7 @@ Value map(Renderer& r, const Value& v, Args& args) {
     Args a = rest;
     out.push_back(r.run_filter(name, item, a));
   }
-  return make_list(r, std::move(out));
+  return make_generator(r, std::move(out));
 }
 
 Value max(Renderer& r, const Value& v, Args& args) { return min_max(r, v, args, true, "max"); }
@@ -220,9 +233,11 @@ Value reverse(Renderer& r, const Value& v, Args& args) {
     for (auto it = chars.rbegin(); it != chars.rend(); ++it) out += *it;
     return Value(std::move(out));
   }
+  // reversed(x) is an iterator; a generator is not reversible, so Jinja falls back to a reversed list.
+  bool was_iterator = v.is_iterator();
   std::vector<Value> items = iterate(v);
   std::reverse(items.begin(), items.end());
-  return make_list(r, std::move(items));
+  return was_iterator ? make_list(r, std::move(items)) : make_generator(r, std::move(items));
 }
 
 Value sort(Renderer& r, const Value& v, Args& args) {
@@ -283,16 +298,16 @@ Value unique(Renderer& r, const Value& v, Args& args) {
     seen.push_back(k);
     out.push_back(item);
   }
-  return make_list(r, std::move(out));
+  return make_generator(r, std::move(out));
 }
 
 Value items(Renderer& r, const Value& v, Args& args) {
   ArgBinder(args, "items", {});
-  if (v.is_undefined()) return Value::list();
+  if (v.is_undefined()) return make_generator(r, {});
   if (!v.is_dict()) runtime_fail("Can only get item pairs from a mapping.");
   std::vector<Value> out;
   for (const auto& [k, x] : v.dict_data().entries()) out.push_back(Value::tuple({k, x}));
-  return make_list(r, std::move(out));
+  return make_generator(r, std::move(out));
 }
 
 }  // namespace mmfp4::jinja::filters

@@ -106,7 +106,9 @@ Value indent(Renderer& r, const Value& v, Args& args) {
     if (w > int64_t(r.max_len())) runtime_fail("indent width exceeds the size limit");
     ind.assign(size_t(std::max<int64_t>(w, 0)), ' ');
   }
-  require_defined(v);  // Jinja appends "\n" to the value, which fails for Undefined
+  // Jinja appends "\n" to the value and splits its lines: anything but a string fails there.
+  require_defined(v);
+  if (!v.is_string()) runtime_fail("indent needs a string, not ", type_name(v));
   bool first = a.given(1) && truthy(a[1]);
   bool blank = a.given(2) && truthy(a[2]);
   std::string s = to_str(v) + "\n";  // Jinja appends a newline so that splitlines keeps a trailing empty line

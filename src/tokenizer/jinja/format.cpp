@@ -119,7 +119,8 @@ std::string convert(const Spec& sp, char conv, const Value& v, size_t max_len) {
       // C formats the two's complement; Python writes a sign and the magnitude.
       Spec q = sp;
       q.width = -1;
-      std::string s = "-" + c_format(q, conv, 0, true, int64_t(uint64_t(0) - uint64_t(i)));
+      std::string s = "-";
+      s += c_format(q, conv, 0, true, int64_t(uint64_t(0) - uint64_t(i)));
       pad(s, sp, true, max_len);
       return s;
     }

@@ -167,6 +167,8 @@ class Lexer {
   }
 
   size_t lex_comment(size_t tag, size_t after, bool& line_starting) {
+    // Jinja's quirk: a comment opener as the very last characters is dropped without complaint.
+    if (after == src_.size()) return after;
     size_t end = src_.find("#}", after);
     if (end == std::string::npos) fail_at(tag, "missing end of comment tag '#}'");
     char sign = 0;
@@ -184,6 +186,7 @@ class Lexer {
       pos = i + 2;
     }
     line_starting = pos > 0 && src_[pos - 1] == '\n';
+    if (pos >= src_.size()) return pos;  // like Jinja, a raw block opened at the very end is empty
     // Find {%[-+]? \s* endraw \s* [-+]?%}
     for (size_t j = src_.find("{%", pos); j != std::string::npos; j = src_.find("{%", j + 1)) {
       size_t k = j + 2;

@@ -163,6 +163,7 @@ std::string type_name(const Value& v) {
     case Kind::String: return "str";
     case Kind::List: return "list";
     case Kind::Tuple: return "tuple";
+    case Kind::Iterator: return "generator";
     case Kind::Dict: return "dict";
     case Kind::Namespace: return "Namespace";
     case Kind::Object: return v.obj().type_name();
@@ -200,6 +201,7 @@ std::string to_str(const Value& v) {
     case Kind::Float: return format_float(v.as_float());
     case Kind::String: return v.str();
     case Kind::Object: return v.obj().repr();
+    case Kind::Iterator: return "<generator object>";  // Python adds the function name and an address
     default: return repr(v);
   }
 }
@@ -444,6 +446,13 @@ bool contains(const Value& container, const Value& item) {
       for (const Value& x : container.items())
         if (equals(x, item)) return true;
       return false;
+    case Kind::Iterator: {
+      // Python consumes a generator up to the first match.
+      ListData& d = container.list_data();
+      while (d.pos < d.items.size())
+        if (equals(d.items[d.pos++], item)) return true;
+      return false;
+    }
     case Kind::Dict: return container.dict_data().find(item) != nullptr;
     case Kind::Undefined: return false;  // iterates as empty
     default: runtime_fail("argument of type '", type_name(container), "' is not iterable");
@@ -455,6 +464,12 @@ std::vector<Value> iterate(const Value& v) {
     case Kind::Undefined: return {};
     case Kind::List:
     case Kind::Tuple: return v.items();
+    case Kind::Iterator: {
+      ListData& d = v.list_data();
+      std::vector<Value> rest(d.items.begin() + long(std::min(d.pos, d.items.size())), d.items.end());
+      d.pos = d.items.size();
+      return rest;
+    }
     case Kind::Dict: {
       std::vector<Value> keys;
       keys.reserve(v.dict_data().size());
@@ -562,7 +577,10 @@ Value get_item(const Value& obj, const Value& key) {
 
 Value slice(const Value& obj, const Value& start, const Value& stop, const Value& step) {
   require_defined(obj);
-  if (!obj.is_string() && !obj.is_sequence()) return Value::undefined(cat("'", type_name(obj), "' object is not subscriptable"));
+  // Jinja compiles slices to plain Python subscripts (not through its forgiving getitem): a slice of anything
+  // but a str, list or tuple is an error.
+  if (obj.is_dict()) runtime_fail("unhashable type: 'slice'");
+  if (!obj.is_string() && !obj.is_sequence()) runtime_fail("'", type_name(obj), "' object is not subscriptable");
   auto given = [](const Value& v) { return !v.is_none() && !v.is_undefined(); };
   int64_t st = given(step) ? slice_index(step, "step") : 1;
   if (st == 0) runtime_fail("slice step cannot be zero");

@@ -28,6 +28,12 @@ Value Value::tuple(std::vector<Value> items) {
   return v;
 }
 
+Value Value::iterator(std::vector<Value> items) {
+  Value v = list(std::move(items));
+  v.kind_ = Kind::Iterator;
+  return v;
+}
+
 Value Value::dict() {
   Value v;
   v.kind_ = Kind::Dict;
@@ -65,12 +71,13 @@ void require_hashable(const Value& k) {
     case Kind::Dict:
     case Kind::Namespace:
       runtime_fail("unhashable type: '", type_name(k), "'");
+    case Kind::Iterator:
+      return;  // hashed by identity
     case Kind::Tuple:
       for (const Value& x : k.items()) require_hashable(x);
       return;
     case Kind::Undefined:
-      require_defined(k);
-      return;
+      return;  // Jinja's Undefined is hashable: `missing in d` is false, not an error
     default: return;
   }
 }

@@ -26,6 +26,7 @@ enum class Kind : uint8_t {
   String,
   List,
   Tuple,
+  Iterator,   // a Python generator (map, select, reject...): always true, consumed by iteration, no len()
   Dict,
   Namespace,  // jinja2.utils.Namespace: attribute assignment allowed, no item access
   Object,     // a host object: callables, loop, cycler, joiner
@@ -33,6 +34,7 @@ enum class Kind : uint8_t {
 
 struct ListData {
   std::vector<Value> items;
+  size_t pos = 0;  // Iterator only: items before pos have been consumed
 };
 
 // Insertion-ordered like Python dicts. Keys are hashable Python values (str, int, float, bool, None, tuple);
@@ -94,6 +96,7 @@ class Value {
   static Value undefined(std::string hint);
   static Value list(std::vector<Value> items = {});
   static Value tuple(std::vector<Value> items);
+  static Value iterator(std::vector<Value> items);
   static Value dict();
   static Value namespace_object();
   static Value object(std::shared_ptr<const Object> o);
@@ -109,6 +112,7 @@ class Value {
   bool is_list() const { return kind_ == Kind::List; }
   bool is_tuple() const { return kind_ == Kind::Tuple; }
   bool is_sequence() const { return kind_ == Kind::List || kind_ == Kind::Tuple; }
+  bool is_iterator() const { return kind_ == Kind::Iterator; }
   bool is_dict() const { return kind_ == Kind::Dict; }
   bool is_namespace() const { return kind_ == Kind::Namespace; }
   bool is_object() const { return kind_ == Kind::Object; }
@@ -118,7 +122,8 @@ class Value {
   double as_float() const { return kind_ == Kind::Float ? f_ : double(i_); }  // any number
   const std::string& str() const { return *s_; }  // String
   const std::shared_ptr<const std::string>& str_ptr() const { return s_; }
-  std::vector<Value>& items() const { return static_cast<ListData*>(p_.get())->items; }  // List or Tuple
+  std::vector<Value>& items() const { return static_cast<ListData*>(p_.get())->items; }  // List, Tuple, Iterator
+  ListData& list_data() const { return *static_cast<ListData*>(p_.get()); }
   DictData& dict_data() const { return *static_cast<DictData*>(p_.get()); }             // Dict or Namespace
   const Object& obj() const { return *static_cast<const Object*>(p_.get()); }           // Object
   // Undefined's message ("" when made without a hint).
