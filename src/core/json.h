@@ -31,8 +31,8 @@ class Object {
   Value* find(std::string_view key);
   void set(std::string key, Value v);  // replaces an existing key in place
   bool erase(std::string_view key);
-  size_t size() const { return members_.size(); }
-  bool empty() const { return members_.empty(); }
+  size_t size() const;
+  bool empty() const;
   auto begin() const { return members_.begin(); }
   auto end() const { return members_.end(); }
   const std::vector<Member>& members() const { return members_; }
@@ -119,6 +119,10 @@ class Value {
   std::unique_ptr<Array> a_;
   std::unique_ptr<Object> o_;
 };
+
+// Defined here, once Value is complete (clang requires it for the vector<pair<string, Value>> members).
+inline size_t Object::size() const { return members_.size(); }
+inline bool Object::empty() const { return members_.empty(); }
 
 struct ParseOptions {
   size_t max_depth = 512;

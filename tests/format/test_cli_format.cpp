@@ -11,26 +11,15 @@
 #include "format/checkpoint.h"
 #include "format/safetensors.h"
 #include "format/weight.h"
+#include "common/cli_runner.h"
 #include "test_util.h"
 
 using namespace mmfp4;
 
 namespace {
 
-struct CliRun {
-  int rc;
-  std::string out, err;
-};
-
-// Runs `mmfp4 <args>` (MMFP4_CLI overrides the binary), capturing stdout and stderr.
-CliRun mmfp4(const std::string& args) {
-  static test::TempDir logs;
-  const char* bin = std::getenv("MMFP4_CLI");
-  const std::string cmd = std::string(bin ? bin : MMFP4_BINARY_DIR "/bin/mmfp4") + " " + args + " > " +
-                          (logs / "out") + " 2> " + (logs / "err");
-  const int status = std::system(cmd.c_str());
-  return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, read_file(logs / "out"), read_file(logs / "err")};
-}
+using test::CliRun;
+using test::mmfp4;
 
 const std::string kShared = test::shared_dir();
 
