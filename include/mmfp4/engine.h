@@ -130,6 +130,8 @@ class Engine {
   int64_t max_context() const;
   EngineStats stats() const;
   std::string memory_plan() const;  // human-readable: weights, KV cache, arena
+  // Turns NaN/Inf checking (EngineOptions::check) on or off for the forward steps that follow. Thread-safe.
+  void set_check(bool on);
 
   // Stops the scheduler: running and queued requests finish with Cancelled. Called by the destructor.
   void shutdown();

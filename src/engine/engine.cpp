@@ -632,6 +632,17 @@ std::string Engine::apply_chat_template(const std::string& messages_json, bool a
   return I.chat_template->render(ctx);
 }
 
+void Engine::set_check(bool on) {
+  Impl& I = *impl_;
+  {
+    std::lock_guard<std::mutex> lock(I.mu);
+    if (I.stopping) return;
+    // The model belongs to the engine thread: the switch happens there, between steps.
+    I.jobs.push_back([&I, on] { I.model->set_check(on); });
+  }
+  I.cv.notify_all();
+}
+
 EngineStats Engine::stats() const {
   std::lock_guard<std::mutex> lock(impl_->mu);
   return impl_->stats;
