@@ -72,4 +72,9 @@ std::vector<TensorSpec> expected_tensors(const ModelConfig& c) {
   return out;
 }
 
+void detect_weight_prefix(ModelConfig& c, const Checkpoint& ck) {
+  if (!ck.find(c.weight_prefix + "embed_tokens.weight") && ck.find("model.language_model.embed_tokens.weight"))
+    c.weight_prefix = "model.language_model.";
+}
+
 }  // namespace mmfp4

@@ -6,6 +6,7 @@
 #include <string>
 #include <vector>
 
+#include "format/checkpoint.h"
 #include "model/config.h"
 
 namespace mmfp4 {
@@ -25,5 +26,9 @@ struct TensorSpec {
 
 // Throws mmfp4::Error for an unsupported model_type.
 std::vector<TensorSpec> expected_tensors(const ModelConfig& c);
+
+// Sets c.weight_prefix from what the checkpoint holds: "model." or, for multimodal wrappers,
+// "model.language_model.".
+void detect_weight_prefix(ModelConfig& c, const Checkpoint& ck);
 
 }  // namespace mmfp4

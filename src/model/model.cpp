@@ -39,8 +39,7 @@ std::unique_ptr<Model> Model::load(const std::string& dir, Backend& be, const Mo
   const LayerBuilder build = find_architecture(cfg.model_type);
   if (!build) fail(dir, "/config.json: model_type '", cfg.model_type, "' has no registered architecture");
   auto ck = Checkpoint::open(dir);
-  if (!ck->find(cfg.weight_prefix + "embed_tokens.weight") && ck->find("model.language_model.embed_tokens.weight"))
-    cfg.weight_prefix = "model.language_model.";
+  detect_weight_prefix(cfg, *ck);
   const QuantConfig qc = QuantConfig::load(dir);
 
   std::unique_ptr<Model> m(new Model(dir, be, cfg, opt));

@@ -220,8 +220,7 @@ int run_inspect(const std::vector<std::string>& argv) {
     return 1;
   }
   // Multimodal checkpoints keep the language model under another prefix (as the loader finds it).
-  if (!ck->find(cfg.weight_prefix + "embed_tokens.weight") && ck->find("model.language_model.embed_tokens.weight"))
-    cfg.weight_prefix = "model.language_model.";
+  detect_weight_prefix(cfg, *ck);
 
   const Inventory inv = take_inventory(*ck);
   const Validation val = validate(*ck, cfg, qc);
