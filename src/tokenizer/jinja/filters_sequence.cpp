@@ -261,13 +261,15 @@ Value sort(Renderer& r, const Value& v, Args& args) {
       attrs.push_back(a[2]);
     }
   }
+  // Jinja's key is always a list of the attribute values (make_multi_attrgetter), so equal keys compare by ==
+  // first: [none, none] | sort works although none < none does not.
   sort_by_key(items, [&](const Value& x) {
     auto one = [&](const Value& attribute) {
       Value k = attribute.is_undefined() ? x : attr_path(x, attribute);
       return case_sensitive ? k : ignore_case(k);
     };
-    if (attrs.size() <= 1) return one(attrs.empty() ? Value() : attrs[0]);
     std::vector<Value> parts;
+    if (attrs.empty()) parts.push_back(one(Value()));
     for (const Value& at : attrs) parts.push_back(one(at));
     return Value::list(std::move(parts));
   }, reverse);

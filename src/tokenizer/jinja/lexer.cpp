@@ -317,11 +317,15 @@ class Lexer {
     size_t e = digits(pos, is_dec);
     bool is_float = false;
     size_t f = e;
-    if (f + 1 < src_.size() && src_[f] == '.' && is_dec(src_[f + 1])) {
+    // Jinja's float pattern may not follow a '.', so matrix.0.1 is matrix[0][1], not matrix[0.1].
+    const bool after_dot = pos > 0 && src_[pos - 1] == '.';
+    if (after_dot) {
+      // integer only
+    } else if (f + 1 < src_.size() && src_[f] == '.' && is_dec(src_[f + 1])) {
       f = digits(f + 1, is_dec);
       is_float = true;
     }
-    if (f < src_.size() && (src_[f] | 0x20) == 'e') {
+    if (!after_dot && f < src_.size() && (src_[f] | 0x20) == 'e') {
       size_t g = f + 1;
       if (g < src_.size() && (src_[g] == '+' || src_[g] == '-')) ++g;
       if (g < src_.size() && is_dec(src_[g])) {
