@@ -58,6 +58,23 @@ std::string str_arg(const Value& v, const char* what) {
   runtime_fail(what, " must be str, not ", type_name(v));
 }
 
+void dict_update(DictData& d, const Args& args, const char* what) {
+  if (args.positional.size() > 1) runtime_fail(what, " expected at most 1 positional argument, got ", args.positional.size());
+  if (!args.positional.empty()) {
+    const Value& src = args.positional[0];
+    if (src.is_dict() || src.is_namespace()) {
+      for (const auto& [k, v] : src.dict_data().entries()) d.set(k, v);
+    } else {
+      for (const Value& pair : iterate(src)) {
+        std::vector<Value> kv = iterate(pair);
+        if (kv.size() != 2) runtime_fail("dictionary update sequence element has length ", kv.size(), "; 2 is required");
+        d.set(kv[0], kv[1]);
+      }
+    }
+  }
+  for (const auto& [k, v] : args.keyword) d.set(Value(k), v);
+}
+
 void require_hashable_value(const Value& v) {
   if (v.is_list() || v.is_dict() || v.is_namespace()) runtime_fail("unhashable type: '", type_name(v), "'");
   if (v.is_tuple())

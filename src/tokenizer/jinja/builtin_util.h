@@ -25,6 +25,9 @@ std::string str_arg(const Value& v, const char* what);  // a str argument
 // Python's hash-based membership for unique/set semantics: throws for unhashable values.
 void require_hashable_value(const Value& v);
 
+// Python's dict.update(mapping_or_pairs, **kwargs), shared by dict(), namespace() and d.update().
+void dict_update(DictData& d, const Args& args, const char* what);
+
 // Filters and methods implemented across files and registered in filters.cpp / methods.cpp.
 Value filter_tojson(Renderer& r, const Value& v, Args& args);
 

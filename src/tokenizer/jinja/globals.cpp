@@ -38,21 +38,8 @@ Value g_range(Renderer& r, const Value&, Args& args) {
 
 // dict(mapping or pairs, **kwargs); also the body of namespace(...).
 Value build_dict(Renderer& r, Args& args, const char* name) {
-  if (args.positional.size() > 1) runtime_fail(name, " expected at most 1 positional argument, got ", args.positional.size());
   Value d = Value::dict();
-  if (!args.positional.empty()) {
-    const Value& src = args.positional[0];
-    if (src.is_dict() || src.is_namespace()) {
-      for (const auto& [k, v] : src.dict_data().entries()) d.dict_data().set(k, v);
-    } else {
-      for (const Value& pair : iterate(src)) {
-        std::vector<Value> kv = iterate(pair);
-        if (kv.size() != 2) runtime_fail("dictionary update sequence element has length ", kv.size(), "; 2 is required");
-        d.dict_data().set(kv[0], kv[1]);
-      }
-    }
-  }
-  for (const auto& [k, v] : args.keyword) d.dict_data().set(Value(k), v);
+  dict_update(d.dict_data(), args, name);
   r.charge(d.dict_data().size() + 1);
   return d;
 }

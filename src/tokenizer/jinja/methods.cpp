@@ -439,20 +439,7 @@ Value d_copy(Renderer& r, const Value& self, Args& args) {
 }
 
 Value d_update(Renderer& r, const Value& self, Args& args) {
-  if (args.positional.size() > 1) runtime_fail("update expected at most 1 argument");
-  if (!args.positional.empty()) {
-    const Value& o = args.positional[0];
-    if (o.is_dict()) {
-      for (const auto& [k, v] : o.dict_data().entries()) self.dict_data().set(k, v);
-    } else {
-      for (const Value& pair : iterate(o)) {
-        std::vector<Value> kv = iterate(pair);
-        if (kv.size() != 2) runtime_fail("dictionary update sequence element has length ", kv.size(), "; 2 is required");
-        self.dict_data().set(kv[0], kv[1]);
-      }
-    }
-  }
-  for (const auto& [k, v] : args.keyword) self.dict_data().set(Value(k), v);
+  dict_update(self.dict_data(), args, "update");
   r.charge(self.dict_data().size() / 16 + 1);
   r.note_mutation(self);
   return Value::none();

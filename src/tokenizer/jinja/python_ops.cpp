@@ -597,30 +597,21 @@ Value slice(const Value& obj, const Value& start, const Value& stop, const Value
   } else {
     n = int64_t(obj.items().size());
   }
-  // Python's PySlice_AdjustIndices.
-  int64_t lo, hi;
-  if (given(start)) {
-    lo = slice_index(start, "start");
-    if (lo < 0) {
-      lo += n;
-      if (lo < 0) lo = st < 0 ? -1 : 0;
-    } else if (lo >= n) {
-      lo = st < 0 ? n - 1 : n;
+  // Python's PySlice_AdjustIndices: negative bounds count from the end, then clamp to the sequence (to -1 / n-1
+  // when stepping backwards).
+  auto bound = [&](const Value& v, const char* what, int64_t absent) {
+    if (!given(v)) return absent;
+    int64_t x = slice_index(v, what);
+    if (x < 0) {
+      x += n;
+      if (x < 0) x = st < 0 ? -1 : 0;
+    } else if (x >= n) {
+      x = st < 0 ? n - 1 : n;
     }
-  } else {
-    lo = st < 0 ? n - 1 : 0;
-  }
-  if (given(stop)) {
-    hi = slice_index(stop, "stop");
-    if (hi < 0) {
-      hi += n;
-      if (hi < 0) hi = st < 0 ? -1 : 0;
-    } else if (hi >= n) {
-      hi = st < 0 ? n - 1 : n;
-    }
-  } else {
-    hi = st < 0 ? -1 : n;
-  }
+    return x;
+  };
+  int64_t lo = bound(start, "start", st < 0 ? n - 1 : 0);
+  int64_t hi = bound(stop, "stop", st < 0 ? -1 : n);
   std::vector<int64_t> idx;
   if (st > 0) {
     for (int64_t i = lo; i < hi; i += st) {

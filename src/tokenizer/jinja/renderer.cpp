@@ -177,6 +177,17 @@ std::string Renderer::capture(const Body& body, const std::shared_ptr<Scope>& sc
   return buf;
 }
 
+// The body of {% set x %}...{% endset %} or {% filter f %}...{% endfilter %}: rendered in its own scope, then
+// passed through the filters.
+Value Renderer::capture_filtered(const Body& body, const std::vector<std::unique_ptr<FilterExpr>>& filters,
+                                 const std::shared_ptr<Scope>& scope) {
+  auto inner = std::make_shared<Scope>();
+  inner->parent = scope;
+  Value v(capture(body, inner));
+  for (const auto& f : filters) v = apply_filter(*f, v, scope);
+  return v;
+}
+
 Renderer::Flow Renderer::exec_body(const Body& body, const std::shared_ptr<Scope>& scope) {
   for (const auto& s : body) {
     Flow f = exec(*s, scope);
@@ -212,11 +223,7 @@ Renderer::Flow Renderer::exec(const Stmt& s, const std::shared_ptr<Scope>& scope
       }
       case StmtKind::SetBlock: {
         const auto& st = static_cast<const SetBlockStmt&>(s);
-        auto inner = std::make_shared<Scope>();
-        inner->parent = scope;
-        Value v(capture(st.body, inner));
-        for (const auto& f : st.filters) v = apply_filter(*f, v, scope);
-        assign(st.target, v, scope);
+        assign(st.target, capture_filtered(st.body, st.filters, scope), scope);
         return Flow::Normal;
       }
       case StmtKind::Macro: {
@@ -243,11 +250,7 @@ Renderer::Flow Renderer::exec(const Stmt& s, const std::shared_ptr<Scope>& scope
       }
       case StmtKind::FilterBlock: {
         const auto& st = static_cast<const FilterBlockStmt&>(s);
-        auto inner = std::make_shared<Scope>();
-        inner->parent = scope;
-        Value v(capture(st.body, inner));
-        for (const auto& f : st.filters) v = apply_filter(*f, v, scope);
-        emit(to_str(v));
+        emit(to_str(capture_filtered(st.body, st.filters, scope)));
         return Flow::Normal;
       }
       case StmtKind::With: {

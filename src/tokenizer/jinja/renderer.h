@@ -53,6 +53,8 @@ class Renderer {
   Flow exec_for(const ForStmt& f, const std::shared_ptr<Scope>& scope, const Value& iterable, int depth);
   void assign(const Target& t, const Value& v, const std::shared_ptr<Scope>& scope);
   std::string capture(const Body& body, const std::shared_ptr<Scope>& scope);
+  Value capture_filtered(const Body& body, const std::vector<std::unique_ptr<FilterExpr>>& filters,
+                         const std::shared_ptr<Scope>& scope);
   void emit(std::string_view s);
 
   Value eval(const Expr& e, const std::shared_ptr<Scope>& scope);

@@ -10,17 +10,22 @@
 #include <string_view>
 #include <vector>
 
+#include "tokenizer/utf8.h"
+
 namespace mmfp4::jinja::utf8 {
 
-// Decodes the code point at s[i] and advances i. An invalid byte decodes as itself (one byte, U+FFFD-free) so
-// that malformed input never stalls a loop; templates are validated at parse time and JSON input by its parser.
+// Decodes the code point at s[i] and advances i. Unlike mmfp4::utf8::next this checks every byte: an invalid
+// one decodes as itself (one byte), so a value built from unchecked bytes can never make us read past the end.
 uint32_t next(std::string_view s, size_t& i);
-void append(std::string& out, uint32_t cp);
+inline void append(std::string& out, uint32_t cp) { mmfp4::utf8::append(out, cp); }
 // Byte offset of the first invalid sequence, or npos when s is valid UTF-8.
-size_t find_invalid(std::string_view s);
+inline size_t find_invalid(std::string_view s) {
+  size_t n = mmfp4::utf8::valid_prefix(s);
+  return n == s.size() ? std::string_view::npos : n;
+}
 
 bool is_ascii(std::string_view s);
-size_t length(std::string_view s);  // in code points
+inline size_t length(std::string_view s) { return mmfp4::utf8::count_chars(s); }  // in code points
 // Byte offsets of every code point plus s.size() at the end (size = length + 1).
 std::vector<size_t> offsets(std::string_view s);
 std::vector<std::string> chars(std::string_view s);
