@@ -1,4 +1,4 @@
-// MMFP4 GEMV/GEMM microbenchmarks on the GLM-4.7-Flash linear shapes (N x K, y = x W^T) at M = 1, 4, 16, 128, 512,
+// MMFP4 GEMV/GEMM microbenchmarks (and, from bench_ops.cpp, the other ops of the backend) on the GLM-4.7-Flash linear shapes (N x K, y = x W^T) at M = 1, 4, 16, 128, 512,
 // for every kernel ISA this CPU runs, next to OpenBLAS SGEMM on the same weights dequantized to float32.
 //
 // Counters: GB/s = bytes of weights read per second (MMFP4: 0.516 bytes per weight, codes + f16 scales; SGEMM: 4),
@@ -25,6 +25,9 @@
 #endif
 
 namespace mmfp4 {
+
+void register_op_benchmarks(const std::vector<std::string>& kinds);  // bench_ops.cpp
+
 namespace {
 
 struct Shape {
@@ -213,6 +216,9 @@ int main(int argc, char** argv) {
   benchmark::AddCustomContext("openblas", std::string(openblas_get_config()) + " core " + openblas_get_corename());
 #endif
   register_all();
+  std::vector<std::string> kinds{"ref", "avx2"};
+  if (detect_cpu_features().has_avx512()) kinds.push_back("avx512");
+  register_op_benchmarks(kinds);
   benchmark::RunSpecifiedBenchmarks();
   benchmark::Shutdown();
   return 0;

@@ -1,13 +1,14 @@
 // Fast CPU attention over the paged KV cache: GQA (K and V per kv-head) and absorbed MLA (latent + rope key).
 // A task takes one token and a group of heads that read the same cache rows (a kv-head's query heads; for MLA,
-// whose latent every head shares, a slice of the heads), so each cache row is loaded once for the whole group.
-// Per (token, head) the arithmetic is fixed: dot products in dot_f32's order, a softmax whose sum runs over
-// 8-lane partials then a fixed tree, and the weighted sum of values in position order; the grouping and the
-// batch never change a result. Scores live in per-thread scratch sized at load (reserve_workspace).
+// whose latent every head shares, a slice of the heads); scores and weighted values run as register-blocked
+// kernels over (heads x positions) (attention_kernels.h). Per (token, head) the arithmetic is fixed (see there,
+// and a softmax whose sum runs over 8-lane partials then a fixed tree), so the grouping and the batch never change
+// a result. Scores and row pointers live in per-thread scratch sized at load (reserve_workspace).
 #include <algorithm>
 #include <cmath>
 #include <cstring>
 
+#include "backend/cpu/attention_kernels.h"
 #include "backend/cpu/cpu_backend.h"
 #include "backend/cpu/simd_util.h"
 #include "core/error.h"
@@ -49,14 +50,6 @@ void softmax_vec(float* s, int64_t n) {
   for (int64_t j = n8; j < n; ++j) s[j] *= inv;
 }
 
-// acc[0..d) += p * v[0..d)
-inline void axpy(float* acc, float p, const float* v, int64_t d) {
-  const __m256 pv = _mm256_set1_ps(p);
-  int64_t i = 0;
-  for (; i + 8 <= d; i += 8) _mm256_storeu_ps(acc + i, _mm256_fmadd_ps(pv, _mm256_loadu_ps(v + i), _mm256_loadu_ps(acc + i)));
-  for (; i < d; ++i) acc[i] = std::fma(p, v[i], acc[i]);
-}
-
 }  // namespace
 
 void CpuBackend::kv_store(const KVLayerView& kv, Act k, Act v, const BatchMeta& b) {
@@ -85,20 +78,19 @@ void CpuBackend::attention(Act q, const KVLayerView& kv, int64_t heads, int64_t 
     const int64_t t = task / kv_heads, g = task % kv_heads;
     const int32_t s = b.h_seq[t];
     const int64_t n = int64_t(b.h_positions[t]) + 1;
-    float* sc = scratch(th, size_t(group * (n + D)));  // scores [group][n], then outputs [group][D]
-    float* acc = sc + group * n;
-    const float* qg = q.row(t) + g * group * D;
+    // scratch: scores [group][n], key and value row pointers [n] each
+    float* sc = scratch(th, size_t(group * n + 4 * n + 16));
+    auto** keys = reinterpret_cast<const float**>(sc + group * n + (group * n) % 2);
+    const float** vals = keys + n;
     for (int64_t j = 0; j < n; ++j) {
-      const float* kr = cache_row(kv, b, s, j) + g * D;
-      for (int64_t h = 0; h < group; ++h) sc[h * n + j] = dot_f32(qg + h * D, kr, D) * scale;
+      const float* row = cache_row(kv, b, s, j);
+      keys[j] = row + g * D;
+      vals[j] = row + kv_heads * D + g * D;
     }
+    const QuerySegs qs{q.row(t) + g * group * D, D, D, nullptr, 0, 0};
+    attention_scores(qs, group, keys, n, scale, sc, n);
     for (int64_t h = 0; h < group; ++h) softmax_vec(sc + h * n, n);
-    std::memset(acc, 0, size_t(group * D) * sizeof(float));
-    for (int64_t j = 0; j < n; ++j) {
-      const float* vr = cache_row(kv, b, s, j) + kv_heads * D + g * D;
-      for (int64_t h = 0; h < group; ++h) axpy(acc + h * D, sc[h * n + j], vr, D);
-    }
-    std::memcpy(out.row(t) + g * group * D, acc, size_t(group * D) * sizeof(float));
+    attention_values(sc, n, group, vals, n, D, out.row(t) + g * group * D, D);
   });
 }
 
@@ -112,26 +104,17 @@ void CpuBackend::mla_attention(Act q_lat, Act q_pe, const KVLayerView& kv, int64
   const int64_t per = (heads + std::min(want, heads) - 1) / std::min(want, heads);
   const int64_t groups = (heads + per - 1) / per;
   pool_->run(T * groups, [&](int64_t task, int th) {
-    const int64_t t = task / groups, h0 = task % groups * per, h1 = std::min(heads, h0 + per), nh = h1 - h0;
+    const int64_t t = task / groups, h0 = task % groups * per, nh = std::min(heads, h0 + per) - h0;
     const int32_t s = b.h_seq[t];
     const int64_t n = int64_t(b.h_positions[t]) + 1;
-    float* sc = scratch(th, size_t(nh * (n + R)));  // scores [nh][n], then latent outputs [nh][R]
-    float* acc = sc + nh * n;
-    for (int64_t j = 0; j < n; ++j) {
-      const float* c = cache_row(kv, b, s, j);
-      for (int64_t h = 0; h < nh; ++h) {
-        const int64_t r = t * heads + h0 + h;
-        sc[h * n + j] = (dot_f32(q_lat.row(r), c, R) + dot_f32(q_pe.row(r), c + R, P)) * scale;
-      }
-    }
+    float* sc = scratch(th, size_t(nh * n + 2 * n + 16));  // scores [nh][n], then cache row pointers [n]
+    auto** rows = reinterpret_cast<const float**>(sc + nh * n + (nh * n) % 2);
+    for (int64_t j = 0; j < n; ++j) rows[j] = cache_row(kv, b, s, j);
+    const int64_t r0 = t * heads + h0;
+    const QuerySegs qs{q_lat.row(r0), q_lat.stride, R, q_pe.row(r0), q_pe.stride, P};
+    attention_scores(qs, nh, rows, n, scale, sc, n);
     for (int64_t h = 0; h < nh; ++h) softmax_vec(sc + h * n, n);
-    std::memset(acc, 0, size_t(nh * R) * sizeof(float));
-    for (int64_t j = 0; j < n; ++j) {
-      const float* c = cache_row(kv, b, s, j);
-      for (int64_t h = 0; h < nh; ++h) axpy(acc + h * R, sc[h * n + j], c, R);
-    }
-    for (int64_t h = 0; h < nh; ++h)
-      std::memcpy(out_lat.row(t * heads + h0 + h), acc + h * R, size_t(R) * sizeof(float));
+    attention_values(sc, n, nh, rows, n, R, out_lat.row(r0), out_lat.stride);
   });
 }
 

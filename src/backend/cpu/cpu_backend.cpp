@@ -206,7 +206,7 @@ void CpuBackend::reserve_workspace(const WorkspacePlan& plan_in) {
   gemm_reserve(gemm_ws_, *kr_, tune_, pool_->size(), T, max_k_);
   rotated_.get(size_t(T * max_k_));
   // Attention: scores of one head group over the context and its output accumulators (cpu_attention.cpp).
-  const int64_t att = plan_.max_context * plan_.max_heads + plan_.max_heads * plan_.max_kv_width + 64;
+  const int64_t att = plan_.max_context * (plan_.max_heads + 4) + 64;
   reserve_scratch(size_t(std::max({att, max_k_, int64_t(1)})));
   // MoE: every (token, slot) row of the largest step.
   if (max_experts_ > 0) {

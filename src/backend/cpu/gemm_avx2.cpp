@@ -54,16 +54,23 @@ inline void fused_mmfp4_pass(const FusedArgs& a, int r0, float (*tile)[kPanelRow
     for (int i = 0; i < M; ++i)
       for (int q = 0; q < NCH; ++q) ga[i][q] = _mm256_setzero_ps();
     for (int64_t j = 0; j < kwg; ++j) {
-#pragma GCC unroll 8
-      for (int q = 0; q < NCH; ++q) {
-        const __m256i v = _mm256_load_si256(reinterpret_cast<const __m256i*>(codes + j * kPanelRows + 8 * q));
-        const __m256i L = _mm256_shuffle_epi8(lut, _mm256_and_si256(v, m0f));
-        const __m256i H = _mm256_shuffle_epi8(lut, _mm256_and_si256(_mm256_srli_epi16(v, 4), m0f));
+      // Two chains at a time, their FMAs interleaved: each chain's 8 FMAs per k-word are serially dependent.
+      constexpr int QP = NCH % 2 == 0 ? 2 : 1;
+#pragma GCC unroll 4
+      for (int q = 0; q < NCH; q += QP) {
+        __m256i L[QP], H[QP];
+        for (int u = 0; u < QP; ++u) {
+          const __m256i v = _mm256_load_si256(reinterpret_cast<const __m256i*>(codes + j * kPanelRows + 8 * (q + u)));
+          L[u] = _mm256_shuffle_epi8(lut, _mm256_and_si256(v, m0f));
+          H[u] = _mm256_shuffle_epi8(lut, _mm256_and_si256(_mm256_srli_epi16(v, 4), m0f));
+        }
 #pragma GCC unroll 8
         for (int s = 0; s < 8; ++s) {
-          const __m256 wv = spread(L, H, s);
-          for (int i = 0; i < M; ++i)
-            ga[i][q] = _mm256_fmadd_ps(_mm256_broadcast_ss(xg + i * a.x_stride + j * 8 + s), wv, ga[i][q]);
+          for (int u = 0; u < QP; ++u) {
+            const __m256 wv = spread(L[u], H[u], s);
+            for (int i = 0; i < M; ++i)
+              ga[i][q + u] = _mm256_fmadd_ps(_mm256_broadcast_ss(xg + i * a.x_stride + j * 8 + s), wv, ga[i][q + u]);
+          }
         }
       }
     }
