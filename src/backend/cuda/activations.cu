@@ -40,15 +40,21 @@ __global__ void prepare_kernel(PrepArgs p, bool vec_ok) {
 #pragma unroll
     for (int i = 0; i < 8; ++i) v[i] = 0.0f;
   }
-  uint4 o;
-  if (p.f16) {
-    o.x = pack_f16x2_sat(v[0], v[1]), o.y = pack_f16x2_sat(v[2], v[3]);
-    o.z = pack_f16x2_sat(v[4], v[5]), o.w = pack_f16x2_sat(v[6], v[7]);
-  } else {
-    o.x = pack_bf16x2(v[0], v[1]), o.y = pack_bf16x2(v[2], v[3]);
-    o.z = pack_bf16x2(v[4], v[5]), o.w = pack_bf16x2(v[6], v[7]);
+  uint32_t hi[4], lo[4];
+#pragma unroll
+  for (int i = 0; i < 4; ++i) {
+    if (p.f16) {
+      hi[i] = pack_f16x2_sat(v[2 * i], v[2 * i + 1]);
+      const __half2 h = *reinterpret_cast<const __half2*>(&hi[i]);
+      lo[i] = pack_f16x2_sat(v[2 * i] - __low2float(h), v[2 * i + 1] - __high2float(h));
+    } else {
+      hi[i] = pack_bf16x2(v[2 * i], v[2 * i + 1]);
+      const __nv_bfloat162 h = *reinterpret_cast<const __nv_bfloat162*>(&hi[i]);
+      lo[i] = pack_bf16x2(v[2 * i] - __low2float(h), v[2 * i + 1] - __high2float(h));
+    }
   }
-  static_cast<uint4*>(p.xb)[wid * 32 + lane] = o;
+  static_cast<uint4*>(p.xb)[wid * 32 + lane] = make_uint4(hi[0], hi[1], hi[2], hi[3]);
+  if (p.xb_lo) static_cast<uint4*>(p.xb_lo)[wid * 32 + lane] = make_uint4(lo[0], lo[1], lo[2], lo[3]);
 }
 
 }  // namespace

@@ -17,7 +17,12 @@ constexpr int kTile = 32;     // keys per step
 constexpr int kThreads = 128;
 constexpr int kMaxDvPerThread = 4;  // dv <= 512
 
+__device__ __forceinline__ float cache_value(const uint16_t* p, int64_t i) { return bf16_bits_to_f32(p[i]); }
+__device__ __forceinline__ float cache_value(const float* p, int64_t i) { return p[i]; }
+
+template <typename T>
 __global__ void __launch_bounds__(kThreads) attention_kernel(AttnArgs p, int sub_groups) {
+  const T* cache = static_cast<const T*>(p.cache);
   extern __shared__ float smem[];
   const int dk = p.d1 + p.d2;
   float* q = smem;                       // [kHeads][dk]
@@ -72,9 +77,9 @@ __global__ void __launch_bounds__(kThreads) attention_kernel(AttnArgs p, int sub
         const int32_t blk = p.block_tables[int64_t(s) * p.max_blocks + j / p.block_size];
         const int64_t off = (int64_t(blk) * p.block_size + j % p.block_size) * p.width;
         if (lane == 0) rowoff[jj] = off;
-        const uint16_t* kr = p.cache + off + k_off;
+        const T* kr = cache + off + k_off;
         for (int d = lane; d < dk; d += kWarp) {
-          const float kv = bf16_bits_to_f32(kr[d]);
+          const float kv = cache_value(kr, d);
 #pragma unroll
           for (int hh = 0; hh < kHeads; ++hh) dot[hh] = fmaf(q[hh * dk + d], kv, dot[hh]);
         }
@@ -110,12 +115,12 @@ __global__ void __launch_bounds__(kThreads) attention_kernel(AttnArgs p, int sub
 #pragma unroll
       for (int i = 0; i < kMaxDvPerThread; ++i) acc[hh][i] *= corr[hh];
     for (int jj = 0; jj < jn; ++jj) {
-      const uint16_t* vr = p.cache + rowoff[jj] + v_off;
+      const T* vr = cache + rowoff[jj] + v_off;
 #pragma unroll
       for (int i = 0; i < kMaxDvPerThread; ++i) {
         const int d = threadIdx.x + kThreads * i;
         if (d < p.dv) {
-          const float vv = bf16_bits_to_f32(vr[d]);
+          const float vv = cache_value(vr, d);
 #pragma unroll
           for (int hh = 0; hh < kHeads; ++hh) acc[hh][i] = fmaf(sc[hh * kTile + jj], vv, acc[hh][i]);
         }
@@ -144,11 +149,17 @@ void launch_attention(const AttnArgs& a, cudaStream_t s) {
   const int group = a.heads / a.kv_heads;
   const int sub = (group + kHeads - 1) / kHeads;
   const size_t smem = (size_t(kHeads) * (a.d1 + a.d2) + kHeads * kTile + 3 * kHeads) * sizeof(float);
-  if (smem > 48 * 1024)
-    MMFP4_CUDA_CHECK(cudaFuncSetAttribute(attention_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem)),
-                     "attention: shared memory ", smem);
+  if (smem > 48 * 1024) {
+    MMFP4_CUDA_CHECK(cudaFuncSetAttribute(attention_kernel<float>, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                          int(smem)), "attention: shared memory ", smem);
+    MMFP4_CUDA_CHECK(cudaFuncSetAttribute(attention_kernel<uint16_t>, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                          int(smem)), "attention: shared memory ", smem);
+  }
   const dim3 grid(unsigned(a.n_tokens), unsigned(a.kv_heads * sub));
-  attention_kernel<<<grid, kThreads, smem, s>>>(a, sub);
+  if (a.cache_f32)
+    attention_kernel<float><<<grid, kThreads, smem, s>>>(a, sub);
+  else
+    attention_kernel<uint16_t><<<grid, kThreads, smem, s>>>(a, sub);
   MMFP4_CUDA_LAUNCHED("attention ", a.n_tokens, " tokens, ", a.heads, " heads / ", a.kv_heads, " kv heads, key ",
                       a.d1, " + ", a.d2, ", value ", a.dv, ", cache width ", a.width);
 }

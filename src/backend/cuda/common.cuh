@@ -68,8 +68,9 @@ __device__ __forceinline__ uint32_t e2m1x2_to_bf16x2(uint32_t t) {
   const uint32_t mag = (t << 6) & 0x01C001C0u;
   const uint32_t sgn = (t << 12) & 0x80008000u;
   const uint32_t bits = mag | sgn;
+  const uint32_t k_bits = 0x7E807E80u;  // bf16 2^126 in both halves
   const __nv_bfloat162 v = *reinterpret_cast<const __nv_bfloat162*>(&bits);
-  const __nv_bfloat162 k = __floats2bfloat162_rn(0x1p126f, 0x1p126f);
+  const __nv_bfloat162 k = *reinterpret_cast<const __nv_bfloat162*>(&k_bits);
   const __nv_bfloat162 r = __hmul2(v, k);
   return *reinterpret_cast<const uint32_t*>(&r);
 }

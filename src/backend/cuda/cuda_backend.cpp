@@ -5,6 +5,7 @@
 #include <cuda_runtime.h>
 
 #include <algorithm>
+#include <cstdlib>
 #include <cstring>
 
 #include "backend/cuda/check.h"
@@ -45,6 +46,7 @@ namespace cuda {
 namespace {
 
 int64_t round_up(int64_t a, int64_t b) { return (a + b - 1) / b * b; }
+bool kv_ok(const KVLayerView& kv) { return kv.dtype == DType::BF16 || kv.dtype == DType::F32; }
 int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
 
 constexpr int kBlockRows = 128;               // rows of W per block of the tensor-core kernel (8 warps x 16)
@@ -74,10 +76,19 @@ CudaBackend::CudaBackend(int device) : device_(device) {
   sms_ = p.multiProcessorCount;
   name_ = cat("cuda (", p.name, ", sm_", p.major, p.minor, ", ", sms_, " SMs, ", p.totalGlobalMem >> 20, " MiB)");
   MMFP4_CUDA_CHECK(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking), "create stream");
+  if (const char* g = std::getenv("MMFP4_CUDA_GEMM")) {
+    if (std::strcmp(g, "bf16") == 0) split_ = false;
+    else if (std::strcmp(g, "split") != 0) fail("MMFP4_CUDA_GEMM must be 'split' or 'bf16', got '", g, "'");
+  }
+  if (const char* k = std::getenv("MMFP4_CUDA_KV")) {
+    if (std::strcmp(k, "f32") == 0) kv_dtype_ = DType::F32;
+    else if (std::strcmp(k, "bf16") != 0) fail("MMFP4_CUDA_KV must be 'bf16' or 'f32', got '", k, "'");
+  }
+  name_ += cat(", ", split_ ? "split" : "bf16", " activations, ", kv_dtype_ == DType::F32 ? "f32" : "bf16", " KV");
 }
 
 CudaBackend::~CudaBackend() {
-  for (Buffer* b : {&xb_, &rot_, &partial_, &counters_, &moe_sorted_, &moe_pos_, &moe_tiles_, &moe_count_, &moe_g_,
+  for (Buffer* b : {&xb_, &xb_lo_, &rot_, &partial_, &counters_, &moe_sorted_, &moe_pos_, &moe_tiles_, &moe_count_, &moe_g_,
                     &moe_u_, &moe_d_, &moe_rot_})
     if (b->p) cudaFree(b->p);
   if (stream_) cudaStreamDestroy(stream_);
@@ -151,7 +162,8 @@ void* CudaBackend::ws(Buffer& b, size_t bytes, const char* what) {
 void CudaBackend::reserve_workspace(const WorkspacePlan& plan) {
   plan_ = plan;
   const int64_t T = std::max<int64_t>(plan.max_tokens, 1);
-  ws(xb_, size_t(round_up(T, 8) * max_kpad_ * 2), "activations (16-bit)");
+  ws(xb_, size_t((round_up(T, 64) + 64) * max_kpad_ * 2), "activations (16-bit)");
+  ws(xb_lo_, size_t((round_up(T, 64) + 64) * max_kpad_ * 2), "activations (16-bit, low halves)");
   ws(rot_, size_t(T * max_kpad_ * 4), "rotated activations");
   ws(partial_, size_t(kPartialCapBytes), "split-K partials");
   ws(counters_, size_t(kCounterCapacity * 4), "split-K counters");
@@ -168,7 +180,8 @@ void CudaBackend::reserve_workspace(const WorkspacePlan& plan) {
     ws(moe_u_, size_t(rows_pad * max_inter_pad_ * 4), "moe up");
     ws(moe_d_, size_t(rows_pad * max_hidden_pad_ * 4), "moe down");
     ws(moe_rot_, size_t(rows_pad * width * 4), "moe rotated activations");
-    ws(xb_, size_t(rows_pad * width * 2), "activations (16-bit)");
+    ws(xb_, size_t((rows_pad + 64) * round_up(width, 64) * 2), "activations (16-bit)");
+    ws(xb_lo_, size_t((rows_pad + 64) * round_up(width, 64) * 2), "activations (16-bit, low halves)");
   }
 }
 
@@ -276,7 +289,7 @@ std::unique_ptr<ExpertWeights> CudaBackend::upload_experts(const std::vector<Hos
 int CudaBackend::choose_splits(int row_blocks, int tiles, int k_chunks, int tm, int64_t npad, int nt, WKind kind) {
   // Split K only for skinny products (decode), where row blocks alone leave SMs idle or end in a partial wave.
   if (tm > 16 || k_chunks < 4) return 1;
-  const int per_sm = (kind == WKind::Fp4 ? 4 : 3);  // resident 256-thread blocks per SM (register-limited)
+  const int per_sm = (kind == WKind::Fp4 && nt == 1) ? 4 : 3;  // resident blocks per SM (gemv_fp4.cu launch bounds)
   const int64_t capacity = int64_t(sms_) * per_sm;
   const int64_t blocks1 = int64_t(row_blocks) * tiles;
   if (blocks1 >= 4 * capacity) return 1;
@@ -296,7 +309,6 @@ int CudaBackend::choose_splits(int row_blocks, int tiles, int k_chunks, int tm, 
       best = se;
     }
   }
-  (void)nt;
   return best;
 }
 
@@ -325,8 +337,20 @@ void CudaBackend::gemm(const GemmCall& c) {
     launch_gemm_generic(a, stream_);
     return;
   }
-  // Activations -> 16-bit fragments.
+  // Token tiles of 8 * nt rows: as few as cover the rows (decode: one n8 tile).
   const int rows_pad = int(round_up(c.m, 8));
+  int nt, grid_tiles;
+  if (c.tiles.tiles) {
+    nt = c.tile_rows / 8;
+    grid_tiles = c.max_tiles;
+  } else {
+    const int mt = rows_pad / 8;
+    nt = mt <= 1 ? 1 : mt <= 2 ? 2 : mt <= 4 ? 4 : 8;
+    grid_tiles = int(ceil_div(mt, nt));
+  }
+  // A warp reads all 8 * nt rows of its token tile: the prepared buffer covers the last tile (zero rows).
+  const int xb_rows = c.tiles.tiles ? rows_pad + 8 * nt : grid_tiles * 8 * nt;
+  // Activations -> 16-bit fragments.
   const int kb32 = gw.k_chunks * 2;
   PrepArgs pa;
   pa.x = c.x;
@@ -336,29 +360,29 @@ void CudaBackend::gemm(const GemmCall& c) {
   pa.row_map = c.row_map;
   pa.row_div = c.row_div;
   pa.map_is_mask = c.map_is_mask;
-  pa.rows_pad = rows_pad;
+  pa.rows_pad = xb_rows;
   pa.kb32 = kb32;
   pa.f16 = gw.kind == WKind::F16;
-  pa.xb = ws(xb_, size_t(rows_pad) * size_t(kb32) * 32 * 2, "activations (16-bit)");
+  pa.xb = ws(xb_, size_t(xb_rows) * size_t(kb32) * 32 * 2, "activations (16-bit)");
+  if (split_) pa.xb_lo = ws(xb_lo_, size_t(xb_rows) * size_t(kb32) * 32 * 2, "activations (16-bit, low halves)");
   launch_prepare_activations(pa, stream_);
 
   GemmArgs a;
   a.w = gw;
   a.xb = pa.xb;
+  a.xb_lo = pa.xb_lo;
   a.kb32 = kb32;
   a.m = c.m;
   a.y = c.y;
   a.y_stride = c.y_stride;
   a.accumulate = c.accumulate;
   a.tiles = c.tiles;
-  if (c.tiles.tiles) {
-    a.nt = c.tile_rows / 8;
-    a.grid_tiles = c.max_tiles;
-  } else {
-    const int mt = rows_pad / 8;
-    a.nt = mt <= 1 ? 1 : mt <= 2 ? 2 : mt <= 4 ? 4 : 8;
-    a.grid_tiles = int(ceil_div(mt, a.nt));
+  if (gw.kind == WKind::Fp4) {
+    const int per = gw.group_size / 32;
+    if ((per & (per - 1)) == 0) a.gshift = __builtin_ctz(unsigned(per));
   }
+  a.nt = nt;
+  a.grid_tiles = grid_tiles;
   const int row_blocks = int(ceil_div(gw.n_tiles, 8));
   const int tm = 8 * a.nt;
   const int64_t npad = int64_t(row_blocks) * kBlockRows;
@@ -464,24 +488,24 @@ void CudaBackend::argmax_rows(Act x, int32_t* ids) {
 // Attention
 // ---------------------------------------------------------------------------------------------------------------
 void CudaBackend::kv_store(const KVLayerView& kv, Act k, Act v, const BatchMeta& b) {
-  if (kv.dtype != DType::BF16 || kv.width != k.cols + v.cols || k.rows != b.n_tokens || v.rows != b.n_tokens)
+  if (!kv_ok(kv) || kv.width != k.cols + v.cols || k.rows != b.n_tokens || v.rows != b.n_tokens)
     fail("kv_store: cache ", dtype_name(kv.dtype), " width ", kv.width, ", k [", k.rows, ", ", k.cols, "], v [",
          v.rows, ", ", v.cols, "] for ", b.n_tokens, " tokens");
-  launch_store_rows(static_cast<uint16_t*>(kv.data), kv.width, b.slots, int(b.n_tokens), k.data, k.stride,
+  launch_store_rows(kv.data, kv.dtype == DType::F32, kv.width, b.slots, int(b.n_tokens), k.data, k.stride,
                     int(k.cols), v.data, v.stride, int(v.cols), stream_);
 }
 
 void CudaBackend::mla_store(const KVLayerView& kv, Act latent, Act kpe, const BatchMeta& b) {
-  if (kv.dtype != DType::BF16 || kv.width != latent.cols + kpe.cols || latent.rows != b.n_tokens)
+  if (!kv_ok(kv) || kv.width != latent.cols + kpe.cols || latent.rows != b.n_tokens)
     fail("mla_store: cache ", dtype_name(kv.dtype), " width ", kv.width, ", latent [", latent.rows, ", ",
          latent.cols, "], kpe [", kpe.rows, ", ", kpe.cols, "]");
-  launch_store_rows(static_cast<uint16_t*>(kv.data), kv.width, b.slots, int(b.n_tokens), latent.data, latent.stride,
+  launch_store_rows(kv.data, kv.dtype == DType::F32, kv.width, b.slots, int(b.n_tokens), latent.data, latent.stride,
                     int(latent.cols), kpe.data, kpe.stride, int(kpe.cols), stream_);
 }
 
 void CudaBackend::attention(Act q, const KVLayerView& kv, int64_t heads, int64_t kv_heads, int64_t D, float scale,
                             const BatchMeta& b, Act out) {
-  if (kv.dtype != DType::BF16 || heads % kv_heads != 0 || q.cols < heads * D || out.cols < heads * D ||
+  if (!kv_ok(kv) || heads % kv_heads != 0 || q.cols < heads * D || out.cols < heads * D ||
       kv.width != 2 * kv_heads * D || q.rows != b.n_tokens)
     fail("attention: q [", q.rows, ", ", q.cols, "], ", heads, " heads / ", kv_heads, " kv heads of ", D,
          ", cache width ", kv.width, " (", dtype_name(kv.dtype), ")");
@@ -497,7 +521,8 @@ void CudaBackend::attention(Act q, const KVLayerView& kv, int64_t heads, int64_t
   a.k_off_per_kvh = D;
   a.v_off = kv_heads * D;
   a.v_off_per_kvh = D;
-  a.cache = static_cast<const uint16_t*>(kv.data);
+  a.cache = kv.data;
+  a.cache_f32 = kv.dtype == DType::F32;
   a.width = kv.width;
   a.block_size = kv.block_size;
   a.scale = scale;
@@ -515,7 +540,7 @@ void CudaBackend::attention(Act q, const KVLayerView& kv, int64_t heads, int64_t
 void CudaBackend::mla_attention(Act q_lat, Act q_pe, const KVLayerView& kv, int64_t heads, float scale,
                                 const BatchMeta& b, Act out_lat) {
   const int64_t R = q_lat.cols, P = q_pe.cols;
-  if (kv.dtype != DType::BF16 || kv.width != R + P || out_lat.cols != R || q_lat.rows != q_pe.rows ||
+  if (!kv_ok(kv) || kv.width != R + P || out_lat.cols != R || q_lat.rows != q_pe.rows ||
       q_lat.rows != b.n_tokens * heads)
     fail("mla_attention: q_lat [", q_lat.rows, ", ", R, "], q_pe [", q_pe.rows, ", ", P, "], cache width ", kv.width,
          ", ", heads, " heads, ", b.n_tokens, " tokens");
@@ -532,7 +557,8 @@ void CudaBackend::mla_attention(Act q_lat, Act q_pe, const KVLayerView& kv, int6
   a.dv = int(R);
   a.heads = int(heads);
   a.kv_heads = 1;
-  a.cache = static_cast<const uint16_t*>(kv.data);
+  a.cache = kv.data;
+  a.cache_f32 = kv.dtype == DType::F32;
   a.width = kv.width;
   a.block_size = kv.block_size;
   a.scale = scale;

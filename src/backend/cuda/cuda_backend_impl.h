@@ -49,7 +49,7 @@ class CudaBackend final : public Backend {
   void upload(void* dst, const void* src, size_t bytes) override;
   void download(void* dst, const void* src, size_t bytes) override;
   size_t free_memory() const override;
-  DType kv_dtype() const override { return DType::BF16; }
+  DType kv_dtype() const override { return kv_dtype_; }
 
   std::unique_ptr<LinearWeight> upload_linear(const HostWeight& w) override;
   std::unique_ptr<ExpertWeights> upload_experts(const std::vector<HostWeight>& gate, const std::vector<HostWeight>& up,
@@ -90,6 +90,10 @@ class CudaBackend final : public Backend {
   int sm_count() const { return sms_; }
   // Test hook: force the generic (float32 FMA) linear kernel for every weight.
   void set_force_generic(bool on) { force_generic_ = on; }
+  // Activations enter the tensor cores as hi + lo 16-bit halves (two mma per step, ~float32 accuracy; default) or
+  // as one 16-bit value (faster for large compute-bound products, 2^-9 relative rounding).
+  void set_split_activations(bool on) { split_ = on; }
+  bool split_activations() const { return split_; }
 
  private:
   // One named, growable device buffer of the per-step workspace. Growing is refused while a graph is recorded.
@@ -129,13 +133,15 @@ class CudaBackend final : public Backend {
   bool capturing_ = false;
   bool graphs_made_ = false;  // recorded graphs hold workspace pointers: from then on the workspace may not move
   bool force_generic_ = false;
+  bool split_ = true;                 // MMFP4_CUDA_GEMM=bf16 turns it off
+  DType kv_dtype_ = DType::BF16;      // MMFP4_CUDA_KV=f32 keeps the cache in float32
   size_t allocated_ = 0;
 
   // Largest shapes seen at upload (workspace sizing).
   int64_t max_kpad_ = 64, max_n_ = 16, max_experts_ = 0, max_inter_pad_ = 0, max_hidden_pad_ = 0;
   WorkspacePlan plan_;
 
-  Buffer xb_, rot_, partial_, counters_, moe_sorted_, moe_pos_, moe_tiles_, moe_count_, moe_g_, moe_u_, moe_d_,
+  Buffer xb_, xb_lo_, rot_, partial_, counters_, moe_sorted_, moe_pos_, moe_tiles_, moe_count_, moe_g_, moe_u_, moe_d_,
       moe_rot_;
   int64_t counter_capacity_ = 0;
 };

@@ -61,8 +61,11 @@ __device__ __forceinline__ void mma(float (&d)[4], const uint32_t (&a)[4], uint3
     mma_bf16_16816(d, a, b0, b1);
 }
 
+// Decode shapes are register-capped so that enough blocks fit an SM to keep many independent 16-byte loads in
+// flight (HBM latency): MMFP4 with one token tile at 64 registers (4 blocks, 32 warps), other skinny ones at 85.
 template <WKind KIND, int NT, int U>
-__global__ void __launch_bounds__(256) gemm_mma_kernel(GemmArgs p) {
+__global__ void __launch_bounds__(256, (KIND == WKind::Fp4 && NT == 1) ? 4 : (NT <= 2 ? 3 : 1))
+    gemm_mma_kernel(GemmArgs p) {
   constexpr int TM = 8 * NT;
   constexpr bool kFp4 = KIND == WKind::Fp4;
   const int warp = threadIdx.x / kWarp, lane = threadIdx.x % kWarp;
@@ -91,12 +94,18 @@ __global__ void __launch_bounds__(256) gemm_mma_kernel(GemmArgs p) {
     for (int i = 0; i < 4; ++i) acc[t][i] = 0.0f;
 
   if (nt < p.w.n_tiles) {
-    // Activation fragments: [token tile][k32 block][lane] of 16 bytes.
-    const uint4* xp = static_cast<const uint4*>(p.xb) + (int64_t(row0 / 8) * p.kb32) * 32 + lane;
+    // Activation fragments: [token tile][k32 block][lane] of 16 bytes; the low halves (if split) at the same offsets.
+    const int64_t xoff = (int64_t(row0 / 8) * p.kb32) * 32 + lane;
+    const uint4* xp = static_cast<const uint4*>(p.xb) + xoff;
+    const uint4* xq = p.xb_lo ? static_cast<const uint4*>(p.xb_lo) + xoff : nullptr;
     if constexpr (kFp4) {
       const uint4* wp = static_cast<const uint4*>(p.w.data) + expert * p.w.expert_stride +
                         int64_t(nt) * p.w.k_chunks * 32 + lane;
       const uint32_t* sp = p.w.scales + expert * p.w.expert_scale_stride + int64_t(nt) * p.w.groups * 8 + g;
+      // The group of 32-column block kb: a shift when the group size is a power of two (no integer division in
+      // the loop); with groups of >= 64 columns both halves of a chunk share one scale, applied once per chunk.
+      const int gshift = p.gshift;
+      const bool per_chunk = p.w.group_size >= 64;
       for (int kc = kc0; kc < kc1; kc += U) {
         uint4 wv[U];
 #pragma unroll
@@ -105,32 +114,41 @@ __global__ void __launch_bounds__(256) gemm_mma_kernel(GemmArgs p) {
 #pragma unroll
         for (int u = 0; u < U; ++u) {
           if (kc + u >= kc1) break;
+          float part[NT][4];
 #pragma unroll
           for (int b = 0; b < 2; ++b) {
             const int kb = 2 * (kc + u) + b;
-            const uint32_t sw = __ldg(sp + ((kb * 32) / p.w.group_size) * 8);
-            const float s_lo = f16_bits_to_f32(uint16_t(sw & 0xFFFF)), s_hi = f16_bits_to_f32(uint16_t(sw >> 16));
-            uint4 xv[NT];
+            if (b == 0 || !per_chunk) {
 #pragma unroll
-            for (int t = 0; t < NT; ++t) xv[t] = __ldg(xp + (int64_t(t) * p.kb32 + kb) * 32);
-            float part[NT][4];
+              for (int t = 0; t < NT; ++t)
 #pragma unroll
-            for (int t = 0; t < NT; ++t)
-#pragma unroll
-              for (int i = 0; i < 4; ++i) part[t][i] = 0.0f;
-#pragma unroll
-            for (int s = 0; s < 2; ++s) {
-              uint32_t a[4];
-              fp4_fragment(pick(wv[u], 2 * b + s), a);
-#pragma unroll
-              for (int t = 0; t < NT; ++t) mma<KIND>(part[t], a, pick(xv[t], 2 * s), pick(xv[t], 2 * s + 1));
+                for (int i = 0; i < 4; ++i) part[t][i] = 0.0f;
             }
+            uint32_t a[2][4];
+            fp4_fragment(pick(wv[u], 2 * b), a[0]);
+            fp4_fragment(pick(wv[u], 2 * b + 1), a[1]);
 #pragma unroll
             for (int t = 0; t < NT; ++t) {
-              acc[t][0] = fmaf(s_lo, part[t][0], acc[t][0]);
-              acc[t][1] = fmaf(s_lo, part[t][1], acc[t][1]);
-              acc[t][2] = fmaf(s_hi, part[t][2], acc[t][2]);
-              acc[t][3] = fmaf(s_hi, part[t][3], acc[t][3]);
+              const uint4 xv = __ldg(xp + (int64_t(t) * p.kb32 + kb) * 32);
+              mma<KIND>(part[t], a[0], xv.x, xv.y);
+              mma<KIND>(part[t], a[1], xv.z, xv.w);
+              if (xq) {
+                const uint4 xl = __ldg(xq + (int64_t(t) * p.kb32 + kb) * 32);
+                mma<KIND>(part[t], a[0], xl.x, xl.y);
+                mma<KIND>(part[t], a[1], xl.z, xl.w);
+              }
+            }
+            if (b == 1 || !per_chunk) {
+              const int grp = gshift >= 0 ? (kb >> gshift) : (kb * 32) / p.w.group_size;
+              const uint32_t sw = __ldg(sp + grp * 8);
+              const float s_lo = f16_bits_to_f32(uint16_t(sw & 0xFFFF)), s_hi = f16_bits_to_f32(uint16_t(sw >> 16));
+#pragma unroll
+              for (int t = 0; t < NT; ++t) {
+                acc[t][0] = fmaf(s_lo, part[t][0], acc[t][0]);
+                acc[t][1] = fmaf(s_lo, part[t][1], acc[t][1]);
+                acc[t][2] = fmaf(s_hi, part[t][2], acc[t][2]);
+                acc[t][3] = fmaf(s_hi, part[t][3], acc[t][3]);
+              }
             }
           }
         }
@@ -159,15 +177,18 @@ __global__ void __launch_bounds__(256) gemm_mma_kernel(GemmArgs p) {
 #pragma unroll
           for (int b = 0; b < 2; ++b) {
             const int kb = 2 * (kc + u) + b;
-            uint4 xv[NT];
+            const uint32_t a0[4] = {wl[u][b].x, wh[u][b].x, wl[u][b].y, wh[u][b].y};
+            const uint32_t a1[4] = {wl[u][b].z, wh[u][b].z, wl[u][b].w, wh[u][b].w};
 #pragma unroll
-            for (int t = 0; t < NT; ++t) xv[t] = __ldg(xp + (int64_t(t) * p.kb32 + kb) * 32);
-#pragma unroll
-            for (int s = 0; s < 2; ++s) {
-              const uint32_t a[4] = {pick(wl[u][b], 2 * s), pick(wh[u][b], 2 * s), pick(wl[u][b], 2 * s + 1),
-                                     pick(wh[u][b], 2 * s + 1)};
-#pragma unroll
-              for (int t = 0; t < NT; ++t) mma<KIND>(acc[t], a, pick(xv[t], 2 * s), pick(xv[t], 2 * s + 1));
+            for (int t = 0; t < NT; ++t) {
+              const uint4 xv = __ldg(xp + (int64_t(t) * p.kb32 + kb) * 32);
+              mma<KIND>(acc[t], a0, xv.x, xv.y);
+              mma<KIND>(acc[t], a1, xv.z, xv.w);
+              if (xq) {
+                const uint4 xl = __ldg(xq + (int64_t(t) * p.kb32 + kb) * 32);
+                mma<KIND>(acc[t], a0, xl.x, xl.y);
+                mma<KIND>(acc[t], a1, xl.z, xl.w);
+              }
             }
           }
         }

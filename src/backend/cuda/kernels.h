@@ -54,6 +54,8 @@ struct PrepArgs {
   int kb32 = 0;                      // 32-column blocks of xb
   bool f16 = false;                  // f16 (saturating) instead of bf16, for F16 dense weights
   void* xb = nullptr;
+  // Non-null: also the low halves, x - hi rounded again (hi + lo carries ~16 significant bits, nearly float32).
+  void* xb_lo = nullptr;
 };
 void launch_prepare_activations(const PrepArgs& a, cudaStream_t s);
 
@@ -66,6 +68,7 @@ void launch_rotate_pad(const float* x, int64_t x_stride, int m, int k, int k_pad
 struct GemmArgs {
   GemmWeight w;
   const void* xb = nullptr;  // prepared activations
+  const void* xb_lo = nullptr;  // their low halves (two mma per step), or null (one mma: 16-bit activations)
   int kb32 = 0;
   int m = 0;                 // token rows (plain linear)
   TileTable tiles;           // MoE: token tiles by expert (else null)
@@ -74,6 +77,7 @@ struct GemmArgs {
   float* y = nullptr;
   int64_t y_stride = 0;
   bool accumulate = false;
+  int gshift = -1;           // log2(group_size / 32) when that is a power of two, else -1
   int splits = 1, cps = 0;   // splits of the k chunks (64 columns each), cps chunks per split
   float* partial = nullptr;  // splits > 1: [grid_tiles][splits][8 * nt][row blocks * 128]
   int32_t* counters = nullptr;  // splits > 1: [grid_tiles][row blocks], zero between launches
@@ -117,7 +121,8 @@ void launch_gather_rows(const float* x, int64_t xs, const int32_t* rows_dev, int
 void launch_embed(const GemmWeight& table, int had, const int32_t* tokens, int n_tokens, int vocab, float* out,
                   int64_t os, int cols, cudaStream_t s);
 // cache row slots[t] (bf16, `width` values) <- [a[t] (a_cols) | b[t] (b_cols)]; negative slots are skipped.
-void launch_store_rows(uint16_t* cache, int64_t width, const int32_t* slots, int n_tokens, const float* a,
+// The cache holds bf16 (f32 = false) or float32 values.
+void launch_store_rows(void* cache, bool f32, int64_t width, const int32_t* slots, int n_tokens, const float* a,
                        int64_t as, int a_cols, const float* b, int64_t bs, int b_cols, cudaStream_t s);
 
 // Attention of query heads over the paged bf16 cache of their own sequence, causal (positions [0, pos[t]]).
@@ -133,7 +138,8 @@ struct AttnArgs {
   int heads = 0, kv_heads = 1;
   int64_t k_off_per_kvh = 0, k_off = 0;  // key of kv head j starts at k_off + j * k_off_per_kvh
   int64_t v_off_per_kvh = 0, v_off = 0;
-  const uint16_t* cache = nullptr;
+  const void* cache = nullptr;
+  bool cache_f32 = false;    // float32 cache (else bf16)
   int64_t width = 0, block_size = 0;
   float scale = 1.0f;
   int n_tokens = 0;

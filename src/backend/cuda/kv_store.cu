@@ -8,24 +8,33 @@ namespace mmfp4::cuda {
 
 namespace {
 
-__global__ void store_rows_kernel(uint16_t* cache, int64_t width, const int32_t* slots, int n_tokens, const float* a,
+template <typename T>
+__global__ void store_rows_kernel(T* cache, int64_t width, const int32_t* slots, int n_tokens, const float* a,
                                   int64_t as, int a_cols, const float* b, int64_t bs, int b_cols) {
   const int t = blockIdx.x;
   const int32_t slot = slots[t];
   if (slot < 0) return;
-  uint16_t* dst = cache + int64_t(slot) * width;
+  T* dst = cache + int64_t(slot) * width;
   for (int c = threadIdx.x; c < a_cols + b_cols; c += blockDim.x) {
     const float v = c < a_cols ? a[int64_t(t) * as + c] : b[int64_t(t) * bs + (c - a_cols)];
-    dst[c] = __bfloat16_as_ushort(__float2bfloat16_rn(v));
+    if constexpr (sizeof(T) == 4)
+      dst[c] = v;
+    else
+      dst[c] = __bfloat16_as_ushort(__float2bfloat16_rn(v));
   }
 }
 
 }  // namespace
 
-void launch_store_rows(uint16_t* cache, int64_t width, const int32_t* slots, int n_tokens, const float* a, int64_t as,
-                       int a_cols, const float* b, int64_t bs, int b_cols, cudaStream_t s) {
+void launch_store_rows(void* cache, bool f32, int64_t width, const int32_t* slots, int n_tokens, const float* a,
+                       int64_t as, int a_cols, const float* b, int64_t bs, int b_cols, cudaStream_t s) {
   if (n_tokens == 0) return;
-  store_rows_kernel<<<n_tokens, 128, 0, s>>>(cache, width, slots, n_tokens, a, as, a_cols, b, bs, b_cols);
+  if (f32)
+    store_rows_kernel<float><<<n_tokens, 128, 0, s>>>(static_cast<float*>(cache), width, slots, n_tokens, a, as,
+                                                      a_cols, b, bs, b_cols);
+  else
+    store_rows_kernel<uint16_t><<<n_tokens, 128, 0, s>>>(static_cast<uint16_t*>(cache), width, slots, n_tokens, a,
+                                                         as, a_cols, b, bs, b_cols);
   MMFP4_CUDA_LAUNCHED("kv store ", n_tokens, " tokens x (", a_cols, " + ", b_cols, ") into width ", width);
 }
 

@@ -1,0 +1,44 @@
+// Device helpers of the CUDA benchmarks: the streaming-read ceiling measured in the same run, and random fills
+// (benchmarks never time zeros: they hide wrong indexing and can run faster than real data).
+#include <cuda_runtime.h>
+
+#include <cstdint>
+
+namespace mmfp4::bench {
+
+namespace {
+
+__global__ void read_kernel(const uint4* p, int64_t n, uint32_t* sink) {
+  uint32_t acc = 0;
+  for (int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; i < n; i += int64_t(gridDim.x) * blockDim.x) {
+    uint4 v;
+    asm volatile("ld.global.nc.L1::no_allocate.v4.u32 {%0,%1,%2,%3}, [%4];\n"
+                 : "=r"(v.x), "=r"(v.y), "=r"(v.z), "=r"(v.w)
+                 : "l"(p + i));
+    acc ^= v.x ^ v.y ^ v.z ^ v.w;
+  }
+  if (acc == 0x9e3779b9u) *sink = acc;  // keeps the loads alive
+}
+
+__global__ void fill_kernel(uint32_t* p, int64_t n, uint32_t seed, uint32_t mask, uint32_t add) {
+  for (int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; i < n; i += int64_t(gridDim.x) * blockDim.x) {
+    uint32_t x = uint32_t(i) * 2654435761u ^ seed;
+    x ^= x >> 15;
+    x *= 2246822519u;
+    x ^= x >> 13;
+    p[i] = (x & mask) + add;
+  }
+}
+
+}  // namespace
+
+void launch_read(const void* p, int64_t bytes, uint32_t* sink, int sms, cudaStream_t s) {
+  read_kernel<<<sms * 8, 512, 0, s>>>(static_cast<const uint4*>(p), bytes / 16, sink);
+}
+
+// Words of random bits (mask/add pick the range: e.g. bf16 pairs of moderate magnitude).
+void launch_fill(void* p, int64_t words, uint32_t seed, uint32_t mask, uint32_t add, cudaStream_t s) {
+  fill_kernel<<<1024, 256, 0, s>>>(static_cast<uint32_t*>(p), words, seed, mask, add);
+}
+
+}  // namespace mmfp4::bench

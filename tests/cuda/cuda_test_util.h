@@ -1,0 +1,183 @@
+// Helpers for the CUDA tests: a CPU reference backend and a CUDA backend side by side, buffers mirrored on both,
+// random weights (MMFP4 rotated or not, dense BF16/F16/F32), NaN poisoning, and the row-relative error measure.
+// Every test skips (GTEST_SKIP) with a clear message when no CUDA GPU is visible: CI builds them without one.
+#pragma once
+
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <cstdlib>
+#include <cstring>
+#include <limits>
+#include <memory>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "backend/backend.h"
+#include "backend/cpu/cpu_backend.h"
+#include "backend/cuda/cuda_backend.h"
+#include "backend/cuda/cuda_backend_impl.h"
+#include "core/half.h"
+#include "format/weight.h"
+
+namespace mmfp4::cudatest {
+
+#define MMFP4_SKIP_WITHOUT_GPU()                                                                         \
+  do {                                                                                                   \
+    if (!::mmfp4::cuda_available())                                                                      \
+      GTEST_SKIP() << "no CUDA GPU visible (" << ::mmfp4::cuda_status_message()                         \
+                   << "): the CUDA tests run on a GPU machine (scripts/device/check_all.sh)";            \
+  } while (0)
+
+// The shared fixtures: $MMFP4_SHARED_DIR at run time (the device machine gets a copy), else the build's path.
+inline std::string shared_path(const std::string& rel) {
+  const char* env = std::getenv("MMFP4_SHARED_DIR");
+  return std::string(env && *env ? env : MMFP4_SHARED_DIR) + "/" + rel;
+}
+
+// max over rows of (max |a - b| / max |b|); NaN or Inf in a never passes.
+inline double row_rel_err(const std::vector<float>& a, const std::vector<float>& b, int64_t rows, int64_t cols) {
+  double worst = 0;
+  for (int64_t r = 0; r < rows; ++r) {
+    double num = 0, den = 0;
+    for (int64_t c = 0; c < cols; ++c) {
+      const double x = a[size_t(r * cols + c)], y = b[size_t(r * cols + c)];
+      if (!std::isfinite(x)) return INFINITY;
+      num = std::max(num, std::fabs(x - y));
+      den = std::max(den, std::fabs(y));
+    }
+    worst = std::max(worst, den > 0 ? num / den : num);
+  }
+  return worst;
+}
+
+inline float round_bf16(float v) { return bf16_to_f32(f32_to_bf16(v)); }
+
+struct Rng {
+  std::mt19937_64 g;
+  explicit Rng(uint64_t seed) : g(seed) {}
+  float uni(float lo = -1.f, float hi = 1.f) { return std::uniform_real_distribution<float>(lo, hi)(g); }
+  std::vector<float> vec(size_t n, float lo = -1.f, float hi = 1.f) {
+    std::vector<float> v(n);
+    for (auto& x : v) x = uni(lo, hi);
+    return v;
+  }
+  int64_t below(int64_t n) { return int64_t(g() % uint64_t(n)); }
+};
+
+// A random weight with its storage.
+struct TestWeight {
+  std::vector<uint32_t> codes;
+  std::vector<uint16_t> scales, d16;
+  std::vector<float> d32;
+  HostWeight hw;
+};
+
+// MMFP4 [n, k]: rotated when had > 0 (stored width k rounded up to had). Scales ~ 2^-6 .. 2^-3 with a few zero
+// and subnormal ones, every code.
+inline TestWeight random_fp4(int64_t n, int64_t k, int group, int had, uint64_t seed) {
+  Rng r(seed);
+  TestWeight t;
+  const int64_t ks = had > 0 ? (k + had - 1) / had * had : k;
+  t.codes.resize(size_t(n * ks / 8));
+  t.scales.resize(size_t(n * ks / group));
+  for (auto& c : t.codes) c = uint32_t(r.g());
+  for (auto& s : t.scales) {
+    const int64_t u = r.below(64);
+    s = u == 0 ? 0 : u == 1 ? uint16_t(1 + r.below(1023)) : f32_to_f16(std::exp2(r.uni(-6.f, -3.f)));
+  }
+  t.hw.name = "test.fp4";
+  t.hw.format = WeightFormat::MMFP4;
+  t.hw.n = n;
+  t.hw.k = k;
+  t.hw.k_stored = ks;
+  t.hw.group_size = group;
+  t.hw.hadamard_block = had;
+  t.hw.codes = t.codes.data();
+  t.hw.scales = t.scales.data();
+  return t;
+}
+
+inline TestWeight random_dense(int64_t n, int64_t k, DType dt, uint64_t seed) {
+  Rng r(seed);
+  TestWeight t;
+  t.hw.name = "test.dense";
+  t.hw.format = WeightFormat::Dense;
+  t.hw.n = n;
+  t.hw.k = t.hw.k_stored = k;
+  t.hw.dtype = dt;
+  if (dt == DType::F32) {
+    t.d32 = r.vec(size_t(n * k), -0.1f, 0.1f);
+    t.hw.data = t.d32.data();
+  } else {
+    t.d16.resize(size_t(n * k));
+    for (auto& v : t.d16) v = dt == DType::BF16 ? f32_to_bf16(r.uni(-0.1f, 0.1f)) : f32_to_f16(r.uni(-0.1f, 0.1f));
+    t.hw.data = t.d16.data();
+  }
+  return t;
+}
+
+// The two backends, and float buffers mirrored on both.
+struct Pair {
+  std::unique_ptr<CpuBackend> cpu;
+  std::unique_ptr<cuda::CudaBackend> gpu;
+  std::vector<void*> cpu_mem, gpu_mem;
+
+  Pair() {
+    cpu = std::make_unique<CpuBackend>(0);
+    gpu = std::make_unique<cuda::CudaBackend>(0);
+    WorkspacePlan plan;
+    plan.max_tokens = 320;
+    plan.max_top_k = 8;
+    gpu->reserve_workspace(plan);
+  }
+  ~Pair() {
+    for (void* p : cpu_mem) cpu->release(p);
+    for (void* p : gpu_mem) gpu->release(p);
+  }
+  template <typename T>
+  T* cpu_buf(const std::vector<T>& v) {
+    auto* p = static_cast<T*>(cpu->alloc(std::max<size_t>(v.size(), 1) * sizeof(T), "test"));
+    cpu_mem.push_back(p);
+    if (!v.empty()) std::memcpy(p, v.data(), v.size() * sizeof(T));
+    return p;
+  }
+  template <typename T>
+  T* gpu_buf(const std::vector<T>& v) {
+    auto* p = static_cast<T*>(gpu->alloc(std::max<size_t>(v.size(), 1) * sizeof(T), "test"));
+    gpu_mem.push_back(p);
+    if (!v.empty()) gpu->upload(p, v.data(), v.size() * sizeof(T));
+    return p;
+  }
+  // A [rows, cols] activation with row stride `stride` (>= cols) on both backends.
+  struct Twin {
+    Act c, g;
+  };
+  Twin act(const std::vector<float>& data, int64_t rows, int64_t cols, int64_t stride = 0) {
+    if (stride == 0) stride = cols;
+    return {Act(cpu_buf(data), rows, cols, stride), Act(gpu_buf(data), rows, cols, stride)};
+  }
+  // Fills the elements of a GPU view with NaN (so an unwritten element shows); other columns are left alone.
+  void poison(Act a) {
+    const std::vector<float> nan(size_t(a.cols), std::numeric_limits<float>::quiet_NaN());
+    for (int64_t r = 0; r < a.rows; ++r) gpu->upload(a.row(r), nan.data(), nan.size() * sizeof(float));
+  }
+  std::vector<float> get_gpu(Act a) {
+    std::vector<float> out(size_t(a.rows * a.cols));
+    if (a.rows == 0) return out;
+    std::vector<float> all(size_t((a.rows - 1) * a.stride + a.cols));
+    gpu->download(all.data(), a.data, all.size() * sizeof(float));
+    for (int64_t r = 0; r < a.rows; ++r)
+      std::memcpy(&out[size_t(r * a.cols)], &all[size_t(r * a.stride)], size_t(a.cols) * sizeof(float));
+    return out;
+  }
+  static std::vector<float> get_cpu(Act a) {
+    std::vector<float> out(size_t(a.rows * a.cols));
+    for (int64_t r = 0; r < a.rows; ++r) std::memcpy(&out[size_t(r * a.cols)], a.row(r), size_t(a.cols) * 4);
+    return out;
+  }
+  double err(Twin t) { return row_rel_err(get_gpu(t.g), get_cpu(t.c), t.c.rows, t.c.cols); }
+};
+
+}  // namespace mmfp4::cudatest

@@ -1,0 +1,506 @@
+// Every CUDA op against the CPU reference backend, on the awkward-shape suite (M = 1, 3, 4, 5, 17, 64, 257; K and N
+// off the tile multiples; strided views), fresh random data, GPU outputs poisoned with NaN before each run (an
+// unwritten element fails: NaN never passes).
+//
+// Tolerances (max |gpu - cpu| / max |cpu| per row):
+//   kTensorCore = 1.5e-2  linear layers on tensor cores with 16-bit activations (MMFP4_CUDA_GEMM=bf16): activations
+//                         rounded to bf16 (2^-9 relative), weights exact
+//   kF16        = 4e-3    the same for dense F16 weights: activations rounded to f16 (2^-11)
+//   kSplit      = 2e-4    the default: activations as hi + lo 16-bit halves (~2^-17), weights exact
+//   kExact      = 2e-5    float32 paths (generic linear, norms, attention over a bf16-exact cache, routing weights)
+#include "cuda_test_util.h"
+
+#include <algorithm>
+#include <functional>
+#include <numeric>
+
+#include "backend/cuda/check.h"
+
+namespace mmfp4::cudatest {
+namespace {
+
+constexpr double kTensorCore = 1.5e-2, kF16 = 4e-3, kSplit = 2e-4, kExact = 2e-5;
+const int64_t kMs[] = {1, 3, 4, 5, 17, 64, 257};
+
+struct WeightCase {
+  const char* name;
+  std::function<TestWeight(uint64_t)> make;
+  double tol;
+  std::vector<int64_t> ms;  // empty: kMs
+};
+
+std::vector<WeightCase> weight_cases() {
+  return {
+      {"fp4 g128 [100, 384]", [](uint64_t s) { return random_fp4(100, 384, 128, 0, s); }, kTensorCore, {}},
+      {"fp4 g32 [257, 96] (K padded to 128)", [](uint64_t s) { return random_fp4(257, 96, 32, 0, s); }, kTensorCore, {}},
+      {"fp4 g128 rotated h64 [33, 200 -> 256]", [](uint64_t s) { return random_fp4(33, 200, 128, 64, s); }, kTensorCore,
+       {}},
+      {"fp4 g64 rotated h128 [16, 256]", [](uint64_t s) { return random_fp4(16, 256, 64, 128, s); }, kTensorCore, {}},
+      {"fp4 g40 [50, 120] (generic kernel)", [](uint64_t s) { return random_fp4(50, 120, 40, 0, s); }, kExact, {}},
+      {"fp4 g128 [1000, 2048] (split K)", [](uint64_t s) { return random_fp4(1000, 2048, 128, 0, s); }, kTensorCore,
+       {1, 3, 17, 64}},
+      {"fp4 g128 [4096, 4096]", [](uint64_t s) { return random_fp4(4096, 4096, 128, 0, s); }, kTensorCore, {1, 17}},
+      {"bf16 [77, 100] (unaligned rows)", [](uint64_t s) { return random_dense(77, 100, DType::BF16, s); },
+       kTensorCore, {}},
+      {"f16 [300, 256]", [](uint64_t s) { return random_dense(300, 256, DType::F16, s); }, kF16, {}},
+      {"f32 [33, 70] (generic kernel)", [](uint64_t s) { return random_dense(33, 70, DType::F32, s); }, kExact, {}},
+  };
+}
+
+TEST(CudaOps, LinearMatchesCpuOnAwkwardShapes) {
+  MMFP4_SKIP_WITHOUT_GPU();
+  Pair p;
+  uint64_t seed = 1;
+  for (bool split : {true, false})
+  for (auto wc : weight_cases()) {
+    p.gpu->set_split_activations(split);
+    if (split && wc.tol > kExact) wc.tol = kSplit;
+    TestWeight tw = wc.make(seed++);
+    auto wc_cpu = p.cpu->upload_linear(tw.hw);
+    auto wc_gpu = p.gpu->upload_linear(tw.hw);
+    const int64_t K = tw.hw.k, N = tw.hw.n;
+    double worst = 0;
+    for (int64_t M : wc.ms.empty() ? std::vector<int64_t>(std::begin(kMs), std::end(kMs)) : wc.ms) {
+      for (int acc = 0; acc < 2; ++acc) {
+        Rng r(seed++);
+        auto x = p.act(r.vec(size_t(M * (K + 3))), M, K, K + 3);
+        auto y = p.act(r.vec(size_t(M * (N + 5))), M, N, N + 5);
+        if (!acc) p.poison(y.g);
+        p.cpu->linear(x.c, *wc_cpu, y.c, acc != 0, false);
+        p.gpu->linear(x.g, *wc_gpu, y.g, acc != 0, false);
+        const double e = p.err(y);
+        worst = std::max(worst, e);
+        EXPECT_LT(e, wc.tol) << wc.name << " M=" << M << (acc ? " accumulate" : "");
+      }
+    }
+    std::printf("  linear %-5s %-40s worst row error %.3g (tolerance %.1g)\n", split ? "split" : "bf16", wc.name,
+                worst, wc.tol);
+  }
+}
+
+TEST(CudaOps, GenericLinearIsExact) {
+  MMFP4_SKIP_WITHOUT_GPU();
+  Pair p;
+  p.gpu->set_force_generic(true);
+  TestWeight tw = random_fp4(70, 256, 64, 64, 77);
+  auto wc = p.cpu->upload_linear(tw.hw);
+  auto wg = p.gpu->upload_linear(tw.hw);
+  for (int64_t M : kMs) {
+    Rng r{uint64_t(M)};
+    auto x = p.act(r.vec(size_t(M * 256)), M, 256);
+    auto y = p.act(std::vector<float>(size_t(M * 70)), M, 70);
+    p.poison(y.g);
+    p.cpu->linear(x.c, *wc, y.c, false, false);
+    p.gpu->linear(x.g, *wg, y.g, false, false);
+    EXPECT_LT(p.err(y), kExact) << "M=" << M;
+  }
+}
+
+TEST(CudaOps, EmbedMatchesCpu) {
+  MMFP4_SKIP_WITHOUT_GPU();
+  Pair p;
+  std::vector<TestWeight> tables;
+  tables.push_back(random_dense(50, 70, DType::BF16, 1));
+  tables.push_back(random_dense(40, 64, DType::F16, 2));
+  tables.push_back(random_fp4(30, 128, 32, 0, 3));
+  tables.push_back(random_fp4(30, 100, 64, 64, 4));  // rotated: stored 128, un-rotated on lookup
+  for (auto& tw : tables) {
+    auto tc = p.cpu->upload_linear(tw.hw);
+    auto tg = p.gpu->upload_linear(tw.hw);
+    Rng r(9);
+    std::vector<int32_t> ids(17);
+    for (auto& i : ids) i = int32_t(r.below(tw.hw.n));
+    ids[3] = ids[5];
+    BatchMeta bc, bg;
+    bc.n_tokens = bg.n_tokens = int64_t(ids.size());
+    bc.tokens = p.cpu_buf(ids);
+    bg.tokens = p.gpu_buf(ids);
+    auto out = p.act(std::vector<float>(ids.size() * size_t(tw.hw.k + 2)), int64_t(ids.size()), tw.hw.k,
+                     tw.hw.k + 2);
+    p.poison(out.g);
+    p.cpu->embed(*tc, bc, out.c);
+    p.gpu->embed(*tg, bg, out.g);
+    EXPECT_LT(p.err(out), 1e-6) << tw.hw.name << " [" << tw.hw.n << ", " << tw.hw.k << "]";
+  }
+}
+
+TEST(CudaOps, RmsNormRopeElementwiseHadamard) {
+  MMFP4_SKIP_WITHOUT_GPU();
+  Pair p;
+  Rng r(5);
+  for (int64_t rows : {1, 5, 257})
+    for (int64_t cols : {64, 100, 2048}) {
+      auto x = p.act(r.vec(size_t(rows * (cols + 1)), -3, 3), rows, cols, cols + 1);
+      auto o = p.act(std::vector<float>(size_t(rows * cols)), rows, cols);
+      const std::vector<float> wv = r.vec(size_t(cols));
+      DeviceVector wc{p.cpu_buf(wv), cols}, wg{p.gpu_buf(wv), cols};
+      p.poison(o.g);
+      p.cpu->rmsnorm(x.c, wc, 1e-5f, o.c);
+      p.gpu->rmsnorm(x.g, wg, 1e-5f, o.g);
+      EXPECT_LT(p.err(o), kExact) << "rmsnorm " << rows << "x" << cols;
+      p.cpu->rmsnorm(x.c, wc, 1e-6f, x.c);  // in place
+      p.gpu->rmsnorm(x.g, wg, 1e-6f, x.g);
+      EXPECT_LT(p.err(x), kExact) << "rmsnorm in place " << rows << "x" << cols;
+    }
+  // RoPE: 4 heads of stride 48, rotary dims [16, 48), both pairings, strided rows.
+  for (bool inter : {false, true}) {
+    const int64_t T = 7, maxpos = 64, dim = 32;
+    auto x = p.act(r.vec(size_t(T * 200)), T, 192, 200);
+    const std::vector<float> cs = r.vec(size_t(maxpos * dim / 2)), sn = r.vec(size_t(maxpos * dim / 2));
+    RopeTable tc{p.cpu_buf(cs), p.cpu_buf(sn), maxpos, int(dim), inter};
+    RopeTable tg{p.gpu_buf(cs), p.gpu_buf(sn), maxpos, int(dim), inter};
+    std::vector<int32_t> pos(T);
+    for (auto& v : pos) v = int32_t(r.below(maxpos));
+    BatchMeta bc, bg;
+    bc.n_tokens = bg.n_tokens = T;
+    bc.h_positions = pos.data();
+    bg.positions = p.gpu_buf(pos);
+    p.cpu->rope(x.c, 4, 48, 16, tc, bc);
+    p.gpu->rope(x.g, 4, 48, 16, tg, bg);
+    EXPECT_LT(p.err(x), 1e-6) << "rope interleaved=" << inter;
+  }
+  // silu_mul, add, add_bias, gather_rows on strided views.
+  {
+    const int64_t R = 17, C = 300;
+    auto g = p.act(r.vec(size_t(R * 310), -6, 6), R, C, 310), u = p.act(r.vec(size_t(R * C)), R, C);
+    auto o = p.act(std::vector<float>(size_t(R * C)), R, C);
+    p.poison(o.g);
+    p.cpu->silu_mul(g.c, u.c, o.c);
+    p.gpu->silu_mul(g.g, u.g, o.g);
+    EXPECT_LT(p.err(o), kExact) << "silu_mul";
+    p.cpu->add(o.c, g.c);
+    p.gpu->add(o.g, g.g);
+    EXPECT_LT(p.err(o), kExact) << "add";
+    const std::vector<float> bv = r.vec(size_t(C));
+    p.cpu->add_bias(o.c, DeviceVector{p.cpu_buf(bv), C});
+    p.gpu->add_bias(o.g, DeviceVector{p.gpu_buf(bv), C});
+    EXPECT_LT(p.err(o), kExact) << "add_bias";
+    const std::vector<int32_t> rows = {16, 0, 5, 5, 9};
+    auto sel = p.act(std::vector<float>(5 * size_t(C)), 5, C);
+    p.poison(sel.g);
+    p.cpu->gather_rows(o.c, p.cpu_buf(rows), 5, sel.c);
+    p.gpu->gather_rows(o.g, p.gpu_buf(rows), 5, sel.g);
+    EXPECT_LT(p.err(sel), 1e-7) << "gather_rows";
+  }
+  for (int block : {32, 64, 128}) {
+    auto x = p.act(r.vec(9 * 260), 9, 256, 260);
+    p.cpu->hadamard(x.c, block);
+    p.gpu->hadamard(x.g, block);
+    EXPECT_LT(p.err(x), 1e-6) << "hadamard block " << block;
+  }
+}
+
+// A paged cache with `lens` tokens per sequence (blocks shuffled), filled through the store op on both backends,
+// and the batch of every token of every sequence (as a prefill) to attend with.
+struct PagedBatch {
+  std::vector<int32_t> tokens, positions, seq, slots, bt;
+  int64_t n_seqs = 0, max_blocks = 0;
+  BatchMeta cpu_meta, gpu_meta;
+  KVLayerView kc, kg;
+};
+
+PagedBatch make_paged(Pair& p, const std::vector<int64_t>& lens, int64_t block_size, int64_t width, Rng& r,
+                      DType gpu_dtype = DType::BF16) {
+  PagedBatch b;
+  b.n_seqs = int64_t(lens.size());
+  int64_t total_blocks = 0;
+  for (int64_t l : lens) {
+    b.max_blocks = std::max(b.max_blocks, (l + block_size - 1) / block_size);
+    total_blocks += (l + block_size - 1) / block_size;
+  }
+  std::vector<int32_t> perm(size_t(total_blocks + 3));
+  std::iota(perm.begin(), perm.end(), 0);
+  std::shuffle(perm.begin(), perm.end(), r.g);
+  b.bt.assign(size_t(b.n_seqs * b.max_blocks), -1);
+  size_t next = 0;
+  for (int64_t s = 0; s < b.n_seqs; ++s)
+    for (int64_t j = 0; j < (lens[size_t(s)] + block_size - 1) / block_size; ++j)
+      b.bt[size_t(s * b.max_blocks + j)] = perm[next++];
+  // Interleave the sequences' tokens so they do not come in contiguous runs.
+  for (int64_t pos = 0;; ++pos) {
+    bool any = false;
+    for (int64_t s = 0; s < b.n_seqs; ++s)
+      if (pos < lens[size_t(s)]) {
+        any = true;
+        b.tokens.push_back(0);
+        b.positions.push_back(int32_t(pos));
+        b.seq.push_back(int32_t(s));
+        b.slots.push_back(b.bt[size_t(s * b.max_blocks + pos / block_size)] * int32_t(block_size) +
+                          int32_t(pos % block_size));
+      }
+    if (!any) break;
+  }
+  const int64_t T = int64_t(b.tokens.size());
+  for (BatchMeta* m : {&b.cpu_meta, &b.gpu_meta}) {
+    m->n_tokens = T;
+    m->n_seqs = b.n_seqs;
+    m->max_blocks = b.max_blocks;
+  }
+  b.cpu_meta.tokens = b.tokens.data();
+  b.cpu_meta.h_positions = b.positions.data();
+  b.cpu_meta.h_seq = b.seq.data();
+  b.cpu_meta.h_slots = b.slots.data();
+  b.cpu_meta.h_block_tables = b.bt.data();
+  b.gpu_meta.tokens = p.gpu_buf(b.tokens);
+  b.gpu_meta.positions = p.gpu_buf(b.positions);
+  b.gpu_meta.seq = p.gpu_buf(b.seq);
+  b.gpu_meta.slots = p.gpu_buf(b.slots);
+  b.gpu_meta.block_tables = p.gpu_buf(b.bt);
+  const int64_t n_blocks = total_blocks + 3;
+  b.kc = KVLayerView{p.cpu->alloc(size_t(n_blocks * block_size * width * 4), "kv"), DType::F32, block_size, width};
+  b.kg = KVLayerView{p.gpu->alloc(size_t(n_blocks * block_size * width * dtype_size(gpu_dtype)), "kv"), gpu_dtype,
+                     block_size, width};
+  p.cpu_mem.push_back(b.kc.data);
+  p.gpu_mem.push_back(b.kg.data);
+  return b;
+}
+
+// Random values that bf16 holds exactly: the CPU's float32 cache and the GPU's bf16 cache then hold the same numbers.
+std::vector<float> bf16_exact(Rng& r, size_t n, float scale = 1.0f) {
+  std::vector<float> v = r.vec(n, -scale, scale);
+  for (auto& x : v) x = round_bf16(x);
+  return v;
+}
+
+TEST(CudaOps, PagedGqaAttention) {
+  MMFP4_SKIP_WITHOUT_GPU();
+  Pair p;
+  Rng r(11);
+  struct Shape {
+    int64_t heads, kv_heads, D;
+  };
+  for (DType dt : {DType::BF16, DType::F32})
+  for (Shape sh : {Shape{6, 2, 32}, Shape{16, 2, 128}, Shape{4, 4, 64}, Shape{12, 1, 64}}) {
+    PagedBatch b = make_paged(p, {1, 37, 70}, 16, 2 * sh.kv_heads * sh.D, r, dt);
+    const int64_t T = int64_t(b.tokens.size()), KW = sh.kv_heads * sh.D, QW = sh.heads * sh.D;
+    auto k = p.act(bf16_exact(r, size_t(T * KW)), T, KW), v = p.act(bf16_exact(r, size_t(T * KW)), T, KW);
+    p.cpu->kv_store(b.kc, k.c, v.c, b.cpu_meta);
+    p.gpu->kv_store(b.kg, k.g, v.g, b.gpu_meta);
+    auto q = p.act(r.vec(size_t(T * (QW + 4)), -2, 2), T, QW, QW + 4);
+    auto o = p.act(std::vector<float>(size_t(T * QW)), T, QW);
+    p.poison(o.g);
+    const float scale = 1.0f / std::sqrt(float(sh.D));
+    p.cpu->attention(q.c, b.kc, sh.heads, sh.kv_heads, sh.D, scale, b.cpu_meta, o.c);
+    p.gpu->attention(q.g, b.kg, sh.heads, sh.kv_heads, sh.D, scale, b.gpu_meta, o.g);
+    EXPECT_LT(p.err(o), kExact) << "heads " << sh.heads << "/" << sh.kv_heads << " D " << sh.D;
+  }
+}
+
+TEST(CudaOps, AbsorbedMlaAttentionAndKvB) {
+  MMFP4_SKIP_WITHOUT_GPU();
+  Pair p;
+  Rng r(12);
+  struct Shape {
+    int64_t heads, R, P, nope, v;
+    int group, had;
+    DType dense;  // F32 means MMFP4
+  };
+  const Shape shapes[] = {
+      {4, 128, 32, 64, 64, 128, 0, DType::F32},      // fixture-sized, MMFP4
+      {4, 128, 32, 64, 64, 64, 64, DType::F32},      // rotated kv_b (latent cached rotated)
+      {4, 128, 32, 64, 64, 0, 0, DType::BF16},       // BF16 checkpoint
+      {3, 96, 16, 24, 40, 32, 0, DType::F32},        // heads' rows off the 16-row tiles: generic kernel
+      {20, 512, 64, 192, 256, 128, 0, DType::F32},   // GLM-4.7-Flash sizes
+  };
+  for (const Shape& s : shapes) {
+    const int64_t N = s.heads * (s.nope + s.v);
+    TestWeight kvb = s.dense == DType::F32 ? random_fp4(N, s.R, s.group, s.had, 100 + uint64_t(s.R))
+                                           : random_dense(N, s.R, s.dense, 5);
+    auto wc = p.cpu->upload_linear(kvb.hw);
+    auto wg = p.gpu->upload_linear(kvb.hw);
+    PagedBatch b = make_paged(p, {5, 1, 33}, 16, s.R + s.P, r);
+    const int64_t T = int64_t(b.tokens.size()), H = s.heads;
+    auto lat = p.act(bf16_exact(r, size_t(T * s.R)), T, s.R), kpe = p.act(bf16_exact(r, size_t(T * s.P)), T, s.P);
+    p.cpu->mla_store(b.kc, lat.c, kpe.c, b.cpu_meta);
+    p.gpu->mla_store(b.kg, lat.g, kpe.g, b.gpu_meta);
+    // q_nope / q_pe as strided per-head views of one q buffer [T, H * (nope + P)], as the model makes them.
+    const int64_t QK = s.nope + s.P;
+    auto q = p.act(r.vec(size_t(T * H * QK)), T, H * QK);
+    Act qn_c(q.c.data, T * H, s.nope, QK), qn_g(q.g.data, T * H, s.nope, QK);
+    Act qp_c(q.c.data + s.nope, T * H, s.P, QK), qp_g(q.g.data + s.nope, T * H, s.P, QK);
+    auto qlat = p.act(std::vector<float>(size_t(T * H * s.R)), T * H, s.R);
+    p.poison(qlat.g);
+    p.cpu->mla_absorb_q(qn_c, *wc, H, s.nope, s.v, qlat.c);
+    p.gpu->mla_absorb_q(qn_g, *wg, H, s.nope, s.v, qlat.g);
+    EXPECT_LT(p.err(qlat), kExact) << "mla_absorb_q R=" << s.R;
+    // Attention from the same q_lat on both sides (the CPU's), so only the attention differs.
+    p.gpu->upload(qlat.g.data, Pair::get_cpu(qlat.c).data(), size_t(T * H * s.R) * 4);
+    auto olat = p.act(std::vector<float>(size_t(T * H * s.R)), T * H, s.R);
+    p.poison(olat.g);
+    const float scale = 0.125f;
+    p.cpu->mla_attention(qlat.c, qp_c, b.kc, H, scale, b.cpu_meta, olat.c);
+    p.gpu->mla_attention(qlat.g, qp_g, b.kg, H, scale, b.gpu_meta, olat.g);
+    EXPECT_LT(p.err(olat), kExact) << "mla_attention R=" << s.R << " heads " << H;
+    auto o = p.act(std::vector<float>(size_t(T * H * s.v)), T * H, s.v);
+    p.poison(o.g);
+    p.cpu->mla_expand_v(olat.c, *wc, H, s.nope, s.v, o.c);
+    p.gpu->mla_expand_v(olat.g, *wg, H, s.nope, s.v, o.g);
+    const bool generic = s.dense == DType::F32 && ((s.nope % 16) != 0 || ((s.nope + s.v) % 16) != 0);
+    EXPECT_LT(p.err(o), generic ? 1e-4 : kSplit) << "mla_expand_v R=" << s.R;
+  }
+}
+
+TEST(CudaOps, MoeRoutingSelectsAsTheCpu) {
+  MMFP4_SKIP_WITHOUT_GPU();
+  Pair p;
+  Rng r(13);
+  std::vector<RouterParams> params(4);
+  params[0].n_experts = 8, params[0].top_k = 2, params[0].norm_topk_prob = true;   // qwen3_moe
+  params[1].n_experts = 128, params[1].top_k = 8, params[1].norm_topk_prob = false;
+  params[2].sigmoid = true, params[2].n_experts = 64, params[2].top_k = 4, params[2].norm_topk_prob = true,
+  params[2].routed_scaling_factor = 1.8f;                                           // glm4_moe_lite
+  params[3].sigmoid = true, params[3].n_experts = 256, params[3].top_k = 8, params[3].n_group = 8,
+  params[3].topk_group = 4, params[3].norm_topk_prob = true, params[3].routed_scaling_factor = 2.5f;  // deepseek_v3
+  for (const auto& rp : params)
+    for (int64_t T : {1, 17, 257}) {
+      const int64_t E = rp.n_experts, K = rp.top_k;
+      auto lg = p.act(r.vec(size_t(T * E), -4, 4), T, E);
+      const std::vector<float> bias = r.vec(size_t(E), -0.5f, 0.5f);
+      DeviceVector bc{p.cpu_buf(bias), E}, bg{p.gpu_buf(bias), E};
+      std::vector<int32_t> ic(size_t(T * K)), ig(size_t(T * K));
+      std::vector<float> wc(size_t(T * K)), wg(size_t(T * K));
+      int32_t* idg = p.gpu_buf(ig);
+      float* wdg = p.gpu_buf(wg);
+      p.cpu->moe_route(lg.c, rp.sigmoid ? &bc : nullptr, rp, ic.data(), wc.data());
+      p.gpu->moe_route(lg.g, rp.sigmoid ? &bg : nullptr, rp, idg, wdg);
+      p.gpu->download(ig.data(), idg, ig.size() * 4);
+      p.gpu->download(wg.data(), wdg, wg.size() * 4);
+      EXPECT_EQ(ic, ig) << "E=" << E << " top " << K << " T=" << T;
+      EXPECT_LT(row_rel_err(wg, wc, T, K), 1e-5) << "E=" << E << " T=" << T;
+    }
+}
+
+TEST(CudaOps, MoeExpertsGroupedByExpert) {
+  MMFP4_SKIP_WITHOUT_GPU();
+  Pair p;
+  Rng r(14);
+  struct Case {
+    const char* name;
+    int64_t E, H, I, K;
+    int group, had;
+    DType dense;  // F32 = MMFP4
+    double tol;
+  };
+  const Case cases[] = {
+      {"fp4 E8 [128, 256]", 8, 256, 128, 2, 128, 0, DType::F32, kSplit},
+      {"fp4 rotated E16 [128, 256]", 16, 256, 128, 4, 128, 64, DType::F32, kSplit},
+      {"bf16 E8 [128, 256]", 8, 256, 128, 2, 0, 0, DType::BF16, kSplit},
+      {"fp4 g40 E4 (generic)", 4, 160, 80, 2, 40, 0, DType::F32, 1e-4},
+      {"fp4 E64 [1536, 2048] (GLM)", 64, 2048, 1536, 4, 128, 0, DType::F32, kSplit},
+  };
+  for (const Case& c : cases) {
+    std::vector<TestWeight> g, u, d;
+    for (int64_t e = 0; e < c.E; ++e) {
+      const uint64_t s = uint64_t(1000 * e + 7);
+      if (c.dense == DType::F32) {
+        g.push_back(random_fp4(c.I, c.H, c.group, c.had, s));
+        u.push_back(random_fp4(c.I, c.H, c.group, c.had, s + 1));
+        d.push_back(random_fp4(c.H, c.I, c.group, c.had, s + 2));
+      } else {
+        g.push_back(random_dense(c.I, c.H, c.dense, s));
+        u.push_back(random_dense(c.I, c.H, c.dense, s + 1));
+        d.push_back(random_dense(c.H, c.I, c.dense, s + 2));
+      }
+    }
+    std::vector<HostWeight> gh, uh, dh;
+    for (int64_t e = 0; e < c.E; ++e) gh.push_back(g[size_t(e)].hw), uh.push_back(u[size_t(e)].hw),
+                                      dh.push_back(d[size_t(e)].hw);
+    auto ec = p.cpu->upload_experts(gh, uh, dh);
+    auto eg = p.gpu->upload_experts(gh, uh, dh);
+    double worst = 0;
+    for (int64_t T : {1, 5, 17, 64, 257}) {
+      if (c.E == 64 && T > 17) continue;  // the CPU reference is slow at GLM sizes
+      std::vector<int32_t> ids(size_t(T * c.K));
+      for (int64_t t = 0; t < T; ++t) {  // distinct experts per token, skewed towards low ids
+        std::vector<int32_t> perm(size_t(c.E));
+        std::iota(perm.begin(), perm.end(), 0);
+        std::shuffle(perm.begin(), perm.begin() + std::min<int64_t>(c.E, 2 * c.K), r.g);
+        for (int64_t j = 0; j < c.K; ++j) ids[size_t(t * c.K + j)] = perm[size_t(j)];
+      }
+      const std::vector<float> w = r.vec(size_t(T * c.K), 0.1f, 1.0f);
+      auto x = p.act(r.vec(size_t(T * c.H)), T, c.H);
+      auto out = p.act(r.vec(size_t(T * (c.H + 2))), T, c.H, c.H + 2);
+      p.cpu->moe_experts(x.c, ids.data(), w.data(), c.K, *ec, out.c);
+      p.gpu->moe_experts(x.g, p.gpu_buf(ids), p.gpu_buf(w), c.K, *eg, out.g);
+      const double e = p.err(out);
+      worst = std::max(worst, e);
+      EXPECT_LT(e, c.tol) << c.name << " T=" << T;
+    }
+    std::printf("  moe %-30s worst row error %.3g\n", c.name, worst);
+  }
+}
+
+TEST(CudaOps, ArgmaxRowsTiesToLowestIndex) {
+  MMFP4_SKIP_WITHOUT_GPU();
+  Pair p;
+  Rng r(15);
+  const int64_t R = 6, C = 154880;
+  std::vector<float> v = r.vec(size_t(R * C));
+  v[size_t(1 * C + 700)] = 5.0f, v[size_t(1 * C + 90000)] = 5.0f;  // tie: 700 wins
+  v[size_t(2 * C + C - 1)] = 9.0f;
+  auto x = p.act(v, R, C);
+  std::vector<int32_t> want(R), got(R);
+  p.cpu->argmax_rows(x.c, p.cpu_buf(want));
+  int32_t* d = p.gpu_buf(got);
+  p.gpu->argmax_rows(x.g, d);
+  p.gpu->download(got.data(), d, got.size() * 4);
+  for (int64_t i = 0; i < R; ++i) {
+    int64_t best = 0;
+    for (int64_t c = 1; c < C; ++c)
+      if (v[size_t(i * C + c)] > v[size_t(i * C + best)]) best = c;
+    want[size_t(i)] = int32_t(best);
+  }
+  EXPECT_EQ(want, got);
+  EXPECT_EQ(got[1], 700);
+}
+
+// A recorded graph replays with whatever its device inputs hold then: per-step values are read from memory.
+TEST(CudaOps, GraphReplayReadsCurrentDeviceInputs) {
+  MMFP4_SKIP_WITHOUT_GPU();
+  Pair p;
+  Rng r(16);
+  TestWeight tw = random_fp4(300, 512, 128, 64, 3);
+  auto wg = p.gpu->upload_linear(tw.hw);
+  auto wc = p.cpu->upload_linear(tw.hw);
+  const int64_t M = 3;
+  auto x = p.act(r.vec(size_t(M * 512)), M, 512);
+  auto y = p.act(std::vector<float>(size_t(M * 300)), M, 300);
+  p.gpu->begin_graph();
+  p.gpu->linear(x.g, *wg, y.g, false, false);
+  auto g = p.gpu->end_graph();
+  ASSERT_TRUE(g);
+  for (int step = 0; step < 3; ++step) {
+    const std::vector<float> nx = r.vec(size_t(M * 512));
+    p.gpu->upload(x.g.data, nx.data(), nx.size() * 4);
+    std::memcpy(x.c.data, nx.data(), nx.size() * 4);
+    p.poison(y.g);
+    p.gpu->replay_graph(*g);
+    p.cpu->linear(x.c, *wc, y.c, false, false);
+    EXPECT_LT(p.err(y), kTensorCore) << "replay " << step;
+  }
+}
+
+TEST(CudaOps, ErrorsNameTheOpAndShapes) {
+  MMFP4_SKIP_WITHOUT_GPU();
+  Pair p;
+  TestWeight tw = random_fp4(16, 128, 128, 0, 1);
+  auto wg = p.gpu->upload_linear(tw.hw);
+  auto x = p.act(std::vector<float>(64, 1.0f), 1, 64);
+  auto y = p.act(std::vector<float>(16, 0.0f), 1, 16);
+  try {
+    p.gpu->linear(x.g, *wg, y.g, false, false);
+    FAIL() << "a shape mismatch must throw";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("[16, 128]"), std::string::npos) << e.what();
+  }
+  try {
+    p.gpu->alloc(size_t(1) << 50, "a petabyte");
+    FAIL() << "an impossible allocation must throw";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("a petabyte"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("free"), std::string::npos) << e.what();
+  }
+}
+
+}  // namespace
+}  // namespace mmfp4::cudatest
