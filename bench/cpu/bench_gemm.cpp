@@ -1,6 +1,9 @@
 // MMFP4 GEMV/GEMM microbenchmarks (and, from bench_ops.cpp, the other ops of the backend) on the GLM-4.7-Flash linear shapes (N x K, y = x W^T) at M = 1, 4, 16, 128, 512,
 // for every kernel ISA this CPU runs, next to OpenBLAS SGEMM on the same weights dequantized to float32.
 //
+// The pair/ benchmarks time our kernel and its baseline alternately within each iteration (see bm_pair_read), so
+// their ratios (bw_frac, speedup) are robust to what else runs on a shared machine; read those for the gates.
+//
 // Counters: GB/s = bytes of weights read per second (MMFP4: 0.516 bytes per weight, codes + f16 scales; SGEMM: 4),
 // GFLOP/s = 2 M N K per second, bw_frac = GB/s over the memory read bandwidth measured at start-up in this same
 // process (printed in the context block). Every benchmark cycles through copies of its weights totalling more than
@@ -164,6 +167,80 @@ void bm_sgemm(benchmark::State& st, Shape s, int64_t M) {
 }
 #endif
 
+// Same-run ratios that hold up on a shared machine: each iteration times our kernel and, right after it, the
+// baseline on the same amount of work, so both see the same machine state.
+//   pair/read: one GEMV over the weight copies, then a plain read of as many bytes from a 1 GiB buffer
+//   pair/sgemm: one MMFP4 GEMM, then OpenBLAS SGEMM on the dequantized weights
+std::unique_ptr<float, void (*)(void*)> g_read_buf(nullptr, std::free);
+constexpr size_t kReadBufFloats = size_t(1) << 28;  // 1 GiB
+
+void bm_pair_read(benchmark::State& st, Shape s, int64_t M, CpuIsa isa) {
+  WeightSet& set = weights(s, false);
+  const CpuKernels& kr = cpu_kernels(isa);
+  ThreadPool& pool = ThreadPool::global();
+  GemmWorkspace ws;
+  GemmTuning tune;
+  gemm_reserve(ws, kr, tune, pool.size(), M, s.k);
+  if (!g_read_buf) {
+    g_read_buf.reset(static_cast<float*>(std::aligned_alloc(64, kReadBufFloats * 4)));
+    std::memset(g_read_buf.get(), 0, kReadBufFloats * 4);
+  }
+  std::vector<float> x = random_x(M, s.k), y(size_t(M * s.n));
+  const size_t n = size_t(set.packed[0].bytes()) / 4 / 64 * 64;
+  size_t i = 0, off = 0;
+  double tk = 0, tr = 0;
+  float sink = 0;
+  for (auto _ : st) {
+    double t0 = now();
+    gemm(kr, pool, ws, tune, Act(x.data(), M, s.k), set.packed[i++ % set.packed.size()], 0, s.n, Act(y.data(), M, s.n),
+         false);
+    const double t1 = now();
+    if (off + n > kReadBufFloats) off = 0;
+    sink += read_pass(pool, g_read_buf.get() + off, n);
+    off += n;
+    const double t2 = now();
+    tk += t1 - t0;
+    tr += t2 - t1;
+    st.SetIterationTime(t2 - t0);
+  }
+  benchmark::DoNotOptimize(sink);
+  const double calls = double(st.iterations()), bytes = double(set.packed[0].bytes());
+  st.counters["GB/s"] = bytes * calls / tk / 1e9;
+  st.counters["read_GB/s"] = double(n) * 4 * calls / tr / 1e9;
+  st.counters["bw_frac"] = (bytes / tk) / (double(n) * 4 / tr);
+}
+
+#ifdef MMFP4_BENCH_OPENBLAS
+void bm_pair_sgemm(benchmark::State& st, Shape s, int64_t M, CpuIsa isa) {
+  WeightSet& set = weights(s, true);
+  const CpuKernels& kr = cpu_kernels(isa);
+  ThreadPool& pool = ThreadPool::global();
+  openblas_set_num_threads(pool.size());
+  GemmWorkspace ws;
+  GemmTuning tune;
+  gemm_reserve(ws, kr, tune, pool.size(), M, s.k);
+  std::vector<float> x = random_x(M, s.k), y(size_t(M * s.n));
+  size_t i = 0, j = 0;
+  double tk = 0, tb = 0;
+  for (auto _ : st) {
+    const double t0 = now();
+    gemm(kr, pool, ws, tune, Act(x.data(), M, s.k), set.packed[i++ % set.packed.size()], 0, s.n, Act(y.data(), M, s.n),
+         false);
+    const double t1 = now();
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, int(M), int(s.n), int(s.k), 1.0f, x.data(), int(s.k),
+                set.f32[j++ % set.f32.size()].data(), int(s.k), 0.0f, y.data(), int(s.n));
+    const double t2 = now();
+    tk += t1 - t0;
+    tb += t2 - t1;
+    st.SetIterationTime(t2 - t0);
+  }
+  const double calls = double(st.iterations()), flops = 2.0 * double(M) * double(s.n) * double(s.k);
+  st.counters["GFLOP/s"] = flops * calls / tk / 1e9;
+  st.counters["openblas_GFLOP/s"] = flops * calls / tb / 1e9;
+  st.counters["speedup"] = tb / tk;
+}
+#endif
+
 void bm_membw(benchmark::State& st, int threads) {
   ThreadPool& pool = ThreadPool::global();
   MemBandwidth b;
@@ -188,6 +265,18 @@ void register_all() {
             ->UseManualTime()
             ->MinTime(0.3)
             ->Unit(benchmark::kMicrosecond);
+      }
+      for (CpuIsa isa : isas) {
+        if (only && std::string(only) != isa_name(isa)) continue;
+        const std::string tag = std::string(isa_name(isa)) + "/" + shape + "/M:" + std::to_string(M);
+        if (M <= 16)
+          benchmark::RegisterBenchmark(("pair/read/" + tag).c_str(), bm_pair_read, s, M, isa)
+              ->UseManualTime()->MinTime(0.5)->Unit(benchmark::kMicrosecond);
+#ifdef MMFP4_BENCH_OPENBLAS
+        if (M >= 128)
+          benchmark::RegisterBenchmark(("pair/sgemm/" + tag).c_str(), bm_pair_sgemm, s, M, isa)
+              ->UseManualTime()->MinTime(0.5)->Unit(benchmark::kMicrosecond);
+#endif
       }
 #ifdef MMFP4_BENCH_OPENBLAS
       const std::string name = "openblas_sgemm/" + shape + "/M:" + std::to_string(M);

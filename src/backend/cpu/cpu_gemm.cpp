@@ -37,13 +37,22 @@ int64_t k_block(const PackedWeight& w, const GemmTuning& tune) {
   return std::max<int64_t>(1, tune.kc / w.group) * w.group;
 }
 
-// x rows [t * kMR, t * kMR + kMR) -> dst[k][kMR], zero rows past M.
-void pack_tile(Act x, int64_t t, int64_t k, float* dst) {
+// Packed x: for each k-block [k0, k0 + kc), every tile of kMR rows as [kc][kMR] (zero rows past M), tiles of a
+// k-block consecutive, so the micro-kernels walk one contiguous stream per k-block.
+inline float* apack_block(float* apack, int64_t tiles, int64_t k0, int64_t kc_len, int64_t t) {
+  return apack + k0 * tiles * kMR + t * kc_len * kMR;
+}
+
+void pack_tile(Act x, int64_t t, int64_t K, int64_t kc, int64_t tiles, float* apack) {
   const int64_t r0 = t * kMR, n = std::min<int64_t>(kMR, x.rows - r0);
-  if (n < kMR) std::memset(dst, 0, size_t(k * kMR) * sizeof(float));
-  for (int64_t i = 0; i < n; ++i) {
-    const float* src = x.row(r0 + i);
-    for (int64_t j = 0; j < k; ++j) dst[j * kMR + i] = src[j];
+  for (int64_t k0 = 0; k0 < K; k0 += kc) {
+    const int64_t len = std::min(kc, K - k0);
+    float* dst = apack_block(apack, tiles, k0, len, t);
+    if (n < kMR) std::memset(dst, 0, size_t(len * kMR) * sizeof(float));
+    for (int64_t i = 0; i < n; ++i) {
+      const float* src = x.row(r0 + i) + k0;
+      for (int64_t j = 0; j < len; ++j) dst[j * kMR + i] = src[j];
+    }
   }
 }
 
@@ -93,10 +102,10 @@ void gemm_fused(const CpuKernels& kr, ThreadPool& pool, const GemmJob& j) {
 void gemm_packed(const CpuKernels& kr, ThreadPool& pool, GemmWorkspace& ws, const GemmTuning& tune, Act x,
                  const PackedWeight& w, int64_t row0, int64_t rows, Act out, bool accumulate) {
   const int64_t M = x.rows, K = w.k, tiles = (M + kMR - 1) / kMR;
-  float* apack = ws.apack.get(size_t(tiles * K * kMR));
-  pool.run(tiles, [&](int64_t t, int) { pack_tile(x, t, K, apack + t * K * kMR); });
-
   const int64_t kc = k_block(w, tune), nr = kr.nr;
+  float* apack = ws.apack.get(size_t(tiles * K * kMR));
+  pool.run(tiles, [&](int64_t t, int) { pack_tile(x, t, K, kc, tiles, apack); });
+
   const int64_t p0 = row0 / kPanelRows, p1 = (row0 + rows + kPanelRows - 1) / kPanelRows, np = p1 - p0;
   const int64_t bp = std::max<int64_t>(1, std::min(tune.block_panels, (np + pool.size() - 1) / pool.size()));
   const int64_t tasks = (np + bp - 1) / bp;
@@ -115,7 +124,7 @@ void gemm_packed(const CpuKernels& kr, ThreadPool& pool, GemmWorkspace& ws, cons
           kr.expand(w, p, int(c0), k0, k1, b, s);
           for (int64_t t = 0; t < tiles; ++t) {
             TileArgs ta;
-            ta.a = apack + t * K * kMR + k0 * kMR;
+            ta.a = apack_block(apack, tiles, k0, k1 - k0, t);
             ta.b = b;
             ta.s = w.mmfp4() ? s : nullptr;
             ta.kc = k1 - k0;

@@ -55,7 +55,13 @@ void CpuBackend::mla_absorb_q(Act q_nope, const LinearWeight& kv_b_in, int64_t h
   pool_->run(heads, [&](int64_t h, int th) {
     const int64_t row0 = h * (nope + v);
     if (kernel) {
-      for (int64_t r = h; r < rows; r += heads) kr_->absorb(kv_b.packed, row0, nope, q_nope.row(r), q_lat.row(r));
+      // The head's rows of q_nope / q_lat are every heads-th row; the kernel takes up to absorb_max_q at once.
+      const int64_t T = rows / heads;
+      for (int64_t t = 0; t < T; t += kr_->absorb_max_q) {
+        const int nq = int(std::min<int64_t>(kr_->absorb_max_q, T - t));
+        kr_->absorb(kv_b.packed, row0, nope, q_nope.row(t * heads + h), heads * q_nope.stride, nq,
+                    q_lat.row(t * heads + h), heads * q_lat.stride);
+      }
       return;
     }
     // Any other shape or format: serial over the head's rows, vectorised along the latent.

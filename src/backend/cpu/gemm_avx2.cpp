@@ -264,7 +264,11 @@ inline __m256 hsum8x8(const __m256 (&r)[8]) {
 }
 
 // 8 rows per lane group; q is pre-multiplied by each row's scale of the group (the weight itself is c * 2^25).
-void absorb(const PackedWeight& w, int64_t row0, int64_t rows, const float* q, float* out) {
+void absorb(const PackedWeight& w, int64_t row0, int64_t rows, const float* q, int64_t q_stride, int nq, float* out,
+            int64_t out_stride) {
+  MMFP4_ASSERT(nq == 1);
+  (void)q_stride;
+  (void)out_stride;
   const __m256i lut = nibble_lut(), m0f = _mm256_set1_epi8(0x0F);
   const int64_t chunks = rows / 8, kwg = w.group / 8;
   constexpr int kMaxChunks = 128;  // rows <= 1024 per call (the driver splits longer heads)
@@ -296,6 +300,7 @@ void absorb(const PackedWeight& w, int64_t row0, int64_t rows, const float* q, f
 
 void fill_kernels_avx2(CpuKernels& k) {
   k.absorb_lanes = 8;
+  k.absorb_max_q = 1;
   k.absorb = absorb;
   k.isa = CpuIsa::Avx2;
   k.nr = kNR;

@@ -265,40 +265,55 @@ MMFP4_TARGET_AVX512 inline __m256 hsum8x8(const __m256 (&r)[8]) {
 }
 
 // 16 rows per lane group; q is pre-multiplied by each row's scale of the group (the weight itself is c * 2^25).
-MMFP4_TARGET_AVX512 void absorb(const PackedWeight& w, int64_t row0, int64_t rows, const float* q, float* out) {
+// NQ query rows share every expanded weight vector (prefill: half the expansion work per row).
+template <int NQ>
+MMFP4_TARGET_AVX512 void absorb_t(const PackedWeight& w, int64_t row0, int64_t rows, const float* q, int64_t q_stride,
+                                  float* out, int64_t out_stride) {
   const __m512 lut = _mm512_load_ps(kE2M1x25);
   const int64_t chunks = rows / 16, kwg = w.group / 8;
-  constexpr int kMaxChunks = 64;  // rows <= 1024 per call (the driver splits longer heads)
-  alignas(64) float qs[kMaxChunks][16];
+  constexpr int kMaxChunks = 64;  // rows <= 1024 per call (the driver checks)
+  alignas(64) float qs[NQ][kMaxChunks][16];
   for (int64_t g = 0; g < w.k / w.group; ++g) {
     for (int64_t c = 0; c < chunks; ++c) {
       const int64_t r = row0 + 16 * c;
-      _mm512_store_ps(qs[c], _mm512_mul_ps(_mm512_loadu_ps(q + 16 * c),
-                                           scales16(w.scales(r / kPanelRows, g) + r % kPanelRows)));
+      const __m512 sc = scales16(w.scales(r / kPanelRows, g) + r % kPanelRows);
+      for (int t = 0; t < NQ; ++t) _mm512_store_ps(qs[t][c], _mm512_mul_ps(_mm512_loadu_ps(q + t * q_stride + 16 * c), sc));
     }
     for (int64_t j = 0; j < kwg; ++j) {
-      __m512 acc[8];
-      for (int s = 0; s < 8; ++s) acc[s] = _mm512_setzero_ps();
+      __m512 acc[NQ][8];
+      for (int t = 0; t < NQ; ++t)
+        for (int s = 0; s < 8; ++s) acc[t][s] = _mm512_setzero_ps();
       for (int64_t c = 0; c < chunks; ++c) {
         const int64_t r = row0 + 16 * c;
         const __m512i v = _mm512_load_si512(w.codes(r / kPanelRows, g) + j * kPanelRows + r % kPanelRows);
-        const __m512 qv = _mm512_load_ps(qs[c]);
 #pragma GCC unroll 8
-        for (int s = 0; s < 8; ++s)
-          acc[s] = _mm512_fmadd_ps(qv, _mm512_permutexvar_ps(_mm512_srli_epi32(v, 4 * s), lut), acc[s]);
+        for (int s = 0; s < 8; ++s) {
+          const __m512 wv = _mm512_permutexvar_ps(_mm512_srli_epi32(v, 4 * s), lut);
+          for (int t = 0; t < NQ; ++t) acc[t][s] = _mm512_fmadd_ps(_mm512_load_ps(qs[t][c]), wv, acc[t][s]);
+        }
       }
-      __m256 h[8];
-      for (int s = 0; s < 8; ++s)
-        h[s] = _mm256_add_ps(_mm512_castps512_ps256(acc[s]), _mm512_extractf32x8_ps(acc[s], 1));
-      _mm256_storeu_ps(out + (g * kwg + j) * 8, hsum8x8(h));
+      for (int t = 0; t < NQ; ++t) {
+        __m256 h[8];
+        for (int s = 0; s < 8; ++s)
+          h[s] = _mm256_add_ps(_mm512_castps512_ps256(acc[t][s]), _mm512_extractf32x8_ps(acc[t][s], 1));
+        _mm256_storeu_ps(out + t * out_stride + (g * kwg + j) * 8, hsum8x8(h));
+      }
     }
   }
+}
+
+MMFP4_TARGET_AVX512 void absorb(const PackedWeight& w, int64_t row0, int64_t rows, const float* q, int64_t q_stride,
+                                int nq, float* out, int64_t out_stride) {
+  if (nq == 2) return absorb_t<2>(w, row0, rows, q, q_stride, out, out_stride);
+  MMFP4_ASSERT(nq == 1);
+  absorb_t<1>(w, row0, rows, q, q_stride, out, out_stride);
 }
 
 }  // namespace
 
 void fill_kernels_avx512(CpuKernels& k) {
   k.absorb_lanes = 16;
+  k.absorb_max_q = 2;
   k.absorb = absorb;
   k.isa = CpuIsa::Avx512;
   k.nr = kNR;

@@ -55,11 +55,14 @@ struct CpuKernels {
   // b[(k - k0) * nr + c] and, for MMFP4, s[(g - k0 / group) * nr + c].
   void (*expand)(const PackedWeight& w, int64_t panel, int c0, int64_t k0, int64_t k1, float* b, float* s) = nullptr;
   void (*tile)(const TileArgs& t) = nullptr;
-  // MLA's absorbed query (the transpose product): out[j] = sum_i q[i] * W[row0 + i, j] for j < w.k, i < rows, on an
-  // MMFP4 weight. Rows are taken absorb_lanes at a time as vector lanes (row0 and rows must be multiples of it);
-  // each lane accumulates its rows in order, then the lanes are summed in a fixed tree.
+  // MLA's absorbed query (the transpose product): out[t][j] = sum_i q[t][i] * W[row0 + i, j] for j < w.k, i < rows,
+  // for nq (1..absorb_max_q) query rows q + t * q_stride -> out + t * out_stride, on an MMFP4 weight. Rows are taken
+  // absorb_lanes at a time as vector lanes (row0 and rows must be multiples of it); each lane accumulates its rows
+  // in order, then the lanes are summed in a fixed tree (the same for any nq).
   int absorb_lanes = 8;
-  void (*absorb)(const PackedWeight& w, int64_t row0, int64_t rows, const float* q, float* out) = nullptr;
+  int absorb_max_q = 1;
+  void (*absorb)(const PackedWeight& w, int64_t row0, int64_t rows, const float* q, int64_t q_stride, int nq,
+                 float* out, int64_t out_stride) = nullptr;
 };
 
 const CpuKernels& cpu_kernels(CpuIsa isa);

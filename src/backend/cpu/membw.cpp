@@ -40,6 +40,19 @@ double seconds_since(std::chrono::steady_clock::time_point t0) {
 
 }  // namespace
 
+float read_pass(ThreadPool& pool, const float* p, size_t n) {
+  // Dynamic tasks, two per thread, as the GEMV driver splits its work: a thread the OS delays costs its share only.
+  const size_t T = std::min<size_t>(64, size_t(pool.size()) * 2);
+  float sums[64] = {};
+  pool.run(int64_t(T), [&](int64_t t, int) {
+    const size_t lo = n * size_t(t) / T / 64 * 64, hi = n * size_t(t + 1) / T / 64 * 64;
+    sums[t] = read_sum(p + lo, hi - lo);
+  });
+  float s = 0;
+  for (size_t t = 0; t < T; ++t) s += sums[t];
+  return s;
+}
+
 MemBandwidth measure_memory_bandwidth(ThreadPool& pool, size_t bytes, int reps, int threads) {
   MemBandwidth r;
   r.threads = threads > 0 ? std::min(threads, pool.size()) : pool.size();

@@ -20,4 +20,8 @@ struct MemBandwidth {
 MemBandwidth measure_memory_bandwidth(ThreadPool& pool, size_t bytes = size_t(1) << 30, int reps = 5,
                                       int threads = 0);
 
+// One read pass over p[0, n) (p 64-byte aligned; a tail under 64 floats per task is skipped), in contiguous chunks
+// handed to the pool's threads like the GEMV driver's; returns a value depending on every float (so the reads cannot be optimised away).
+float read_pass(ThreadPool& pool, const float* p, size_t n);
+
 }  // namespace mmfp4
