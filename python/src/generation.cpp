@@ -190,6 +190,11 @@ Completion collect(Generation& g) {
   Completion c;
   while (true) {
     TokenEvent ev = g.next();
+    // next() looks for Ctrl-C only while it waits; tokens may come faster than that, so look between them too.
+    if (!ev.finished && PyErr_CheckSignals() != 0) {
+      g.cancel();
+      throw py::error_already_set();
+    }
     if (ev.token >= 0) c.ids.push_back(ev.token);
     c.text += ev.text;
     if (ev.finished) {
