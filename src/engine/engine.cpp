@@ -514,6 +514,9 @@ bool Engine::Impl::step() {
     stats.prompt_tokens_total += prompt_tokens;
     stats.busy_seconds += now_seconds() - t0;
     stats.kv_blocks_used = kv->used_blocks();
+    // Requests that finished in this step leave now: an idle engine runs no further step to update the gauges.
+    stats.requests_running = int64_t(running.size());
+    stats.requests_waiting = int64_t(waiting.size());
   }
   return true;
 }
