@@ -129,7 +129,7 @@ void bm_mmfp4(benchmark::State& st, Shape s, int64_t M, CpuIsa isa) {
   const CpuKernels& kr = cpu_kernels(isa);
   ThreadPool& pool = ThreadPool::global();
   GemmWorkspace ws;
-  GemmTuning tune;
+  GemmTuning tune = default_tuning(kr);
   gemm_reserve(ws, kr, tune, pool.size(), M, s.k);
   std::vector<float> x = random_x(M, s.k), y(size_t(M * s.n));
   size_t i = 0;
@@ -179,7 +179,7 @@ void bm_pair_read(benchmark::State& st, Shape s, int64_t M, CpuIsa isa) {
   const CpuKernels& kr = cpu_kernels(isa);
   ThreadPool& pool = ThreadPool::global();
   GemmWorkspace ws;
-  GemmTuning tune;
+  GemmTuning tune = default_tuning(kr);
   gemm_reserve(ws, kr, tune, pool.size(), M, s.k);
   if (!g_read_buf) {
     g_read_buf.reset(static_cast<float*>(std::aligned_alloc(64, kReadBufFloats * 4)));
@@ -217,7 +217,7 @@ void bm_pair_sgemm(benchmark::State& st, Shape s, int64_t M, CpuIsa isa) {
   ThreadPool& pool = ThreadPool::global();
   openblas_set_num_threads(pool.size());
   GemmWorkspace ws;
-  GemmTuning tune;
+  GemmTuning tune = default_tuning(kr);
   gemm_reserve(ws, kr, tune, pool.size(), M, s.k);
   std::vector<float> x = random_x(M, s.k), y(size_t(M * s.n));
   size_t i = 0, j = 0;

@@ -257,10 +257,18 @@ int run_bench(const std::vector<std::string>& argv) {
   // Tests, each run once right after load and then `reps` times.
   std::vector<TestResult> results;
   Bencher bench(*model, kv, uint64_t(a.get_int("--seed", 1)));
-  if (P > 0) results.push_back(TestResult{"pp" + std::to_string(P), P, 1});
+  if (P > 0) {
+    TestResult r;
+    r.name = "pp" + std::to_string(P);
+    r.tokens = P;
+    results.push_back(r);
+  }
   if (N > 0)
     for (int64_t b : batches) {
-      TestResult r{"tg" + std::to_string(N) + (b > 1 ? "@b" + std::to_string(b) : ""), N * b, b};
+      TestResult r;
+      r.name = "tg" + std::to_string(N) + (b > 1 ? "@b" + std::to_string(b) : "");
+      r.tokens = N * b;
+      r.batch = b;
       r.bytes_per_step = step_bytes(census, cfg, b);
       r.steps = N;
       results.push_back(r);

@@ -74,6 +74,7 @@ CpuBackend::CpuBackend(const CpuOptions& opt) {
   ref_ = opt.reference >= 0 ? opt.reference > 0 : env_flag("MMFP4_CPU_REF");
   const CpuIsa isa = opt.isa ? choose_isa(detect_cpu_features(), opt.isa) : runtime_isa();
   kr_ = &cpu_kernels(isa);
+  tune_ = default_tuning(*kr_);
   scratch_.resize(size_t(pool_->size()));
   gemm_ws_.resize_threads(pool_->size());
 }

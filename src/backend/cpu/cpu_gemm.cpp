@@ -155,6 +155,12 @@ void gemm_packed(const CpuKernels& kr, ThreadPool& pool, GemmWorkspace& ws, cons
 
 }  // namespace
 
+GemmTuning default_tuning(const CpuKernels& kr) {
+  GemmTuning t;
+  t.fused_max_rows = kr.fused_max_rows;
+  return t;
+}
+
 void gemm_reserve(GemmWorkspace& ws, const CpuKernels& kr, const GemmTuning& tune, int threads, int64_t max_rows,
                   int64_t max_k) {
   ws.resize_threads(threads);

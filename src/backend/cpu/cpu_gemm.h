@@ -42,10 +42,12 @@ struct GemmWorkspace {
 };
 
 struct GemmTuning {
-  int64_t fused_max_rows = 8;  // M above this takes the packed path
+  int64_t fused_max_rows = 8;  // M above this takes the packed path (default_tuning: the ISA's crossover)
   int64_t kc = 256;            // k-block of the packed path (rounded to a multiple of the group size)
   int64_t block_panels = 2;    // panels per packed-path task (its output block lives in L2)
 };
+
+GemmTuning default_tuning(const CpuKernels& kr);
 
 // Sizes the workspace for calls of up to max_rows rows on weights of up to max_k columns.
 void gemm_reserve(GemmWorkspace& ws, const CpuKernels& kr, const GemmTuning& tune, int threads, int64_t max_rows,

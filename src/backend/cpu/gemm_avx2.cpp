@@ -303,6 +303,7 @@ void fill_kernels_avx2(CpuKernels& k) {
   k.absorb_max_q = 1;
   k.absorb = absorb;
   k.isa = CpuIsa::Avx2;
+  k.fused_max_rows = 12;
   k.nr = kNR;
   k.fused = fused;
   k.expand = expand;

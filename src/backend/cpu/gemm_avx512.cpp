@@ -316,6 +316,7 @@ void fill_kernels_avx512(CpuKernels& k) {
   k.absorb_max_q = 2;
   k.absorb = absorb;
   k.isa = CpuIsa::Avx512;
+  k.fused_max_rows = 128;
   k.nr = kNR;
   k.fused = fused;
   k.expand = expand;

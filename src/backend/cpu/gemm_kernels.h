@@ -50,6 +50,10 @@ struct TileArgs {
 struct CpuKernels {
   CpuIsa isa = CpuIsa::Avx2;
   int nr = 16;  // packed-path columns per micro-tile (divides kPanelRows)
+  // Rows of x up to which the fused path is faster than the packed one (measured per core, thread CPU time, on a
+  // Zen 4: AVX-512 fused 105 GFLOP/s at every M from 8 to 512, packed 75 at M = 16 and 105 at M = 512; AVX2 fused
+  // 74 at M = 16 and 82 at M = 512, packed 76 and 104).
+  int64_t fused_max_rows = 8;
   void (*fused)(const FusedArgs& a) = nullptr;
   // Expands columns [c0, c0 + nr) of `panel`, k in [k0, k1) (multiples of the group size), into
   // b[(k - k0) * nr + c] and, for MMFP4, s[(g - k0 / group) * nr + c].
