@@ -241,10 +241,6 @@ int run_bench(const std::vector<std::string>& argv) {
   const ModelConfig& cfg = model->config();
   const int64_t blocks_per_seq = (mo.max_context + mo.kv_block_size - 1) / mo.kv_block_size;
   KVCache kv(*be, cfg, blocks_per_seq * std::max<int64_t>(max_b, 1) + 2, mo.kv_block_size);
-  be->reserve_workspace(WorkspacePlan{mo.max_tokens, mo.max_context, std::max(cfg.num_heads, int64_t(1)),
-                                      int64_t(std::max<int64_t>(1, KVCache::bytes_per_token(cfg, be->kv_dtype()) /
-                                                                       std::max<int64_t>(1, cfg.num_layers) / 4)),
-                                      cfg.num_experts_per_tok});
   const WeightCensus census = weight_census(dir, cfg);
   MemBandwidth bw;
   if (!a.get_flag("--no-membw")) bw = measure_memory_bandwidth(ThreadPool::global());

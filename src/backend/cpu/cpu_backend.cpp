@@ -211,7 +211,7 @@ void CpuBackend::reserve_workspace(const WorkspacePlan& plan_in) {
   reserve_scratch(size_t(std::max({att, max_k_, int64_t(1)})));
   // MoE: every (token, slot) row of the largest step.
   if (max_experts_ > 0) {
-    const int64_t rows = T * std::max<int64_t>(plan_.max_top_k, 8);
+    const int64_t rows = T * (plan_.max_top_k > 0 ? plan_.max_top_k : 8);
     moe_x_.get(size_t(rows * max_expert_k_));
     moe_g_.get(size_t(rows * max_expert_n_));
     moe_u_.get(size_t(rows * max_expert_n_));
