@@ -219,6 +219,7 @@ int run_bench(const std::vector<std::string>& argv) {
   a.option("", "--seed", "S", "seed of the random token ids", "1");
   a.flag("--no-membw", "skip the memory bandwidth test");
   a.flag("--json", "print one JSON object instead of the table");
+  a.option("", "--json-out", "FILE", "also write the JSON object to FILE");
   if (!a.parse(argv)) return 0;
   const std::string dir = a.require("--model");
   const int64_t P = a.get_int("--prompt", 512), N = a.get_int("--gen", 128), reps = a.get_int("--reps", 5);
@@ -277,7 +278,7 @@ int run_bench(const std::vector<std::string>& argv) {
   // Report.
   const std::string backend = be->name();
   const int nthreads = ThreadPool::global().size();
-  if (json_out) {
+  if (json_out || a.has("--json-out")) {
     json::Value o;
     o.set("model", mname);
     o.set("model_dir", dir);
@@ -317,8 +318,16 @@ int run_bench(const std::vector<std::string>& argv) {
       tests.push_back(std::move(t));
     }
     o.set("tests", std::move(tests));
-    std::printf("%s\n", json::dump(o, json::DumpOptions{2}).c_str());
-    return 0;
+    const std::string text = json::dump(o, json::DumpOptions{2}) + "\n";
+    if (a.has("--json-out")) {
+      FILE* f = std::fopen(a.get("--json-out").c_str(), "w");
+      if (!f || std::fwrite(text.data(), 1, text.size(), f) != text.size()) fail("cannot write ", a.get("--json-out"));
+      std::fclose(f);
+    }
+    if (json_out) {
+      std::fputs(text.c_str(), stdout);
+      return 0;
+    }
   }
   std::printf("mmfp4 bench  commit %s\n", commit.c_str());
   std::printf("machine      %s, %u logical CPUs; backend %s\n", cpu.c_str(), std::thread::hardware_concurrency(),
