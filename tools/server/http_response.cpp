@@ -59,7 +59,7 @@ void HttpResponseWriter::send(int status, std::string_view content_type, std::st
   started_ = true;
   status_ = status;
   std::string out = head(status, content_type, extra, false, body.size());
-  out += body;
+  if (!head_only_) out += body;
   send_all(out);
 }
 
@@ -73,7 +73,7 @@ bool HttpResponseWriter::begin_stream(int status, std::string_view content_type,
 
 bool HttpResponseWriter::write(std::string_view data) {
   MMFP4_ASSERT(streaming_ && !ended_);
-  if (data.empty()) return !failed_;  // an empty chunk would end the body
+  if (data.empty() || head_only_) return !failed_;  // an empty chunk would end the body
   if (version_minor_ == 0) return send_all(data);
   char size[24];
   const int k = std::snprintf(size, sizeof size, "%zx\r\n", data.size());
@@ -89,7 +89,7 @@ bool HttpResponseWriter::end_stream() {
   MMFP4_ASSERT(streaming_);
   if (ended_) return !failed_;
   ended_ = true;
-  if (version_minor_ == 0) return !failed_;
+  if (version_minor_ == 0 || head_only_) return !failed_;
   return send_all("0\r\n\r\n");
 }
 

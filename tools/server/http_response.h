@@ -14,7 +14,8 @@ namespace mmfp4::server {
 
 class HttpResponseWriter {
  public:
-  HttpResponseWriter(int fd, const HttpRequest& req) : fd_(fd), version_minor_(req.version_minor), keep_alive_(req.keep_alive) {}
+  HttpResponseWriter(int fd, const HttpRequest& req)
+      : fd_(fd), version_minor_(req.version_minor), keep_alive_(req.keep_alive), head_only_(req.method == "HEAD") {}
 
   // The whole response at once.
   void send(int status, std::string_view content_type, std::string_view body, const std::vector<HttpHeader>& extra = {});
@@ -46,6 +47,7 @@ class HttpResponseWriter {
   int fd_;
   int version_minor_;
   bool keep_alive_;
+  bool head_only_;  // a HEAD request: the head of the response, never a body
   bool started_ = false, streaming_ = false, ended_ = false, failed_ = false;
   int status_ = 0;
 };
