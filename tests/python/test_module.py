@@ -31,7 +31,8 @@ class ConfigView(unittest.TestCase):
     def test_fields_and_memory_plan(self):
         m = support.model(support.GLM)
         c = m.config
-        self.assertEqual((c.model_type, c.vocab_size, c.num_hidden_layers, c.kv_lora_rank), ("glm4_moe_lite", 8192, 6, 128))
+        self.assertEqual((c.model_type, c.vocab_size, c.num_hidden_layers, c.kv_lora_rank),
+                         ("glm4_moe_lite", 8192, 6, 128))
         self.assertEqual(c.mlp_layer_types, ["dense"] + ["sparse"] * 5)
         self.assertEqual(c["n_routed_experts"], 16)
         self.assertIn("KV cache", c.memory_plan)
