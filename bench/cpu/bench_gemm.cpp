@@ -124,26 +124,42 @@ void report(benchmark::State& st, double bytes_per_call, double flops_per_call, 
   st.counters["bw_frac"] = g_bw.read_gbs > 0 ? gbs / g_bw.read_gbs : 0;
 }
 
-void bm_mmfp4(benchmark::State& st, Shape s, int64_t M, CpuIsa isa) {
-  WeightSet& set = weights(s, false);
-  const CpuKernels& kr = cpu_kernels(isa);
+// One MMFP4 GEMM of a shape at M rows on the global pool, cycling through the weight copies.
+struct GemmRunner {
+  Shape s;
+  int64_t M;
+  WeightSet& set;
+  const CpuKernels& kr;
   ThreadPool& pool = ThreadPool::global();
   GemmWorkspace ws;
-  GemmTuning tune = default_tuning(kr);
-  gemm_reserve(ws, kr, tune, pool.size(), M, s.k);
-  std::vector<float> x = random_x(M, s.k), y(size_t(M * s.n));
-  size_t i = 0;
+  GemmTuning tune;
+  std::vector<float> x, y;
+  size_t next = 0;
+  GemmRunner(Shape s_, int64_t m, CpuIsa isa, bool need_f32)
+      : s(s_), M(m), set(weights(s_, need_f32)), kr(cpu_kernels(isa)), tune(default_tuning(kr)),
+        x(random_x(m, s_.k)), y(size_t(m * s_.n)) {
+    gemm_reserve(ws, kr, tune, pool.size(), M, s.k);
+  }
+  void run() {
+    gemm(kr, pool, ws, tune, Act(x.data(), M, s.k), set.packed[next++ % set.packed.size()], 0, s.n,
+         Act(y.data(), M, s.n), false);
+  }
+  double bytes() const { return double(set.packed[0].bytes()); }
+  double flops() const { return 2.0 * double(M) * double(s.n) * double(s.k); }
+};
+
+void bm_mmfp4(benchmark::State& st, Shape s, int64_t M, CpuIsa isa) {
+  GemmRunner g(s, M, isa, false);
   double total = 0;
   for (auto _ : st) {
     const double t0 = now();
-    gemm(kr, pool, ws, tune, Act(x.data(), M, s.k), set.packed[i++ % set.packed.size()], 0, s.n,
-         Act(y.data(), M, s.n), false);
+    g.run();
     const double dt = now() - t0;
     st.SetIterationTime(dt);
     total += dt;
   }
-  benchmark::DoNotOptimize(y.data());
-  report(st, double(set.packed[0].bytes()), 2.0 * double(M) * double(s.n) * double(s.k), total);
+  benchmark::DoNotOptimize(g.y.data());
+  report(st, g.bytes(), g.flops(), total);
 }
 
 #ifdef MMFP4_BENCH_OPENBLAS
@@ -175,28 +191,21 @@ std::unique_ptr<float, void (*)(void*)> g_read_buf(nullptr, std::free);
 constexpr size_t kReadBufFloats = size_t(1) << 28;  // 1 GiB
 
 void bm_pair_read(benchmark::State& st, Shape s, int64_t M, CpuIsa isa) {
-  WeightSet& set = weights(s, false);
-  const CpuKernels& kr = cpu_kernels(isa);
-  ThreadPool& pool = ThreadPool::global();
-  GemmWorkspace ws;
-  GemmTuning tune = default_tuning(kr);
-  gemm_reserve(ws, kr, tune, pool.size(), M, s.k);
+  GemmRunner g(s, M, isa, false);
   if (!g_read_buf) {
     g_read_buf.reset(static_cast<float*>(std::aligned_alloc(64, kReadBufFloats * 4)));
     std::memset(g_read_buf.get(), 0, kReadBufFloats * 4);
   }
-  std::vector<float> x = random_x(M, s.k), y(size_t(M * s.n));
-  const size_t n = size_t(set.packed[0].bytes()) / 4 / 64 * 64;
-  size_t i = 0, off = 0;
+  const size_t n = size_t(g.bytes()) / 4 / 64 * 64;
+  size_t off = 0;
   double tk = 0, tr = 0;
   float sink = 0;
   for (auto _ : st) {
     double t0 = now();
-    gemm(kr, pool, ws, tune, Act(x.data(), M, s.k), set.packed[i++ % set.packed.size()], 0, s.n, Act(y.data(), M, s.n),
-         false);
+    g.run();
     const double t1 = now();
     if (off + n > kReadBufFloats) off = 0;
-    sink += read_pass(pool, g_read_buf.get() + off, n);
+    sink += read_pass(g.pool, g_read_buf.get() + off, n);
     off += n;
     const double t2 = now();
     tk += t1 - t0;
@@ -204,7 +213,7 @@ void bm_pair_read(benchmark::State& st, Shape s, int64_t M, CpuIsa isa) {
     st.SetIterationTime(t2 - t0);
   }
   benchmark::DoNotOptimize(sink);
-  const double calls = double(st.iterations()), bytes = double(set.packed[0].bytes());
+  const double calls = double(st.iterations()), bytes = g.bytes();
   st.counters["GB/s"] = bytes * calls / tk / 1e9;
   st.counters["read_GB/s"] = double(n) * 4 * calls / tr / 1e9;
   st.counters["bw_frac"] = (bytes / tk) / (double(n) * 4 / tr);
@@ -212,29 +221,22 @@ void bm_pair_read(benchmark::State& st, Shape s, int64_t M, CpuIsa isa) {
 
 #ifdef MMFP4_BENCH_OPENBLAS
 void bm_pair_sgemm(benchmark::State& st, Shape s, int64_t M, CpuIsa isa) {
-  WeightSet& set = weights(s, true);
-  const CpuKernels& kr = cpu_kernels(isa);
-  ThreadPool& pool = ThreadPool::global();
-  openblas_set_num_threads(pool.size());
-  GemmWorkspace ws;
-  GemmTuning tune = default_tuning(kr);
-  gemm_reserve(ws, kr, tune, pool.size(), M, s.k);
-  std::vector<float> x = random_x(M, s.k), y(size_t(M * s.n));
-  size_t i = 0, j = 0;
+  GemmRunner g(s, M, isa, true);
+  openblas_set_num_threads(g.pool.size());
+  size_t j = 0;
   double tk = 0, tb = 0;
   for (auto _ : st) {
     const double t0 = now();
-    gemm(kr, pool, ws, tune, Act(x.data(), M, s.k), set.packed[i++ % set.packed.size()], 0, s.n, Act(y.data(), M, s.n),
-         false);
+    g.run();
     const double t1 = now();
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, int(M), int(s.n), int(s.k), 1.0f, x.data(), int(s.k),
-                set.f32[j++ % set.f32.size()].data(), int(s.k), 0.0f, y.data(), int(s.n));
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, int(M), int(s.n), int(s.k), 1.0f, g.x.data(), int(s.k),
+                g.set.f32[j++ % g.set.f32.size()].data(), int(s.k), 0.0f, g.y.data(), int(s.n));
     const double t2 = now();
     tk += t1 - t0;
     tb += t2 - t1;
     st.SetIterationTime(t2 - t0);
   }
-  const double calls = double(st.iterations()), flops = 2.0 * double(M) * double(s.n) * double(s.k);
+  const double calls = double(st.iterations()), flops = g.flops();
   st.counters["GFLOP/s"] = flops * calls / tk / 1e9;
   st.counters["openblas_GFLOP/s"] = flops * calls / tb / 1e9;
   st.counters["speedup"] = tb / tk;

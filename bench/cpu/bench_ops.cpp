@@ -115,26 +115,21 @@ void bm_mla_attention(benchmark::State& st, std::string kind, int64_t T, int64_t
   st.counters["positions/s"] = benchmark::Counter(double(T * ctx * kHeads), benchmark::Counter::kIsIterationInvariantRate);
 }
 
-void bm_mla_absorb(benchmark::State& st, std::string kind, int64_t T) {
+// absorb (q_nope [T*H, nope] -> q_lat [T*H, R]) or expand (o_lat [T*H, R] -> [T*H, v]) on GLM's kv_b_proj.
+void bm_mla_kv_b(benchmark::State& st, std::string kind, int64_t T, bool absorb) {
   auto be = backend(kind);
   Mmfp4Host w(kHeads * (kNope + kV), kR, 3);
   auto kv_b = be->upload_linear(w.hw);
-  auto qn = rnd(T * kHeads * kNope, 1);
-  std::vector<float> ql(static_cast<size_t>(T * kHeads * kR));
-  for (auto _ : st)
-    be->mla_absorb_q(Act(qn.data(), T * kHeads, kNope), *kv_b, kHeads, kNope, kV, Act(ql.data(), T * kHeads, kR));
-  st.counters["GB/s"] = benchmark::Counter(double(kHeads * kNope * kR) * 0.515625, benchmark::Counter::kIsIterationInvariantRate);
-}
-
-void bm_mla_expand(benchmark::State& st, std::string kind, int64_t T) {
-  auto be = backend(kind);
-  Mmfp4Host w(kHeads * (kNope + kV), kR, 3);
-  auto kv_b = be->upload_linear(w.hw);
-  auto ol = rnd(T * kHeads * kR, 1);
-  std::vector<float> o(static_cast<size_t>(T * kHeads * kV));
-  for (auto _ : st)
-    be->mla_expand_v(Act(ol.data(), T * kHeads, kR), *kv_b, kHeads, kNope, kV, Act(o.data(), T * kHeads, kV));
-  st.counters["GB/s"] = benchmark::Counter(double(kHeads * kV * kR) * 0.515625, benchmark::Counter::kIsIterationInvariantRate);
+  const int64_t in = absorb ? kNope : kR, out = absorb ? kR : kV;
+  auto x = rnd(T * kHeads * in, 1);
+  std::vector<float> y(static_cast<size_t>(T * kHeads * out));
+  const Act xa(x.data(), T * kHeads, in), ya(y.data(), T * kHeads, out);
+  for (auto _ : st) {
+    if (absorb) be->mla_absorb_q(xa, *kv_b, kHeads, kNope, kV, ya);
+    else be->mla_expand_v(xa, *kv_b, kHeads, kNope, kV, ya);
+  }
+  const double weights = double(kHeads * (absorb ? kNope : kV) * kR);
+  st.counters["GB/s"] = benchmark::Counter(weights * 0.515625, benchmark::Counter::kIsIterationInvariantRate);
 }
 
 void bm_moe_route(benchmark::State& st, std::string kind, int64_t T) {
@@ -203,9 +198,9 @@ void register_op_benchmarks(const std::vector<std::string>& kinds) {
           ->UseRealTime()
           ->Unit(benchmark::kMicrosecond);
     for (int64_t T : {1, 4}) {
-      benchmark::RegisterBenchmark(("op/mla_absorb_q/" + k + "/T:" + std::to_string(T)).c_str(), bm_mla_absorb, k, T)
+      benchmark::RegisterBenchmark(("op/mla_absorb_q/" + k + "/T:" + std::to_string(T)).c_str(), bm_mla_kv_b, k, T, true)
           ->UseRealTime()->Unit(benchmark::kMicrosecond);
-      benchmark::RegisterBenchmark(("op/mla_expand_v/" + k + "/T:" + std::to_string(T)).c_str(), bm_mla_expand, k, T)
+      benchmark::RegisterBenchmark(("op/mla_expand_v/" + k + "/T:" + std::to_string(T)).c_str(), bm_mla_kv_b, k, T, false)
           ->UseRealTime()->Unit(benchmark::kMicrosecond);
       benchmark::RegisterBenchmark(("op/moe_experts/" + k + "/T:" + std::to_string(T)).c_str(), bm_moe_experts, k, T)
           ->UseRealTime()->Unit(benchmark::kMicrosecond)->MinTime(0.5);

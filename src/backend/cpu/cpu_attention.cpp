@@ -10,6 +10,7 @@
 
 #include "backend/cpu/attention_kernels.h"
 #include "backend/cpu/cpu_backend.h"
+#include "backend/cpu/paged_kv.h"
 #include "backend/cpu/simd_util.h"
 #include "core/error.h"
 
@@ -17,16 +18,6 @@ namespace mmfp4 {
 
 namespace {
 
-// The cache row of position `pos` of sequence `s`.
-inline const float* cache_row(const KVLayerView& kv, const BatchMeta& b, int32_t s, int64_t pos) {
-  const int32_t block = b.h_block_tables[int64_t(s) * b.max_blocks + pos / kv.block_size];
-  MMFP4_ASSERT(block >= 0);  // the scheduler allocates blocks before a batch runs
-  return static_cast<const float*>(kv.data) + (int64_t(block) * kv.block_size + pos % kv.block_size) * kv.width;
-}
-
-inline float* slot_row(const KVLayerView& kv, int32_t slot) {
-  return static_cast<float*>(kv.data) + int64_t(slot) * kv.width;
-}
 
 // In-place softmax of s[0..n).
 void softmax_vec(float* s, int64_t n) {

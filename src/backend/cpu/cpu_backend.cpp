@@ -230,12 +230,12 @@ void CpuBackend::reserve_workspace(const WorkspacePlan& plan_in) {
   gemm_ws_.task_start.reserve(jobs_.capacity() + 1);
 }
 
-// ---- dispatch of the ops whose fast and reference forms share this file ----
+// ---- ops with one form for both backends ----
 
 void CpuBackend::embed(const LinearWeight& table_in, const BatchMeta& b, Act out) {
   const auto& table = static_cast<const CpuLinear&>(table_in);
-  if (ref_) return embed_ref(table, b, out);
-  // One row per token: the packed row, un-rotated (W = W' H block-wise) when the table is rotated.
+  // One row per token in either layout, un-rotated (W = W' H block-wise) when the table is rotated; the vector
+  // transform is bit-identical to the scalar one, so both backends embed identically.
   pool_->parallel_for(b.n_tokens, 1, [&](int64_t t0, int64_t t1, int th) {
     float* row = scratch(th, size_t(table.k_stored));
     for (int64_t t = t0; t < t1; ++t) {

@@ -115,7 +115,6 @@ class CpuBackend final : public Backend {
   Act to_stored(Act x, const CpuLinear& w, ScratchBuffer& buf);
 
   // Reference ops (ref_*.cpp).
-  void embed_ref(const CpuLinear& table, const BatchMeta& b, Act out);
   void rmsnorm_ref(Act x, const DeviceVector& w, float eps, Act out);
   void rope_ref(Act x, int64_t heads, int64_t head_stride, int64_t off, const RopeTable& t, const BatchMeta& b);
   void silu_mul_ref(Act gate, Act up, Act out);

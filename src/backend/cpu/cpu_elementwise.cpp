@@ -70,11 +70,6 @@ void CpuBackend::rope(Act x, int64_t heads, int64_t head_stride, int64_t off, co
             // even lanes: a c - b s; odd lanes: b c + a s
             _mm256_storeu_ps(p + 2 * i, _mm256_fmaddsub_ps(v, c, _mm256_mul_ps(sw, s)));
           }
-          for (; i < half; ++i) {
-            const float a = p[2 * i], c = p[2 * i + 1];
-            p[2 * i] = a * cs[i] - c * sn[i];
-            p[2 * i + 1] = c * cs[i] + a * sn[i];
-          }
         } else {
           for (; i + 8 <= half; i += 8) {
             const __m256 a = _mm256_loadu_ps(p + i), c = _mm256_loadu_ps(p + i + half);
@@ -82,12 +77,8 @@ void CpuBackend::rope(Act x, int64_t heads, int64_t head_stride, int64_t off, co
             _mm256_storeu_ps(p + i, _mm256_fmsub_ps(a, co, _mm256_mul_ps(c, si)));
             _mm256_storeu_ps(p + i + half, _mm256_fmadd_ps(c, co, _mm256_mul_ps(a, si)));
           }
-          for (; i < half; ++i) {
-            const float a = p[i], c = p[i + half];
-            p[i] = a * cs[i] - c * sn[i];
-            p[i + half] = c * cs[i] + a * sn[i];
-          }
         }
+        rope_scalar(p, cs, sn, i, half, t.interleaved);
       }
     }
   });

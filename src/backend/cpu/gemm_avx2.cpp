@@ -8,6 +8,7 @@
 #include <immintrin.h>
 
 #include "backend/cpu/gemm_kernels.h"
+#include "backend/cpu/gemm_tile.h"
 #include "core/error.h"
 
 namespace mmfp4 {
@@ -143,16 +144,6 @@ void fused_m(const FusedArgs& a) {
   }
 }
 
-void fused(const FusedArgs& a) {
-  switch (a.m) {
-    case 1: return fused_m<1>(a);
-    case 2: return fused_m<2>(a);
-    case 3: return fused_m<3>(a);
-    case 4: return fused_m<4>(a);
-    default: MMFP4_ASSERT(false && "fused kernels take 1..kFusedMaxM rows");
-  }
-}
-
 constexpr int kNR = 16;
 
 void expand(const PackedWeight& w, int64_t panel, int c0, int64_t k0, int64_t k1, float* b, float* s) {
@@ -193,68 +184,16 @@ void expand(const PackedWeight& w, int64_t panel, int c0, int64_t k0, int64_t k1
   }
 }
 
-// C[MR x 16]: 12 group-sum registers + 2 for B + 1 broadcast; the accumulators fold through memory once per group.
-template <int MR, bool GROUPED>
-void tile_t(const TileArgs& t) {
-  __m256 acc[MR][2];
-  for (int i = 0; i < MR; ++i) {
-    acc[i][0] = t.first ? _mm256_setzero_ps() : _mm256_loadu_ps(t.c + i * t.ldc);
-    acc[i][1] = t.first ? _mm256_setzero_ps() : _mm256_loadu_ps(t.c + i * t.ldc + 8);
-  }
-  const float* a = t.a;
-  const float* b = t.b;
-  if constexpr (GROUPED) {
-    const int64_t groups = t.kc / t.group;
-    for (int64_t g = 0; g < groups; ++g) {
-      __m256 ga[MR][2];
-      for (int i = 0; i < MR; ++i) ga[i][0] = ga[i][1] = _mm256_setzero_ps();
-      for (int64_t k = 0; k < t.group; ++k, a += kMR, b += kNR) {
-        const __m256 b0 = _mm256_load_ps(b), b1 = _mm256_load_ps(b + 8);
-        for (int i = 0; i < MR; ++i) {
-          const __m256 ai = _mm256_broadcast_ss(a + i);
-          ga[i][0] = _mm256_fmadd_ps(ai, b0, ga[i][0]);
-          ga[i][1] = _mm256_fmadd_ps(ai, b1, ga[i][1]);
-        }
-      }
-      const __m256 s0 = _mm256_load_ps(t.s + g * kNR), s1 = _mm256_load_ps(t.s + g * kNR + 8);
-      for (int i = 0; i < MR; ++i) {
-        acc[i][0] = _mm256_fmadd_ps(ga[i][0], s0, acc[i][0]);
-        acc[i][1] = _mm256_fmadd_ps(ga[i][1], s1, acc[i][1]);
-      }
-    }
-  } else {
-    for (int64_t k = 0; k < t.kc; ++k, a += kMR, b += kNR) {
-      const __m256 b0 = _mm256_load_ps(b), b1 = _mm256_load_ps(b + 8);
-      for (int i = 0; i < MR; ++i) {
-        const __m256 ai = _mm256_broadcast_ss(a + i);
-        acc[i][0] = _mm256_fmadd_ps(ai, b0, acc[i][0]);
-        acc[i][1] = _mm256_fmadd_ps(ai, b1, acc[i][1]);
-      }
-    }
-  }
-  for (int i = 0; i < MR; ++i) {
-    _mm256_storeu_ps(t.c + i * t.ldc, acc[i][0]);
-    _mm256_storeu_ps(t.c + i * t.ldc + 8, acc[i][1]);
-  }
-}
-
-template <bool GROUPED>
-void tile_g(const TileArgs& t) {
-  switch (t.mr) {
-    case 1: return tile_t<1, GROUPED>(t);
-    case 2: return tile_t<2, GROUPED>(t);
-    case 3: return tile_t<3, GROUPED>(t);
-    case 4: return tile_t<4, GROUPED>(t);
-    case 5: return tile_t<5, GROUPED>(t);
-    case 6: return tile_t<6, GROUPED>(t);
-    default: MMFP4_ASSERT(false && "tile rows are 1..kMR");
-  }
-}
-
-void tile(const TileArgs& t) {
-  if (t.s) return tile_g<true>(t);
-  return tile_g<false>(t);
-}
+struct V8 {
+  using T = __m256;
+  static constexpr int kW = 8;
+  static T zero() { return _mm256_setzero_ps(); }
+  static T load(const float* p) { return _mm256_load_ps(p); }
+  static T loadu(const float* p) { return _mm256_loadu_ps(p); }
+  static void storeu(float* p, T v) { _mm256_storeu_ps(p, v); }
+  static T bcast(const float* p) { return _mm256_broadcast_ss(p); }
+  static T fma(T a, T b, T c) { return _mm256_fmadd_ps(a, b, c); }
+};
 
 inline __m256 hsum8x8(const __m256 (&r)[8]) {
   const __m256 t0 = _mm256_hadd_ps(r[0], r[1]), t1 = _mm256_hadd_ps(r[2], r[3]);
@@ -305,9 +244,9 @@ void fill_kernels_avx2(CpuKernels& k) {
   k.isa = CpuIsa::Avx2;
   k.fused_max_rows = 12;
   k.nr = kNR;
-  k.fused = fused;
+  k.fused = fused_any<fused_m<1>, fused_m<2>, fused_m<3>, fused_m<4>>;
   k.expand = expand;
-  k.tile = tile;
+  k.tile = tile_any<V8>;
 }
 
 }  // namespace mmfp4

@@ -15,6 +15,27 @@
 #include "backend/cpu/gemm_kernels.h"
 #include "core/error.h"
 
+// The shared micro-kernel (gemm_tile.h) is compiled for AVX-512 in this file: every function defined between
+// push_options and pop_options gets the target, as MMFP4_TARGET_AVX512 gives the ones below.
+#pragma GCC push_options
+#pragma GCC target("avx512f,avx512bw,avx512vl,avx512dq,fma,f16c")
+namespace mmfp4 {
+namespace {
+struct V16 {
+  using T = __m512;
+  static constexpr int kW = 16;
+  static T zero() { return _mm512_setzero_ps(); }
+  static T load(const float* p) { return _mm512_load_ps(p); }
+  static T loadu(const float* p) { return _mm512_loadu_ps(p); }
+  static void storeu(float* p, T v) { _mm512_storeu_ps(p, v); }
+  static T bcast(const float* p) { return _mm512_set1_ps(*p); }
+  static T fma(T a, T b, T c) { return _mm512_fmadd_ps(a, b, c); }
+};
+}  // namespace
+}  // namespace mmfp4
+#include "backend/cpu/gemm_tile.h"
+#pragma GCC pop_options
+
 namespace mmfp4 {
 
 namespace {
@@ -135,16 +156,6 @@ MMFP4_TARGET_AVX512 void fused_m(const FusedArgs& a) {
   }
 }
 
-MMFP4_TARGET_AVX512 void fused(const FusedArgs& a) {
-  switch (a.m) {
-    case 1: return fused_m<1>(a);
-    case 2: return fused_m<2>(a);
-    case 3: return fused_m<3>(a);
-    case 4: return fused_m<4>(a);
-    default: MMFP4_ASSERT(false && "fused kernels take 1..kFusedMaxM rows");
-  }
-}
-
 constexpr int kNR = 32;
 
 MMFP4_TARGET_AVX512 void expand(const PackedWeight& w, int64_t panel, int c0, int64_t k0, int64_t k1, float* b,
@@ -190,70 +201,6 @@ MMFP4_TARGET_AVX512 void expand(const PackedWeight& w, int64_t panel, int c0, in
         break;
     }
   }
-}
-
-// C[MR x 32] over one k-block: for MMFP4 the group partial sums live in 2*MR registers and fold into the
-// accumulators (2*MR more) once per group; 6 x 32 keeps 24 + 2 (B) zmm live and does 12 FMAs per 2 loads.
-template <int MR, bool GROUPED>
-MMFP4_TARGET_AVX512 void tile_t(const TileArgs& t) {
-  __m512 acc[MR][2];
-  for (int i = 0; i < MR; ++i) {
-    acc[i][0] = t.first ? _mm512_setzero_ps() : _mm512_loadu_ps(t.c + i * t.ldc);
-    acc[i][1] = t.first ? _mm512_setzero_ps() : _mm512_loadu_ps(t.c + i * t.ldc + 16);
-  }
-  const float* a = t.a;
-  const float* b = t.b;
-  if constexpr (GROUPED) {
-    const int64_t groups = t.kc / t.group;
-    for (int64_t g = 0; g < groups; ++g) {
-      __m512 ga[MR][2];
-      for (int i = 0; i < MR; ++i) ga[i][0] = ga[i][1] = _mm512_setzero_ps();
-      for (int64_t k = 0; k < t.group; ++k, a += kMR, b += kNR) {
-        const __m512 b0 = _mm512_load_ps(b), b1 = _mm512_load_ps(b + 16);
-        for (int i = 0; i < MR; ++i) {
-          const __m512 ai = _mm512_set1_ps(a[i]);
-          ga[i][0] = _mm512_fmadd_ps(ai, b0, ga[i][0]);
-          ga[i][1] = _mm512_fmadd_ps(ai, b1, ga[i][1]);
-        }
-      }
-      const __m512 s0 = _mm512_load_ps(t.s + g * kNR), s1 = _mm512_load_ps(t.s + g * kNR + 16);
-      for (int i = 0; i < MR; ++i) {
-        acc[i][0] = _mm512_fmadd_ps(ga[i][0], s0, acc[i][0]);
-        acc[i][1] = _mm512_fmadd_ps(ga[i][1], s1, acc[i][1]);
-      }
-    }
-  } else {
-    for (int64_t k = 0; k < t.kc; ++k, a += kMR, b += kNR) {
-      const __m512 b0 = _mm512_load_ps(b), b1 = _mm512_load_ps(b + 16);
-      for (int i = 0; i < MR; ++i) {
-        const __m512 ai = _mm512_set1_ps(a[i]);
-        acc[i][0] = _mm512_fmadd_ps(ai, b0, acc[i][0]);
-        acc[i][1] = _mm512_fmadd_ps(ai, b1, acc[i][1]);
-      }
-    }
-  }
-  for (int i = 0; i < MR; ++i) {
-    _mm512_storeu_ps(t.c + i * t.ldc, acc[i][0]);
-    _mm512_storeu_ps(t.c + i * t.ldc + 16, acc[i][1]);
-  }
-}
-
-template <bool GROUPED>
-MMFP4_TARGET_AVX512 void tile_g(const TileArgs& t) {
-  switch (t.mr) {
-    case 1: return tile_t<1, GROUPED>(t);
-    case 2: return tile_t<2, GROUPED>(t);
-    case 3: return tile_t<3, GROUPED>(t);
-    case 4: return tile_t<4, GROUPED>(t);
-    case 5: return tile_t<5, GROUPED>(t);
-    case 6: return tile_t<6, GROUPED>(t);
-    default: MMFP4_ASSERT(false && "tile rows are 1..kMR");
-  }
-}
-
-MMFP4_TARGET_AVX512 void tile(const TileArgs& t) {
-  if (t.s) return tile_g<true>(t);
-  return tile_g<false>(t);
 }
 
 // Sums of 8 vectors, out[s] = sum of the lanes of v[s], in a fixed tree.
@@ -318,9 +265,9 @@ void fill_kernels_avx512(CpuKernels& k) {
   k.isa = CpuIsa::Avx512;
   k.fused_max_rows = 128;
   k.nr = kNR;
-  k.fused = fused;
+  k.fused = fused_any<fused_m<1>, fused_m<2>, fused_m<3>, fused_m<4>>;
   k.expand = expand;
-  k.tile = tile;
+  k.tile = tile_any<V16>;
 }
 
 }  // namespace mmfp4

@@ -3,24 +3,10 @@
 #include <cstring>
 
 #include "backend/cpu/cpu_backend.h"
-#include "backend/cpu/fwht.h"
+#include "backend/cpu/simd_util.h"
 #include "core/error.h"
 
 namespace mmfp4 {
-
-void CpuBackend::embed_ref(const CpuLinear& table, const BatchMeta& b, Act out) {
-  pool_->parallel_for(b.n_tokens, 1, [&](int64_t t0, int64_t t1, int th) {
-    float* row = scratch(th, size_t(table.k_stored));
-    for (int64_t t = t0; t < t1; ++t) {
-      const int32_t id = b.tokens[t];
-      MMFP4_ASSERT(id >= 0 && id < table.n);  // ids are validated before a batch is built
-      table.stored_row(id, row);
-      if (table.hadamard_block > 0)  // undo the rotation: W = W' H block-wise
-        for (int64_t j = 0; j < table.k_stored; j += table.hadamard_block) fwht_inplace(row + j, table.hadamard_block);
-      std::memcpy(out.row(t), row, size_t(out.cols) * sizeof(float));
-    }
-  });
-}
 
 void CpuBackend::rmsnorm_ref(Act x, const DeviceVector& w, float eps, Act out) {
   MMFP4_ASSERT(w.n == x.cols && out.cols == x.cols && out.rows == x.rows);
@@ -44,22 +30,7 @@ void CpuBackend::rope_ref(Act x, int64_t heads, int64_t head_stride, int64_t off
       MMFP4_ASSERT(pos >= 0 && pos < t.max_positions);  // the model checks positions against its context
       const float* cs = t.cos + int64_t(pos) * half;
       const float* sn = t.sin + int64_t(pos) * half;
-      for (int64_t h = 0; h < heads; ++h) {
-        float* p = x.row(r) + h * head_stride + off;
-        if (t.interleaved) {
-          for (int64_t i = 0; i < half; ++i) {
-            float a = p[2 * i], c = p[2 * i + 1];
-            p[2 * i] = a * cs[i] - c * sn[i];
-            p[2 * i + 1] = c * cs[i] + a * sn[i];
-          }
-        } else {
-          for (int64_t i = 0; i < half; ++i) {
-            float a = p[i], c = p[i + half];
-            p[i] = a * cs[i] - c * sn[i];
-            p[i + half] = c * cs[i] + a * sn[i];
-          }
-        }
-      }
+      for (int64_t h = 0; h < heads; ++h) rope_scalar(x.row(r) + h * head_stride + off, cs, sn, 0, half, t.interleaved);
     }
   });
 }

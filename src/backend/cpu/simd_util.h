@@ -41,6 +41,18 @@ inline float exp_scalar(float x) {
   return t[0];
 }
 
+// RoPE on pairs [i0, half) of one head, scalar: (p[2i], p[2i+1]) when interleaved, else (p[i], p[i + half]),
+// each rotated by (cs[i], sn[i]). The reference op's loop and the vector op's tail.
+inline void rope_scalar(float* p, const float* cs, const float* sn, int64_t i0, int64_t half, bool interleaved) {
+  const int64_t step = interleaved ? 2 : 1, other = interleaved ? 1 : half;
+  for (int64_t i = i0; i < half; ++i) {
+    float* x = p + i * step;
+    const float a = x[0], c = x[other];
+    x[0] = a * cs[i] - c * sn[i];
+    x[other] = c * cs[i] + a * sn[i];
+  }
+}
+
 // Sum of the 8 lanes, always in the same tree order.
 inline float hsum256(__m256 v) {
   __m128 lo = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
