@@ -195,12 +195,6 @@ struct V8 {
   static T fma(T a, T b, T c) { return _mm256_fmadd_ps(a, b, c); }
 };
 
-inline __m256 hsum8x8(const __m256 (&r)[8]) {
-  const __m256 t0 = _mm256_hadd_ps(r[0], r[1]), t1 = _mm256_hadd_ps(r[2], r[3]);
-  const __m256 t2 = _mm256_hadd_ps(r[4], r[5]), t3 = _mm256_hadd_ps(r[6], r[7]);
-  const __m256 u0 = _mm256_hadd_ps(t0, t1), u1 = _mm256_hadd_ps(t2, t3);
-  return _mm256_add_ps(_mm256_permute2f128_ps(u0, u1, 0x20), _mm256_permute2f128_ps(u0, u1, 0x31));
-}
 
 // 8 rows per lane group; q is pre-multiplied by each row's scale of the group (the weight itself is c * 2^25).
 void absorb(const PackedWeight& w, int64_t row0, int64_t rows, const float* q, int64_t q_stride, int nq, float* out,

@@ -4,6 +4,8 @@
 // Everything here has internal linkage, so each ISA file gets its own instantiations.
 #pragma once
 
+#include <immintrin.h>
+
 #include <cstdint>
 
 #include "backend/cpu/gemm_kernels.h"
@@ -78,6 +80,14 @@ template <class V>
 void tile_any(const TileArgs& t) {
   if (t.s) return tile_grouped<V, true>(t);
   tile_grouped<V, false>(t);
+}
+
+// out[s] = sum of the 8 lanes of r[s], for 8 vectors at once, in a fixed tree (MLA absorb's row reduction).
+inline __m256 hsum8x8(const __m256 (&r)[8]) {
+  const __m256 t0 = _mm256_hadd_ps(r[0], r[1]), t1 = _mm256_hadd_ps(r[2], r[3]);
+  const __m256 t2 = _mm256_hadd_ps(r[4], r[5]), t3 = _mm256_hadd_ps(r[6], r[7]);
+  const __m256 u0 = _mm256_hadd_ps(t0, t1), u1 = _mm256_hadd_ps(t2, t3);
+  return _mm256_add_ps(_mm256_permute2f128_ps(u0, u1, 0x20), _mm256_permute2f128_ps(u0, u1, 0x31));
 }
 
 // fused(FusedArgs) for m = 1..kFusedMaxM rows, given the ISA's fused_m<M>.
