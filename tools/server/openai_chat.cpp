@@ -2,11 +2,8 @@
 // the model's chat template (Engine::apply_chat_template, plus "chat_template_kwargs" as vLLM takes them, e.g.
 // {"enable_thinking": false}) and tokenized without adding special tokens (the template writes them).
 #include "core/error.h"
-#include "model/config.h"
 #include "server/api_error.h"
-#include "server/generation.h"
 #include "server/openai_endpoints.h"
-#include "server/openai_response.h"
 
 namespace mmfp4::server {
 namespace {
@@ -77,11 +74,9 @@ json::Value normalise_messages(const json::Value* messages) {
 
 void handle_chat_completions(const EndpointContext& ctx, const HttpRequest& req, HttpResponseWriter& w) {
   Engine& e = ctx.engine;
-  const json::Value body = parse_body(req.body);
-  const Fields f(body);
-  check_model(f, ctx.model, ctx.aliases);
-  GenerationParams g = parse_generation_params(f, ctx.defaults, e.config().vocab_size, true, ctx.limits);
-  refuse_unsupported(f, true, g.n);
+  const GenerationRequest r = read_generation_request(ctx, req, true);
+  const GenerationParams& g = r.params;
+  const Fields f(r.body);
   const bool logprobs = f.boolean("logprobs").value_or(false);
   const json::Value messages = normalise_messages(f.get("messages"));
   json::Value kwargs = json::Value::object();
@@ -106,16 +101,11 @@ void handle_chat_completions(const EndpointContext& ctx, const HttpRequest& req,
 
   ResponseShape shape;
   shape.chat = true;
-  shape.id = new_response_id("chatcmpl-");
-  shape.created = unix_time();
-  shape.model = ctx.model;
   shape.logprobs = logprobs;
   shape.prompts.push_back(std::move(prompt));
   shape.echo.push_back("");
   shape.prompt_of_choice.assign(size_t(g.n), 0);
-  GenerationRun run(e, ctx.metrics, w.socket(), ctx.t_arrival);
-  run.submit(make_requests(g, shape.prompts, max_tokens, logprobs));
-  respond(run, e, w, shape, g);
+  run_generation(ctx, w, shape, g, max_tokens);
 }
 
 }  // namespace mmfp4::server

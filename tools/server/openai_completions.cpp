@@ -1,12 +1,9 @@
 // POST /v1/completions: "prompt" is a string, a list of token ids, or a list of either (a batch; each prompt gets
 // n choices, indexed prompt * n + j as OpenAI does). Token-id prompts need no tokenizer.
 #include "core/error.h"
-#include "core/log.h"
 #include "model/config.h"
 #include "server/api_error.h"
-#include "server/generation.h"
 #include "server/openai_endpoints.h"
-#include "server/openai_response.h"
 
 namespace mmfp4::server {
 namespace {
@@ -75,11 +72,9 @@ std::vector<Prompt> read_prompts(const Fields& f, Engine& e, bool echo) {
 
 void handle_completions(const EndpointContext& ctx, const HttpRequest& req, HttpResponseWriter& w) {
   Engine& e = ctx.engine;
-  const json::Value body = parse_body(req.body);
-  const Fields f(body);
-  check_model(f, ctx.model, ctx.aliases);
-  GenerationParams g = parse_generation_params(f, ctx.defaults, e.config().vocab_size, false, ctx.limits);
-  refuse_unsupported(f, false, g.n);
+  const GenerationRequest r = read_generation_request(ctx, req, false);
+  const GenerationParams& g = r.params;
+  const Fields f(r.body);
   // Integer logprobs asks for that many alternatives besides the sampled token; only the sampled one is kept.
   const auto logprobs = f.integer("logprobs", 0, 20);
   if (logprobs && *logprobs > 0)
@@ -99,9 +94,6 @@ void handle_completions(const EndpointContext& ctx, const HttpRequest& req, Http
   const int64_t max_tokens = g.max_tokens.value_or(16);
   ResponseShape shape;
   shape.chat = false;
-  shape.id = new_response_id("cmpl-");
-  shape.created = unix_time();
-  shape.model = ctx.model;
   shape.logprobs = logprobs.has_value();
   for (size_t p = 0; p < prompts.size(); ++p) {
     check_context(int64_t(prompts[p].ids.size()), max_tokens, e.max_context(), "prompt");
@@ -109,9 +101,7 @@ void handle_completions(const EndpointContext& ctx, const HttpRequest& req, Http
     shape.echo.push_back(echo ? prompts[p].text : "");
     for (int64_t j = 0; j < g.n; ++j) shape.prompt_of_choice.push_back(p);
   }
-  GenerationRun run(e, ctx.metrics, w.socket(), ctx.t_arrival);
-  run.submit(make_requests(g, shape.prompts, max_tokens, shape.logprobs));
-  respond(run, e, w, shape, g);
+  run_generation(ctx, w, shape, g, max_tokens);
 }
 
 }  // namespace mmfp4::server

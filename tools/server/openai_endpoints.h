@@ -12,6 +12,7 @@
 #include "server/http_message.h"
 #include "server/http_response.h"
 #include "server/metrics.h"
+#include "server/openai_response.h"
 #include "server/request_validation.h"
 
 namespace mmfp4::server {
@@ -28,5 +29,16 @@ struct EndpointContext {
 
 void handle_completions(const EndpointContext& ctx, const HttpRequest& req, HttpResponseWriter& w);
 void handle_chat_completions(const EndpointContext& ctx, const HttpRequest& req, HttpResponseWriter& w);
+
+// The steps both endpoints share (openai_endpoints.cpp).
+struct GenerationRequest {
+  json::Value body;         // read the endpoint's own fields with Fields(body)
+  GenerationParams params;  // the shared fields, checked; unsupported fields refused
+};
+GenerationRequest read_generation_request(const EndpointContext& ctx, const HttpRequest& req, bool chat);
+// Fills the shape's id, created and model, submits one engine request per choice (shape.prompts x params.n),
+// and answers, whole or streamed, once they end or the client is gone.
+void run_generation(const EndpointContext& ctx, HttpResponseWriter& w, ResponseShape& shape,
+                    const GenerationParams& params, int64_t max_tokens);
 
 }  // namespace mmfp4::server
