@@ -27,7 +27,15 @@ run() {  # name, timeout, command...
   echo "rc=$? ${name} $(( $(date +%s) - s ))s" >> "$OUT/summary.txt"
 }
 : > "$OUT/summary.txt"
-case ",$TESTS," in *,ops,*) run repack 60 "$work/bin/test_cuda_repack"; run ops 300 "$work/bin/test_cuda_ops" ${GTEST_FILTER:+--gtest_filter=$GTEST_FILTER};; esac
+case ",$TESTS," in *,ops,*)
+  run ops 300 bash -c "'$work/bin/test_cuda_repack' && '$work/bin/test_cuda_ops' ${GTEST_FILTER:+--gtest_filter=$GTEST_FILTER}";;
+esac
+# The SASS of the linear kernels (instruction mix of the inner loops), when asked for.
+case ",$TESTS," in *,sass,*)
+  cuobjdump -sass "$work/bin/test_cuda_ops" 2>/dev/null | awk '/Function : .*gemm_mma_kernel/{p=1} /Function : /{if($0 !~ /gemm_mma_kernel/)p=0} p' \
+    > "$OUT/sass.txt"
+  echo "rc=$? sass $(grep -c 'HMMA' "$OUT/sass.txt") HMMA lines" >> "$OUT/summary.txt";;
+esac
 case ",$TESTS," in *,models,*) run models 300 "$work/bin/test_cuda_models" ${MODEL_FILTER:+--gtest_filter=$MODEL_FILTER};; esac
 # The same with the KV cache in float32 (MMFP4_CUDA_KV=f32), to separate cache rounding from GEMM rounding.
 case ",$TESTS," in *,models_kvf32,*)
@@ -48,10 +56,10 @@ case ",$TESTS," in *,bench,*)
   done
   unset MMFP4_CUDA_GEMM;;
 esac
-case ",$TESTS," in *,decode,*) [ -x "$work/bin/bench_cuda_decode" ] && run decode 400 "$work/bin/bench_cuda_decode" $DECODE_ARGS;; esac
+case ",$TESTS," in *,decode,*) run decode ${DECODE_LIMIT:-400} "$work/bin/bench_cuda_decode" --out "$OUT/decode.json" $DECODE_ARGS;; esac
 echo "==== env"; head -3 "$OUT/env.txt"
 echo "==== summary ($(( $(date +%s) - t0 ))s)"; cat "$OUT/summary.txt"
-for f in repack ops models models_kvf32; do
+for f in ops models models_kvf32; do
   [ -f "$OUT/$f.log" ] || continue
   echo "==== $f"
   grep -E "^\[  (PASSED|FAILED) |^  [a-z]|^    case|DIVERGED|Failure|Expected|actual" "$OUT/$f.log" | grep -v "^\[  FAILED  \].*(" | head -${LINES_PER_LOG:-60}

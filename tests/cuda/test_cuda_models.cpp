@@ -1,12 +1,16 @@
 // Whole models on the CUDA backend: parity with the transformers references in ../shared (every fixture and model)
 // and the invariants of tests/model/test_invariants.cpp, within the tolerances of the GPU path:
-//   * logits: max |gpu - ref| / max |ref| per position < kLogitTol. The GPU rounds the activations entering each
-//     tensor-core product to bf16 (2^-9) and keeps the KV cache in bf16; the references are float32.
+//   * logits: max |gpu - ref| / max |ref| per position < kLogitTol. By default the GPU is nearly as exact as the
+//     CPU reference: activations enter the tensor cores as hi + lo bf16 halves, weights are exact, the KV cache is
+//     float32 (measured worst 2e-5 over all 12 models on the H100).
 //   * greedy ids equal the reference's, except at a documented near-tie: where our top choice and the reference's
 //     token are within kTieTol * max |logit| of each other (the test prints every such case); the continuation
 //     is not compared after it.
 //   * invariants (prefill == decode, batch == singles, graph == eager): kInvTol. Kernels are deterministic, so
 //     repeated runs are bit-identical.
+//   * the BF16 KV cache option (MMFP4_CUDA_KV=bf16): kBf16LogitTol on the dense and the trained models. On the
+//     random-weight MoE fixtures its rounding flips near-tied routing decisions (measured logits errors up to 1.1
+//     on deepseek-v3), so those are not held to a tolerance there (docs/cuda.md).
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -28,9 +32,10 @@ using mmfp4::testing::Loaded;
 using mmfp4::testing::max_row_rel_err;
 using mmfp4::testing::prefill_logits;
 
-constexpr double kLogitTol = 3e-2;
+constexpr double kLogitTol = 1e-4;
 constexpr double kTieTol = 2 * kLogitTol;
-constexpr double kInvTol = 2e-2;
+constexpr double kInvTol = 1e-4;
+constexpr double kBf16LogitTol = 1e-2;
 
 const std::vector<std::string> kAll = {"fixtures/parity/llama3",        "fixtures/parity-mmfp4/llama3",
                             "fixtures/parity/qwen3-moe",     "fixtures/parity-mmfp4/qwen3-moe",
@@ -48,9 +53,10 @@ std::string param_name(const ::testing::TestParamInfo<std::string>& i) {
 
 bool have_model(const std::string& dir) { return std::ifstream(dir + "/config.json").good(); }
 
-Loaded load_cuda(const std::string& dir, int64_t graph_max_tokens = 64) {
+Loaded load_cuda(const std::string& dir, int64_t graph_max_tokens = 64, DType kv = DType::F32) {
   Loaded m;
   m.be = make_backend("cuda");
+  if (kv != DType::F32) static_cast<cuda::CudaBackend&>(*m.be).set_kv_dtype(kv);
   ModelOptions opt;
   opt.max_tokens = 128;
   opt.max_context = 512;
@@ -97,16 +103,17 @@ std::vector<int32_t> greedy_with_logits(Loaded& m, const std::vector<int32_t>& p
 // Compares ids with `want`; at the first difference, accepts it as a near-tie when our logits put `want`'s token
 // within kTieTol * max |logit| of our choice. Returns a description for the log.
 std::string compare_greedy(const std::vector<int32_t>& got, const std::vector<int32_t>& want,
-                           const std::vector<std::vector<float>>& logits, const std::string& what) {
+                           const std::vector<std::vector<float>>& logits, const std::string& what,
+                           double tie_tol = kTieTol) {
   for (size_t i = 0; i < want.size() && i < got.size(); ++i) {
     if (got[i] == want[i]) continue;
     const auto& l = logits[i];
     double mx = 0;
     for (float v : l) mx = std::max(mx, std::fabs(double(v)));
     const double gap = double(l[size_t(got[i])]) - double(l[size_t(want[i])]);
-    EXPECT_LE(gap, kTieTol * mx) << what << ": step " << i << " chose " << got[i] << " instead of " << want[i]
+    EXPECT_LE(gap, tie_tol * mx) << what << ": step " << i << " chose " << got[i] << " instead of " << want[i]
                                  << " (gap " << gap << " of max |logit| " << mx << ": not a near-tie)";
-    return cat(what, gap <= kTieTol * mx ? ": near-tie" : ": DIVERGED (not a near-tie)", " at step ", i, " (", got[i],
+    return cat(what, gap <= tie_tol * mx ? ": near-tie" : ": DIVERGED (not a near-tie)", " at step ", i, " (", got[i],
                " vs ", want[i], ", gap ", gap / mx, " of max |logit|)");
   }
   EXPECT_EQ(got.size(), want.size()) << what;
@@ -143,6 +150,39 @@ TEST_P(CudaParity, LogitsAndGreedyMatchTransformers) {
 }
 
 INSTANTIATE_TEST_SUITE_P(All, CudaParity, ::testing::ValuesIn(kAll), param_name);
+
+// The BF16 KV cache on the models whose routing it cannot flip (dense) and on the trained models.
+class CudaParityBf16Kv : public ::testing::TestWithParam<std::string> {};
+
+TEST_P(CudaParityBf16Kv, LogitsAndGreedyWithinBf16Tolerance) {
+  MMFP4_SKIP_WITHOUT_GPU();
+  const std::string dir = shared_path(GetParam());
+  if (!have_model(dir)) GTEST_SKIP() << dir << " is not here (set MMFP4_SHARED_DIR)";
+  auto cases = mmfp4::testing::load_reference(dir);
+  Loaded m = load_cuda(dir, 64, DType::BF16);
+  double worst = 0;
+  std::string ties;
+  for (size_t i = 0; i < cases.size(); ++i) {
+    const auto& c = cases[i];
+    std::vector<float> got = prefill_logits(m, c.input_ids);
+    const double err = max_row_rel_err(got.data(), c.logits.data(), int64_t(c.input_ids.size()), m.vocab());
+    worst = std::max(worst, err);
+    EXPECT_LT(err, kBf16LogitTol) << "case " << i;
+    if (!c.greedy_ids.empty()) {
+      std::vector<std::vector<float>> steps;
+      const auto g = greedy_with_logits(m, c.input_ids, int(c.greedy_ids.size()), true, &steps);
+      const std::string t = compare_greedy(g, c.greedy_ids, steps, cat("case ", i), 2 * kBf16LogitTol);
+      if (!t.empty()) ties += "\n    " + t;
+    }
+  }
+  std::printf("  bf16 KV %s: worst logits relative error %.3g%s\n", GetParam().c_str(), worst, ties.c_str());
+}
+
+INSTANTIATE_TEST_SUITE_P(DenseAndTrained, CudaParityBf16Kv,
+                         ::testing::Values("fixtures/parity/llama3", "fixtures/parity-mmfp4/llama3",
+                                           "models/tiny-qwen3", "models/tiny-qwen3-mmfp4", "models/tiny-glm4-moe-lite",
+                                           "models/tiny-glm4-moe-lite-mmfp4-h64"),
+                         param_name);
 
 std::vector<int32_t> random_ids(int64_t vocab, size_t n, uint64_t seed) {
   std::mt19937_64 rng(seed);

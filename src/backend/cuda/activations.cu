@@ -18,7 +18,10 @@ __global__ void prepare_kernel(PrepArgs p, bool vec_ok) {
   const int tt = int(wid / p.kb32), kb = int(wid % p.kb32);
   const int row = tt * 8 + g, k0 = kb * 32 + 8 * c;
   int64_t src = -1;
-  if (row < p.m) {
+  if (p.hm_heads > 0) {
+    const int h = row / p.hm_tpad, t = row % p.hm_tpad;
+    if (h < p.hm_heads && t < p.hm_tokens) src = int64_t(t) * p.hm_heads + h;
+  } else if (row < p.m) {
     if (p.row_map) {
       const int32_t r = p.row_map[row];
       if (r >= 0) src = p.map_is_mask ? row : r / p.row_div;

@@ -81,10 +81,10 @@ CudaBackend::CudaBackend(int device) : device_(device) {
     else if (std::strcmp(g, "split") != 0) fail("MMFP4_CUDA_GEMM must be 'split' or 'bf16', got '", g, "'");
   }
   if (const char* k = std::getenv("MMFP4_CUDA_KV")) {
-    if (std::strcmp(k, "f32") == 0) kv_dtype_ = DType::F32;
-    else if (std::strcmp(k, "bf16") != 0) fail("MMFP4_CUDA_KV must be 'bf16' or 'f32', got '", k, "'");
+    if (std::strcmp(k, "bf16") == 0) kv_dtype_ = DType::BF16;
+    else if (std::strcmp(k, "f32") != 0) fail("MMFP4_CUDA_KV must be 'f32' or 'bf16', got '", k, "'");
   }
-  name_ += cat(", ", split_ ? "split" : "bf16", " activations, ", kv_dtype_ == DType::F32 ? "f32" : "bf16", " KV");
+  name_ += cat(", ", split_ ? "split" : "bf16", " activations");
 }
 
 CudaBackend::~CudaBackend() {
@@ -162,8 +162,10 @@ void* CudaBackend::ws(Buffer& b, size_t bytes, const char* what) {
 void CudaBackend::reserve_workspace(const WorkspacePlan& plan) {
   plan_ = plan;
   const int64_t T = std::max<int64_t>(plan.max_tokens, 1);
-  ws(xb_, size_t((round_up(T, 64) + 64) * max_kpad_ * 2), "activations (16-bit)");
-  ws(xb_lo_, size_t((round_up(T, 64) + 64) * max_kpad_ * 2), "activations (16-bit, low halves)");
+  // Rows: a step's tokens (padded to a token tile), or the head-major rows of MLA's per-head products.
+  const int64_t xrows = std::max(round_up(T, 64) + 64, std::max<int64_t>(plan.max_heads, 1) * 64 + 64);
+  ws(xb_, size_t(xrows * max_kpad_ * 2), "activations (16-bit)");
+  ws(xb_lo_, size_t(xrows * max_kpad_ * 2), "activations (16-bit, low halves)");
   ws(rot_, size_t(T * max_kpad_ * 4), "rotated activations");
   ws(partial_, size_t(kPartialCapBytes), "split-K partials");
   ws(counters_, size_t(kCounterCapacity * 4), "split-K counters");
@@ -286,25 +288,26 @@ std::unique_ptr<ExpertWeights> CudaBackend::upload_experts(const std::vector<Hos
 // ---------------------------------------------------------------------------------------------------------------
 // Linear layers
 // ---------------------------------------------------------------------------------------------------------------
-int CudaBackend::choose_splits(int row_blocks, int tiles, int k_chunks, int tm, int64_t npad, int nt, WKind kind) {
-  // Split K only for skinny products (decode), where row blocks alone leave SMs idle or end in a partial wave.
-  if (tm > 16 || k_chunks < 4) return 1;
-  const int per_sm = (kind == WKind::Fp4 && nt == 1) ? 4 : 3;  // resident blocks per SM (gemv_fp4.cu launch bounds)
-  const int64_t capacity = int64_t(sms_) * per_sm;
+int CudaBackend::choose_splits(int row_blocks, int tiles, int k_chunks, int tm, int64_t npad, int rows, WKind kind) {
+  // Split K only for skinny products (decode). Blocks are scheduled dynamically, so the busiest SM runs
+  // ceil(blocks / SMs) of them: choose the split that minimises those blocks' weight bytes plus the partial sums'
+  // traffic (written and read once per split) and a fixed cost for the reduction's extra step.
+  if (tm > 16 || k_chunks < 2) return 1;
   const int64_t blocks1 = int64_t(row_blocks) * tiles;
-  if (blocks1 >= 4 * capacity) return 1;
+  const double chunk_bytes = (kind == WKind::Fp4 ? 512.0 : 2048.0) * 8;  // one 64-column chunk of a block's 128 rows
   double best_cost = 1e300;
   int best = 1;
-  for (int s = 1; s <= 16 && s <= k_chunks / 2; ++s) {
+  for (int s = 1; s <= 32 && s <= k_chunks; ++s) {
     const int cps = int(ceil_div(k_chunks, s));
     const int se = int(ceil_div(k_chunks, cps));
-    if (se != s && s > 1) continue;
-    const int64_t partial = int64_t(tiles) * se * tm * npad * 4;
-    if (se > 1 && (partial > int64_t(partial_.bytes) || int64_t(tiles) * row_blocks > counter_capacity_)) break;
-    const int64_t waves = ceil_div(blocks1 * se, capacity);
-    // Time ~ waves x chunks per block, plus the partial sums' traffic (a few % per split).
-    const double cost = double(waves) * cps * (1.0 + 0.02 * (se - 1)) + (se > 1 ? 1.0 : 0.0);
-    if (cost < best_cost - 1e-9) {
+    if (se != s) continue;
+    if (se > 1 && (int64_t(tiles) * se * tm * npad * 4 > int64_t(partial_.bytes) ||
+                   int64_t(tiles) * row_blocks > counter_capacity_))
+      break;
+    const double busiest = double(ceil_div(blocks1 * se, sms_)) * cps * chunk_bytes;
+    const double partials = se > 1 ? 2.0 * tiles * se * std::min(tm, rows) * double(npad) * 4 / sms_ + 16384 : 0;
+    const double cost = busiest + partials;
+    if (cost < best_cost * 0.98) {  // a split must win clearly: fewer splits are simpler and deterministic alike
       best_cost = cost;
       best = se;
     }
@@ -386,7 +389,7 @@ void CudaBackend::gemm(const GemmCall& c) {
   const int row_blocks = int(ceil_div(gw.n_tiles, 8));
   const int tm = 8 * a.nt;
   const int64_t npad = int64_t(row_blocks) * kBlockRows;
-  a.splits = choose_splits(row_blocks, a.grid_tiles, gw.k_chunks, tm, npad, a.nt, gw.kind);
+  a.splits = choose_splits(row_blocks, a.grid_tiles, gw.k_chunks, tm, npad, c.tiles.tiles ? tm : c.m, gw.kind);
   a.cps = int(ceil_div(gw.k_chunks, a.splits));
   if (a.splits > 1) {
     a.partial = static_cast<float*>(partial_.p);
@@ -594,7 +597,71 @@ void CudaBackend::mla_expand_v(Act o_lat, const LinearWeight& kv_b_in, int64_t h
          out.rows, ", ", out.cols, "], ", heads, " heads");
   const int64_t T = rows / heads;
   // Per head: out[t, h] = W_UV_h o_lat[t, h], a linear layer on rows [h(nope+v) + nope, + v) of the stored weight
-  // (rotated domain: o_lat is a combination of cached latents, which are rotated too).
+  // (rotated domain: o_lat is a combination of cached latents, which are rotated too). All heads in one launch
+  // when the heads' row blocks sit on 16-row tiles (the tensor-core kernel's per-head mode), in chunks of 64 tokens.
+  const bool tiles_ok = w.gw.kind != WKind::Fp4 || (nope % 16 == 0 && (nope + v) % 16 == 0);
+  if (w.mma_ok && !force_generic_ && tiles_ok) {
+    GemmWeight sub = w.gw;
+    sub.n = int(v);
+    sub.n_tiles = int(ceil_div(v, 16));
+    if (w.gw.kind == WKind::Fp4) {
+      sub.data = static_cast<const uint4*>(w.gw.data) + (nope / 16) * int64_t(w.gw.k_chunks) * 32;
+      sub.scales = w.gw.scales + (nope / 16) * int64_t(w.gw.groups) * 8;
+      sub.expert_stride = ((nope + v) / 16) * int64_t(w.gw.k_chunks) * 32;
+      sub.expert_scale_stride = ((nope + v) / 16) * int64_t(w.gw.groups) * 8;
+    } else {
+      sub.data = static_cast<const uint16_t*>(w.gw.data) + nope * w.gw.k;
+      sub.expert_stride = (nope + v) * w.gw.k;
+    }
+    const int kb32 = w.gw.k_chunks * 2;
+    for (int64_t t0 = 0; t0 < T; t0 += 64) {
+      const int tc = int(std::min<int64_t>(64, T - t0));
+      const int mt = int(ceil_div(tc, 8));
+      const int nt = mt <= 1 ? 1 : mt <= 2 ? 2 : mt <= 4 ? 4 : 8, tm = 8 * nt;
+      const int tpad = int(round_up(tc, tm)), xb_rows = int(heads) * tpad;
+      PrepArgs pa;
+      pa.x = o_lat.data + t0 * heads * o_lat.stride;
+      pa.x_stride = o_lat.stride;
+      pa.k_valid = int(R);
+      pa.hm_heads = int(heads);
+      pa.hm_tokens = tc;
+      pa.hm_tpad = tpad;
+      pa.rows_pad = xb_rows;
+      pa.kb32 = kb32;
+      pa.f16 = w.gw.kind == WKind::F16;
+      pa.xb = ws(xb_, size_t(xb_rows) * kb32 * 64, "activations (16-bit)");
+      if (split_) pa.xb_lo = ws(xb_lo_, size_t(xb_rows) * kb32 * 64, "activations (16-bit, low halves)");
+      launch_prepare_activations(pa, stream_);
+      GemmArgs a;
+      a.w = sub;
+      a.xb = pa.xb;
+      a.xb_lo = pa.xb_lo;
+      a.kb32 = kb32;
+      a.m = tc;
+      a.nt = nt;
+      a.heads = int(heads);
+      a.head_tokens = tc;
+      a.head_tpad = tpad;
+      a.grid_tiles = int(heads) * (tpad / tm);
+      a.y = out.data + t0 * heads * out.stride;
+      a.y_stride = out.stride * heads;
+      a.y_head_stride = out.stride;
+      if (sub.kind == WKind::Fp4) {
+        const int per = sub.group_size / 32;
+        if ((per & (per - 1)) == 0) a.gshift = __builtin_ctz(unsigned(per));
+      }
+      const int row_blocks = int(ceil_div(sub.n_tiles, 8));
+      a.splits = choose_splits(row_blocks, a.grid_tiles, sub.k_chunks, tm, int64_t(row_blocks) * kBlockRows, tc,
+                               sub.kind);
+      a.cps = int(ceil_div(sub.k_chunks, a.splits));
+      if (a.splits > 1) {
+        a.partial = static_cast<float*>(partial_.p);
+        a.counters = static_cast<int32_t*>(counters_.p);
+      }
+      launch_gemm_mma(a, stream_);
+    }
+    return;
+  }
   for (int64_t h = 0; h < heads; ++h) {
     const int64_t r0 = h * (nope + v) + nope;
     GemmCall c;

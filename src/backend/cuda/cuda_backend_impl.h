@@ -14,6 +14,7 @@
 
 #include "backend/backend.h"
 #include "backend/cuda/kernels.h"
+#include "core/error.h"
 
 namespace mmfp4::cuda {
 
@@ -93,6 +94,12 @@ class CudaBackend final : public Backend {
   // Activations enter the tensor cores as hi + lo 16-bit halves (two mma per step, ~float32 accuracy; default) or
   // as one 16-bit value (faster for large compute-bound products, 2^-9 relative rounding).
   void set_split_activations(bool on) { split_ = on; }
+  // Element type of KV caches made after this call: F32 (default) or BF16 (half the memory and attention traffic;
+  // its rounding can flip near-tied MoE routing decisions, see docs/cuda.md).
+  void set_kv_dtype(DType t) {
+    if (t != DType::F32 && t != DType::BF16) fail("CUDA KV cache: F32 or BF16, not ", dtype_name(t));
+    kv_dtype_ = t;
+  }
   bool split_activations() const { return split_; }
 
  private:
@@ -124,7 +131,7 @@ class CudaBackend final : public Backend {
     const char* what = "linear";
   };
   void gemm(const GemmCall& c);
-  int choose_splits(int row_blocks, int tiles, int k_chunks, int tm, int64_t npad, int nt, WKind kind);
+  int choose_splits(int row_blocks, int tiles, int k_chunks, int tm, int64_t npad, int rows, WKind kind);
 
   int device_ = 0;
   int sms_ = 0;
@@ -134,7 +141,7 @@ class CudaBackend final : public Backend {
   bool graphs_made_ = false;  // recorded graphs hold workspace pointers: from then on the workspace may not move
   bool force_generic_ = false;
   bool split_ = true;                 // MMFP4_CUDA_GEMM=bf16 turns it off
-  DType kv_dtype_ = DType::BF16;      // MMFP4_CUDA_KV=f32 keeps the cache in float32
+  DType kv_dtype_ = DType::F32;       // MMFP4_CUDA_KV=bf16 halves the cache (docs/cuda.md: precision)
   size_t allocated_ = 0;
 
   // Largest shapes seen at upload (workspace sizing).

@@ -61,10 +61,10 @@ __device__ __forceinline__ void mma(float (&d)[4], const uint32_t (&a)[4], uint3
     mma_bf16_16816(d, a, b0, b1);
 }
 
-// Decode shapes are register-capped so that enough blocks fit an SM to keep many independent 16-byte loads in
-// flight (HBM latency): MMFP4 with one token tile at 64 registers (4 blocks, 32 warps), other skinny ones at 85.
+// Decode shapes (NT <= 2) are capped at 128 registers: 2 blocks (16 warps) per SM, each warp with a ring of U
+// 16-byte loads always in flight, which covers HBM latency without more warps.
 template <WKind KIND, int NT, int U>
-__global__ void __launch_bounds__(256, (KIND == WKind::Fp4 && NT == 1) ? 4 : (NT <= 2 ? 3 : 1))
+__global__ void __launch_bounds__(256, NT <= 2 ? 2 : 1)
     gemm_mma_kernel(GemmArgs p) {
   constexpr int TM = 8 * NT;
   constexpr bool kFp4 = KIND == WKind::Fp4;
@@ -74,7 +74,17 @@ __global__ void __launch_bounds__(256, (KIND == WKind::Fp4 && NT == 1) ? 4 : (NT
   // Token tile: rows [row0, row0 + rows) of the activations / output.
   const int tile = blockIdx.y;
   int expert = 0, row0, rows;
-  if (p.tiles.tiles) {
+  float* yb = p.y;  // output row of token tile row i: yb + (out0 + i) * y_stride
+  int out0;
+  if (p.heads) {
+    // Per-head weights (MLA W_UV): tile -> (head, token sub-tile); activations head-major, output token-major.
+    const int tph = (p.head_tokens + TM - 1) / TM, h = tile / tph, sub = tile % tph;
+    expert = h;
+    row0 = h * p.head_tpad + sub * TM;
+    rows = min(TM, p.head_tokens - sub * TM);
+    yb = p.y + int64_t(h) * p.y_head_stride;
+    out0 = sub * TM;
+  } else if (p.tiles.tiles) {
     if (tile >= *p.tiles.count) return;  // whole block: nothing below has synchronised yet
     expert = p.tiles.tiles[3 * tile];
     row0 = p.tiles.tiles[3 * tile + 1];
@@ -83,6 +93,7 @@ __global__ void __launch_bounds__(256, (KIND == WKind::Fp4 && NT == 1) ? 4 : (NT
     row0 = tile * TM;
     rows = min(TM, p.m - row0);
   }
+  if (!p.heads) out0 = row0;
   const int rb = blockIdx.x, split = blockIdx.z;
   const int nt = rb * kWarps + warp;
   const int kc0 = split * p.cps, kc1 = min(p.w.k_chunks, kc0 + p.cps);
@@ -104,20 +115,44 @@ __global__ void __launch_bounds__(256, (KIND == WKind::Fp4 && NT == 1) ? 4 : (NT
       const uint32_t* sp = p.w.scales + expert * p.w.expert_scale_stride + int64_t(nt) * p.w.groups * 8 + g;
       // The group of 32-column block kb: a shift when the group size is a power of two (no integer division in
       // the loop); with groups of >= 64 columns both halves of a chunk share one scale, applied once per chunk.
-      const int gshift = p.gshift;
-      const bool per_chunk = p.w.group_size >= 64;
-      for (int kc = kc0; kc < kc1; kc += U) {
-        uint4 wv[U];
+      const int gshift = p.gshift, gsize = p.w.group_size;
+      const bool per_chunk = gsize >= 64;
+      auto grp = [&](int kb) { return gshift >= 0 ? (kb >> gshift) : (kb * 32) / gsize; };
+      // A ring of U chunks in flight: chunk c + U is requested as soon as chunk c is taken out, so every warp
+      // always has U * 16 bytes per lane outstanding (HBM latency is hidden by loads, not by more warps).
+      uint4 wq[U];
+      uint32_t sq[U][2];
 #pragma unroll
-        for (int u = 0; u < U; ++u)
-          if (kc + u < kc1) wv[u] = ld_stream(wp + int64_t(kc + u) * 32);
+      for (int i = 0; i < U; ++i)
+        if (kc0 + i < kc1) {
+          wq[i] = ld_stream(wp + int64_t(kc0 + i) * 32);
+          sq[i][0] = __ldg(sp + grp(2 * (kc0 + i)) * 8);
+          sq[i][1] = per_chunk ? sq[i][0] : __ldg(sp + grp(2 * (kc0 + i) + 1) * 8);
+        }
+      for (int kc = kc0; kc < kc1; kc += U) {
 #pragma unroll
         for (int u = 0; u < U; ++u) {
-          if (kc + u >= kc1) break;
+          const int ch = kc + u;
+          if (ch >= kc1) break;
+          const uint4 w = wq[u];
+          const uint32_t sw0 = sq[u][0], sw1 = sq[u][1];
+          if (ch + U < kc1) {
+            wq[u] = ld_stream(wp + int64_t(ch + U) * 32);
+            sq[u][0] = __ldg(sp + grp(2 * (ch + U)) * 8);
+            sq[u][1] = per_chunk ? sq[u][0] : __ldg(sp + grp(2 * (ch + U) + 1) * 8);
+          }
+          // This chunk's activation fragments, requested before the dequantization that hides their latency.
+          uint4 xh[NT][2], xl[NT][2];
+#pragma unroll
+          for (int t = 0; t < NT; ++t)
+#pragma unroll
+            for (int b = 0; b < 2; ++b) {
+              xh[t][b] = __ldg(xp + (int64_t(t) * p.kb32 + 2 * ch + b) * 32);
+              if (xq) xl[t][b] = __ldg(xq + (int64_t(t) * p.kb32 + 2 * ch + b) * 32);
+            }
           float part[NT][4];
 #pragma unroll
           for (int b = 0; b < 2; ++b) {
-            const int kb = 2 * (kc + u) + b;
             if (b == 0 || !per_chunk) {
 #pragma unroll
               for (int t = 0; t < NT; ++t)
@@ -125,22 +160,19 @@ __global__ void __launch_bounds__(256, (KIND == WKind::Fp4 && NT == 1) ? 4 : (NT
                 for (int i = 0; i < 4; ++i) part[t][i] = 0.0f;
             }
             uint32_t a[2][4];
-            fp4_fragment(pick(wv[u], 2 * b), a[0]);
-            fp4_fragment(pick(wv[u], 2 * b + 1), a[1]);
+            fp4_fragment(pick(w, 2 * b), a[0]);
+            fp4_fragment(pick(w, 2 * b + 1), a[1]);
 #pragma unroll
             for (int t = 0; t < NT; ++t) {
-              const uint4 xv = __ldg(xp + (int64_t(t) * p.kb32 + kb) * 32);
-              mma<KIND>(part[t], a[0], xv.x, xv.y);
-              mma<KIND>(part[t], a[1], xv.z, xv.w);
+              mma<KIND>(part[t], a[0], xh[t][b].x, xh[t][b].y);
+              mma<KIND>(part[t], a[1], xh[t][b].z, xh[t][b].w);
               if (xq) {
-                const uint4 xl = __ldg(xq + (int64_t(t) * p.kb32 + kb) * 32);
-                mma<KIND>(part[t], a[0], xl.x, xl.y);
-                mma<KIND>(part[t], a[1], xl.z, xl.w);
+                mma<KIND>(part[t], a[0], xl[t][b].x, xl[t][b].y);
+                mma<KIND>(part[t], a[1], xl[t][b].z, xl[t][b].w);
               }
             }
             if (b == 1 || !per_chunk) {
-              const int grp = gshift >= 0 ? (kb >> gshift) : (kb * 32) / p.w.group_size;
-              const uint32_t sw = __ldg(sp + grp * 8);
+              const uint32_t sw = b == 0 ? sw0 : sw1;
               const float s_lo = f16_bits_to_f32(uint16_t(sw & 0xFFFF)), s_hi = f16_bits_to_f32(uint16_t(sw >> 16));
 #pragma unroll
               for (int t = 0; t < NT; ++t) {
@@ -160,25 +192,34 @@ __global__ void __launch_bounds__(256, (KIND == WKind::Fp4 && NT == 1) ? 4 : (NT
       const uint16_t* row_lo = base + int64_t(r_lo) * p.w.k;
       const uint16_t* row_hi = base + int64_t(r_hi) * p.w.k;
       const bool vec_ok = (p.w.k % 8) == 0 && (reinterpret_cast<uintptr_t>(base) % 16) == 0;
+      // Ring of U chunks in flight, as above (4 x 16 bytes per lane and chunk: rows g and g + 8, two halves).
+      uint4 wq[U][4];
+      auto fetch = [&](int ch, uint4 (&d)[4]) {
+#pragma unroll
+        for (int b = 0; b < 2; ++b) {
+          const int k0 = ch * 64 + 32 * b + 8 * c;
+          d[2 * b] = dense_load(row_lo, k0, p.w.k, vec_ok);
+          d[2 * b + 1] = dense_load(row_hi, k0, p.w.k, vec_ok);
+        }
+      };
+#pragma unroll
+      for (int i = 0; i < U; ++i)
+        if (kc0 + i < kc1) fetch(kc0 + i, wq[i]);
       for (int kc = kc0; kc < kc1; kc += U) {
-        uint4 wl[U][2], wh[U][2];
-#pragma unroll
-        for (int u = 0; u < U; ++u)
-          if (kc + u < kc1)
-#pragma unroll
-            for (int b = 0; b < 2; ++b) {
-              const int k0 = (kc + u) * 64 + 32 * b + 8 * c;
-              wl[u][b] = dense_load(row_lo, k0, p.w.k, vec_ok);
-              wh[u][b] = dense_load(row_hi, k0, p.w.k, vec_ok);
-            }
 #pragma unroll
         for (int u = 0; u < U; ++u) {
-          if (kc + u >= kc1) break;
+          const int ch = kc + u;
+          if (ch >= kc1) break;
+          uint4 w[4];
+#pragma unroll
+          for (int i = 0; i < 4; ++i) w[i] = wq[u][i];
+          if (ch + U < kc1) fetch(ch + U, wq[u]);
 #pragma unroll
           for (int b = 0; b < 2; ++b) {
-            const int kb = 2 * (kc + u) + b;
-            const uint32_t a0[4] = {wl[u][b].x, wh[u][b].x, wl[u][b].y, wh[u][b].y};
-            const uint32_t a1[4] = {wl[u][b].z, wh[u][b].z, wl[u][b].w, wh[u][b].w};
+            const int kb = 2 * ch + b;
+            const uint4 wl = w[2 * b], wh = w[2 * b + 1];
+            const uint32_t a0[4] = {wl.x, wh.x, wl.y, wh.y};
+            const uint32_t a1[4] = {wl.z, wh.z, wl.w, wh.w};
 #pragma unroll
             for (int t = 0; t < NT; ++t) {
               const uint4 xv = __ldg(xp + (int64_t(t) * p.kb32 + kb) * 32);
@@ -206,7 +247,7 @@ __global__ void __launch_bounds__(256, (KIND == WKind::Fp4 && NT == 1) ? 4 : (NT
       for (int i = 0; i < 4; ++i) {
         const int tok = 8 * t + 2 * c + (i & 1), n = (i < 2) ? n_lo : n_hi;
         if (tok < rows && n < p.w.n) {
-          float* o = p.y + int64_t(row0 + tok) * p.y_stride + n;
+          float* o = yb + int64_t(out0 + tok) * p.y_stride + n;
           *o = p.accumulate ? *o + acc[t][i] : acc[t][i];
         }
       }
@@ -220,7 +261,7 @@ __global__ void __launch_bounds__(256, (KIND == WKind::Fp4 && NT == 1) ? 4 : (NT
 #pragma unroll
       for (int i = 0; i < 4; ++i) {
         const int tok = 8 * t + 2 * c + (i & 1), n = (i < 2) ? n_lo : n_hi;
-        part[int64_t(tok) * npad + n] = acc[t][i];
+        if (tok < rows) part[int64_t(tok) * npad + n] = acc[t][i];
       }
   }
   // Classic "last block finishes" reduction: make this block's partials visible, count it, and let the last one
@@ -243,7 +284,7 @@ __global__ void __launch_bounds__(256, (KIND == WKind::Fp4 && NT == 1) ? 4 : (NT
     if (tok >= rows || n >= p.w.n) continue;
     float v = 0.0f;
     for (int s = 0; s < p.splits; ++s) v += __ldcg(all + (int64_t(s) * TM + tok) * npad + n);  // L2: not L1-stale
-    float* o = p.y + int64_t(row0 + tok) * p.y_stride + n;
+    float* o = yb + int64_t(out0 + tok) * p.y_stride + n;
     *o = p.accumulate ? *o + v : v;
   }
 }

@@ -50,6 +50,8 @@ struct PrepArgs {
   const int32_t* row_map = nullptr;  // xb row i <- x row row_map[i] / row_div (negative: zeros); null: row i
   int row_div = 1;
   bool map_is_mask = false;          // row_map only marks missing rows (negative); present rows map to themselves
+  // Head-major gather (hm_heads > 0): xb row r = h * hm_tpad + t <- x row t * hm_heads + h (t < hm_tokens).
+  int hm_heads = 0, hm_tokens = 0, hm_tpad = 0;
   int rows_pad = 0;                  // xb rows, a multiple of 8
   int kb32 = 0;                      // 32-column blocks of xb
   bool f16 = false;                  // f16 (saturating) instead of bf16, for F16 dense weights
@@ -78,6 +80,11 @@ struct GemmArgs {
   int64_t y_stride = 0;
   bool accumulate = false;
   int gshift = -1;           // log2(group_size / 32) when that is a power of two, else -1
+  // Per-head mode (heads > 0; MLA W_UV): weight "expert" h is head h's row block; activations are head-major
+  // (row h * head_tpad + t, prepared with PrepArgs::hm_*), output row of (t, h) is y + h * y_head_stride +
+  // t * y_stride; grid_tiles = heads * ceil(head_tokens / (8 * nt)).
+  int heads = 0, head_tokens = 0, head_tpad = 0;
+  int64_t y_head_stride = 0;
   int splits = 1, cps = 0;   // splits of the k chunks (64 columns each), cps chunks per split
   float* partial = nullptr;  // splits > 1: [grid_tiles][splits][8 * nt][row blocks * 128]
   int32_t* counters = nullptr;  // splits > 1: [grid_tiles][row blocks], zero between launches

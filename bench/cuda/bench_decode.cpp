@@ -1,0 +1,185 @@
+// End-to-end benchmark of a model on the CUDA backend through Model::forward, as an engine drives it: load time,
+// graph recording (warm-up), the first request against steady state, decode tokens/s at several batch sizes (each
+// step one token per sequence, graph-replayed), and prefill tokens/s.
+//
+//   bench_cuda_decode --model DIR | --synth glm-4.7-flash --dir /tmp/glm [--layers N]
+//                     [--batches 1,16,64] [--steps 32] [--prompt 32] [--prefill 2048] [--ctx 4096] [--out FILE]
+//
+// Note: Model::forward returns every step's logits to the host (vocab floats per sequence); the time of that copy
+// is measured separately and printed, since an engine that samples on the device (Backend::argmax_rows) skips it.
+#include <cuda_runtime.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <fstream>
+#include <random>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "backend/backend.h"
+#include "backend/cuda/cuda_backend.h"
+#include "core/log.h"
+#include "kv/kv_cache.h"
+#include "model/model.h"
+#include "model/synth.h"
+
+using namespace mmfp4;
+
+namespace {
+
+double now() { return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count(); }
+
+std::vector<int64_t> ints(const std::string& s) {
+  std::vector<int64_t> out;
+  std::stringstream ss(s);
+  std::string x;
+  while (std::getline(ss, x, ',')) out.push_back(std::stoll(x));
+  return out;
+}
+
+// One request per sequence: prompt of `prompt` tokens (prefilled together), then `steps` decode steps of one token
+// per sequence. Returns {prefill seconds, decode seconds}.
+std::pair<double, double> run_batch(Model& m, KVCache& kv, int64_t batch, int64_t prompt, int64_t steps,
+                                    std::mt19937& rng) {
+  const int64_t V = m.vocab_size();
+  std::uniform_int_distribution<int32_t> tok(0, int32_t(V - 1));
+  std::vector<SeqCache> seqs(static_cast<size_t>(batch));
+  for (auto& s : seqs)
+    if (!s.reserve(kv, prompt + steps)) fail("KV cache too small for ", batch, " x ", prompt + steps, " tokens");
+  std::vector<float> logits(static_cast<size_t>(batch * V));
+  const double t0 = now();
+  for (int64_t s0 = 0; s0 < batch; s0 += std::max<int64_t>(1, m.max_tokens() / prompt)) {
+    Batch b;
+    const int64_t s1 = std::min(batch, s0 + std::max<int64_t>(1, m.max_tokens() / prompt));
+    for (int64_t s = s0; s < s1; ++s) {
+      b.seqs.push_back(&seqs[size_t(s)]);
+      for (int64_t p = 0; p < prompt; ++p) b.add(tok(rng), int32_t(p), int32_t(s - s0), p + 1 == prompt);
+    }
+    m.forward(b, kv, logits.data());
+  }
+  const double t1 = now();
+  for (int64_t step = 0; step < steps; ++step) {
+    Batch d;
+    for (int64_t s = 0; s < batch; ++s) {
+      d.seqs.push_back(&seqs[size_t(s)]);
+      d.add(tok(rng), int32_t(prompt + step), int32_t(s), true);
+    }
+    m.forward(d, kv, logits.data());
+  }
+  const double t2 = now();
+  for (auto& s : seqs) s.clear(kv);
+  return {t1 - t0, t2 - t1};
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  try {
+    std::string model_dir, synth, synth_dir = "/tmp/mmfp4-synth", out_path;
+    int64_t layers = 0, steps = 32, prompt = 32, prefill = 2048, ctx = 4096;
+    std::vector<int64_t> batches = {1, 16, 64};
+    for (int i = 1; i < argc; ++i) {
+      const std::string a = argv[i];
+      auto next = [&]() -> std::string {
+        if (i + 1 >= argc) fail("missing value after ", a);
+        return argv[++i];
+      };
+      if (a == "--model") model_dir = next();
+      else if (a == "--synth") synth = next();
+      else if (a == "--dir") synth_dir = next();
+      else if (a == "--layers") layers = std::stoll(next());
+      else if (a == "--batches") batches = ints(next());
+      else if (a == "--steps") steps = std::stoll(next());
+      else if (a == "--prompt") prompt = std::stoll(next());
+      else if (a == "--prefill") prefill = std::stoll(next());
+      else if (a == "--ctx") ctx = std::stoll(next());
+      else if (a == "--out") out_path = next();
+      else fail("unknown argument ", a);
+    }
+    std::ostringstream js;
+    js << "{";
+    if (!synth.empty()) {
+      SynthOptions so;
+      so.layers = layers;
+      so.force = true;
+      const double t = now();
+      const int64_t bytes = synthesize_checkpoint(builtin_config(synth), synth_dir, so);
+      std::printf("synthesized %s (%s layers) into %s: %.2f GB in %.1f s\n", synth.c_str(),
+                  layers ? std::to_string(layers).c_str() : "all", synth_dir.c_str(), bytes / 1e9, now() - t);
+      model_dir = synth_dir;
+      js << "\"synth\": \"" << synth << "\", \"layers\": " << layers << ", ";
+    }
+    if (cuda_device_count() == 0) {
+      std::printf("no CUDA GPU: %s\n", cuda_status_message().c_str());
+      return 0;
+    }
+    auto be = make_backend("cuda");
+    ModelOptions opt;
+    opt.max_tokens = std::max<int64_t>(prefill, *std::max_element(batches.begin(), batches.end()));
+    opt.max_context = ctx;
+    double t = now();
+    auto model = Model::load(model_dir, *be, opt);
+    const double load_s = now() - t;
+    const int64_t max_b = *std::max_element(batches.begin(), batches.end());
+    const int64_t blocks = (max_b * ((prompt + steps + 15) / 16 + 1) + prefill / 16 + 8) * 2;
+    KVCache kv(*be, model->config(), blocks, opt.kv_block_size);
+    t = now();
+    model->prepare_graphs(kv);
+    const double graphs_s = now() - t;
+    std::printf("%s on %s\nload %.1f s (%.2f GB weights), step graphs recorded in %.2f s, KV cache %.2f GB\n",
+                model->config().summary().c_str(), be->name().c_str(), load_s, model->weight_bytes() / 1e9, graphs_s,
+                kv.total_bytes() / 1e9);
+    js << "\"backend\": \"" << be->name() << "\", \"load_s\": " << load_s << ", \"graphs_s\": " << graphs_s;
+
+    // The cost of returning one row of logits to the host (part of every Model::forward step).
+    std::vector<float> host(size_t(model->vocab_size() * max_b));
+    float* dev = static_cast<float*>(be->alloc(host.size() * 4, "logits probe"));
+    t = now();
+    for (int i = 0; i < 10; ++i) be->download(host.data(), dev, size_t(model->vocab_size()) * 4);
+    const double d2h_row_ms = (now() - t) / 10 * 1e3;
+    be->release(dev);
+
+    std::mt19937 rng(1);
+    // First request after load vs the same request again (steady state).
+    const auto first = run_batch(*model, kv, 1, prompt, steps, rng);
+    std::pair<double, double> steady{1e9, 1e9};
+    for (int r = 0; r < 3; ++r) {
+      auto x = run_batch(*model, kv, 1, prompt, steps, rng);
+      steady.first = std::min(steady.first, x.first);
+      steady.second = std::min(steady.second, x.second);
+    }
+    std::printf("first request: prefill %d tokens %.2f ms, %d decode steps %.2f ms; steady state %.2f ms, %.2f ms "
+                "(first / steady: %.2fx)\n",
+                int(prompt), first.first * 1e3, int(steps), first.second * 1e3, steady.first * 1e3,
+                steady.second * 1e3, (first.first + first.second) / (steady.first + steady.second));
+    js << ", \"first_request_s\": " << first.first + first.second
+       << ", \"steady_request_s\": " << steady.first + steady.second << ", \"logits_row_d2h_ms\": " << d2h_row_ms
+       << ", \"decode\": [";
+    for (size_t i = 0; i < batches.size(); ++i) {
+      const int64_t B = batches[i];
+      run_batch(*model, kv, B, prompt, 2, rng);  // warm
+      const auto r = run_batch(*model, kv, B, prompt, steps, rng);
+      const double step_ms = r.second / steps * 1e3;
+      std::printf("decode batch %3d: %8.1f tokens/s (%.3f ms per step, of which ~%.3f ms copy logits to the host)\n",
+                  int(B), B * steps / r.second, step_ms, d2h_row_ms * B);
+      js << (i ? ", " : "") << "{\"batch\": " << B << ", \"tokens_per_s\": " << B * steps / r.second
+         << ", \"step_ms\": " << step_ms << "}";
+    }
+    js << "]";
+    if (prefill > 0) {
+      run_batch(*model, kv, 1, std::min<int64_t>(prefill, 256), 0, rng);
+      double best = 1e9;
+      for (int r = 0; r < 2; ++r) best = std::min(best, run_batch(*model, kv, 1, prefill, 0, rng).first);
+      std::printf("prefill %d tokens: %.1f ms, %.0f tokens/s\n", int(prefill), best * 1e3, prefill / best);
+      js << ", \"prefill_tokens\": " << prefill << ", \"prefill_tokens_per_s\": " << prefill / best;
+    }
+    js << "}\n";
+    if (!out_path.empty()) std::ofstream(out_path) << js.str();
+    return 0;
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "bench_cuda_decode: %s\n", e.what());
+    return 1;
+  }
+}
