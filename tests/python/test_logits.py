@@ -23,11 +23,15 @@ class LogitsMatchTransformers(unittest.TestCase):
                     self.assertEqual(got.shape, (1, len(c["input_ids"]), m.vocab_size))
                     self.assertEqual(got.dtype, np.float32)
                     self.assertLess(support.max_row_rel_err(got[0], c["logits"]), TOL, f"case {i}")
-                # All cases at once (a ragged batch): the same logits as one by one, bit for bit.
+                # All cases at once (a ragged batch): the same logits as one by one, bit for bit on the CPU (the
+                # CUDA backend's kernels depend on the batch size, so there within the tolerance).
                 batch = m([c["input_ids"] for c in cases])
                 for i, c in enumerate(cases):
                     n = len(c["input_ids"])
-                    np.testing.assert_array_equal(batch[i, :n], m(c["input_ids"])[0])
+                    if support.DEVICE == "cpu":
+                        np.testing.assert_array_equal(batch[i, :n], m(c["input_ids"])[0])
+                    else:
+                        self.assertLess(support.max_row_rel_err(batch[i, :n], m(c["input_ids"])[0]), TOL)
                     self.assertFalse(batch[i, n:].any(), "padding positions hold 0")
 
     def test_greedy_ids_equal_transformers_with_and_without_cache(self):
