@@ -79,6 +79,7 @@ int main(int argc, char** argv) {
   try {
     std::string model_dir, synth, synth_dir = "/tmp/mmfp4-synth", out_path;
     int64_t layers = 0, steps = 32, prompt = 32, prefill = 2048, ctx = 4096;
+    bool profile = false;
     std::vector<int64_t> batches = {1, 16, 64};
     for (int i = 1; i < argc; ++i) {
       const std::string a = argv[i];
@@ -96,6 +97,7 @@ int main(int argc, char** argv) {
       else if (a == "--prefill") prefill = std::stoll(next());
       else if (a == "--ctx") ctx = std::stoll(next());
       else if (a == "--out") out_path = next();
+      else if (a == "--profile") profile = true;
       else fail("unknown argument ", a);
     }
     std::ostringstream js;
@@ -177,6 +179,18 @@ int main(int argc, char** argv) {
     }
     js << "}\n";
     if (!out_path.empty()) std::ofstream(out_path) << js.str();
+    if (profile) {
+      // One eager decode step with every op synchronised and timed (the model's --verbose tracer, to stderr).
+      model.reset();
+      set_log_level(LogLevel::Debug);
+      ModelOptions po = opt;
+      po.verbose = true;
+      auto pm = Model::load(model_dir, *be, po);
+      std::fprintf(stderr, "---- profile: one decode step at batch 1 after a %d-token prompt (eager, synchronised)\n",
+                   int(prompt));
+      run_batch(*pm, kv, 1, prompt, 1, rng);
+      set_log_level(LogLevel::Info);
+    }
     return 0;
   } catch (const std::exception& e) {
     std::fprintf(stderr, "bench_cuda_decode: %s\n", e.what());

@@ -65,5 +65,13 @@ for f in ops models models_kvf32; do
   grep -E "^\[  (PASSED|FAILED) |^  [a-z]|^    case|DIVERGED|Failure|Expected|actual" "$OUT/$f.log" | grep -v "^\[  FAILED  \].*(" | head -${LINES_PER_LOG:-60}
 done
 [ -f "$OUT/bench.log" ] && { echo "==== bench"; tail -n 60 "$OUT/bench.log"; }
-[ -f "$OUT/decode.log" ] && { echo "==== decode"; tail -n 30 "$OUT/decode.log"; }
+if [ -f "$OUT/decode.log" ]; then
+  echo "==== decode"
+  grep -v "mmfp4 debug" "$OUT/decode.log" | tail -n 20
+  # Per-op time of the profiled decode step (the second forward after the marker), largest first.
+  awk '/---- profile/{p=1; n=0} p && /mmfp4 debug: embed /{n++}
+       p && n==2 && /mmfp4 debug:/ { op = ($3=="layer") ? $5 : $3; t=$(NF-1); sum[op]+=t; cnt[op]++; tot+=t }
+       END { for (o in sum) printf "%-28s %8.3f ms  x%d\n", o, sum[o], cnt[o]; printf "%-28s %8.3f ms\n", "ALL", tot }' \
+    "$OUT/decode.log" | sort -k2 -nr | head -20
+fi
 exit 0

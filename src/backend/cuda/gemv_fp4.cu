@@ -61,10 +61,11 @@ __device__ __forceinline__ void mma(float (&d)[4], const uint32_t (&a)[4], uint3
     mma_bf16_16816(d, a, b0, b1);
 }
 
-// Decode shapes (NT <= 2) are capped at 128 registers: 2 blocks (16 warps) per SM, each warp with a ring of U
-// 16-byte loads always in flight, which covers HBM latency without more warps.
+// Decode shapes are register-capped so that enough warps share an SM. Measured on the H100: the MMFP4 stream
+// wants 24-32 warps per SM (85 registers: 3 blocks of 8 warps; two token tiles need 128), the 16-bit dense stream does best with
+// 2 blocks of 128 registers and its deeper ring.
 template <WKind KIND, int NT, int U>
-__global__ void __launch_bounds__(256, NT <= 2 ? 2 : 1)
+__global__ void __launch_bounds__(256, KIND == WKind::Fp4 ? (NT == 1 ? 3 : NT == 2 ? 2 : 1) : (NT <= 2 ? 2 : 1))
     gemm_mma_kernel(GemmArgs p) {
   constexpr int TM = 8 * NT;
   constexpr bool kFp4 = KIND == WKind::Fp4;
@@ -119,68 +120,56 @@ __global__ void __launch_bounds__(256, NT <= 2 ? 2 : 1)
       const bool per_chunk = gsize >= 64;
       auto grp = [&](int kb) { return gshift >= 0 ? (kb >> gshift) : (kb * 32) / gsize; };
       // A ring of U chunks in flight: chunk c + U is requested as soon as chunk c is taken out, so every warp
-      // always has U * 16 bytes per lane outstanding (HBM latency is hidden by loads, not by more warps).
+      // always has U * 16 bytes per lane outstanding. Scales are read at use (4 groups share an L1 line).
       uint4 wq[U];
-      uint32_t sq[U][2];
 #pragma unroll
       for (int i = 0; i < U; ++i)
-        if (kc0 + i < kc1) {
-          wq[i] = ld_stream(wp + int64_t(kc0 + i) * 32);
-          sq[i][0] = __ldg(sp + grp(2 * (kc0 + i)) * 8);
-          sq[i][1] = per_chunk ? sq[i][0] : __ldg(sp + grp(2 * (kc0 + i) + 1) * 8);
-        }
+        if (kc0 + i < kc1) wq[i] = ld_stream(wp + int64_t(kc0 + i) * 32);
       for (int kc = kc0; kc < kc1; kc += U) {
 #pragma unroll
         for (int u = 0; u < U; ++u) {
           const int ch = kc + u;
           if (ch >= kc1) break;
           const uint4 w = wq[u];
-          const uint32_t sw0 = sq[u][0], sw1 = sq[u][1];
-          if (ch + U < kc1) {
-            wq[u] = ld_stream(wp + int64_t(ch + U) * 32);
-            sq[u][0] = __ldg(sp + grp(2 * (ch + U)) * 8);
-            sq[u][1] = per_chunk ? sq[u][0] : __ldg(sp + grp(2 * (ch + U) + 1) * 8);
-          }
-          // This chunk's activation fragments, requested before the dequantization that hides their latency.
-          uint4 xh[NT][2], xl[NT][2];
+          if (ch + U < kc1) wq[u] = ld_stream(wp + int64_t(ch + U) * 32);
+          const uint32_t sw0 = __ldg(sp + grp(2 * ch) * 8);
+          const uint32_t sw1 = per_chunk ? sw0 : __ldg(sp + grp(2 * ch + 1) * 8);
+          // Independent accumulator chains for the two 32-column halves, so that consecutive mma do not all
+          // wait on each other.
+          float ph[2][NT][4];
 #pragma unroll
-          for (int t = 0; t < NT; ++t)
+          for (int b = 0; b < 2; ++b)
 #pragma unroll
-            for (int b = 0; b < 2; ++b) {
-              xh[t][b] = __ldg(xp + (int64_t(t) * p.kb32 + 2 * ch + b) * 32);
-              if (xq) xl[t][b] = __ldg(xq + (int64_t(t) * p.kb32 + 2 * ch + b) * 32);
-            }
-          float part[NT][4];
+            for (int t = 0; t < NT; ++t)
+#pragma unroll
+              for (int i = 0; i < 4; ++i) ph[b][t][i] = 0.0f;
 #pragma unroll
           for (int b = 0; b < 2; ++b) {
-            if (b == 0 || !per_chunk) {
-#pragma unroll
-              for (int t = 0; t < NT; ++t)
-#pragma unroll
-                for (int i = 0; i < 4; ++i) part[t][i] = 0.0f;
-            }
             uint32_t a[2][4];
             fp4_fragment(pick(w, 2 * b), a[0]);
             fp4_fragment(pick(w, 2 * b + 1), a[1]);
 #pragma unroll
             for (int t = 0; t < NT; ++t) {
-              mma<KIND>(part[t], a[0], xh[t][b].x, xh[t][b].y);
-              mma<KIND>(part[t], a[1], xh[t][b].z, xh[t][b].w);
+              const uint4 xh = __ldg(xp + (int64_t(t) * p.kb32 + 2 * ch + b) * 32);
+              mma<KIND>(ph[b][t], a[0], xh.x, xh.y);
+              mma<KIND>(ph[b][t], a[1], xh.z, xh.w);
               if (xq) {
-                mma<KIND>(part[t], a[0], xl[t][b].x, xl[t][b].y);
-                mma<KIND>(part[t], a[1], xl[t][b].z, xl[t][b].w);
+                const uint4 xl = __ldg(xq + (int64_t(t) * p.kb32 + 2 * ch + b) * 32);
+                mma<KIND>(ph[b][t], a[0], xl.x, xl.y);
+                mma<KIND>(ph[b][t], a[1], xl.z, xl.w);
               }
             }
-            if (b == 1 || !per_chunk) {
-              const uint32_t sw = b == 0 ? sw0 : sw1;
-              const float s_lo = f16_bits_to_f32(uint16_t(sw & 0xFFFF)), s_hi = f16_bits_to_f32(uint16_t(sw >> 16));
+          }
 #pragma unroll
-              for (int t = 0; t < NT; ++t) {
-                acc[t][0] = fmaf(s_lo, part[t][0], acc[t][0]);
-                acc[t][1] = fmaf(s_lo, part[t][1], acc[t][1]);
-                acc[t][2] = fmaf(s_hi, part[t][2], acc[t][2]);
-                acc[t][3] = fmaf(s_hi, part[t][3], acc[t][3]);
-              }
+          for (int b = 0; b < 2; ++b) {
+            const uint32_t sw = b == 0 ? sw0 : sw1;
+            const float s_lo = f16_bits_to_f32(uint16_t(sw & 0xFFFF)), s_hi = f16_bits_to_f32(uint16_t(sw >> 16));
+#pragma unroll
+            for (int t = 0; t < NT; ++t) {
+              acc[t][0] = fmaf(s_lo, ph[b][t][0], acc[t][0]);
+              acc[t][1] = fmaf(s_lo, ph[b][t][1], acc[t][1]);
+              acc[t][2] = fmaf(s_hi, ph[b][t][2], acc[t][2]);
+              acc[t][3] = fmaf(s_hi, ph[b][t][3], acc[t][3]);
             }
           }
         }
@@ -291,7 +280,7 @@ __global__ void __launch_bounds__(256, NT <= 2 ? 2 : 1)
 
 template <WKind KIND, int NT>
 void launch_nt(const GemmArgs& a, cudaStream_t s) {
-  constexpr int U = KIND == WKind::Fp4 ? 4 : 2;
+  constexpr int U = KIND == WKind::Fp4 ? 4 : 2;  // chunks in flight per warp
   const dim3 grid((a.w.n_tiles + kWarps - 1) / kWarps, a.grid_tiles, a.splits);
   gemm_mma_kernel<KIND, NT, U><<<grid, kWarps * kWarp, 0, s>>>(a);
 }
