@@ -7,6 +7,7 @@
 #include <pybind11/stl.h>
 
 #include "core/error.h"
+#include "gil.h"
 #include "mmfp4/engine.h"
 #include "model/config.h"
 #include "model/model.h"
@@ -154,7 +155,7 @@ void bind_engine(py::module_& m) {
             if (o.threads < 0) fail("threads must not be negative, got ", o.threads);
             if (o.max_context < 0) fail("max_context must not be negative, got ", o.max_context);
             if (o.kv_blocks < 0) fail("kv_blocks must not be negative, got ", o.kv_blocks);
-            py::gil_scoped_release nogil;
+            ReleasedGil nogil;
             return std::shared_ptr<Engine>(Engine::open(o));
           },
           py::arg("path"), py::arg("device") = defaults.device, py::arg("threads") = defaults.threads,
@@ -174,19 +175,23 @@ void bind_engine(py::module_& m) {
             for (const auto& s : ids) rows += int64_t(s.size());
             std::vector<float> out;
             {
-              py::gil_scoped_release nogil;
+              ReleasedGil nogil;
               out = e.score(ids);
             }
             return as_numpy(std::move(out), rows, e.config().vocab_size);
           },
           py::arg("seqs"), "Logits at every position of each sequence: [sum of lengths, vocab] float32.")
       .def("set_check", &Engine::set_check, py::arg("on"))
-      .def("shutdown", &Engine::shutdown, py::call_guard<py::gil_scoped_release>())
+      .def("shutdown",
+           [](Engine& e) {
+             ReleasedGil nogil;
+             e.shutdown();
+           })
       .def(
           "tokenize",
           [](const Engine& e, const std::string& text, bool add_special_tokens) {
             const Tokenizer& t = need_tokenizer(e);
-            py::gil_scoped_release nogil;
+            ReleasedGil nogil;
             return t.encode(text, add_special_tokens);
           },
           py::arg("text"), py::arg("add_special_tokens") = true)
@@ -196,7 +201,7 @@ void bind_engine(py::module_& m) {
             const Tokenizer& t = need_tokenizer(e);
             if (ids.ndim() != 1) fail("decode takes 1-D token ids, got ", ids.ndim(), " dimensions");
             std::vector<int32_t> v(ids.data(), ids.data() + ids.size());
-            py::gil_scoped_release nogil;
+            ReleasedGil nogil;
             return t.decode(v, skip_special_tokens);
           },
           py::arg("ids"), py::arg("skip_special_tokens") = true)

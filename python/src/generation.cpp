@@ -11,6 +11,7 @@
 #include <mutex>
 
 #include "core/error.h"
+#include "gil.h"
 #include "engine/stop_matcher.h"
 #include "model/config.h"
 #include "sampling/sampler.h"
@@ -53,7 +54,7 @@ class CachedGeneration final : public Generation {
     if (finished_) fail("this generation has already finished");
     while (true) {
       {
-        py::gil_scoped_release nogil;
+        ReleasedGil nogil;
         std::unique_lock<std::mutex> lock(queue_->mu);
         if (queue_->cv.wait_for(lock, kSignalPoll, [&] { return !queue_->events.empty(); })) {
           TokenEvent ev = std::move(queue_->events.front());
@@ -112,7 +113,7 @@ class RecomputeGeneration final : public Generation {
     }
     std::vector<float> logits;
     {
-      py::gil_scoped_release nogil;
+      ReleasedGil nogil;
       logits = engine_->score({tokens_});
     }
     // The same decisions, in the same order, as the engine's scheduler step (src/engine/engine.cpp).

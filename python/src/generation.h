@@ -21,8 +21,8 @@ class Generation {
  public:
   virtual ~Generation() = default;
   // The next event; the last one has finished = true. Called with the GIL held: the GIL is released while the
-  // engine computes, and pending signals are checked at least every 50 ms; on Ctrl-C the request is cancelled and
-  // the KeyboardInterrupt propagates (pybind11::error_already_set).
+  // engine computes, and pending signals are checked every 50 ms of waiting; on Ctrl-C the request is cancelled
+  // and the KeyboardInterrupt propagates (pybind11::error_already_set).
   virtual TokenEvent next() = 0;
   // Ends the request early; the events that follow end with one whose reason is Cancelled. Thread-safe.
   virtual void cancel() = 0;
@@ -46,7 +46,7 @@ std::unique_ptr<Generation> start_cached(std::shared_ptr<Engine> engine, Request
 // Validates `r` as Engine::submit does, then computes each token from the whole sequence, without a cache.
 std::unique_ptr<Generation> start_recompute(std::shared_ptr<Engine> engine, Request r);
 
-// Pulls events until the final one (GIL and signals as in Generation::next).
+// Pulls events until the final one (GIL and signals as in Generation::next, and signals between events too).
 Completion collect(Generation& g);
 
 // Registers the Python classes _Generation, _Event and _Completion and the function _start.

@@ -7,6 +7,7 @@
 #include <cstring>
 
 #include "core/error.h"
+#include "gil.h"
 #include "core/log.h"
 #include "engine_bindings.h"
 #include "format/quantize_model.h"
@@ -49,7 +50,7 @@ py::dict quantize(const std::string& src, const std::string& dst, int group_size
   };
   QuantizeModelReport r;
   try {
-    py::gil_scoped_release nogil;
+    ReleasedGil nogil;
     r = quantize_model(src, dst, opt);
   } catch (const Interrupted&) {
     throw py::error_already_set();

@@ -7,6 +7,7 @@ import signal
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 import unittest
 
@@ -162,6 +163,43 @@ class MatchesTheCli(unittest.TestCase):
             self.assertEqual(self.cli(folder, p, 16, "--temp", "0.8", "--top-k", "40", "--seed", "99"),
                              new_ids(m.generate(p, max_new_tokens=16, ignore_eos=True, temperature=0.8, top_k=40,
                                                 seed=99), p))
+
+
+class PythonThreads(unittest.TestCase):
+    def test_threads_run_at_once_and_equal_singles(self):
+        # The GIL is released while the engine works, so the threads' requests are batched together.
+        m = support.model(support.GLM)
+        prompts = [c["input_ids"] for c in support.load_reference(support.GLM)]
+        out = [None] * len(prompts)
+
+        def work(i):
+            out[i] = m.generate(prompts[i], max_new_tokens=10, ignore_eos=True, **SAMPLED)
+        threads = [threading.Thread(target=work, args=(i,)) for i in range(len(prompts))]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        for p, o in zip(prompts, out):
+            np.testing.assert_array_equal(o, m.generate(p, max_new_tokens=10, ignore_eos=True, **SAMPLED))
+
+    def test_exit_while_daemon_threads_compute(self):
+        # CPython ends daemon threads that want the GIL back during shutdown; that must not abort the process.
+        script = textwrap.dedent("""
+            import sys, threading, time
+            import mmfp4
+            m = mmfp4.load(sys.argv[1], device=sys.argv[2])
+            s = m.stream([1, 2, 3], max_new_tokens=2000, ignore_eos=True)
+            next(s)
+            jobs = [lambda: m.generate([4, 5, 6], max_new_tokens=3000, ignore_eos=True),
+                    lambda: [m(list(range(1, 2000))) for _ in range(100)]]
+            for job in jobs:
+                threading.Thread(target=job, daemon=True).start()
+            time.sleep(0.3)
+            print("exiting", flush=True)
+        """)
+        r = subprocess.run([sys.executable, "-c", script, support.QWEN, support.DEVICE], capture_output=True,
+                           text=True, timeout=60)
+        self.assertEqual((r.returncode, r.stdout.strip()), (0, "exiting"), r.stderr)
 
 
 class CtrlC(unittest.TestCase):
