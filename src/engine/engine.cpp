@@ -195,6 +195,22 @@ uint64_t Engine::submit(Request r, TokenCallback on_event) {
   if (I.tok) s->decoder = std::make_unique<StreamDecoder>(*I.tok, s->req.skip_special_tokens);
   s->stop = StopMatcher(s->req.stop);
   s->t_submit = now_seconds();
+  if (s->req.max_new_tokens == 0) {
+    // Nothing to generate: the request is complete as submitted (no model step, no cache).
+    uint64_t id;
+    {
+      std::lock_guard<std::mutex> lock(I.mu);
+      id = I.next_id++;
+      ++I.stats.requests_total;
+    }
+    TokenEvent ev;
+    ev.request_id = id;
+    ev.finished = true;
+    ev.reason = FinishReason::Length;
+    ev.prompt_tokens = s->n_prompt;
+    if (s->cb) s->cb(ev);
+    return id;
+  }
   uint64_t id;
   {
     std::lock_guard<std::mutex> lock(I.mu);

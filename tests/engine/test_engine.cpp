@@ -212,6 +212,13 @@ TEST(Engine, StreamedTextEqualsDetokenizedIds) {
 namespace mmfp4 {
 namespace {
 
+TEST(Engine, ZeroNewTokensGeneratesNothing) {
+  auto e = Engine::open(opts(1));
+  Result r = e->generate(req(random_prompt(5, 1), 0));
+  EXPECT_TRUE(r.ids.empty());
+  EXPECT_EQ(r.reason, FinishReason::Length);
+}
+
 TEST(Engine, ScoreGivesEveryPositionAndMatchesGeneration) {
   auto e = Engine::open(opts(2));
   const auto a = random_prompt(9, 1), b = random_prompt(3, 2);
