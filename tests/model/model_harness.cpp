@@ -109,6 +109,13 @@ std::vector<int32_t> greedy(Loaded& m, const std::vector<int32_t>& prompt, int n
   return out;
 }
 
+std::string folder_param_name(const ::testing::TestParamInfo<std::string>& info) {
+  std::string s = info.param;
+  for (char& ch : s)
+    if (!isalnum(static_cast<unsigned char>(ch))) ch = '_';
+  return s;
+}
+
 double max_row_rel_err(const float* a, const float* b, int64_t rows, int64_t cols, int64_t* worst_row) {
   double worst = 0;
   for (int64_t r = 0; r < rows; ++r) {

@@ -42,6 +42,9 @@ std::vector<float> decode_logits(Loaded& m, const std::vector<int32_t>& ids);
 // sequence recomputed from scratch every step).
 std::vector<int32_t> greedy(Loaded& m, const std::vector<int32_t>& prompt, int n, bool use_cache);
 
+// A gtest parameter name from a folder path ("fixtures/parity/llama3" -> "fixtures_parity_llama3").
+std::string folder_param_name(const ::testing::TestParamInfo<std::string>& info);
+
 // max |a - b| / max |b| over each row of [rows, cols]; returns the worst row's value.
 double max_row_rel_err(const float* a, const float* b, int64_t rows, int64_t cols, int64_t* worst_row = nullptr);
 

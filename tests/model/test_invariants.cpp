@@ -107,12 +107,7 @@ INSTANTIATE_TEST_SUITE_P(Models, Invariants,
                          ::testing::Values("fixtures/parity/llama3", "fixtures/parity-mmfp4/qwen3-moe",
                                            "fixtures/parity/deepseek-v3", "fixtures/parity-mmfp4/glm4-moe-lite",
                                            "models/tiny-qwen3-mmfp4", "models/tiny-glm4-moe-lite-mmfp4-h64"),
-                         [](const ::testing::TestParamInfo<std::string>& i) {
-                           std::string s = i.param;
-                           for (char& ch : s)
-                             if (!isalnum(static_cast<unsigned char>(ch))) ch = '_';
-                           return s;
-                         });
+                         folder_param_name);
 
 }  // namespace
 }  // namespace mmfp4::testing

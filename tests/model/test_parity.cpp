@@ -42,12 +42,7 @@ INSTANTIATE_TEST_SUITE_P(Fixtures, Parity,
                                            "fixtures/parity/glm4-moe-lite", "fixtures/parity-mmfp4/glm4-moe-lite",
                                            "models/tiny-qwen3", "models/tiny-qwen3-mmfp4",
                                            "models/tiny-glm4-moe-lite", "models/tiny-glm4-moe-lite-mmfp4-h64"),
-                         [](const ::testing::TestParamInfo<std::string>& i) {
-                           std::string s = i.param;
-                           for (char& ch : s)
-                             if (!isalnum(static_cast<unsigned char>(ch))) ch = '_';
-                           return s;
-                         });
+                         folder_param_name);
 
 }  // namespace
 }  // namespace mmfp4::testing
