@@ -8,8 +8,9 @@
 // (RSS) before and after, with the engine's KV-cache usage. Prints throughput, latency and TTFT percentiles.
 //
 //   mmfp4_server_load [--model DIR] [--clients 64] [--requests 20] [--max-batch 16] [--ctx 512] [--seed 1]
-//                     [--json FILE]
-// Exit status 1 when any check fails.
+//                     [--json FILE] [--no-baseline]
+// The baseline (unless --no-baseline) runs the same generation requests from as many threads straight into a fresh
+// engine, without HTTP: the ceiling the server's throughput is measured against. Exit status 1 when a check fails.
 #include <algorithm>
 #include <atomic>
 #include <cstdio>
@@ -65,6 +66,7 @@ struct Config {
   int64_t ctx = 512;
   uint64_t seed = 1;
   std::string json_out;
+  bool baseline = true;
 };
 
 double rss_mb(const char* field = "VmRSS:") {
@@ -241,6 +243,38 @@ void run_client(int client, const Config& cfg, int port, const std::vector<int32
   }
 }
 
+// The ceiling: the same generation requests from the same number of clients, straight into a fresh engine with
+// the same options (Engine::generate, no HTTP, no JSON). Returns {wall seconds, tokens, latencies}.
+struct Baseline {
+  double wall_s = 0;
+  int64_t tokens = 0;
+  std::vector<double> latency;
+};
+Baseline engine_alone(const EngineOptions& eo, const std::vector<std::vector<Outcome>>& per_client) {
+  auto engine = Engine::open(eo);
+  Baseline b;
+  std::vector<std::vector<double>> lat(per_client.size());
+  std::vector<int64_t> tokens(per_client.size(), 0);
+  const double t0 = now_seconds();
+  std::vector<std::thread> th;
+  for (size_t c = 0; c < per_client.size(); ++c)
+    th.emplace_back([&, c] {
+      for (const auto& o : per_client[c]) {
+        if (!o.compare || !o.problem.empty()) continue;
+        const double t = now_seconds();
+        tokens[c] += int64_t(engine->generate(o.solo).ids.size());
+        lat[c].push_back(now_seconds() - t);
+      }
+    });
+  for (auto& t : th) t.join();
+  b.wall_s = now_seconds() - t0;
+  for (size_t c = 0; c < per_client.size(); ++c) {
+    b.tokens += tokens[c];
+    b.latency.insert(b.latency.end(), lat[c].begin(), lat[c].end());
+  }
+  return b;
+}
+
 int run(const Config& cfg) {
   set_log_level(LogLevel::Warn);
   EngineOptions eo;
@@ -284,6 +318,8 @@ int run(const Config& cfg) {
   const int64_t cancelled = srv.metrics().finished(FinishReason::Cancelled);
   srv.stop();
   engine.reset();
+  Baseline base;
+  if (cfg.baseline) base = engine_alone(eo, per_client);
 
   // Flatten and compare with solo runs.
   std::vector<Outcome> all;
@@ -328,6 +364,11 @@ int run(const Config& cfg) {
               pct(lat, 0.5), pct(lat, 0.9), pct(lat, 0.99), pct(lat, 1.0));
   std::printf("ttft      streamed requests: p50 %.3f s, p90 %.3f s, p99 %.3f s\n", pct(ttft, 0.5), pct(ttft, 0.9),
               pct(ttft, 0.99));
+  if (cfg.baseline)
+    std::printf("baseline  the same %zu generation requests from %d clients straight into the engine (no HTTP): "
+                "%.2f s, %.0f tokens/s, latency p50 %.3f s, p99 %.3f s (without the cancelled requests' partial work)\n",
+                base.latency.size(), cfg.clients, base.wall_s, double(base.tokens) / base.wall_s, pct(base.latency, 0.5),
+                pct(base.latency, 0.99));
   std::printf("kinds    ");
   for (auto& [k, n] : count) std::printf(" %s %d%s", kind_name(k), n, failed[k] ? cat(" (", failed[k], " FAILED)").c_str() : "");
   std::printf("\n");
@@ -335,9 +376,9 @@ int run(const Config& cfg) {
               "cancelled; running/waiting after: %lld/%lld\n",
               compared, total_failed, (long long)cancelled, (long long)st.requests_running,
               (long long)st.requests_waiting);
-  std::printf("engine    %lld steps, %lld preemptions, %lld prompt tokens computed (%lld from the prefix cache), KV "
+  std::printf("engine    busy %.1f s of the %.1f s (steps), %lld steps, %lld preemptions, %lld prompt tokens computed (%lld from the prefix cache), KV "
               "blocks used after %lld of %lld (the prefix cache keeps finished prompts' blocks)\n",
-              (long long)st.steps_total, (long long)st.preemptions_total, (long long)st.prompt_tokens_total,
+              st.busy_seconds, wall, (long long)st.steps_total, (long long)st.preemptions_total, (long long)st.prompt_tokens_total,
               (long long)st.cached_prompt_tokens_total, (long long)st.kv_blocks_used, (long long)st.kv_blocks_total);
   std::printf("memory    RSS %.1f MB before the model, %.1f MB loaded (before the load), %.1f MB after; peak %.1f MB\n",
               rss0, rss_before, rss_after, rss_peak);
@@ -360,6 +401,12 @@ int run(const Config& cfg) {
     j.set("latency_p99_s", pct(lat, 0.99));
     j.set("ttft_p50_s", pct(ttft, 0.5));
     j.set("ttft_p99_s", pct(ttft, 0.99));
+    if (cfg.baseline) {
+      j.set("baseline_wall_s", base.wall_s);
+      j.set("baseline_tokens_per_s", double(base.tokens) / base.wall_s);
+      j.set("baseline_latency_p50_s", pct(base.latency, 0.5));
+      j.set("baseline_latency_p99_s", pct(base.latency, 0.99));
+    }
     j.set("compared", compared);
     j.set("failed_checks", total_failed);
     j.set("cancelled", cancelled);
@@ -395,8 +442,9 @@ int main(int argc, char** argv) {
     else if (a == "--ctx") cfg.ctx = std::atoll(next().c_str());
     else if (a == "--seed") cfg.seed = std::strtoull(next().c_str(), nullptr, 10);
     else if (a == "--json") cfg.json_out = next();
+    else if (a == "--no-baseline") cfg.baseline = false;
     else {
-      std::fprintf(stderr, "usage: %s [--model DIR] [--clients N] [--requests N] [--max-batch N] [--ctx N] [--seed S] [--json FILE]\n", argv[0]);
+      std::fprintf(stderr, "usage: %s [--model DIR] [--clients N] [--requests N] [--max-batch N] [--ctx N] [--seed S] [--json FILE] [--no-baseline]\n", argv[0]);
       return 2;
     }
   }

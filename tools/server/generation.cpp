@@ -29,13 +29,16 @@ struct GenerationRun::Shared {
   std::mutex mu;
   std::vector<ChoiceEvent> events;
   int efd = -1;  // readable while events are queued
+  bool wake_each_token = true;
   ~Shared() {
     if (efd >= 0) ::close(efd);
   }
 };
 
-GenerationRun::GenerationRun(Engine& engine, ServerMetrics& metrics, int client_fd, double t_arrival)
+GenerationRun::GenerationRun(Engine& engine, ServerMetrics& metrics, int client_fd, double t_arrival,
+                             bool wake_each_token)
     : engine_(engine), metrics_(metrics), client_fd_(client_fd), t_arrival_(t_arrival), sh_(std::make_shared<Shared>()) {
+  sh_->wake_each_token = wake_each_token;
   sh_->efd = ::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
   if (sh_->efd < 0) throw ApiError(500, cat("eventfd: ", std::strerror(errno)));
 }
@@ -59,8 +62,9 @@ void GenerationRun::submit(std::vector<Request> requests) {
       ids_.push_back(engine_.submit(std::move(requests[i]), [sh, i](const TokenEvent& ev) {
         {
           std::lock_guard<std::mutex> lock(sh->mu);
-          sh->events.push_back({i, ev});
+          sh->events.push_back({i, ev, now_seconds()});
         }
+        if (!sh->wake_each_token && !ev.finished) return;
         const uint64_t one = 1;
         [[maybe_unused]] ssize_t n = ::write(sh->efd, &one, sizeof one);
       }));
@@ -85,12 +89,12 @@ void GenerationRun::record(const ChoiceEvent& ce) {
   const TokenEvent& ev = ce.ev;
   if (ev.token >= 0 && !got_first_[ce.choice]) {
     got_first_[ce.choice] = true;
-    metrics_.observe_time_to_first_token(now_seconds() - t_arrival_);
+    metrics_.observe_time_to_first_token(ce.t - t_arrival_);
   }
   if (ev.finished && !finished_[ce.choice]) {
     finished_[ce.choice] = true;
     ++n_finished_;
-    metrics_.observe_request_duration(now_seconds() - t_arrival_);
+    metrics_.observe_request_duration(ce.t - t_arrival_);
     metrics_.count_finished(ev.reason, ev.prompt_tokens, ev.completion_tokens, ev.cached_prompt_tokens);
   }
 }

@@ -20,13 +20,15 @@ namespace mmfp4::server {
 struct ChoiceEvent {
   size_t choice;
   TokenEvent ev;
+  double t = 0;  // now_seconds() when the engine produced it (latency metrics do not wait for the connection thread)
 };
 
 class GenerationRun {
  public:
   // client_fd: the connection to watch for a hang-up (-1: none). t_arrival: now_seconds() when the HTTP request
-  // arrived (latency metrics start there).
-  GenerationRun(Engine& engine, ServerMetrics& metrics, int client_fd, double t_arrival);
+  // arrived (latency metrics start there). wake_each_token: wake the connection thread for every token (streaming);
+  // otherwise only when a choice finishes, which spares a non-streamed request a context switch per token.
+  GenerationRun(Engine& engine, ServerMetrics& metrics, int client_fd, double t_arrival, bool wake_each_token);
   ~GenerationRun();  // cancels what is still running and waits for it
   GenerationRun(const GenerationRun&) = delete;
   GenerationRun& operator=(const GenerationRun&) = delete;

@@ -20,7 +20,7 @@ void run_generation(const EndpointContext& ctx, HttpResponseWriter& w, ResponseS
   shape.id = new_response_id(shape.chat ? "chatcmpl-" : "cmpl-");
   shape.created = unix_time();
   shape.model = ctx.model;
-  GenerationRun run(ctx.engine, ctx.metrics, w.socket(), ctx.t_arrival);
+  GenerationRun run(ctx.engine, ctx.metrics, w.socket(), ctx.t_arrival, params.stream);
   run.submit(make_requests(params, shape.prompts, max_tokens, shape.logprobs));
   respond(run, ctx.engine, w, shape, params);
 }
