@@ -66,6 +66,7 @@ int run_serve(const std::vector<std::string>& argv) {
   so.model_aliases.push_back(eo.model_dir);
   // Server-wide sampling defaults: given options override the model's generation_config.json. Checked now so a
   // bad value stops the command before anything is loaded.
+  if (a.has("--seed")) fail("--seed has no meaning for a server: each request sends its own 'seed'");
   sampling_options(a, SamplingParams{});
   so.sampling_defaults = [a](const SamplingParams& model) {
     SamplingParams p = sampling_options(a, model);
