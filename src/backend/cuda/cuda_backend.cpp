@@ -294,6 +294,29 @@ int CudaBackend::choose_splits(int row_blocks, int tiles, int k_chunks, int tm, 
   // traffic (written and read once per split) and a fixed cost for the reduction's extra step.
   if (tm > 16 || k_chunks < 2) return 1;
   const int64_t blocks1 = int64_t(row_blocks) * tiles;
+  if (kind == WKind::Fp4) {
+    // MMFP4 keeps the partitioning its kernel was measured with (docs/cuda.md): whole waves of resident blocks
+    // (4 per SM for one token tile, 3 for two), each split of K paying ~2% for its partial sums.
+    if (k_chunks < 4) return 1;
+    const int64_t capacity = int64_t(sms_) * (tm <= 8 ? 4 : 3);
+    if (blocks1 >= 4 * capacity) return 1;
+    double best_cost = 1e300;
+    int best = 1;
+    for (int s = 1; s <= 16 && s <= k_chunks / 2; ++s) {
+      const int cps = int(ceil_div(k_chunks, s));
+      const int se = int(ceil_div(k_chunks, cps));
+      if (se != s && s > 1) continue;
+      if (se > 1 && (int64_t(tiles) * se * tm * npad * 4 > int64_t(partial_.bytes) ||
+                     int64_t(tiles) * row_blocks > counter_capacity_))
+        break;
+      const double cost = double(ceil_div(blocks1 * se, capacity)) * cps * (1.0 + 0.02 * (se - 1)) + (se > 1 ? 1.0 : 0.0);
+      if (cost < best_cost - 1e-9) {
+        best_cost = cost;
+        best = se;
+      }
+    }
+    return best;
+  }
   const double chunk_bytes = (kind == WKind::Fp4 ? 512.0 : 2048.0) * 8;  // one 64-column chunk of a block's 128 rows
   double best_cost = 1e300;
   int best = 1;

@@ -61,11 +61,11 @@ __device__ __forceinline__ void mma(float (&d)[4], const uint32_t (&a)[4], uint3
     mma_bf16_16816(d, a, b0, b1);
 }
 
-// Decode shapes are register-capped so that enough warps share an SM. Measured on the H100: the MMFP4 stream
-// wants 24-32 warps per SM (85 registers: 3 blocks of 8 warps; two token tiles need 128), the 16-bit dense stream does best with
-// 2 blocks of 128 registers and its deeper ring.
+// Decode shapes are register-capped so that enough warps share an SM; the configurations measured best on the
+// H100 (docs/cuda.md): MMFP4 in batches of U = 4 loads per warp with 32 warps per SM (64 registers), 24 for two
+// token tiles; the 16-bit dense stream with its ring of loads at 16 warps per SM (128 registers).
 template <WKind KIND, int NT, int U>
-__global__ void __launch_bounds__(256, KIND == WKind::Fp4 ? (NT == 1 ? 3 : NT == 2 ? 2 : 1) : (NT <= 2 ? 2 : 1))
+__global__ void __launch_bounds__(256, KIND == WKind::Fp4 ? (NT == 1 ? 4 : NT == 2 ? 3 : 1) : (NT <= 2 ? 2 : 1))
     gemm_mma_kernel(GemmArgs p) {
   constexpr int TM = 8 * NT;
   constexpr bool kFp4 = KIND == WKind::Fp4;
@@ -116,60 +116,51 @@ __global__ void __launch_bounds__(256, KIND == WKind::Fp4 ? (NT == 1 ? 3 : NT ==
       const uint32_t* sp = p.w.scales + expert * p.w.expert_scale_stride + int64_t(nt) * p.w.groups * 8 + g;
       // The group of 32-column block kb: a shift when the group size is a power of two (no integer division in
       // the loop); with groups of >= 64 columns both halves of a chunk share one scale, applied once per chunk.
-      const int gshift = p.gshift, gsize = p.w.group_size;
-      const bool per_chunk = gsize >= 64;
-      auto grp = [&](int kb) { return gshift >= 0 ? (kb >> gshift) : (kb * 32) / gsize; };
-      // A ring of U chunks in flight: chunk c + U is requested as soon as chunk c is taken out, so every warp
-      // always has U * 16 bytes per lane outstanding. Scales are read at use (4 groups share an L1 line).
-      uint4 wq[U];
-#pragma unroll
-      for (int i = 0; i < U; ++i)
-        if (kc0 + i < kc1) wq[i] = ld_stream(wp + int64_t(kc0 + i) * 32);
+      const int gshift = p.gshift;
+      const bool per_chunk = p.w.group_size >= 64;
       for (int kc = kc0; kc < kc1; kc += U) {
+        uint4 wv[U];
+#pragma unroll
+        for (int u = 0; u < U; ++u)
+          if (kc + u < kc1) wv[u] = ld_stream(wp + int64_t(kc + u) * 32);
 #pragma unroll
         for (int u = 0; u < U; ++u) {
-          const int ch = kc + u;
-          if (ch >= kc1) break;
-          const uint4 w = wq[u];
-          if (ch + U < kc1) wq[u] = ld_stream(wp + int64_t(ch + U) * 32);
-          const uint32_t sw0 = __ldg(sp + grp(2 * ch) * 8);
-          const uint32_t sw1 = per_chunk ? sw0 : __ldg(sp + grp(2 * ch + 1) * 8);
-          // Independent accumulator chains for the two 32-column halves, so that consecutive mma do not all
-          // wait on each other.
-          float ph[2][NT][4];
-#pragma unroll
-          for (int b = 0; b < 2; ++b)
-#pragma unroll
-            for (int t = 0; t < NT; ++t)
-#pragma unroll
-              for (int i = 0; i < 4; ++i) ph[b][t][i] = 0.0f;
+          if (kc + u >= kc1) break;
+          float part[NT][4];
 #pragma unroll
           for (int b = 0; b < 2; ++b) {
+            const int kb = 2 * (kc + u) + b;
+            if (b == 0 || !per_chunk) {
+#pragma unroll
+              for (int t = 0; t < NT; ++t)
+#pragma unroll
+                for (int i = 0; i < 4; ++i) part[t][i] = 0.0f;
+            }
             uint32_t a[2][4];
-            fp4_fragment(pick(w, 2 * b), a[0]);
-            fp4_fragment(pick(w, 2 * b + 1), a[1]);
+            fp4_fragment(pick(wv[u], 2 * b), a[0]);
+            fp4_fragment(pick(wv[u], 2 * b + 1), a[1]);
 #pragma unroll
             for (int t = 0; t < NT; ++t) {
-              const uint4 xh = __ldg(xp + (int64_t(t) * p.kb32 + 2 * ch + b) * 32);
-              mma<KIND>(ph[b][t], a[0], xh.x, xh.y);
-              mma<KIND>(ph[b][t], a[1], xh.z, xh.w);
+              const uint4 xv = __ldg(xp + (int64_t(t) * p.kb32 + kb) * 32);
+              mma<KIND>(part[t], a[0], xv.x, xv.y);
+              mma<KIND>(part[t], a[1], xv.z, xv.w);
               if (xq) {
-                const uint4 xl = __ldg(xq + (int64_t(t) * p.kb32 + 2 * ch + b) * 32);
-                mma<KIND>(ph[b][t], a[0], xl.x, xl.y);
-                mma<KIND>(ph[b][t], a[1], xl.z, xl.w);
+                const uint4 xl = __ldg(xq + (int64_t(t) * p.kb32 + kb) * 32);
+                mma<KIND>(part[t], a[0], xl.x, xl.y);
+                mma<KIND>(part[t], a[1], xl.z, xl.w);
               }
             }
-          }
+            if (b == 1 || !per_chunk) {
+              const int grp = gshift >= 0 ? (kb >> gshift) : (kb * 32) / p.w.group_size;
+              const uint32_t sw = __ldg(sp + grp * 8);
+              const float s_lo = f16_bits_to_f32(uint16_t(sw & 0xFFFF)), s_hi = f16_bits_to_f32(uint16_t(sw >> 16));
 #pragma unroll
-          for (int b = 0; b < 2; ++b) {
-            const uint32_t sw = b == 0 ? sw0 : sw1;
-            const float s_lo = f16_bits_to_f32(uint16_t(sw & 0xFFFF)), s_hi = f16_bits_to_f32(uint16_t(sw >> 16));
-#pragma unroll
-            for (int t = 0; t < NT; ++t) {
-              acc[t][0] = fmaf(s_lo, ph[b][t][0], acc[t][0]);
-              acc[t][1] = fmaf(s_lo, ph[b][t][1], acc[t][1]);
-              acc[t][2] = fmaf(s_hi, ph[b][t][2], acc[t][2]);
-              acc[t][3] = fmaf(s_hi, ph[b][t][3], acc[t][3]);
+              for (int t = 0; t < NT; ++t) {
+                acc[t][0] = fmaf(s_lo, part[t][0], acc[t][0]);
+                acc[t][1] = fmaf(s_lo, part[t][1], acc[t][1]);
+                acc[t][2] = fmaf(s_hi, part[t][2], acc[t][2]);
+                acc[t][3] = fmaf(s_hi, part[t][3], acc[t][3]);
+              }
             }
           }
         }
