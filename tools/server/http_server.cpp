@@ -48,6 +48,25 @@ int read_some(int fd, std::string& buf, double deadline) {
   }
 }
 
+// After refusing a request whose body may still be arriving (413, a malformed request), the rest is read and
+// dropped for a moment before closing: closing with unread data makes the kernel send a reset, which can destroy
+// the answer before the client reads it ("lingering close", as Apache and nginx do). Bounded in time and bytes.
+void drain_before_close(int fd) {
+  ::shutdown(fd, SHUT_WR);
+  const double end = now_seconds() + 2.0;
+  size_t dropped = 0;
+  char tmp[65536];
+  while (dropped < (64u << 20)) {
+    const double left = end - now_seconds();
+    if (left <= 0) break;
+    pollfd p{fd, POLLIN, 0};
+    if (::poll(&p, 1, int(std::ceil(left * 1000))) <= 0) break;
+    const ssize_t n = ::recv(fd, tmp, sizeof tmp, 0);
+    if (n <= 0) break;
+    dropped += size_t(n);
+  }
+}
+
 }  // namespace
 
 HttpServer::HttpServer(HttpServerOptions opt, HttpHandler handler, HttpErrorHandler on_error)
@@ -219,6 +238,7 @@ void HttpServer::serve(Connection& c) {
     if (st == HttpRequestParser::Status::Error) {
       HttpResponseWriter w(fd, none);
       send_error(parser.head_done() ? &parser.request() : nullptr, parser.error_status(), parser.error_message(), w);
+      if (!stopping_) drain_before_close(fd);
       return;
     }
     if (st == HttpRequestParser::Status::Done) {
