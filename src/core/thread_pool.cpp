@@ -88,6 +88,7 @@ void ThreadPool::worker_loop(int id) {
 }
 
 void ThreadPool::dispatch(int64_t n_tasks, Trampoline tramp, void* ctx, bool per_thread) {
+  std::lock_guard<std::mutex> lock(dispatch_mu_);
   // Every task of the previous job is done. Block claims first: a worker still holding the previous generation
   // then fails its compare-exchange instead of taking a task of the new job under the old one's numbering.
   const uint32_t gen = generation_.load(std::memory_order_relaxed) + 1;

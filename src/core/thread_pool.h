@@ -12,6 +12,7 @@
 #include <algorithm>
 #include <atomic>
 #include <cstdint>
+#include <mutex>
 #include <thread>
 #include <vector>
 
@@ -27,7 +28,7 @@ class ThreadPool {
   int size() const { return n_threads_; }
 
   // Calls fn(task, thread) for every task in [0, n_tasks), thread in [0, size()). Blocks until all are done.
-  // Not reentrant: fn must not call run() on the same pool.
+  // Callers on different threads take turns (one job at a time); fn must not call run() on the same pool.
   template <typename F>
   void run(int64_t n_tasks, F&& fn) {
     if (n_tasks <= 0) return;
@@ -98,6 +99,7 @@ class ThreadPool {
   alignas(64) std::atomic<uint32_t> generation_{0};
   alignas(64) std::atomic<int64_t> done_{0};        // tasks of the current job finished
   std::atomic<bool> stop_{false};
+  std::mutex dispatch_mu_;  // one job at a time when several threads share the pool (e.g. loading beside a step)
 };
 
 }  // namespace mmfp4

@@ -131,7 +131,7 @@ std::unique_ptr<CpuLinear> CpuBackend::make_linear(const HostWeight& w) {
     // Weight surgery for the fast kernels: repack into the P64 layout (packed_weight.h).
     const PackedWeight shape = packed_shape(w);
     out->mem = aligned_bytes(size_t(shape.bytes()));
-    out->packed = pack_weight(w, out->mem.get());
+    out->packed = pack_weight(w, out->mem.get(), pool_);
     out->bytes = shape.bytes();
   } else if (w.format == WeightFormat::MMFP4) {
     const size_t code_bytes = size_t(w.n) * size_t(w.k_stored / 8) * 4;

@@ -1,5 +1,6 @@
 #include "backend/cpu/packed_weight.h"
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 
@@ -33,13 +34,13 @@ PackedWeight packed_shape(const HostWeight& w) {
   return p;
 }
 
-PackedWeight pack_weight(const HostWeight& w, uint8_t* dst) {
-  PackedWeight p = packed_shape(w);
-  p.data = dst;
-  std::memset(dst, 0, size_t(p.bytes()));  // padding rows: codes 0, scales 0 (dense: 0)
+void pack_panels(const HostWeight& w, const PackedWeight& p, int64_t p0, int64_t p1) {
+  uint8_t* dst = const_cast<uint8_t*>(p.data);
+  std::memset(dst + p0 * p.panel_bytes, 0, size_t((p1 - p0) * p.panel_bytes));  // padding rows: code 0, scale 0
+  const int64_t r0 = p0 * kPanelRows, r1 = std::min(p.n, p1 * kPanelRows);
   if (p.mmfp4()) {
     const int64_t kw_row = p.k / 8, g_row = p.k / p.group, kwg = p.group / 8;
-    for (int64_t r = 0; r < p.n; ++r) {
+    for (int64_t r = r0; r < r1; ++r) {
       const int64_t panel = r / kPanelRows, lane = r % kPanelRows;
       for (int64_t g = 0; g < g_row; ++g) {
         auto* codes = const_cast<uint32_t*>(p.codes(panel, g));
@@ -48,15 +49,25 @@ PackedWeight pack_weight(const HostWeight& w, uint8_t* dst) {
         scales[lane] = w.scales[r * g_row + g];
       }
     }
+    return;
+  }
+  const size_t es = dtype_size(w.dtype);
+  const auto* src = static_cast<const uint8_t*>(w.data);
+  for (int64_t r = r0; r < r1; ++r) {
+    uint8_t* panel = dst + (r / kPanelRows) * p.panel_bytes;
+    const int64_t lane = r % kPanelRows;
+    for (int64_t k = 0; k < p.k; ++k)
+      std::memcpy(panel + (k * kPanelRows + lane) * int64_t(es), src + (r * p.k + k) * int64_t(es), es);
+  }
+}
+
+PackedWeight pack_weight(const HostWeight& w, uint8_t* dst, ThreadPool* pool) {
+  PackedWeight p = packed_shape(w);
+  p.data = dst;
+  if (pool && p.panels > 1) {
+    pool->run(p.panels, [&](int64_t i, int) { pack_panels(w, p, i, i + 1); });
   } else {
-    const size_t es = dtype_size(w.dtype);
-    const auto* src = static_cast<const uint8_t*>(w.data);
-    for (int64_t r = 0; r < p.n; ++r) {
-      uint8_t* panel = dst + (r / kPanelRows) * p.panel_bytes;
-      const int64_t lane = r % kPanelRows;
-      for (int64_t k = 0; k < p.k; ++k)
-        std::memcpy(panel + (k * kPanelRows + lane) * int64_t(es), src + (r * p.k + k) * int64_t(es), es);
-    }
+    pack_panels(w, p, 0, p.panels);
   }
   return p;
 }

@@ -26,6 +26,7 @@
 #include <memory>
 
 #include "core/dtype.h"
+#include "core/thread_pool.h"
 #include "format/weight.h"
 
 namespace mmfp4 {
@@ -63,8 +64,9 @@ struct PackedWeight {
 
 // Shape of the packed form of `w` (data left null) and its size in bytes.
 PackedWeight packed_shape(const HostWeight& w);
-// Repacks w (canonical layout) into dst (packed_shape(w).bytes() bytes, 64-byte aligned); returns the view.
-PackedWeight pack_weight(const HostWeight& w, uint8_t* dst);
+// Repacks w (canonical layout) into dst (packed_shape(w).bytes() bytes, 64-byte aligned), panels in parallel on
+// `pool` if given; returns the view.
+PackedWeight pack_weight(const HostWeight& w, uint8_t* dst, ThreadPool* pool = nullptr);
 
 // Row `row` of the stored matrix (rotated domain, k columns), dequantized exactly as the kernels see it: c * s.
 void packed_row(const PackedWeight& w, int64_t row, float* out);
