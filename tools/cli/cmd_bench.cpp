@@ -279,6 +279,7 @@ int run_bench(const std::vector<std::string>& argv) {
   const std::string backend = be->name();
   const int nthreads = ThreadPool::global().size();
   if (json_out || a.has("--json-out")) {
+    const CpuFeatures feat_json = detect_cpu_features();
     json::Value o;
     o.set("model", mname);
     o.set("model_dir", dir);
@@ -288,6 +289,8 @@ int run_bench(const std::vector<std::string>& argv) {
     o.set("backend", backend);
     o.set("threads", nthreads);
     o.set("cpu", cpu);
+    o.set("avx512", feat_json.has_avx512());
+    o.set("avx512_vnni", feat_json.avx512vnni);
     o.set("commit", commit);
     o.set("load_s", load_s);
     o.set("mem_read_GBps", bw.read_gbs);
@@ -330,8 +333,10 @@ int run_bench(const std::vector<std::string>& argv) {
     }
   }
   std::printf("mmfp4 bench  commit %s\n", commit.c_str());
-  std::printf("machine      %s, %u logical CPUs; backend %s\n", cpu.c_str(), std::thread::hardware_concurrency(),
-              backend.c_str());
+  const CpuFeatures feat = detect_cpu_features();
+  std::printf("machine      %s, %u logical CPUs, AVX2 %s, AVX-512 F/BW/VL/DQ %s, VNNI %s; backend %s\n", cpu.c_str(),
+              std::thread::hardware_concurrency(), feat.avx2 ? "yes" : "no", feat.has_avx512() ? "yes" : "no",
+              feat.avx512vnni ? "yes" : "no", backend.c_str());
   std::printf("model        %s (%s)\n", dir.c_str(), cfg.summary().c_str());
   std::printf("             %s of weights, %s parameters; per decode token %.3f GB of weights (routed experts: "
               "top-%ld of %ld)\n",
@@ -341,18 +346,18 @@ int run_bench(const std::vector<std::string>& argv) {
   if (bw.read_gbs > 0)
     std::printf("memory       read %.1f GB/s, copy %.1f GB/s (%d threads, %.0f MiB buffer, this run)\n", bw.read_gbs,
                 bw.copy_gbs, bw.threads, double(bw.bytes) / (1024.0 * 1024.0));
-  std::printf("\n| %-22s | %10s | %9s | %-24s | %7s | %10s | %18s |\n", "model", "size", "params", "backend", "threads",
+  std::printf("\n| %-22s | %10s | %9s | %-28s | %7s | %10s | %18s |\n", "model", "size", "params", "backend", "threads",
               "test", "t/s");
-  std::printf("| %-22s | %10s | %9s | %-24s | %7s | %10s | %18s |\n", "----------------------", "---------:",
-              "--------:", "------------------------", "------:", "---------:", "-----------------:");
+  std::printf("| %-22s | %10s | %9s | %-28s | %7s | %10s | %18s |\n", "----------------------", "---------:",
+              "--------:", "----------------------------", "------:", "---------:", "-----------------:");
   for (const auto& r : results) {
     std::vector<double> tps;
     for (double s : r.runs_s) tps.push_back(double(r.tokens) / s);
     const Stats st = stats(tps);
     char tp[64];
     std::snprintf(tp, sizeof tp, "%.2f ± %.2f", st.mean, st.sd);
-    std::printf("| %-22s | %10s | %9s | %-24s | %7d | %10s | %18s |\n", mname.substr(0, 22).c_str(),
-                human_bytes(census.bytes).c_str(), human_count(census.params).c_str(), backend.substr(0, 24).c_str(),
+    std::printf("| %-22s | %10s | %9s | %-28s | %7d | %10s | %18s |\n", mname.substr(0, 22).c_str(),
+                human_bytes(census.bytes).c_str(), human_count(census.params).c_str(), backend.substr(0, 28).c_str(),
                 nthreads, r.name.c_str(), tp);
   }
   std::printf("\n");
