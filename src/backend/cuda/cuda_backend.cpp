@@ -47,6 +47,20 @@ namespace {
 
 int64_t round_up(int64_t a, int64_t b) { return (a + b - 1) / b * b; }
 bool kv_ok(const KVLayerView& kv) { return kv.dtype == DType::BF16 || kv.dtype == DType::F32; }
+
+// The paged-cache and per-step fields every attention launch shares (values read on the device: graph-safe).
+void set_cache(AttnArgs& a, const KVLayerView& kv, const BatchMeta& b, float scale) {
+  a.cache = kv.data;
+  a.cache_f32 = kv.dtype == DType::F32;
+  a.width = kv.width;
+  a.block_size = kv.block_size;
+  a.scale = scale;
+  a.n_tokens = int(b.n_tokens);
+  a.positions = b.positions;
+  a.seq = b.seq;
+  a.block_tables = b.block_tables;
+  a.max_blocks = b.max_blocks;
+}
 int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
 
 constexpr int kBlockRows = 128;               // rows of W per block of the tensor-core kernel (8 warps x 16)
@@ -403,22 +417,27 @@ void CudaBackend::gemm(const GemmCall& c) {
   a.y_stride = c.y_stride;
   a.accumulate = c.accumulate;
   a.tiles = c.tiles;
+  a.nt = nt;
+  a.grid_tiles = grid_tiles;
+  if (a.grid_tiles > 65535) fail(c.what, ": too many token tiles (", a.grid_tiles, ")");
+  launch_mma(a, c.tiles.tiles ? 8 * nt : c.m);
+}
+
+// Group-index shift, split of K and partial-sum buffers of a prepared tensor-core launch; then launches it.
+void CudaBackend::launch_mma(GemmArgs& a, int rows) {
+  const GemmWeight& gw = a.w;
   if (gw.kind == WKind::Fp4) {
     const int per = gw.group_size / 32;
     if ((per & (per - 1)) == 0) a.gshift = __builtin_ctz(unsigned(per));
   }
-  a.nt = nt;
-  a.grid_tiles = grid_tiles;
   const int row_blocks = int(ceil_div(gw.n_tiles, 8));
-  const int tm = 8 * a.nt;
-  const int64_t npad = int64_t(row_blocks) * kBlockRows;
-  a.splits = choose_splits(row_blocks, a.grid_tiles, gw.k_chunks, tm, npad, c.tiles.tiles ? tm : c.m, gw.kind);
+  a.splits = choose_splits(row_blocks, a.grid_tiles, gw.k_chunks, 8 * a.nt, int64_t(row_blocks) * kBlockRows, rows,
+                           gw.kind);
   a.cps = int(ceil_div(gw.k_chunks, a.splits));
   if (a.splits > 1) {
     a.partial = static_cast<float*>(partial_.p);
     a.counters = static_cast<int32_t*>(counters_.p);
   }
-  if (a.grid_tiles > 65535) fail(c.what, ": too many token tiles (", a.grid_tiles, ")");
   launch_gemm_mma(a, stream_);
 }
 
@@ -547,16 +566,7 @@ void CudaBackend::attention(Act q, const KVLayerView& kv, int64_t heads, int64_t
   a.k_off_per_kvh = D;
   a.v_off = kv_heads * D;
   a.v_off_per_kvh = D;
-  a.cache = kv.data;
-  a.cache_f32 = kv.dtype == DType::F32;
-  a.width = kv.width;
-  a.block_size = kv.block_size;
-  a.scale = scale;
-  a.n_tokens = int(q.rows);
-  a.positions = b.positions;
-  a.seq = b.seq;
-  a.block_tables = b.block_tables;
-  a.max_blocks = b.max_blocks;
+  set_cache(a, kv, b, scale);
   a.out = out.data;
   a.out_row_stride = out.stride;
   a.out_head_stride = D;
@@ -583,16 +593,7 @@ void CudaBackend::mla_attention(Act q_lat, Act q_pe, const KVLayerView& kv, int6
   a.dv = int(R);
   a.heads = int(heads);
   a.kv_heads = 1;
-  a.cache = kv.data;
-  a.cache_f32 = kv.dtype == DType::F32;
-  a.width = kv.width;
-  a.block_size = kv.block_size;
-  a.scale = scale;
-  a.n_tokens = int(b.n_tokens);
-  a.positions = b.positions;
-  a.seq = b.seq;
-  a.block_tables = b.block_tables;
-  a.max_blocks = b.max_blocks;
+  set_cache(a, kv, b, scale);
   a.out = out_lat.data;
   a.out_row_stride = out_lat.stride * heads;
   a.out_head_stride = out_lat.stride;
@@ -669,19 +670,7 @@ void CudaBackend::mla_expand_v(Act o_lat, const LinearWeight& kv_b_in, int64_t h
       a.y = out.data + t0 * heads * out.stride;
       a.y_stride = out.stride * heads;
       a.y_head_stride = out.stride;
-      if (sub.kind == WKind::Fp4) {
-        const int per = sub.group_size / 32;
-        if ((per & (per - 1)) == 0) a.gshift = __builtin_ctz(unsigned(per));
-      }
-      const int row_blocks = int(ceil_div(sub.n_tiles, 8));
-      a.splits = choose_splits(row_blocks, a.grid_tiles, sub.k_chunks, tm, int64_t(row_blocks) * kBlockRows, tc,
-                               sub.kind);
-      a.cps = int(ceil_div(sub.k_chunks, a.splits));
-      if (a.splits > 1) {
-        a.partial = static_cast<float*>(partial_.p);
-        a.counters = static_cast<int32_t*>(counters_.p);
-      }
-      launch_gemm_mma(a, stream_);
+      launch_mma(a, tc);
     }
     return;
   }
