@@ -128,6 +128,8 @@ std::unique_ptr<Engine> Engine::open(const EngineOptions& opt) {
     fail("kv_blocks (", blocks, ") must hold at least one full context of ", I.model->max_context(), " tokens (",
          per_seq, " blocks of ", bs, ")");
   I.kv = std::make_unique<KVCache>(*I.be, I.model->config(), blocks, bs);
+  // Record the decode-step graphs of every batch bucket now (backends with graphs), not on first use.
+  I.model->prepare_graphs(*I.kv);
   I.prefix = std::make_unique<PrefixCache>(*I.kv);
   if (file_exists(opt.model_dir + "/tokenizer.json")) {
     I.tok = Tokenizer::from_dir(opt.model_dir);
@@ -476,7 +478,19 @@ bool Engine::Impl::step() {
       b.add(s->tokens[size_t(start + j)], int32_t(start + j), int32_t(si), last && j + 1 == n);
     if (last) with_logits.push_back(s);
   }
-  model->forward(b, *kv, logits.data());
+  // Greedy steps without penalties or logprobs take the argmax on the device: one id per row comes back instead
+  // of a vocabulary of logits.
+  bool all_greedy = !with_logits.empty();
+  for (const Sequence* s : with_logits) {
+    const SamplingParams& p = s->req.sampling;
+    all_greedy = all_greedy && p.greedy() && p.repetition_penalty == 1.0f && p.presence_penalty == 0.0f &&
+                 p.frequency_penalty == 0.0f && !s->req.logprobs;
+  }
+  std::vector<int32_t> greedy_ids(with_logits.size());
+  if (all_greedy)
+    model->forward_greedy(b, *kv, greedy_ids.data());
+  else
+    model->forward(b, *kv, logits.data());
   const int64_t V = model->vocab_size();
   int64_t prompt_tokens = 0;
   for (auto [s, n] : plan) {
@@ -493,7 +507,7 @@ bool Engine::Impl::step() {
     float* lg = logits.data() + r * size_t(V);
     TokenEvent ev;
     if (s.req.logprobs) raw.assign(lg, lg + V);  // log-probabilities of the model, before penalties
-    const int32_t tok = s.sampler->sample(lg, s.tokens);
+    const int32_t tok = all_greedy ? greedy_ids[r] : s.sampler->sample(lg, s.tokens);
     if (s.req.logprobs) ev.logprob = log_softmax_at(raw.data(), V, tok);
     if (s.n_generated == 0) s.t_first = now_seconds();
     s.tokens.push_back(tok);

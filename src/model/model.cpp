@@ -74,7 +74,8 @@ std::unique_ptr<Model> Model::load(const std::string& dir, Backend& be, const Mo
   }
   // Batch metadata: tokens, positions, seq, slots, logit rows [T] each, then block tables [T, max_blocks].
   const int64_t max_blocks = (m->max_context_ + opt.kv_block_size - 1) / opt.kv_block_size;
-  m->meta_ints_ = 5 * T + T * max_blocks;
+  // After them, [T] argmax ids (forward_greedy).
+  m->meta_ints_ = 5 * T + T * max_blocks + T;
   m->meta_ = static_cast<int32_t*>(be.alloc(size_t(m->meta_ints_) * 4, "batch metadata"));
   m->owned_.push_back(m->meta_);
   m->h_meta_.assign(size_t(m->meta_ints_), 0);
@@ -123,12 +124,16 @@ void Model::validate(const Batch& b, const KVCache& kv) const {
     if (r < 0 || size_t(r) >= b.tokens.size()) fail("logit row ", r, " is outside the batch");
 }
 
-void Model::forward(const Batch& b, KVCache& kv, float* logits) {
+void Model::forward(const Batch& b, KVCache& kv, float* logits) { forward_impl(b, kv, logits, nullptr); }
+
+void Model::forward_greedy(const Batch& b, KVCache& kv, int32_t* ids) { forward_impl(b, kv, nullptr, ids); }
+
+void Model::forward_impl(const Batch& b, KVCache& kv, float* logits, int32_t* ids) {
   validate(b, kv);
   size_t logit_base = 0;
   for (size_t begin = 0; begin < b.size(); begin += size_t(opt_.max_tokens)) {
     const size_t end = std::min(b.size(), begin + size_t(opt_.max_tokens));
-    run_chunk(b, begin, end, kv, logits, logit_base);
+    run_chunk(b, begin, end, kv, logits, ids, logit_base);
     for (int32_t r : b.logit_rows) logit_base += (size_t(r) >= begin && size_t(r) < end) ? 1 : 0;
   }
 }
@@ -139,7 +144,8 @@ int64_t Model::graph_bucket(int64_t T) const {
   return std::min({b, opt_.graph_max_tokens, opt_.max_tokens});
 }
 
-void Model::run_chunk(const Batch& b, size_t begin, size_t end, KVCache& kv, float* logits, size_t logit_base) {
+void Model::run_chunk(const Batch& b, size_t begin, size_t end, KVCache& kv, float* logits, int32_t* ids,
+                      size_t logit_base) {
   const int64_t T = int64_t(end - begin), Tmax = opt_.max_tokens, V = cfg_.vocab_size;
   // Host metadata: the chunk's sequences get local indices 0..n_seqs-1.
   int32_t* hm = h_meta_.data();
@@ -212,6 +218,12 @@ void Model::run_chunk(const Batch& b, size_t begin, size_t end, KVCache& kv, flo
       be_.sync();
       return;
     }
+  }
+  if (ids) {
+    int32_t* d_ids = meta_ + meta_ints_ - Tmax;
+    be_.argmax_rows(Act(logits_, n_rows, V), d_ids);
+    be_.download(ids + logit_base, d_ids, size_t(n_rows) * 4);
+    return;
   }
   be_.download(logits + logit_base * size_t(V), logits_, size_t(n_rows * V) * 4);
 }

@@ -66,6 +66,9 @@ class Model {
   // `logits` [b.logit_rows.size(), vocab] (host memory). Throws mmfp4::Error for bad ids, positions past the
   // context, or missing cache blocks; nothing is written to the cache then.
   void forward(const Batch& b, KVCache& kv, float* logits);
+  // As forward(), but returns only the argmax (greedy token, ties to the lowest id) of each logit row in
+  // ids [b.logit_rows.size()]: the argmax runs on the device, so a vocabulary of logits is not copied per row.
+  void forward_greedy(const Batch& b, KVCache& kv, int32_t* ids);
 
   void set_check(bool on) { tracer_ = Tracer(on, opt_.verbose); opt_.check = on; }
 
@@ -76,7 +79,10 @@ class Model {
  private:
   Model(const std::string& dir, Backend& be, const ModelConfig& cfg, const ModelOptions& opt);
   void validate(const Batch& b, const KVCache& kv) const;
-  void run_chunk(const Batch& b, size_t begin, size_t end, KVCache& kv, float* logits, size_t logit_base);
+  void forward_impl(const Batch& b, KVCache& kv, float* logits, int32_t* ids);
+  // Writes logits (or, when logits is null, argmax ids) of the chunk's logit rows at row logit_base onwards.
+  void run_chunk(const Batch& b, size_t begin, size_t end, KVCache& kv, float* logits, int32_t* ids,
+                 size_t logit_base);
   // The ops of one step (embedding to logits of n_rows gathered rows): run eagerly, or recorded into a graph.
   void run_ops(const BatchMeta& m, KVCache& kv, int64_t n_rows);
   int64_t graph_bucket(int64_t T) const;

@@ -215,7 +215,7 @@ int run_bench(const std::vector<std::string>& argv) {
   a.option("-b", "--batch", "LIST", "decode batch sizes: sequences generating together", "1");
   a.option("-t", "--threads", "N", "CPU threads (0: all cores)", "0");
   a.option("-r", "--reps", "N", "repetitions after the first run", "5");
-  a.option("", "--device", "DEV", "cpu, cuda or auto", "cpu");
+  a.option("", "--device", "DEV", "cpu, cuda or auto (CUDA when a GPU is present)", "auto");
   a.option("", "--seed", "S", "seed of the random token ids", "1");
   a.flag("--no-membw", "skip the memory bandwidth test");
   a.flag("--json", "print one JSON object instead of the table");
@@ -242,6 +242,7 @@ int run_bench(const std::vector<std::string>& argv) {
   const ModelConfig& cfg = model->config();
   const int64_t blocks_per_seq = (mo.max_context + mo.kv_block_size - 1) / mo.kv_block_size;
   KVCache kv(*be, cfg, blocks_per_seq * std::max<int64_t>(max_b, 1) + 2, mo.kv_block_size);
+  model->prepare_graphs(kv);  // as the engine does: decode graphs are recorded at load, never on first use
   const WeightCensus census = weight_census(dir, cfg);
   MemBandwidth bw;
   if (!a.get_flag("--no-membw")) bw = measure_memory_bandwidth(ThreadPool::global());
