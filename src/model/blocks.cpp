@@ -31,6 +31,7 @@ std::unique_ptr<LinearWeight> LoadContext::linear(const std::string& name, int64
 
 DeviceVector LoadContext::vector(const std::string& name, int64_t n) {
   DeviceVector v = be.upload_vector(load_vector(ck, name, n), name);
+  owned.push_back(v.data);
   weight_bytes += n * 4;
   return v;
 }

@@ -41,6 +41,7 @@ struct LoadContext {
   const Checkpoint& ck;
   const QuantConfig& qc;
   Backend& be;
+  std::vector<void*>& owned;  // device allocations the model releases when it goes away (vectors)
   int64_t weight_bytes = 0;
 
   std::unique_ptr<LinearWeight> linear(const std::string& name, int64_t n, int64_t k);

@@ -47,7 +47,7 @@ std::unique_ptr<Model> Model::load(const std::string& dir, Backend& be, const Mo
   m->max_context_ = opt.max_context > 0 ? opt.max_context : std::min<int64_t>(cfg.max_position_embeddings, 4096);
   const double t0 = now_seconds();
 
-  LoadContext lc{m->cfg_, *ck, qc, be};
+  LoadContext lc{m->cfg_, *ck, qc, be, m->owned_};
   m->embed_ = lc.linear(cfg.weight_prefix + "embed_tokens.weight", cfg.vocab_size, cfg.hidden_size);
   m->final_norm_ = lc.vector(cfg.weight_prefix + "norm.weight", cfg.hidden_size);
   if (!cfg.tie_word_embeddings || has_weight(*ck, "lm_head.weight"))
