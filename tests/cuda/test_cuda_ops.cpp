@@ -278,11 +278,14 @@ TEST(CudaOps, PagedGqaAttention) {
     p.gpu->kv_store(b.kg, k.g, v.g, b.gpu_meta);
     auto q = p.act(r.vec(size_t(T * (QW + 4)), -2, 2), T, QW, QW + 4);
     auto o = p.act(std::vector<float>(size_t(T * QW)), T, QW);
-    p.poison(o.g);
     const float scale = 1.0f / std::sqrt(float(sh.D));
     p.cpu->attention(q.c, b.kc, sh.heads, sh.kv_heads, sh.D, scale, b.cpu_meta, o.c);
-    p.gpu->attention(q.g, b.kg, sh.heads, sh.kv_heads, sh.D, scale, b.gpu_meta, o.g);
-    EXPECT_LT(p.err(o), kExact) << "heads " << sh.heads << "/" << sh.kv_heads << " D " << sh.D;
+    for (bool fast : {true, false}) {  // split over the KV length (39 tokens: eligible) and the one-pass kernel
+      p.gpu->fast().attn = fast;
+      p.poison(o.g);
+      p.gpu->attention(q.g, b.kg, sh.heads, sh.kv_heads, sh.D, scale, b.gpu_meta, o.g);
+      EXPECT_LT(p.err(o), kExact) << "heads " << sh.heads << "/" << sh.kv_heads << " D " << sh.D << " fast " << fast;
+    }
   }
 }
 
@@ -319,18 +322,24 @@ TEST(CudaOps, AbsorbedMlaAttentionAndKvB) {
     Act qn_c(q.c.data, T * H, s.nope, QK), qn_g(q.g.data, T * H, s.nope, QK);
     Act qp_c(q.c.data + s.nope, T * H, s.P, QK), qp_g(q.g.data + s.nope, T * H, s.P, QK);
     auto qlat = p.act(std::vector<float>(size_t(T * H * s.R)), T * H, s.R);
-    p.poison(qlat.g);
     p.cpu->mla_absorb_q(qn_c, *wc, H, s.nope, s.v, qlat.c);
-    p.gpu->mla_absorb_q(qn_g, *wg, H, s.nope, s.v, qlat.g);
-    EXPECT_LT(p.err(qlat), kExact) << "mla_absorb_q R=" << s.R;
+    for (bool fast : {true, false}) {  // tile-fragment kernel (MMFP4, groups % 32 == 0) and the element kernel
+      p.gpu->fast().absorb = fast;
+      p.poison(qlat.g);
+      p.gpu->mla_absorb_q(qn_g, *wg, H, s.nope, s.v, qlat.g);
+      EXPECT_LT(p.err(qlat), kExact) << "mla_absorb_q R=" << s.R << " fast " << fast;
+    }
     // Attention from the same q_lat on both sides (the CPU's), so only the attention differs.
     p.gpu->upload(qlat.g.data, Pair::get_cpu(qlat.c).data(), size_t(T * H * s.R) * 4);
     auto olat = p.act(std::vector<float>(size_t(T * H * s.R)), T * H, s.R);
-    p.poison(olat.g);
     const float scale = 0.125f;
     p.cpu->mla_attention(qlat.c, qp_c, b.kc, H, scale, b.cpu_meta, olat.c);
-    p.gpu->mla_attention(qlat.g, qp_g, b.kg, H, scale, b.gpu_meta, olat.g);
-    EXPECT_LT(p.err(olat), kExact) << "mla_attention R=" << s.R << " heads " << H;
+    for (bool fast : {true, false}) {
+      p.gpu->fast().attn = fast;
+      p.poison(olat.g);
+      p.gpu->mla_attention(qlat.g, qp_g, b.kg, H, scale, b.gpu_meta, olat.g);
+      EXPECT_LT(p.err(olat), kExact) << "mla_attention R=" << s.R << " heads " << H << " fast " << fast;
+    }
     auto o = p.act(std::vector<float>(size_t(T * H * s.v)), T * H, s.v);
     p.poison(o.g);
     p.cpu->mla_expand_v(olat.c, *wc, H, s.nope, s.v, o.c);
@@ -338,6 +347,60 @@ TEST(CudaOps, AbsorbedMlaAttentionAndKvB) {
     const bool generic = s.dense == DType::F32 && ((s.nope % 16) != 0 || ((s.nope + s.v) % 16) != 0);
     EXPECT_LT(p.err(o), generic ? 1e-4 : kSplit) << "mla_expand_v R=" << s.R;
   }
+}
+
+// Decode: one query token per sequence (the last of each) over long cached contexts, GQA and MLA, both the KV-split
+// kernel (few blocks: eligible) and the one-pass kernel, float32 and bf16 caches.
+TEST(CudaOps, AttentionAtDecodeOverLongContexts) {
+  MMFP4_SKIP_WITHOUT_GPU();
+  Pair p;
+  Rng r(21);
+  for (DType dt : {DType::F32, DType::BF16})
+    for (bool mla : {false, true}) {
+      const int64_t heads = mla ? 20 : 8, kvh = mla ? 1 : 2, D = 64, R = 128, P = 32;
+      const int64_t width = mla ? R + P : 2 * kvh * D;
+      PagedBatch b = make_paged(p, {1, 70, 300, 33}, 16, width, r, dt);
+      const int64_t T = int64_t(b.tokens.size());
+      auto kv1 = p.act(bf16_exact(r, size_t(T * width)), T, width);
+      if (mla) {
+        p.cpu->mla_store(b.kc, kv1.c.col_slice(0, R), kv1.c.col_slice(R, P), b.cpu_meta);
+        p.gpu->mla_store(b.kg, kv1.g.col_slice(0, R), kv1.g.col_slice(R, P), b.gpu_meta);
+      } else {
+        p.cpu->kv_store(b.kc, kv1.c.col_slice(0, kvh * D), kv1.c.col_slice(kvh * D, kvh * D), b.cpu_meta);
+        p.gpu->kv_store(b.kg, kv1.g.col_slice(0, kvh * D), kv1.g.col_slice(kvh * D, kvh * D), b.gpu_meta);
+      }
+      // The last token of each sequence as a decode batch.
+      std::vector<int32_t> pos, seq, slots, toks;
+      for (int64_t i = 0; i < T; ++i) {
+        bool last = true;
+        for (int64_t j = i + 1; j < T; ++j) last = last && b.seq[size_t(j)] != b.seq[size_t(i)];
+        if (!last) continue;
+        pos.push_back(b.positions[size_t(i)]), seq.push_back(b.seq[size_t(i)]), slots.push_back(b.slots[size_t(i)]);
+        toks.push_back(0);
+      }
+      const int64_t Td = int64_t(pos.size());
+      BatchMeta mc = b.cpu_meta, mg = b.gpu_meta;
+      mc.n_tokens = mg.n_tokens = Td;
+      mc.h_positions = pos.data(), mc.h_seq = seq.data(), mc.h_slots = slots.data(), mc.tokens = toks.data();
+      mg.positions = p.gpu_buf(pos), mg.seq = p.gpu_buf(seq), mg.slots = p.gpu_buf(slots), mg.tokens = p.gpu_buf(toks);
+      const int64_t dq = mla ? R : D, dv = mla ? R : D;
+      auto q = p.act(r.vec(size_t(Td * heads * dq), -2, 2), mla ? Td * heads : Td, mla ? R : heads * D);
+      auto qpe = p.act(r.vec(size_t(Td * heads * P), -2, 2), Td * heads, P);
+      auto o = p.act(std::vector<float>(size_t(Td * heads * dv)), mla ? Td * heads : Td, mla ? R : heads * D);
+      if (mla)
+        p.cpu->mla_attention(q.c, qpe.c, b.kc, heads, 0.1f, mc, o.c);
+      else
+        p.cpu->attention(q.c, b.kc, heads, kvh, D, 0.125f, mc, o.c);
+      for (bool fast : {true, false}) {
+        p.gpu->fast().attn = fast;
+        p.poison(o.g);
+        if (mla)
+          p.gpu->mla_attention(q.g, qpe.g, b.kg, heads, 0.1f, mg, o.g);
+        else
+          p.gpu->attention(q.g, b.kg, heads, kvh, D, 0.125f, mg, o.g);
+        EXPECT_LT(p.err(o), kExact) << (mla ? "MLA" : "GQA") << " cache " << dtype_name(dt) << " fast " << fast;
+      }
+    }
 }
 
 TEST(CudaOps, MoeRoutingSelectsAsTheCpu) {
@@ -406,6 +469,8 @@ TEST(CudaOps, MoeExpertsGroupedByExpert) {
     for (int64_t e = 0; e < c.E; ++e) gh.push_back(g[size_t(e)].hw), uh.push_back(u[size_t(e)].hw),
                                       dh.push_back(d[size_t(e)].hw);
     auto ec = p.cpu->upload_experts(gh, uh, dh);
+    for (bool fast : {true, false}) {  // gate+up stacked, tight tile bound (decode splits K) / the earlier path
+    p.gpu->fast().moe = fast;
     auto eg = p.gpu->upload_experts(gh, uh, dh);
     double worst = 0;
     for (int64_t T : {1, 5, 17, 64, 257}) {
@@ -424,9 +489,10 @@ TEST(CudaOps, MoeExpertsGroupedByExpert) {
       p.gpu->moe_experts(x.g, p.gpu_buf(ids), p.gpu_buf(w), c.K, *eg, out.g);
       const double e = p.err(out);
       worst = std::max(worst, e);
-      EXPECT_LT(e, c.tol) << c.name << " T=" << T;
+      EXPECT_LT(e, c.tol) << c.name << " T=" << T << " fast " << fast;
     }
-    std::printf("  moe %-30s worst row error %.3g\n", c.name, worst);
+    std::printf("  moe %-5s %-30s worst row error %.3g\n", fast ? "fast" : "old", c.name, worst);
+    }
   }
 }
 

@@ -4,6 +4,10 @@
 // reads each key and value row once for the whole group, with a float32 online softmax (flash-attention style
 // running max and sum), so the context length is not limited by shared memory.
 // Per-step values (position, sequence, block table) come from device memory: the kernel is graph-replay safe.
+// Split over the KV length (FastPaths::attn; decode, where there are few (token, group) blocks): grid.z splits each
+// token's keys into equal ranges, every block writes its unnormalised output with its running max and sum, and a
+// combine kernel merges the splits in split order (deterministic). The number of splits is fixed at launch (graphs
+// record it); the ranges are computed on the device from the token's position, so an empty range is fine.
 #include "backend/cuda/check.h"
 #include "backend/cuda/common.cuh"
 #include "backend/cuda/kernels.h"
@@ -20,8 +24,8 @@ constexpr int kMaxDvPerThread = 4;  // dv <= 512
 __device__ __forceinline__ float cache_value(const uint16_t* p, int64_t i) { return bf16_bits_to_f32(p[i]); }
 __device__ __forceinline__ float cache_value(const float* p, int64_t i) { return p[i]; }
 
-template <typename T>
-__global__ void __launch_bounds__(kThreads) attention_kernel(AttnArgs p, int sub_groups) {
+template <typename T, bool SPLIT>
+__global__ void __launch_bounds__(kThreads) attention_kernel(AttnArgs p, int sub_groups, AttnSplit sp) {
   const T* cache = static_cast<const T*>(p.cache);
   extern __shared__ float smem[];
   const int dk = p.d1 + p.d2;
@@ -42,6 +46,13 @@ __global__ void __launch_bounds__(kThreads) attention_kernel(AttnArgs p, int sub
   const int pos = p.positions[t];
   const int s = p.seq[t];
   const int n = pos + 1;
+  // Keys [j_begin, j_end) of this block: all of them, or this split's share.
+  int j_begin = 0, j_end = n;
+  if constexpr (SPLIT) {
+    const int per = (n + sp.splits - 1) / sp.splits;
+    j_begin = min(n, int(blockIdx.z) * per);
+    j_end = min(n, j_begin + per);
+  }
   const int64_t k_off = p.k_off + int64_t(kvh) * p.k_off_per_kvh;
   const int64_t v_off = p.v_off + int64_t(kvh) * p.v_off_per_kvh;
 
@@ -66,14 +77,14 @@ __global__ void __launch_bounds__(kThreads) attention_kernel(AttnArgs p, int sub
     for (int j = 0; j < kMaxDvPerThread; ++j) acc[hh][j] = 0.0f;
   __syncthreads();
 
-  for (int j0 = 0; j0 < n; j0 += kTile) {
+  for (int j0 = j_begin; j0 < j_end; j0 += kTile) {
     // Scores: one warp per key, lanes along the key's columns, all heads of the group at once.
     for (int jj = warp; jj < kTile; jj += nw) {
       const int j = j0 + jj;
       float dot[kHeads];
 #pragma unroll
       for (int hh = 0; hh < kHeads; ++hh) dot[hh] = 0.0f;
-      if (j < n) {
+      if (j < j_end) {
         const int32_t blk = p.block_tables[int64_t(s) * p.max_blocks + j / p.block_size];
         const int64_t off = (int64_t(blk) * p.block_size + j % p.block_size) * p.width;
         if (lane == 0) rowoff[jj] = off;
@@ -87,7 +98,7 @@ __global__ void __launch_bounds__(kThreads) attention_kernel(AttnArgs p, int sub
 #pragma unroll
       for (int hh = 0; hh < kHeads; ++hh) {
         const float v = warp_sum(dot[hh]);
-        if (lane == 0) sc[hh * kTile + jj] = (j < n && hh < nh) ? v * p.scale : -INFINITY;
+        if (lane == 0) sc[hh * kTile + jj] = (j < j_end && hh < nh) ? v * p.scale : -INFINITY;
       }
     }
     __syncthreads();
@@ -109,7 +120,7 @@ __global__ void __launch_bounds__(kThreads) attention_kernel(AttnArgs p, int sub
     }
     __syncthreads();
     // Values: each thread owns columns threadIdx.x + kThreads * i of every head.
-    const int jn = min(kTile, n - j0);
+    const int jn = min(kTile, j_end - j0);
 #pragma unroll
     for (int hh = 0; hh < kHeads; ++hh)
 #pragma unroll
@@ -128,38 +139,92 @@ __global__ void __launch_bounds__(kThreads) attention_kernel(AttnArgs p, int sub
     }
     __syncthreads();  // sc and rowoff are rewritten by the next tile
   }
+  if constexpr (SPLIT) {
+    // Partial result of this split: running max and sum, and the unnormalised output (combine_kernel below).
 #pragma unroll
-  for (int hh = 0; hh < kHeads; ++hh) {
-    if (hh >= nh) break;
-    const int h = kvh * group + h0 + hh;
-    const float inv = 1.0f / lsum[hh];
+    for (int hh = 0; hh < kHeads; ++hh) {
+      if (hh >= nh) break;
+      const int h = kvh * group + h0 + hh;
+      const int64_t row = (int64_t(t) * p.heads + h) * sp.splits + blockIdx.z;
+      if (threadIdx.x == 0) {
+        sp.ml[2 * row] = msum[hh];
+        sp.ml[2 * row + 1] = lsum[hh];
+      }
 #pragma unroll
-    for (int i = 0; i < kMaxDvPerThread; ++i) {
-      const int d = threadIdx.x + kThreads * i;
-      if (d < p.dv) p.out[int64_t(t) * p.out_row_stride + int64_t(h) * p.out_head_stride + d] = acc[hh][i] * inv;
+      for (int i = 0; i < kMaxDvPerThread; ++i) {
+        const int d = threadIdx.x + kThreads * i;
+        if (d < p.dv) sp.o[row * p.dv + d] = acc[hh][i];
+      }
+    }
+  } else {
+#pragma unroll
+    for (int hh = 0; hh < kHeads; ++hh) {
+      if (hh >= nh) break;
+      const int h = kvh * group + h0 + hh;
+      const float inv = 1.0f / lsum[hh];
+#pragma unroll
+      for (int i = 0; i < kMaxDvPerThread; ++i) {
+        const int d = threadIdx.x + kThreads * i;
+        if (d < p.dv) p.out[int64_t(t) * p.out_row_stride + int64_t(h) * p.out_head_stride + d] = acc[hh][i] * inv;
+      }
     }
   }
 }
 
+// out[t, h] = sum_s w_s o_s / sum_s w_s l_s with w_s = exp(m_s - max_s m_s), splits in order; a split that saw no
+// key has m_s = -inf and weight 0 (split 0 always sees key 0).
+__global__ void combine_kernel(AttnArgs p, AttnSplit sp) {
+  const int t = blockIdx.x, h = blockIdx.y;
+  const int64_t row0 = (int64_t(t) * p.heads + h) * sp.splits;
+  float mx = -INFINITY;
+  for (int s = 0; s < sp.splits; ++s) mx = fmaxf(mx, sp.ml[2 * (row0 + s)]);
+  for (int d = threadIdx.x; d < p.dv; d += blockDim.x) {
+    float o = 0.0f, l = 0.0f;
+    for (int s = 0; s < sp.splits; ++s) {
+      const float m = sp.ml[2 * (row0 + s)];
+      const float w = m == -INFINITY ? 0.0f : expf(m - mx);
+      l = fmaf(w, sp.ml[2 * (row0 + s) + 1], l);
+      o = fmaf(w, sp.o[(row0 + s) * p.dv + d], o);
+    }
+    p.out[int64_t(t) * p.out_row_stride + int64_t(h) * p.out_head_stride + d] = o / l;
+  }
+}
+
+template <bool SPLIT>
+void launch_kind(const AttnArgs& a, int sub, const AttnSplit& sp, size_t smem, cudaStream_t s) {
+  if (smem > 48 * 1024) {
+    MMFP4_CUDA_CHECK(cudaFuncSetAttribute(attention_kernel<float, SPLIT>, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                          int(smem)), "attention: shared memory ", smem);
+    MMFP4_CUDA_CHECK(cudaFuncSetAttribute(attention_kernel<uint16_t, SPLIT>,
+                                          cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem)),
+                     "attention: shared memory ", smem);
+  }
+  const dim3 grid(unsigned(a.n_tokens), unsigned(a.kv_heads * sub), unsigned(SPLIT ? sp.splits : 1));
+  if (a.cache_f32)
+    attention_kernel<float, SPLIT><<<grid, kThreads, smem, s>>>(a, sub, sp);
+  else
+    attention_kernel<uint16_t, SPLIT><<<grid, kThreads, smem, s>>>(a, sub, sp);
+}
+
 }  // namespace
 
-void launch_attention(const AttnArgs& a, cudaStream_t s) {
+int attention_blocks(const AttnArgs& a) { return a.n_tokens * a.kv_heads * ((a.heads / a.kv_heads + kHeads - 1) / kHeads); }
+
+void launch_attention(const AttnArgs& a, cudaStream_t s, const AttnSplit& sp) {
   if (a.n_tokens == 0) return;
   if (a.dv > kThreads * kMaxDvPerThread) fail("attention: value width ", a.dv, " > ", kThreads * kMaxDvPerThread);
   const int group = a.heads / a.kv_heads;
   const int sub = (group + kHeads - 1) / kHeads;
   const size_t smem = (size_t(kHeads) * (a.d1 + a.d2) + kHeads * kTile + 3 * kHeads) * sizeof(float);
-  if (smem > 48 * 1024) {
-    MMFP4_CUDA_CHECK(cudaFuncSetAttribute(attention_kernel<float>, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                                          int(smem)), "attention: shared memory ", smem);
-    MMFP4_CUDA_CHECK(cudaFuncSetAttribute(attention_kernel<uint16_t>, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                                          int(smem)), "attention: shared memory ", smem);
+  if (sp.splits > 1) {
+    launch_kind<true>(a, sub, sp, smem, s);
+    MMFP4_CUDA_LAUNCHED("attention (split ", sp.splits, ") ", a.n_tokens, " tokens, ", a.heads, " heads / ",
+                        a.kv_heads, " kv heads, key ", a.d1, " + ", a.d2, ", value ", a.dv);
+    combine_kernel<<<dim3(unsigned(a.n_tokens), unsigned(a.heads)), 128, 0, s>>>(a, sp);
+    MMFP4_CUDA_LAUNCHED("attention combine ", a.n_tokens, " tokens x ", a.heads, " heads x ", sp.splits, " splits");
+    return;
   }
-  const dim3 grid(unsigned(a.n_tokens), unsigned(a.kv_heads * sub));
-  if (a.cache_f32)
-    attention_kernel<float><<<grid, kThreads, smem, s>>>(a, sub);
-  else
-    attention_kernel<uint16_t><<<grid, kThreads, smem, s>>>(a, sub);
+  launch_kind<false>(a, sub, sp, smem, s);
   MMFP4_CUDA_LAUNCHED("attention ", a.n_tokens, " tokens, ", a.heads, " heads / ", a.kv_heads, " kv heads, key ",
                       a.d1, " + ", a.d2, ", value ", a.dv, ", cache width ", a.width);
 }

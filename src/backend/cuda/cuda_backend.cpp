@@ -66,6 +66,8 @@ int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
 constexpr int kBlockRows = 128;               // rows of W per block of the tensor-core kernel (8 warps x 16)
 constexpr int64_t kPartialCapBytes = 64 << 20;  // split-K partial sums
 constexpr int64_t kCounterCapacity = 1 << 20;
+constexpr int kAttnSplitMaxTokens = 64;  // attention splits the KV length only for steps this small (decode)
+constexpr int64_t kAttnMaxSplits = 16;
 
 }  // namespace
 
@@ -98,12 +100,28 @@ CudaBackend::CudaBackend(int device) : device_(device) {
     if (std::strcmp(k, "bf16") == 0) kv_dtype_ = DType::BF16;
     else if (std::strcmp(k, "f32") != 0) fail("MMFP4_CUDA_KV must be 'f32' or 'bf16', got '", k, "'");
   }
-  name_ += cat(", ", split_ ? "split" : "bf16", " activations");
+  // Speed paths (FastPaths): MMFP4_CUDA_FAST=0 turns them all off, MMFP4_CUDA_FAST_<NAME>=0/1 each one.
+  auto flag = [](const char* name, bool& v) {
+    if (const char* e = std::getenv(name)) {
+      if (std::strcmp(e, "0") == 0) v = false;
+      else if (std::strcmp(e, "1") == 0) v = true;
+      else fail(name, " must be 0 or 1, got '", e, "'");
+    }
+  };
+  bool all = true;
+  flag("MMFP4_CUDA_FAST", all);
+  fast_.absorb = fast_.attn = fast_.moe = fast_.prep = all;
+  flag("MMFP4_CUDA_FAST_ABSORB", fast_.absorb);
+  flag("MMFP4_CUDA_FAST_ATTN", fast_.attn);
+  flag("MMFP4_CUDA_FAST_MOE", fast_.moe);
+  flag("MMFP4_CUDA_FAST_PREP", fast_.prep);
+  name_ += cat(", ", split_ ? "split" : "bf16", " activations, fast paths: absorb ", fast_.absorb, " attn ",
+               fast_.attn, " moe ", fast_.moe, " prep ", fast_.prep);
 }
 
 CudaBackend::~CudaBackend() {
   for (Buffer* b : {&xb_, &xb_lo_, &rot_, &partial_, &counters_, &moe_sorted_, &moe_pos_, &moe_tiles_, &moe_count_, &moe_g_,
-                    &moe_u_, &moe_d_, &moe_rot_})
+                    &moe_u_, &moe_d_, &moe_rot_, &attn_part_})
     if (b->p) cudaFree(b->p);
   if (stream_) cudaStreamDestroy(stream_);
 }
@@ -184,6 +202,10 @@ void CudaBackend::reserve_workspace(const WorkspacePlan& plan) {
   ws(partial_, size_t(kPartialCapBytes), "split-K partials");
   ws(counters_, size_t(kCounterCapacity * 4), "split-K counters");
   counter_capacity_ = kCounterCapacity;
+  if (plan.max_heads > 0 && plan.max_kv_width > 0)
+    ws(attn_part_, size_t(std::min<int64_t>(T, kAttnSplitMaxTokens) * plan.max_heads * kAttnMaxSplits *
+                          (plan.max_kv_width + 2) * 4),
+       "attention splits");
   if (max_experts_ > 0 && plan.max_top_k > 0) {
     const int64_t n = T * plan.max_top_k, E = max_experts_;
     const int64_t rows_pad = round_up(n + E * 7, 8), max_tiles = n / 8 + E + 1;
@@ -192,7 +214,7 @@ void CudaBackend::reserve_workspace(const WorkspacePlan& plan) {
     ws(moe_tiles_, size_t(max_tiles * 3 * 4), "moe tiles");
     ws(moe_count_, 4, "moe tile count");
     const int64_t width = std::max(max_inter_pad_, max_hidden_pad_);
-    ws(moe_g_, size_t(rows_pad * max_inter_pad_ * 4), "moe gate");
+    ws(moe_g_, size_t(rows_pad * 2 * max_inter_pad_ * 4), "moe gate");  // [gate | up] when stacked
     ws(moe_u_, size_t(rows_pad * max_inter_pad_ * 4), "moe up");
     ws(moe_d_, size_t(rows_pad * max_hidden_pad_ * 4), "moe down");
     ws(moe_rot_, size_t(rows_pad * width * 4), "moe rotated activations");
@@ -204,35 +226,46 @@ void CudaBackend::reserve_workspace(const WorkspacePlan& plan) {
 // ---------------------------------------------------------------------------------------------------------------
 // Weights
 // ---------------------------------------------------------------------------------------------------------------
-// Uploads one weight, or a stack of experts (stack non-empty: all of equal shape and format; w is stack[0]).
-void CudaBackend::fill_linear(CudaLinear& out, const HostWeight& w, const std::vector<const HostWeight*>& stack) {
-  out.name = w.name;
-  out.n = w.n;
+// Uploads one weight, or a stack of experts (stack non-empty: all of equal shape and format; w is stack[0]). With
+// `second` (same size, format and width, w.n a multiple of 16), expert e is stored as the rows of stack[e] followed by
+// those of second[e]: one weight of w.n + second[0]->n rows per expert (gate+up as one GEMM, FastPaths::moe).
+void CudaBackend::fill_linear(CudaLinear& out, const HostWeight& w, const std::vector<const HostWeight*>& stack,
+                              const std::vector<const HostWeight*>& second) {
+  const int64_t n2 = second.empty() ? 0 : second[0]->n;
+  out.name = second.empty() ? w.name : w.name + " + " + second[0]->name;
+  out.n = w.n + n2;
   out.k = w.k;
   out.format = w.format;
   out.hadamard_block = w.hadamard_block;
   GemmWeight& g = out.gw;
-  g.n = int(w.n);
+  g.n = int(w.n + n2);
   const int64_t E = int64_t(stack.size());
   if (w.format == WeightFormat::MMFP4) {
     out.k_stored = w.k_stored;
     g.kind = WKind::Fp4;
     g.k = int(w.k_stored);
     g.group_size = w.group_size;
-    std::vector<Fp4Tiles> tiles;
+    std::vector<Fp4Tiles> tiles, tiles2;
     for (const HostWeight* h : stack) tiles.push_back(repack_fp4(*h));
-    g.n_tiles = int(tiles[0].n_tiles);
+    for (const HostWeight* h : second) tiles2.push_back(repack_fp4(*h));
+    g.n_tiles = int(tiles[0].n_tiles + (tiles2.empty() ? 0 : tiles2[0].n_tiles));
     g.k_chunks = int(tiles[0].k_chunks);
     g.groups = int(tiles[0].groups);
-    const size_t code_words = tiles[0].codes.size(), scale_words = tiles[0].scales.size();
+    const size_t cw1 = tiles[0].codes.size(), sw1 = tiles[0].scales.size();
+    const size_t cw2 = tiles2.empty() ? 0 : tiles2[0].codes.size(), sw2 = tiles2.empty() ? 0 : tiles2[0].scales.size();
+    const size_t code_words = cw1 + cw2, scale_words = sw1 + sw2;
     g.expert_stride = int64_t(code_words / 4);
     g.expert_scale_stride = int64_t(scale_words);
-    auto* codes = static_cast<uint32_t*>(alloc(code_words * 4 * size_t(E), w.name + " (MMFP4 tiles)"));
-    auto* scales = static_cast<uint32_t*>(alloc(scale_words * 4 * size_t(E), w.name + " (scales)"));
+    auto* codes = static_cast<uint32_t*>(alloc(code_words * 4 * size_t(E), out.name + " (MMFP4 tiles)"));
+    auto* scales = static_cast<uint32_t*>(alloc(scale_words * 4 * size_t(E), out.name + " (scales)"));
     out.owned = {codes, scales};
     for (int64_t e = 0; e < E; ++e) {
-      upload(codes + size_t(e) * code_words, tiles[size_t(e)].codes.data(), code_words * 4);
-      upload(scales + size_t(e) * scale_words, tiles[size_t(e)].scales.data(), scale_words * 4);
+      upload(codes + size_t(e) * code_words, tiles[size_t(e)].codes.data(), cw1 * 4);
+      upload(scales + size_t(e) * scale_words, tiles[size_t(e)].scales.data(), sw1 * 4);
+      if (!tiles2.empty()) {
+        upload(codes + size_t(e) * code_words + cw1, tiles2[size_t(e)].codes.data(), cw2 * 4);
+        upload(scales + size_t(e) * scale_words + sw1, tiles2[size_t(e)].scales.data(), sw2 * 4);
+      }
     }
     g.data = codes;
     g.scales = scales;
@@ -245,21 +278,45 @@ void CudaBackend::fill_linear(CudaLinear& out, const HostWeight& w, const std::v
     out.k_stored = w.k;
     g.kind = w.dtype == DType::BF16 ? WKind::Bf16 : w.dtype == DType::F16 ? WKind::F16 : WKind::F32;
     g.k = int(w.k);
-    g.n_tiles = int(ceil_div(w.n, 16));
+    g.n_tiles = int(ceil_div(w.n + n2, 16));
     g.k_chunks = int(ceil_div(w.k, 64));
-    const size_t bytes = size_t(w.n) * size_t(w.k) * dtype_size(w.dtype);
-    g.expert_stride = w.n * w.k;
-    auto* data = static_cast<uint8_t*>(alloc(bytes * size_t(E), w.name));
+    const size_t b1 = size_t(w.n) * size_t(w.k) * dtype_size(w.dtype), b2 = size_t(n2) * size_t(w.k) * dtype_size(w.dtype);
+    const size_t bytes = b1 + b2;
+    g.expert_stride = (w.n + n2) * w.k;
+    auto* data = static_cast<uint8_t*>(alloc(bytes * size_t(E), out.name));
     out.owned = {data};
-    for (int64_t e = 0; e < E; ++e) upload(data + size_t(e) * bytes, stack[size_t(e)]->data, bytes);
+    for (int64_t e = 0; e < E; ++e) {
+      upload(data + size_t(e) * bytes, stack[size_t(e)]->data, b1);
+      if (n2) upload(data + size_t(e) * bytes + b1, second[size_t(e)]->data, b2);
+    }
     g.data = data;
     out.bytes = int64_t(bytes * size_t(E));
     out.mma_ok = g.kind != WKind::F32;
     max_kpad_ = std::max<int64_t>(max_kpad_, int64_t(g.k_chunks) * 64);
   }
-  if (w.n > (int64_t(1) << 30) || w.k_stored > (int64_t(1) << 30))
+  if (w.n + n2 > (int64_t(1) << 30) || w.k_stored > (int64_t(1) << 30))
     fail(w.name, ": shape [", w.n, ", ", w.k, "] is too large for the CUDA kernels");
-  max_n_ = std::max<int64_t>(max_n_, w.n);
+  max_n_ = std::max<int64_t>(max_n_, w.n + n2);
+}
+
+// A view of rows [r0, r0 + n) of a stacked weight (r0 on a 16-row tile for MMFP4): no memory of its own.
+static void row_view(CudaLinear& out, const CudaLinear& src, int64_t r0, int64_t n, const std::string& name) {
+  out.name = name;
+  out.n = n;
+  out.k = src.k;
+  out.format = src.format;
+  out.hadamard_block = src.hadamard_block;
+  out.k_stored = src.k_stored;
+  out.mma_ok = src.mma_ok;
+  out.gw = src.gw;
+  out.gw.n = int(n);
+  out.gw.n_tiles = int(ceil_div(n, 16));
+  if (src.gw.kind == WKind::Fp4) {
+    out.gw.data = static_cast<const uint4*>(src.gw.data) + (r0 / 16) * int64_t(src.gw.k_chunks) * 32;
+    out.gw.scales = src.gw.scales + (r0 / 16) * int64_t(src.gw.groups) * 8;
+  } else {
+    out.gw.data = static_cast<const uint8_t*>(src.gw.data) + r0 * src.k * (src.gw.kind == WKind::F32 ? 4 : 2);
+  }
 }
 
 std::unique_ptr<LinearWeight> CudaBackend::upload_linear(const HostWeight& w) {
@@ -288,10 +345,20 @@ std::unique_ptr<ExpertWeights> CudaBackend::upload_experts(const std::vector<Hos
     }
     return s;
   };
-  fill_linear(e->gate, gate[0], stack(gate));
-  fill_linear(e->up, up[0], stack(up));
+  const HostWeight &g0 = gate[0], &u0 = up[0];
+  const bool stack_gu = fast_.moe && g0.n % 16 == 0 && g0.n == u0.n && g0.k == u0.k && g0.format == u0.format &&
+                        g0.dtype == u0.dtype && g0.group_size == u0.group_size &&
+                        g0.hadamard_block == u0.hadamard_block && g0.k_stored == u0.k_stored;
+  if (stack_gu) {
+    fill_linear(e->gate_up, g0, stack(gate), stack(up));
+    row_view(e->gate, e->gate_up, 0, g0.n, g0.name);
+    row_view(e->up, e->gate_up, g0.n, u0.n, u0.name);
+  } else {
+    fill_linear(e->gate, gate[0], stack(gate));
+    fill_linear(e->up, up[0], stack(up));
+  }
   fill_linear(e->down, down[0], stack(down));
-  e->bytes = e->gate.bytes + e->up.bytes + e->down.bytes;
+  e->bytes = e->gate.bytes + e->up.bytes + e->gate_up.bytes + e->down.bytes;
   max_experts_ = std::max(max_experts_, e->n_experts);
   max_inter_pad_ = std::max<int64_t>(max_inter_pad_, std::max<int64_t>(round_up(e->inter, 64), e->down.k_stored));
   max_hidden_pad_ = std::max<int64_t>(max_hidden_pad_, std::max<int64_t>(round_up(e->hidden, 64), e->gate.k_stored));
@@ -570,7 +637,7 @@ void CudaBackend::attention(Act q, const KVLayerView& kv, int64_t heads, int64_t
   a.out = out.data;
   a.out_row_stride = out.stride;
   a.out_head_stride = D;
-  launch_attention(a, stream_);
+  launch_attention(a, stream_, attention_split(a));
 }
 
 void CudaBackend::mla_attention(Act q_lat, Act q_pe, const KVLayerView& kv, int64_t heads, float scale,
@@ -597,7 +664,23 @@ void CudaBackend::mla_attention(Act q_lat, Act q_pe, const KVLayerView& kv, int6
   a.out = out_lat.data;
   a.out_row_stride = out_lat.stride * heads;
   a.out_head_stride = out_lat.stride;
-  launch_attention(a, stream_);
+  launch_attention(a, stream_, attention_split(a));
+}
+
+// Splits of the KV length for a launch with few (token, head group) blocks (decode): enough blocks for ~4 per SM,
+// at most 16 splits, about 16 keys or more per split at the step's capacity (the block tables' width).
+AttnSplit CudaBackend::attention_split(const AttnArgs& a) {
+  AttnSplit sp;
+  if (!fast_.attn || a.n_tokens > kAttnSplitMaxTokens) return sp;
+  const int64_t keys = a.max_blocks * a.block_size;
+  const int64_t want = std::min<int64_t>({ceil_div(4 * sms_, attention_blocks(a)), kAttnMaxSplits, ceil_div(keys, 16)});
+  if (want <= 1) return sp;
+  const int64_t rows = int64_t(a.n_tokens) * a.heads * want;
+  auto* buf = static_cast<float*>(ws(attn_part_, size_t(rows * (a.dv + 2) * 4), "attention splits"));
+  sp.splits = int(want);
+  sp.o = buf;
+  sp.ml = buf + rows * a.dv;
+  return sp;
 }
 
 void CudaBackend::mla_absorb_q(Act q_nope, const LinearWeight& kv_b_in, int64_t heads, int64_t nope, int64_t v,
@@ -608,8 +691,12 @@ void CudaBackend::mla_absorb_q(Act q_nope, const LinearWeight& kv_b_in, int64_t 
       w.n != heads * (nope + v))
     fail("mla_absorb_q ", w.name, " [", w.n, ", ", w.k, "]: q_nope [", q_nope.rows, ", ", q_nope.cols, "], q_lat [",
          q_lat.rows, ", ", q_lat.cols, "], ", heads, " heads, nope ", nope, ", v ", v);
-  launch_mla_absorb_q(q_nope.data, q_nope.stride, int(q_nope.rows), int(heads), int(nope), int(v), w.gw, int(R),
-                      q_lat.data, q_lat.stride, stream_);
+  if (fast_.absorb && !force_generic_ && w.gw.kind == WKind::Fp4 && w.mma_ok && w.gw.row0 == 0)
+    launch_mla_absorb_q_tiles(q_nope.data, q_nope.stride, int(q_nope.rows), int(heads), int(nope), int(v), w.gw,
+                              int(R), q_lat.data, q_lat.stride, stream_);
+  else
+    launch_mla_absorb_q(q_nope.data, q_nope.stride, int(q_nope.rows), int(heads), int(nope), int(v), w.gw, int(R),
+                        q_lat.data, q_lat.stride, stream_);
 }
 
 void CudaBackend::mla_expand_v(Act o_lat, const LinearWeight& kv_b_in, int64_t heads, int64_t nope, int64_t v,
@@ -731,7 +818,9 @@ void CudaBackend::moe_experts(Act x, const int32_t* ids, const float* weights, i
   const int nt = avg <= 8 ? 1 : avg <= 16 ? 2 : avg <= 32 ? 4 : 8;
   const int tile_rows = 8 * nt, align = 8;
   const int64_t rows_pad = round_up(n + E * (align - 1), 8);
-  const int64_t max_tiles = ceil_div(n, tile_rows) + E;
+  // Each expert with rows adds at most one partial tile: E of them in general, but never more than the n pairs
+  // (the tight bound lets decode split K instead of launching ~E empty tiles).
+  const int64_t max_tiles = ceil_div(n, tile_rows) + (fast_.moe ? std::min(E, n) : E);
   auto* sorted = static_cast<int32_t*>(ws(moe_sorted_, size_t(rows_pad * 4), "moe sorted rows"));
   auto* pos = static_cast<int32_t*>(ws(moe_pos_, size_t(n * 4), "moe positions"));
   auto* tiles = static_cast<int32_t*>(ws(moe_tiles_, size_t(max_tiles * 3 * 4), "moe tiles"));
@@ -766,25 +855,40 @@ void CudaBackend::moe_experts(Act x, const int32_t* ids, const float* weights, i
   c.max_tiles = int(max_tiles);
   c.tile_rows = tile_rows;
   c.y_stride = Ip;
-  c.what = "moe gate";
-  c.w = &ew.gate;
-  c.gw = ew.gate.gw;
-  c.y = g;
-  gemm(c);
-  c.what = "moe up";
-  c.w = &ew.up;
-  c.gw = ew.up.gw;
-  c.y = u;
-  gemm(c);
-  launch_silu_mul(g, Ip, u, Ip, g, Ip, int(rows_pad), int(I), stream_);
+  float* act = g;  // silu(gate) * up, [rows_pad, Ip]
+  if (fast_.moe && ew.stacked()) {
+    // gate and up as one GEMM over the stacked weight: [rows_pad, 2I] = [gate | up], then silu(gate) * up.
+    const int64_t W2 = ew.gate_up.n;
+    auto* gu = static_cast<float*>(ws(moe_g_, size_t(rows_pad * W2 * 4), "moe gate"));
+    c.what = "moe gate+up";
+    c.w = &ew.gate_up;
+    c.gw = ew.gate_up.gw;
+    c.y = gu;
+    c.y_stride = W2;
+    gemm(c);
+    launch_silu_mul(gu, W2, gu + I, W2, u, Ip, int(rows_pad), int(I), stream_);
+    act = u;
+  } else {
+    c.what = "moe gate";
+    c.w = &ew.gate;
+    c.gw = ew.gate.gw;
+    c.y = g;
+    gemm(c);
+    c.what = "moe up";
+    c.w = &ew.up;
+    c.gw = ew.up.gw;
+    c.y = u;
+    gemm(c);
+    launch_silu_mul(g, Ip, u, Ip, g, Ip, int(rows_pad), int(I), stream_);
+  }
 
   // down on the sorted rows of silu(g) * u (rows are already in expert order: the map only marks padding).
-  const float* din = g;
+  const float* din = act;
   int dval = int(I);
   if (ew.down.hadamard_block > 0) {
     auto* r = static_cast<float*>(ws(moe_rot_, size_t(std::max(T * ew.gate.k_stored, rows_pad * Ip) * 4),
                                      "moe rotated activations"));
-    launch_rotate_pad(g, Ip, int(rows_pad), int(I), int(Ip), ew.down.hadamard_block, r, stream_);
+    launch_rotate_pad(act, Ip, int(rows_pad), int(I), int(Ip), ew.down.hadamard_block, r, stream_);
     din = r;
     dval = int(Ip);
   }

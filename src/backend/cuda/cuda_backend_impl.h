@@ -27,9 +27,23 @@ struct CudaLinear final : LinearWeight {
   std::vector<void*> owned;   // cudaMalloc'd blocks
 };
 
-// The routed experts of one layer, stacked: gate/up [E][I, H], down [E][H, I].
+// The routed experts of one layer, stacked: gate/up [E][I, H], down [E][H, I]. With the fast MoE path at upload
+// (and I a multiple of 16), gate and up are one weight per expert, gate_up [E][2I, H] (gate rows then up rows), so
+// one grouped GEMM computes both; `gate` and `up` are then row-slice views of it (no memory of their own).
 struct CudaExperts final : ExpertWeights {
   CudaLinear gate, up, down;
+  CudaLinear gate_up;   // stacked, or empty (gate_up.gw.data == nullptr)
+  bool stacked() const { return gate_up.gw.data != nullptr; }
+};
+
+// The speed paths added after the verified kernels of commit e568e9c (docs/cuda.md, "Switches"). Each is used only
+// where its eligibility test passes, and each can be turned off (environment, read when the backend is made;
+// MMFP4_CUDA_FAST=0 turns all off), which gives back exactly the earlier kernels.
+struct FastPaths {
+  bool absorb = true;  // MMFP4_CUDA_FAST_ABSORB: mla_absorb_q from 16-byte weight fragments, warps split the rows
+  bool attn = true;    // MMFP4_CUDA_FAST_ATTN: attention split over the KV length when few (token, head) blocks
+  bool moe = true;     // MMFP4_CUDA_FAST_MOE: tight tile bound (decode splits K), gate+up as one GEMM (at upload)
+  bool prep = true;    // MMFP4_CUDA_FAST_PREP: small-M linears convert fp32 activations inside the GEMM (no prepare)
 };
 
 struct CudaStepGraph final : StepGraph {
@@ -101,6 +115,8 @@ class CudaBackend final : public Backend {
     kv_dtype_ = t;
   }
   bool split_activations() const { return split_; }
+  // Test hooks: the speed paths (FastPaths) on or off. `moe` also decides, at upload, whether gate and up are stacked.
+  FastPaths& fast() { return fast_; }
 
  private:
   // One named, growable device buffer of the per-step workspace. Growing is refused while a graph is recorded.
@@ -109,7 +125,8 @@ class CudaBackend final : public Backend {
     size_t bytes = 0;
   };
   void* ws(Buffer& b, size_t bytes, const char* what);
-  void fill_linear(CudaLinear& out, const HostWeight& w, const std::vector<const HostWeight*>& stack);
+  void fill_linear(CudaLinear& out, const HostWeight& w, const std::vector<const HostWeight*>& stack,
+                   const std::vector<const HostWeight*>& second = {});
 
   // y (+)= x W^T for `m` rows (x row i = row_map[i] / row_div when mapped), the dispatch of every linear product.
   struct GemmCall {
@@ -132,6 +149,7 @@ class CudaBackend final : public Backend {
   };
   void gemm(const GemmCall& c);
   void launch_mma(GemmArgs& a, int rows);
+  AttnSplit attention_split(const AttnArgs& a);
   int choose_splits(int row_blocks, int tiles, int k_chunks, int tm, int64_t npad, int rows, WKind kind);
 
   int device_ = 0;
@@ -142,6 +160,7 @@ class CudaBackend final : public Backend {
   bool graphs_made_ = false;  // recorded graphs hold workspace pointers: from then on the workspace may not move
   bool force_generic_ = false;
   bool split_ = true;                 // MMFP4_CUDA_GEMM=bf16 turns it off
+  FastPaths fast_;
   DType kv_dtype_ = DType::F32;       // MMFP4_CUDA_KV=bf16 halves the cache (docs/cuda.md: precision)
   size_t allocated_ = 0;
 
@@ -150,7 +169,7 @@ class CudaBackend final : public Backend {
   WorkspacePlan plan_;
 
   Buffer xb_, xb_lo_, rot_, partial_, counters_, moe_sorted_, moe_pos_, moe_tiles_, moe_count_, moe_g_, moe_u_, moe_d_,
-      moe_rot_;
+      moe_rot_, attn_part_;
   int64_t counter_capacity_ = 0;
 };
 

@@ -157,11 +157,23 @@ struct AttnArgs {
   float* out = nullptr;
   int64_t out_row_stride = 0, out_head_stride = 0;
 };
-void launch_attention(const AttnArgs& a, cudaStream_t s);
+// Split over the KV length (splits > 1): o [T][heads][splits][dv] unnormalised outputs and ml [T][heads][splits][2]
+// running max and sum of each split, merged by a second kernel (attention.cu).
+struct AttnSplit {
+  int splits = 1;
+  float* o = nullptr;
+  float* ml = nullptr;
+};
+void launch_attention(const AttnArgs& a, cudaStream_t s, const AttnSplit& split = AttnSplit{});
+// Blocks of the unsplit launch (token x kv head x group of up to 8 query heads).
+int attention_blocks(const AttnArgs& a);
 
 // MLA absorbed products on kv_b [heads * (nope + v), R] (mla_absorb.cu).
 void launch_mla_absorb_q(const float* q_nope, int64_t qs, int rows, int heads, int nope, int v, const GemmWeight& w,
                          int R, float* q_lat, int64_t ls, cudaStream_t s);
+// The same for MMFP4 kv_b with group size % 32 == 0, from whole 16-byte tile fragments (FastPaths::absorb).
+void launch_mla_absorb_q_tiles(const float* q_nope, int64_t qs, int rows, int heads, int nope, int v,
+                               const GemmWeight& w, int R, float* q_lat, int64_t ls, cudaStream_t s);
 
 // MoE (moe_route.cu, moe_experts.cu).
 void launch_moe_route(const float* logits, int64_t ls, int T, int E, const float* bias, bool sigmoid, int top_k,

@@ -1,7 +1,8 @@
 // Absorbed MLA, query side: q_lat[t, h] = W_UK_h^T q_nope[t, h], with W_UK_h = rows [h(nope+v), h(nope+v)+nope) of
 // the stored kv_b_proj [heads * (nope + v), R] (rotated domain when kv_b is rotated: the cache holds H c then).
 // The product contracts over the weight's rows, so a thread owns one latent column j and walks the head's nope rows
-// (weights read once per block of tokens, float32 accumulation in row order as the CPU reference).
+// (weights read once per block of tokens, float32 accumulation in row order as the CPU reference). The fast path
+// below reads MMFP4 weights as whole tile fragments instead.
 #include "backend/cuda/check.h"
 #include "backend/cuda/common.cuh"
 #include "backend/cuda/kernels.h"
@@ -55,7 +56,109 @@ __global__ void __launch_bounds__(kWarps * 32) absorb_q_kernel(const float* q_no
   }
 }
 
+// Fast path (FastPaths::absorb): MMFP4 weights in the tile layout of repack.h, read as the 16-byte fragments the
+// GEMM reads (one coalesced load per lane per 16x64 tile, instead of one 4-byte load per weight element). A lane
+// holds rows g and g + 8 of the tile and 16 columns (32b + 8c + 0..7, b = 0, 1); it folds the group scale into the
+// query coefficient of its row (q * s, once per tile and token) and accumulates code * coefficient per column.
+// Block (head, 64-column chunk, kFastTokens tokens): its kFastWarps warps split the head's row tiles, so at decode
+// (20 heads x 8 chunks = 160 blocks) each warp has all of its ~3 tile loads in flight at once. Sums: over the 8
+// row lanes by an xor butterfly (every lane gets the same bits), then over warps in warp order: deterministic.
+constexpr int kFastWarps = 4;
+constexpr int kFastTokens = 4;
+
+__global__ void __launch_bounds__(kFastWarps * 32) absorb_q_tiles_kernel(const float* q_nope, int64_t qs, int T,
+                                                                        int heads, int nope, int v, GemmWeight w,
+                                                                        int R, float* q_lat, int64_t ls) {
+  __shared__ float red[kFastWarps][kFastTokens][64];
+  const int h = blockIdx.x, kc = blockIdx.y, t0 = blockIdx.z * kFastTokens;
+  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, g = lane >> 2, c = lane & 3;
+  const int row0 = h * (nope + v);  // the head's first W_UK row; its rows are [row0, row0 + nope)
+  const int tile_lo = row0 / 16, tile_hi = (row0 + nope + 15) / 16;
+  const int ntok = min(kFastTokens, T - t0);
+  // The group of each 32-column half of the chunk (group sizes are multiples of 32 on this path).
+  const int grp[2] = {(kc * 64) / w.group_size, (kc * 64 + 32) / w.group_size};
+  const uint4* codes = static_cast<const uint4*>(w.data);
+  float acc[kFastTokens][16];
+#pragma unroll
+  for (int tt = 0; tt < kFastTokens; ++tt)
+#pragma unroll
+    for (int i = 0; i < 16; ++i) acc[tt][i] = 0.0f;
+
+  for (int nt = tile_lo + warp; nt < tile_hi; nt += kFastWarps) {
+    const uint4 q4 = ld_stream(codes + (int64_t(nt) * w.k_chunks + kc) * 32 + lane);
+    const uint32_t* sp = w.scales + int64_t(nt) * w.groups * 8 + g;
+    const int r_lo = nt * 16 + g - row0, r_hi = r_lo + 8;  // head-local rows of this lane (masked outside the head)
+    const bool ok_lo = r_lo >= 0 && r_lo < nope, ok_hi = r_hi >= 0 && r_hi < nope;
+    float coef[kFastTokens][2][2];  // [token][b][row g / g + 8] = q * scale
+#pragma unroll
+    for (int b = 0; b < 2; ++b) {
+      const uint32_t sw = __ldg(sp + grp[b] * 8);
+      const float s_lo = f16_bits_to_f32(uint16_t(sw & 0xFFFF)), s_hi = f16_bits_to_f32(uint16_t(sw >> 16));
+#pragma unroll
+      for (int tt = 0; tt < kFastTokens; ++tt) {
+        const float* qr = q_nope + (int64_t(t0 + tt) * heads + h) * qs;
+        const bool tok = tt < ntok;
+        coef[tt][b][0] = (tok && ok_lo) ? qr[r_lo] * s_lo : 0.0f;
+        coef[tt][b][1] = (tok && ok_hi) ? qr[r_hi] * s_hi : 0.0f;
+      }
+    }
+    const uint32_t wd[4] = {q4.x, q4.y, q4.z, q4.w};
+#pragma unroll
+    for (int j = 0; j < 4; ++j) {  // word j = 2b + s (mma step s of 32-column half b)
+      const int b = j >> 1, s = j & 1;
+#pragma unroll
+      for (int i = 0; i < 4; ++i) {  // pair i = 2 pr + hi: row g + 8 hi, columns 32b + 8c + 4s + 2pr + {0, 1}
+        const int pr = i >> 1, hi = i & 1;
+        const uint32_t bf = e2m1x2_to_bf16x2(wd[j] >> (4 * i));
+        const float ve = __uint_as_float(bf << 16), vo = __uint_as_float(bf & 0xFFFF0000u);
+        const int col = 8 * b + 4 * s + 2 * pr;  // acc index of column 32b + 8c + (4s + 2pr)
+#pragma unroll
+        for (int tt = 0; tt < kFastTokens; ++tt) {
+          acc[tt][col] = fmaf(ve, coef[tt][b][hi], acc[tt][col]);
+          acc[tt][col + 1] = fmaf(vo, coef[tt][b][hi], acc[tt][col + 1]);
+        }
+      }
+    }
+  }
+  // Sum over the 8 row lanes g (lanes with the same c hold the same columns).
+#pragma unroll
+  for (int tt = 0; tt < kFastTokens; ++tt)
+#pragma unroll
+    for (int i = 0; i < 16; ++i) {
+      float x = acc[tt][i];
+      x += __shfl_xor_sync(0xffffffffu, x, 4);
+      x += __shfl_xor_sync(0xffffffffu, x, 8);
+      x += __shfl_xor_sync(0xffffffffu, x, 16);
+      acc[tt][i] = x;
+    }
+  if (g == 0) {
+#pragma unroll
+    for (int tt = 0; tt < kFastTokens; ++tt)
+#pragma unroll
+      for (int i = 0; i < 16; ++i) red[warp][tt][32 * (i >> 3) + 8 * c + (i & 7)] = acc[tt][i];
+  }
+  __syncthreads();
+  for (int idx = threadIdx.x; idx < kFastTokens * 64; idx += blockDim.x) {
+    const int tt = idx / 64, jj = idx % 64, j = kc * 64 + jj;
+    if (tt >= ntok || j >= R) continue;
+    float sum = 0.0f;
+#pragma unroll
+    for (int k = 0; k < kFastWarps; ++k) sum += red[k][tt][jj];
+    q_lat[(int64_t(t0 + tt) * heads + h) * ls + j] = sum;
+  }
+}
+
 }  // namespace
+
+void launch_mla_absorb_q_tiles(const float* q_nope, int64_t qs, int rows, int heads, int nope, int v,
+                               const GemmWeight& w, int R, float* q_lat, int64_t ls, cudaStream_t s) {
+  const int T = rows / heads;
+  if (T == 0) return;
+  if (w.kind != WKind::Fp4 || w.group_size % 32 != 0) fail("mla_absorb_q (tiles): MMFP4 with groups of 32k only");
+  const dim3 grid(unsigned(heads), unsigned(w.k_chunks), unsigned((T + kFastTokens - 1) / kFastTokens));
+  absorb_q_tiles_kernel<<<grid, kFastWarps * 32, 0, s>>>(q_nope, qs, T, heads, nope, v, w, R, q_lat, ls);
+  MMFP4_CUDA_LAUNCHED("mla_absorb_q (tiles) ", T, " tokens x ", heads, " heads, nope ", nope, ", R ", R);
+}
 
 void launch_mla_absorb_q(const float* q_nope, int64_t qs, int rows, int heads, int nope, int v, const GemmWeight& w,
                          int R, float* q_lat, int64_t ls, cudaStream_t s) {
