@@ -64,13 +64,18 @@ TEST(CudaOps, LinearMatchesCpuOnAwkwardShapes) {
       for (int acc = 0; acc < 2; ++acc) {
         Rng r(seed++);
         auto x = p.act(r.vec(size_t(M * (K + 3))), M, K, K + 3);
-        auto y = p.act(r.vec(size_t(M * (N + 5))), M, N, N + 5);
-        if (!acc) p.poison(y.g);
+        const std::vector<float> y0 = r.vec(size_t(M * (N + 5)));
+        auto y = p.act(y0, M, N, N + 5);
         p.cpu->linear(x.c, *wc_cpu, y.c, acc != 0, false);
-        p.gpu->linear(x.g, *wc_gpu, y.g, acc != 0, false);
-        const double e = p.err(y);
-        worst = std::max(worst, e);
-        EXPECT_LT(e, wc.tol) << wc.name << " M=" << M << (acc ? " accumulate" : "");
+        for (bool prep : {true, false}) {  // activations staged in the GEMM (small M) / prepared by their kernel
+          p.gpu->fast().prep = prep;
+          p.gpu->upload(y.g.data, y0.data(), y0.size() * 4);
+          if (!acc) p.poison(y.g);
+          p.gpu->linear(x.g, *wc_gpu, y.g, acc != 0, false);
+          const double e = p.err(y);
+          worst = std::max(worst, e);
+          EXPECT_LT(e, wc.tol) << wc.name << " M=" << M << (acc ? " accumulate" : "") << " prep " << prep;
+        }
       }
     }
     std::printf("  linear %-5s %-40s worst row error %.3g (tolerance %.1g)\n", split ? "split" : "bf16", wc.name,

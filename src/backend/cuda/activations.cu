@@ -2,9 +2,8 @@
 // tiles use (kernels.h, PrepArgs; repack.h). Converting once per linear call, instead of in every warp that reads
 // the activations, keeps the GEMM's inner loop to one 16-byte load per 8 tokens x 32 columns. Rows can be gathered
 // through a map (MoE: tokens sorted by expert); missing rows and columns past k are zeros.
+#include "backend/cuda/activations.cuh"
 #include "backend/cuda/check.h"
-#include "backend/cuda/common.cuh"
-#include "backend/cuda/kernels.h"
 
 namespace mmfp4::cuda {
 
@@ -17,45 +16,10 @@ __global__ void prepare_kernel(PrepArgs p, bool vec_ok) {
   if (wid >= n_items) return;
   const int tt = int(wid / p.kb32), kb = int(wid % p.kb32);
   const int row = tt * 8 + g, k0 = kb * 32 + 8 * c;
-  int64_t src = -1;
-  if (p.hm_heads > 0) {
-    const int h = row / p.hm_tpad, t = row % p.hm_tpad;
-    if (h < p.hm_heads && t < p.hm_tokens) src = int64_t(t) * p.hm_heads + h;
-  } else if (row < p.m) {
-    if (p.row_map) {
-      const int32_t r = p.row_map[row];
-      if (r >= 0) src = p.map_is_mask ? row : r / p.row_div;
-    } else {
-      src = row;
-    }
-  }
   float v[8];
-  if (src >= 0) {
-    const float* xr = p.x + src * p.x_stride;
-    if (vec_ok && k0 + 8 <= p.k_valid) {
-      const float4 a = *reinterpret_cast<const float4*>(xr + k0), b = *reinterpret_cast<const float4*>(xr + k0 + 4);
-      v[0] = a.x, v[1] = a.y, v[2] = a.z, v[3] = a.w, v[4] = b.x, v[5] = b.y, v[6] = b.z, v[7] = b.w;
-    } else {
-#pragma unroll
-      for (int i = 0; i < 8; ++i) v[i] = (k0 + i < p.k_valid) ? xr[k0 + i] : 0.0f;
-    }
-  } else {
-#pragma unroll
-    for (int i = 0; i < 8; ++i) v[i] = 0.0f;
-  }
+  prep_load8(p, prep_source_row(p, row), k0, vec_ok, v);
   uint32_t hi[4], lo[4];
-#pragma unroll
-  for (int i = 0; i < 4; ++i) {
-    if (p.f16) {
-      hi[i] = pack_f16x2_sat(v[2 * i], v[2 * i + 1]);
-      const __half2 h = *reinterpret_cast<const __half2*>(&hi[i]);
-      lo[i] = pack_f16x2_sat(v[2 * i] - __low2float(h), v[2 * i + 1] - __high2float(h));
-    } else {
-      hi[i] = pack_bf16x2(v[2 * i], v[2 * i + 1]);
-      const __nv_bfloat162 h = *reinterpret_cast<const __nv_bfloat162*>(&hi[i]);
-      lo[i] = pack_bf16x2(v[2 * i] - __low2float(h), v[2 * i + 1] - __high2float(h));
-    }
-  }
+  prep_split8(v, p.f16, hi, lo);
   static_cast<uint4*>(p.xb)[wid * 32 + lane] = make_uint4(hi[0], hi[1], hi[2], hi[3]);
   if (p.xb_lo) static_cast<uint4*>(p.xb_lo)[wid * 32 + lane] = make_uint4(lo[0], lo[1], lo[2], lo[3]);
 }

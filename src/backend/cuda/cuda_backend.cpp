@@ -68,6 +68,7 @@ constexpr int64_t kPartialCapBytes = 64 << 20;  // split-K partial sums
 constexpr int64_t kCounterCapacity = 1 << 20;
 constexpr int kAttnSplitMaxTokens = 64;  // attention splits the KV length only for steps this small (decode)
 constexpr int64_t kAttnMaxSplits = 16;
+constexpr int64_t kStageMaxBytes = 48 << 10;  // staged activations per block: no opt-in needed, 4 blocks still fit an SM
 
 }  // namespace
 
@@ -472,7 +473,6 @@ void CudaBackend::gemm(const GemmCall& c) {
   pa.f16 = gw.kind == WKind::F16;
   pa.xb = ws(xb_, size_t(xb_rows) * size_t(kb32) * 32 * 2, "activations (16-bit)");
   if (split_) pa.xb_lo = ws(xb_lo_, size_t(xb_rows) * size_t(kb32) * 32 * 2, "activations (16-bit, low halves)");
-  launch_prepare_activations(pa, stream_);
 
   GemmArgs a;
   a.w = gw;
@@ -487,11 +487,13 @@ void CudaBackend::gemm(const GemmCall& c) {
   a.nt = nt;
   a.grid_tiles = grid_tiles;
   if (a.grid_tiles > 65535) fail(c.what, ": too many token tiles (", a.grid_tiles, ")");
-  launch_mma(a, c.tiles.tiles ? 8 * nt : c.m);
+  launch_mma(a, c.tiles.tiles ? 8 * nt : c.m, pa);
 }
 
-// Group-index shift, split of K and partial-sum buffers of a prepared tensor-core launch; then launches it.
-void CudaBackend::launch_mma(GemmArgs& a, int rows) {
+// Group-index shift, split of K and partial-sum buffers of a tensor-core launch; the activations are prepared by
+// their own kernel, or staged inside the GEMM (FastPaths::prep: one or two n8 token tiles whose rows and K split fit
+// kStageMaxBytes of shared memory: the decode shapes). Then launches it.
+void CudaBackend::launch_mma(GemmArgs& a, int rows, const PrepArgs& pa) {
   const GemmWeight& gw = a.w;
   if (gw.kind == WKind::Fp4) {
     const int per = gw.group_size / 32;
@@ -505,6 +507,20 @@ void CudaBackend::launch_mma(GemmArgs& a, int rows) {
     a.partial = static_cast<float*>(partial_.p);
     a.counters = static_cast<int32_t*>(counters_.p);
   }
+  a.stage = false;
+  if (fast_.prep && a.nt <= 2) {
+    const int srows = (a.tiles.tiles || a.heads) ? 8 * a.nt : std::min(8 * a.nt, a.m);
+    const int stride = a.cps * 64 + 32;
+    const int64_t bytes = int64_t(srows) * stride * 2 * (pa.xb_lo ? 2 : 1);
+    if (srows > 0 && bytes <= kStageMaxBytes) {
+      a.stage = true;
+      a.stage_rows = srows;
+      a.stage_stride = stride;
+      a.stage_vec = (pa.x_stride % 4) == 0 && (reinterpret_cast<uintptr_t>(pa.x) % 16) == 0;
+      a.prep = pa;
+    }
+  }
+  if (!a.stage) launch_prepare_activations(pa, stream_);
   launch_gemm_mma(a, stream_);
 }
 
@@ -742,7 +758,6 @@ void CudaBackend::mla_expand_v(Act o_lat, const LinearWeight& kv_b_in, int64_t h
       pa.f16 = w.gw.kind == WKind::F16;
       pa.xb = ws(xb_, size_t(xb_rows) * kb32 * 64, "activations (16-bit)");
       if (split_) pa.xb_lo = ws(xb_lo_, size_t(xb_rows) * kb32 * 64, "activations (16-bit, low halves)");
-      launch_prepare_activations(pa, stream_);
       GemmArgs a;
       a.w = sub;
       a.xb = pa.xb;
@@ -757,7 +772,7 @@ void CudaBackend::mla_expand_v(Act o_lat, const LinearWeight& kv_b_in, int64_t h
       a.y = out.data + t0 * heads * out.stride;
       a.y_stride = out.stride * heads;
       a.y_head_stride = out.stride;
-      launch_mma(a, tc);
+      launch_mma(a, tc, pa);
     }
     return;
   }

@@ -148,7 +148,7 @@ class CudaBackend final : public Backend {
     const char* what = "linear";
   };
   void gemm(const GemmCall& c);
-  void launch_mma(GemmArgs& a, int rows);
+  void launch_mma(GemmArgs& a, int rows, const PrepArgs& pa);
   AttnSplit attention_split(const AttnArgs& a);
   int choose_splits(int row_blocks, int tiles, int k_chunks, int tm, int64_t npad, int rows, WKind kind);
 

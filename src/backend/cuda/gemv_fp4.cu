@@ -16,9 +16,8 @@
 // 64-column chunks with U loads in flight. Splitting K across blocks (grid.z) fills the 132 SMs when N is small;
 // the last block of a row block to finish (an atomic counter) adds the splits' partial sums in split order, so
 // results do not depend on timing (repeated runs are bit-identical).
+#include "backend/cuda/activations.cuh"
 #include "backend/cuda/check.h"
-#include "backend/cuda/common.cuh"
-#include "backend/cuda/kernels.h"
 
 namespace mmfp4::cuda {
 
@@ -64,7 +63,25 @@ __device__ __forceinline__ void mma(float (&d)[4], const uint32_t (&a)[4], uint3
 // Decode shapes are register-capped so that enough warps share an SM; the configurations measured best on the
 // H100 (docs/cuda.md): MMFP4 in batches of U = 4 loads per warp with 32 warps per SM (64 registers), 24 for two
 // token tiles; the 16-bit dense stream with its ring of loads at 16 warps per SM (128 registers).
-template <WKind KIND, int NT, int U>
+// Staged activations (STAGE, GemmArgs::stage): the block converts rows [row0, row0 + rows) of its token tile,
+// columns [k0, k0 + klen) of its K split, into shared memory: hi [stage_rows][stage_stride] then lo. A row is
+// stage_stride = klen + 32 values, so the 8 lanes of an LDS.128 phase (two rows, 64 bytes each) hit all 32 banks.
+__device__ __forceinline__ void stage_activations(const GemmArgs& p, int row0, int rows, int k0, int klen,
+                                                  uint16_t* sm) {
+  const int per_row = klen / 8, S = p.stage_rows * p.stage_stride;
+  for (int it = threadIdx.x; it < p.stage_rows * per_row; it += blockDim.x) {
+    const int r = it / per_row, q = it % per_row;
+    float v[8];
+    prep_load8(p.prep, r < rows ? prep_source_row(p.prep, row0 + r) : -1, k0 + 8 * q, p.stage_vec, v);
+    uint32_t hi[4], lo[4];
+    prep_split8(v, p.prep.f16, hi, lo);
+    *reinterpret_cast<uint4*>(sm + r * p.stage_stride + 8 * q) = make_uint4(hi[0], hi[1], hi[2], hi[3]);
+    if (p.prep.xb_lo) *reinterpret_cast<uint4*>(sm + S + r * p.stage_stride + 8 * q) = make_uint4(lo[0], lo[1], lo[2], lo[3]);
+  }
+  __syncthreads();
+}
+
+template <WKind KIND, int NT, int U, bool STAGE>
 __global__ void __launch_bounds__(256, KIND == WKind::Fp4 ? (NT == 1 ? 4 : NT == 2 ? 3 : 1) : (NT <= 2 ? 2 : 1))
     gemm_mma_kernel(GemmArgs p) {
   constexpr int TM = 8 * NT;
@@ -105,11 +122,27 @@ __global__ void __launch_bounds__(256, KIND == WKind::Fp4 ? (NT == 1 ? 4 : NT ==
 #pragma unroll
     for (int i = 0; i < 4; ++i) acc[t][i] = 0.0f;
 
+  extern __shared__ __align__(16) uint16_t staged[];
+  if constexpr (STAGE) stage_activations(p, row0, rows, kc0 * 64, (kc1 - kc0) * 64, staged);
+
   if (nt < p.w.n_tiles) {
     // Activation fragments: [token tile][k32 block][lane] of 16 bytes; the low halves (if split) at the same offsets.
     const int64_t xoff = (int64_t(row0 / 8) * p.kb32) * 32 + lane;
-    const uint4* xp = static_cast<const uint4*>(p.xb) + xoff;
-    const uint4* xq = p.xb_lo ? static_cast<const uint4*>(p.xb_lo) + xoff : nullptr;
+    const uint4* xp = STAGE ? nullptr : static_cast<const uint4*>(p.xb) + xoff;
+    const uint4* xq = STAGE ? nullptr : p.xb_lo ? static_cast<const uint4*>(p.xb_lo) + xoff : nullptr;
+    const bool split_x = STAGE ? p.prep.xb_lo != nullptr : xq != nullptr;
+    // B fragment of n8 tile t, k32 block kb (hi or lo halves): from the prepared buffer, or from the staged rows
+    // (row 8t + g, columns 32 kb + 8c .. + 7; rows past the staged ones are zero).
+    auto xfrag = [&](int t, int kb, bool lo) -> uint4 {
+      if constexpr (STAGE) {
+        const int r = 8 * t + g;
+        if (r >= p.stage_rows) return make_uint4(0u, 0u, 0u, 0u);
+        return *reinterpret_cast<const uint4*>(staged + (lo ? p.stage_rows * p.stage_stride : 0) +
+                                               r * p.stage_stride + (kb - 2 * kc0) * 32 + 8 * c);
+      } else {
+        return __ldg((lo ? xq : xp) + (int64_t(t) * p.kb32 + kb) * 32);
+      }
+    };
     if constexpr (kFp4) {
       const uint4* wp = static_cast<const uint4*>(p.w.data) + expert * p.w.expert_stride +
                         int64_t(nt) * p.w.k_chunks * 32 + lane;
@@ -141,11 +174,11 @@ __global__ void __launch_bounds__(256, KIND == WKind::Fp4 ? (NT == 1 ? 4 : NT ==
             fp4_fragment(pick(wv[u], 2 * b + 1), a[1]);
 #pragma unroll
             for (int t = 0; t < NT; ++t) {
-              const uint4 xv = __ldg(xp + (int64_t(t) * p.kb32 + kb) * 32);
+              const uint4 xv = xfrag(t, kb, false);
               mma<KIND>(part[t], a[0], xv.x, xv.y);
               mma<KIND>(part[t], a[1], xv.z, xv.w);
-              if (xq) {
-                const uint4 xl = __ldg(xq + (int64_t(t) * p.kb32 + kb) * 32);
+              if (split_x) {
+                const uint4 xl = xfrag(t, kb, true);
                 mma<KIND>(part[t], a[0], xl.x, xl.y);
                 mma<KIND>(part[t], a[1], xl.z, xl.w);
               }
@@ -202,11 +235,11 @@ __global__ void __launch_bounds__(256, KIND == WKind::Fp4 ? (NT == 1 ? 4 : NT ==
             const uint32_t a1[4] = {wl.z, wh.z, wl.w, wh.w};
 #pragma unroll
             for (int t = 0; t < NT; ++t) {
-              const uint4 xv = __ldg(xp + (int64_t(t) * p.kb32 + kb) * 32);
+              const uint4 xv = xfrag(t, kb, false);
               mma<KIND>(acc[t], a0, xv.x, xv.y);
               mma<KIND>(acc[t], a1, xv.z, xv.w);
-              if (xq) {
-                const uint4 xl = __ldg(xq + (int64_t(t) * p.kb32 + kb) * 32);
+              if (split_x) {
+                const uint4 xl = xfrag(t, kb, true);
                 mma<KIND>(acc[t], a0, xl.x, xl.y);
                 mma<KIND>(acc[t], a1, xl.z, xl.w);
               }
@@ -273,7 +306,14 @@ template <WKind KIND, int NT>
 void launch_nt(const GemmArgs& a, cudaStream_t s) {
   constexpr int U = KIND == WKind::Fp4 ? 4 : 2;  // chunks in flight per warp
   const dim3 grid((a.w.n_tiles + kWarps - 1) / kWarps, a.grid_tiles, a.splits);
-  gemm_mma_kernel<KIND, NT, U><<<grid, kWarps * kWarp, 0, s>>>(a);
+  if constexpr (NT <= 2) {
+    if (a.stage) {
+      const size_t smem = size_t(a.stage_rows) * a.stage_stride * 2 * (a.prep.xb_lo ? 2 : 1);
+      gemm_mma_kernel<KIND, NT, U, true><<<grid, kWarps * kWarp, smem, s>>>(a);
+      return;
+    }
+  }
+  gemm_mma_kernel<KIND, NT, U, false><<<grid, kWarps * kWarp, 0, s>>>(a);
 }
 
 template <WKind KIND>
@@ -289,6 +329,8 @@ void launch_kind(const GemmArgs& a, cudaStream_t s) {
 }  // namespace
 
 void launch_gemm_mma(const GemmArgs& a, cudaStream_t s) {
+  if (a.stage && (a.nt > 2 || a.stage_rows > 8 * a.nt || a.stage_stride % 64 != 32))
+    fail("gemm_mma: staged activations need nt <= 2 and a padded row stride");
   switch (a.w.kind) {
     case WKind::Fp4: launch_kind<WKind::Fp4>(a, s); break;
     case WKind::Bf16: launch_kind<WKind::Bf16>(a, s); break;
@@ -297,7 +339,7 @@ void launch_gemm_mma(const GemmArgs& a, cudaStream_t s) {
   }
   MMFP4_CUDA_LAUNCHED("linear (tensor cores) W [", a.w.n, ", ", a.w.k, "] kind ", int(a.w.kind), ", ", a.m,
                       " rows, nt ", a.nt, ", ", a.splits, " splits of ", a.cps, " chunks, ", a.grid_tiles,
-                      " token tiles");
+                      " token tiles", a.stage ? ", staged activations" : "");
 }
 
 }  // namespace mmfp4::cuda

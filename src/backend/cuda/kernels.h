@@ -85,6 +85,13 @@ struct GemmArgs {
   // t * y_stride; grid_tiles = heads * ceil(head_tokens / (8 * nt)).
   int heads = 0, head_tokens = 0, head_tpad = 0;
   int64_t y_head_stride = 0;
+  // Staged activations (FastPaths::prep, decode shapes): instead of xb/xb_lo, each block converts the fp32 rows of
+  // its token tile and the columns of its K split from `prep` into shared memory (stage_rows rows of stage_stride
+  // 16-bit values, hi then lo), with the same rounding as launch_prepare_activations: no separate launch.
+  bool stage = false;
+  int stage_rows = 0, stage_stride = 0;
+  bool stage_vec = false;    // prep.x rows are 16-byte aligned (float4 loads)
+  PrepArgs prep;
   int splits = 1, cps = 0;   // splits of the k chunks (64 columns each), cps chunks per split
   float* partial = nullptr;  // splits > 1: [grid_tiles][splits][8 * nt][row blocks * 128]
   int32_t* counters = nullptr;  // splits > 1: [grid_tiles][row blocks], zero between launches
