@@ -32,7 +32,7 @@ void launch_prepare_activations(const PrepArgs& p, cudaStream_t s) {
   const bool vec_ok = (p.x_stride % 4) == 0 && (reinterpret_cast<uintptr_t>(p.x) % 16) == 0;
   const int threads = 256;
   const int64_t blocks = (warps * kWarp + threads - 1) / threads;
-  prepare_kernel<<<unsigned(blocks), threads, 0, s>>>(p, vec_ok);
+  MMFP4_LAUNCH(unsigned(blocks), threads, 0, s, prepare_kernel)(p, vec_ok);
   MMFP4_CUDA_LAUNCHED("prepare activations [", p.m, ", ", p.k_valid, "] -> ", p.rows_pad, " x ", p.kb32 * 32,
                       p.f16 ? " f16" : " bf16");
 }

@@ -27,7 +27,7 @@ __device__ __forceinline__ float cache_value(const float* p, int64_t i) { return
 template <typename T, bool SPLIT>
 __global__ void __launch_bounds__(kThreads) attention_kernel(AttnArgs p, int sub_groups, AttnSplit sp) {
   const T* cache = static_cast<const T*>(p.cache);
-  extern __shared__ float smem[];
+  MMFP4_DYN_SMEM(float, smem);
   const int dk = p.d1 + p.d2;
   float* q = smem;                       // [kHeads][dk]
   float* sc = q + kHeads * dk;           // [kHeads][kTile] scores, then probabilities
@@ -201,9 +201,9 @@ void launch_kind(const AttnArgs& a, int sub, const AttnSplit& sp, size_t smem, c
   }
   const dim3 grid(unsigned(a.n_tokens), unsigned(a.kv_heads * sub), unsigned(SPLIT ? sp.splits : 1));
   if (a.cache_f32)
-    attention_kernel<float, SPLIT><<<grid, kThreads, smem, s>>>(a, sub, sp);
+    MMFP4_LAUNCH(grid, kThreads, smem, s, attention_kernel<float, SPLIT>)(a, sub, sp);
   else
-    attention_kernel<uint16_t, SPLIT><<<grid, kThreads, smem, s>>>(a, sub, sp);
+    MMFP4_LAUNCH(grid, kThreads, smem, s, attention_kernel<uint16_t, SPLIT>)(a, sub, sp);
 }
 
 }  // namespace
@@ -220,7 +220,7 @@ void launch_attention(const AttnArgs& a, cudaStream_t s, const AttnSplit& sp) {
     launch_kind<true>(a, sub, sp, smem, s);
     MMFP4_CUDA_LAUNCHED("attention (split ", sp.splits, ") ", a.n_tokens, " tokens, ", a.heads, " heads / ",
                         a.kv_heads, " kv heads, key ", a.d1, " + ", a.d2, ", value ", a.dv);
-    combine_kernel<<<dim3(unsigned(a.n_tokens), unsigned(a.heads)), 128, 0, s>>>(a, sp);
+    MMFP4_LAUNCH(dim3(unsigned(a.n_tokens), unsigned(a.heads)), 128, 0, s, combine_kernel)(a, sp);
     MMFP4_CUDA_LAUNCHED("attention combine ", a.n_tokens, " tokens x ", a.heads, " heads x ", sp.splits, " splits");
     return;
   }

@@ -8,6 +8,17 @@
 
 #include <cstdint>
 
+// Kernel launches and dynamic shared memory go through these two macros, so that the same sources also build as
+// plain C++ for the CPU simulator of tests/cuda/sim (-DMMFP4_CUDA_SIM=ON), which runs every kernel on the CPU:
+//   MMFP4_LAUNCH(grid, block, smem, stream, kernel<T...>)(args...);   MMFP4_DYN_SMEM(float, name);
+#ifdef MMFP4_SIM
+#define MMFP4_LAUNCH(grid, block, smem, stream, ...) ::mmfp4::sim::Launcher(grid, block, smem, stream, __VA_ARGS__)
+#define MMFP4_DYN_SMEM(T, name) T* name = ::mmfp4::sim::dyn_smem<T>()
+#else
+#define MMFP4_LAUNCH(grid, block, smem, stream, ...) __VA_ARGS__<<<grid, block, smem, stream>>>
+#define MMFP4_DYN_SMEM(T, name) extern __shared__ __align__(16) T name[]
+#endif
+
 namespace mmfp4::cuda {
 
 constexpr int kWarp = 32;
@@ -77,28 +88,40 @@ __device__ __forceinline__ uint32_t e2m1x2_to_bf16x2(uint32_t t) {
 
 // D = A (16x16, row) * B (16x8, col) + C, bf16 inputs, float32 accumulation.
 __device__ __forceinline__ void mma_bf16_16816(float (&d)[4], const uint32_t (&a)[4], uint32_t b0, uint32_t b1) {
+#ifdef MMFP4_SIM
+  ::mmfp4::sim::mma16816(d, a, b0, b1, false);
+#else
   asm volatile(
       "mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, "
       "{%0,%1,%2,%3};\n"
       : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
       : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
+#endif
 }
 __device__ __forceinline__ void mma_f16_16816(float (&d)[4], const uint32_t (&a)[4], uint32_t b0, uint32_t b1) {
+#ifdef MMFP4_SIM
+  ::mmfp4::sim::mma16816(d, a, b0, b1, true);
+#else
   asm volatile(
       "mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, "
       "{%0,%1,%2,%3};\n"
       : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
       : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
+#endif
 }
 
 // A 16-byte load of data read exactly once (weights): not kept in L1, so L1 stays for the activations that every
 // warp of the block re-reads. (No L2::cache_hint operand: nvcc 13 miscompiles it on sm_90, see MEASURED.md.)
 __device__ __forceinline__ uint4 ld_stream(const uint4* p) {
+#ifdef MMFP4_SIM
+  return *p;
+#else
   uint4 v;
   asm volatile("ld.global.nc.L1::no_allocate.v4.u32 {%0,%1,%2,%3}, [%4];\n"
                : "=r"(v.x), "=r"(v.y), "=r"(v.z), "=r"(v.w)
                : "l"(p));
   return v;
+#endif
 }
 
 // In-register normalized Walsh-Hadamard transform of n = 32 * E values held E per lane (lane l holds elements

@@ -48,21 +48,21 @@ void launch_silu_mul(const float* g, int64_t gs, const float* u, int64_t us, flo
                      cudaStream_t s) {
   const int64_t n = int64_t(rows) * cols;
   if (n == 0) return;
-  silu_mul_kernel<<<blocks_for(n), kThreads, 0, s>>>(g, gs, u, us, o, os, rows, cols);
+  MMFP4_LAUNCH(blocks_for(n), kThreads, 0, s, silu_mul_kernel)(g, gs, u, us, o, os, rows, cols);
   MMFP4_CUDA_LAUNCHED("silu_mul [", rows, ", ", cols, "]");
 }
 
 void launch_add(float* x, int64_t xs, const float* y, int64_t ys, int rows, int cols, cudaStream_t s) {
   const int64_t n = int64_t(rows) * cols;
   if (n == 0) return;
-  add_kernel<<<blocks_for(n), kThreads, 0, s>>>(x, xs, y, ys, rows, cols);
+  MMFP4_LAUNCH(blocks_for(n), kThreads, 0, s, add_kernel)(x, xs, y, ys, rows, cols);
   MMFP4_CUDA_LAUNCHED("add [", rows, ", ", cols, "]");
 }
 
 void launch_add_bias(float* x, int64_t xs, int rows, int cols, const float* b, cudaStream_t s) {
   const int64_t n = int64_t(rows) * cols;
   if (n == 0) return;
-  add_bias_kernel<<<blocks_for(n), kThreads, 0, s>>>(x, xs, rows, cols, b);
+  MMFP4_LAUNCH(blocks_for(n), kThreads, 0, s, add_bias_kernel)(x, xs, rows, cols, b);
   MMFP4_CUDA_LAUNCHED("add_bias [", rows, ", ", cols, "]");
 }
 
@@ -70,7 +70,7 @@ void launch_gather_rows(const float* x, int64_t xs, const int32_t* rows, int n, 
                         cudaStream_t s) {
   const int64_t total = int64_t(n) * cols;
   if (total == 0) return;
-  gather_kernel<<<blocks_for(total), kThreads, 0, s>>>(x, xs, rows, n, cols, out, os);
+  MMFP4_LAUNCH(blocks_for(total), kThreads, 0, s, gather_kernel)(x, xs, rows, n, cols, out, os);
   MMFP4_CUDA_LAUNCHED("gather_rows ", n, " x ", cols);
 }
 

@@ -18,7 +18,7 @@ __global__ void embed_dense_kernel(GemmWeight w, const int32_t* tokens, int voca
 
 __global__ void embed_fp4_kernel(GemmWeight w, int had, const int32_t* tokens, int vocab, float* out, int64_t os,
                                  int cols) {
-  extern __shared__ float row[];
+  MMFP4_DYN_SMEM(float, row);
   const int t = blockIdx.x;
   const int id = min(max(tokens[t], 0), vocab - 1);
   for (int c = threadIdx.x; c < w.k; c += blockDim.x) row[c] = weight_at(w, 0, id, c);
@@ -53,9 +53,9 @@ void launch_embed(const GemmWeight& table, int had, const int32_t* tokens, int n
       MMFP4_CUDA_CHECK(cudaFuncSetAttribute(embed_fp4_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem)),
                        "embed: shared memory for rows of ", table.k);
     }
-    embed_fp4_kernel<<<n_tokens, 256, smem, s>>>(table, had, tokens, vocab, out, os, cols);
+    MMFP4_LAUNCH(n_tokens, 256, smem, s, embed_fp4_kernel)(table, had, tokens, vocab, out, os, cols);
   } else {
-    embed_dense_kernel<<<n_tokens, 256, 0, s>>>(table, tokens, vocab, out, os, cols);
+    MMFP4_LAUNCH(n_tokens, 256, 0, s, embed_dense_kernel)(table, tokens, vocab, out, os, cols);
   }
   MMFP4_CUDA_LAUNCHED("embed ", n_tokens, " tokens from [", vocab, ", ", cols, "] kind ", int(table.kind));
 }

@@ -122,7 +122,7 @@ __global__ void __launch_bounds__(256, KIND == WKind::Fp4 ? (NT == 1 ? 4 : NT ==
 #pragma unroll
     for (int i = 0; i < 4; ++i) acc[t][i] = 0.0f;
 
-  extern __shared__ __align__(16) uint16_t staged[];
+  MMFP4_DYN_SMEM(uint16_t, staged);
   if constexpr (STAGE) stage_activations(p, row0, rows, kc0 * 64, (kc1 - kc0) * 64, staged);
 
   if (nt < p.w.n_tiles) {
@@ -309,11 +309,11 @@ void launch_nt(const GemmArgs& a, cudaStream_t s) {
   if constexpr (NT <= 2) {
     if (a.stage) {
       const size_t smem = size_t(a.stage_rows) * a.stage_stride * 2 * (a.prep.xb_lo ? 2 : 1);
-      gemm_mma_kernel<KIND, NT, U, true><<<grid, kWarps * kWarp, smem, s>>>(a);
+      MMFP4_LAUNCH(grid, kWarps * kWarp, smem, s, gemm_mma_kernel<KIND, NT, U, true>)(a);
       return;
     }
   }
-  gemm_mma_kernel<KIND, NT, U, false><<<grid, kWarps * kWarp, 0, s>>>(a);
+  MMFP4_LAUNCH(grid, kWarps * kWarp, 0, s, gemm_mma_kernel<KIND, NT, U, false>)(a);
 }
 
 template <WKind KIND>

@@ -12,7 +12,7 @@ namespace {
 
 // out[r, j*block .. ] = H (x[r, j*block ..] zero-padded past column k).
 __global__ void fwht_kernel(const float* x, int64_t xs, int k, float* out, int64_t os, int block) {
-  extern __shared__ float v[];
+  MMFP4_DYN_SMEM(float, v);
   const int64_t r = blockIdx.x;
   const int c0 = blockIdx.y * block;
   for (int i = threadIdx.x; i < block; i += blockDim.x) v[i] = (c0 + i < k) ? x[r * xs + c0 + i] : 0.0f;
@@ -37,7 +37,7 @@ void launch_fwht(const float* x, int64_t xs, int rows, int k, int k_pad, int blo
   if (rows == 0 || k_pad == 0) return;
   const dim3 grid(unsigned(rows), unsigned(k_pad / block));
   const int threads = block >= 512 ? 256 : (block / 2 >= 32 ? block / 2 : 32);
-  fwht_kernel<<<grid, threads, size_t(block) * sizeof(float), s>>>(x, xs, k, out, os, block);
+  MMFP4_LAUNCH(grid, threads, size_t(block) * sizeof(float), s, fwht_kernel)(x, xs, k, out, os, block);
   MMFP4_CUDA_LAUNCHED(what, " [", rows, ", ", k, " -> ", k_pad, "] block ", block);
 }
 

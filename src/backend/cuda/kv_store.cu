@@ -30,10 +30,10 @@ void launch_store_rows(void* cache, bool f32, int64_t width, const int32_t* slot
                        int64_t as, int a_cols, const float* b, int64_t bs, int b_cols, cudaStream_t s) {
   if (n_tokens == 0) return;
   if (f32)
-    store_rows_kernel<float><<<n_tokens, 128, 0, s>>>(static_cast<float*>(cache), width, slots, n_tokens, a, as,
+    MMFP4_LAUNCH(n_tokens, 128, 0, s, store_rows_kernel<float>)(static_cast<float*>(cache), width, slots, n_tokens, a, as,
                                                       a_cols, b, bs, b_cols);
   else
-    store_rows_kernel<uint16_t><<<n_tokens, 128, 0, s>>>(static_cast<uint16_t*>(cache), width, slots, n_tokens, a,
+    MMFP4_LAUNCH(n_tokens, 128, 0, s, store_rows_kernel<uint16_t>)(static_cast<uint16_t*>(cache), width, slots, n_tokens, a,
                                                          as, a_cols, b, bs, b_cols);
   MMFP4_CUDA_LAUNCHED("kv store ", n_tokens, " tokens x (", a_cols, " + ", b_cols, ") into width ", width);
 }

@@ -62,7 +62,7 @@ void launch_gemm_generic(const GenericArgs& a, cudaStream_t s) {
   const int gy = a.tiles.tiles ? a.grid_tiles : (a.m + kRowsPerPass - 1) / kRowsPerPass;
   if (gy == 0 || a.w.n == 0) return;
   const dim3 grid(unsigned((a.w.n + warps - 1) / warps), unsigned(gy));
-  gemm_generic_kernel<<<grid, warps * kWarp, 0, s>>>(a);
+  MMFP4_LAUNCH(grid, warps * kWarp, 0, s, gemm_generic_kernel)(a);
   MMFP4_CUDA_LAUNCHED("linear (generic) W [", a.w.n, ", ", a.w.k, "] kind ", int(a.w.kind), ", x [", a.m, ", ",
                       a.k, "]");
 }

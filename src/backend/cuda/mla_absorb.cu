@@ -156,7 +156,7 @@ void launch_mla_absorb_q_tiles(const float* q_nope, int64_t qs, int rows, int he
   if (T == 0) return;
   if (w.kind != WKind::Fp4 || w.group_size % 32 != 0) fail("mla_absorb_q (tiles): MMFP4 with groups of 32k only");
   const dim3 grid(unsigned(heads), unsigned(w.k_chunks), unsigned((T + kFastTokens - 1) / kFastTokens));
-  absorb_q_tiles_kernel<<<grid, kFastWarps * 32, 0, s>>>(q_nope, qs, T, heads, nope, v, w, R, q_lat, ls);
+  MMFP4_LAUNCH(grid, kFastWarps * 32, 0, s, absorb_q_tiles_kernel)(q_nope, qs, T, heads, nope, v, w, R, q_lat, ls);
   MMFP4_CUDA_LAUNCHED("mla_absorb_q (tiles) ", T, " tokens x ", heads, " heads, nope ", nope, ", R ", R);
 }
 
@@ -165,7 +165,7 @@ void launch_mla_absorb_q(const float* q_nope, int64_t qs, int rows, int heads, i
   const int T = rows / heads;
   if (T == 0) return;
   const dim3 grid(unsigned(heads), unsigned((R + kCols - 1) / kCols), unsigned((T + kTokens - 1) / kTokens));
-  absorb_q_kernel<<<grid, kWarps * 32, 0, s>>>(q_nope, qs, T, heads, nope, v, w, R, q_lat, ls);
+  MMFP4_LAUNCH(grid, kWarps * 32, 0, s, absorb_q_kernel)(q_nope, qs, T, heads, nope, v, w, R, q_lat, ls);
   MMFP4_CUDA_LAUNCHED("mla_absorb_q ", T, " tokens x ", heads, " heads, nope ", nope, ", R ", R);
 }
 

@@ -76,7 +76,7 @@ void launch_moe_plan(const int32_t* ids, int T, int K, int E, int align, int til
   if (E > kMaxPlanExperts) fail("moe: ", E, " experts exceed the CUDA planner's ", kMaxPlanExperts);
   const int n = T * K;
   const int rows_pad = (n + E * (align - 1) + 7) / 8 * 8;
-  plan_kernel<<<1, kPlanThreads, 0, s>>>(ids, n, E, align, tile_rows, sorted, rows_pad, pos, tiles, tile_count,
+  MMFP4_LAUNCH(1, kPlanThreads, 0, s, plan_kernel)(ids, n, E, align, tile_rows, sorted, rows_pad, pos, tiles, tile_count,
                                          max_tiles);
   MMFP4_CUDA_LAUNCHED("moe plan ", T, " tokens x top ", K, " over ", E, " experts");
 }
@@ -85,7 +85,7 @@ void launch_moe_combine(const float* d, int64_t ds, const int32_t* pos, const fl
                         float* out, int64_t os, cudaStream_t s) {
   const int64_t n = int64_t(T) * H;
   if (n == 0) return;
-  combine_kernel<<<unsigned((n + 255) / 256), 256, 0, s>>>(d, ds, pos, w, T, K, H, out, os);
+  MMFP4_LAUNCH(unsigned((n + 255) / 256), 256, 0, s, combine_kernel)(d, ds, pos, w, T, K, H, out, os);
   MMFP4_CUDA_LAUNCHED("moe combine ", T, " tokens x ", K, " x ", H);
 }
 

@@ -91,7 +91,7 @@ void launch_moe_route(const float* logits, int64_t ls, int T, int E, const float
                       cudaStream_t s) {
   if (E > kMaxExperts || n_group > 64) fail("moe_route: ", E, " experts in ", n_group, " groups exceed the CUDA router");
   if (T == 0) return;
-  route_kernel<<<(T + 63) / 64, 64, 0, s>>>(logits, ls, T, E, bias, sigmoid, top_k, n_group, topk_group,
+  MMFP4_LAUNCH((T + 63) / 64, 64, 0, s, route_kernel)(logits, ls, T, E, bias, sigmoid, top_k, n_group, topk_group,
                                              norm_topk_prob, scaling, ids, w);
   MMFP4_CUDA_LAUNCHED("moe_route ", T, " tokens x ", E, " experts, top ", top_k, sigmoid ? " (sigmoid)" : "");
 }

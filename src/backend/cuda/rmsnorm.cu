@@ -26,7 +26,7 @@ void launch_rmsnorm(const float* x, int64_t xs, float* out, int64_t os, int rows
                     float eps, cudaStream_t s) {
   if (rows == 0) return;
   const int threads = cols >= 1024 ? 256 : cols >= 256 ? 128 : 64;
-  rmsnorm_kernel<<<rows, threads, 0, s>>>(x, xs, out, os, cols, w, eps);
+  MMFP4_LAUNCH(rows, threads, 0, s, rmsnorm_kernel)(x, xs, out, os, cols, w, eps);
   MMFP4_CUDA_LAUNCHED("rmsnorm [", rows, ", ", cols, "]");
 }
 

@@ -34,7 +34,7 @@ void launch_rope(float* x, int64_t stride, int rows, int heads, int64_t head_str
   const int half = dim / 2;
   const int64_t n = int64_t(rows) * heads * half;
   if (n == 0) return;
-  rope_kernel<<<unsigned((n + 255) / 256), 256, 0, s>>>(x, stride, rows, heads, head_stride, off, cos, sin, half,
+  MMFP4_LAUNCH(unsigned((n + 255) / 256), 256, 0, s, rope_kernel)(x, stride, rows, heads, head_stride, off, cos, sin, half,
                                                          interleaved, positions, max_positions);
   MMFP4_CUDA_LAUNCHED("rope [", rows, " rows x ", heads, " heads], dim ", dim, interleaved ? " interleaved" : "");
 }

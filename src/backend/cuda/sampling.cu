@@ -38,7 +38,7 @@ __global__ void argmax_kernel(const float* x, int64_t xs, int cols, int32_t* ids
 
 void launch_argmax_rows(const float* x, int64_t xs, int rows, int cols, int32_t* ids, cudaStream_t s) {
   if (rows == 0) return;
-  argmax_kernel<<<rows, 256, 0, s>>>(x, xs, cols, ids);
+  MMFP4_LAUNCH(rows, 256, 0, s, argmax_kernel)(x, xs, cols, ids);
   MMFP4_CUDA_LAUNCHED("argmax ", rows, " rows x ", cols);
 }
 

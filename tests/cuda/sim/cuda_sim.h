@@ -1,0 +1,151 @@
+// CPU simulator of the CUDA kernels (docs/cuda.md, "Testing without a GPU"). Force-included (-include) when the .cu
+// files of src/backend/cuda are compiled as plain C++ for a build with -DMMFP4_CUDA_SIM=ON: the CUDA headers give
+// the types (dim3, uint4, __nv_bfloat162 with their host arithmetic), and this header the rest of the device
+// language: threadIdx & co., __shared__ (block-shared static storage: blocks run one after another), barriers, warp
+// shuffles and the mma.sync the kernels use (common.cuh routes its inline PTX here). Every CUDA thread is a fiber;
+// a warp collective waits until every lane of its mask has arrived (a lane that exited, or a lane at another
+// collective, is reported as an error), a barrier until every live thread of the block has. Kernels run to
+// completion at launch (or are recorded into a graph during capture); the fake runtime (sim_runtime.cpp) keeps
+// device memory in host memory.
+#pragma once
+
+#include <cuda_bf16.h>
+#include <cuda_fp16.h>
+#include <cuda_runtime.h>
+
+#include <cmath>
+#include <cstdint>
+#include <cstring>
+#include <functional>
+#include <tuple>
+#include <type_traits>
+#include <utility>
+
+#define MMFP4_SIM 1
+#undef __shared__
+#define __shared__ static
+#define __launch_bounds__(...)
+
+namespace mmfp4::sim {
+
+uint3& thread_idx();
+uint3& block_idx();
+dim3& block_dim();
+dim3& grid_dim();
+void* dyn_smem_ptr();
+template <typename T>
+T* dyn_smem() {
+  return static_cast<T*>(dyn_smem_ptr());
+}
+void syncthreads();
+void syncwarp(unsigned mask);
+uint32_t shfl(unsigned mask, uint32_t v, int src_lane);
+int lane_id();
+// mma.sync.aligned.m16n8k16.row.col.f32.{bf16,f16}: d = a b + d with the PTX fragment layouts.
+void mma16816(float (&d)[4], const uint32_t (&a)[4], uint32_t b0, uint32_t b1, bool f16);
+
+// Runs (or records, during a stream capture) a kernel body on every thread of every block.
+void launch(dim3 grid, dim3 block, size_t smem, std::function<void()> body);
+
+template <typename... P>
+struct Launcher {
+  dim3 g, b;
+  size_t sm;
+  void (*k)(P...);
+  Launcher(dim3 g_, dim3 b_, size_t sm_, cudaStream_t, void (*k_)(P...)) : g(g_), b(b_), sm(sm_), k(k_) {}
+  template <typename... A>
+  void operator()(A&&... a) const {
+    auto args = std::make_tuple(std::decay_t<P>(std::forward<A>(a))...);
+    auto k_ = k;
+    launch(g, b, sm, [k_, args]() { std::apply(k_, args); });
+  }
+};
+
+}  // namespace mmfp4::sim
+
+#define threadIdx (::mmfp4::sim::thread_idx())
+#define blockIdx (::mmfp4::sim::block_idx())
+#define blockDim (::mmfp4::sim::block_dim())
+#define gridDim (::mmfp4::sim::grid_dim())
+
+inline void __syncthreads() { ::mmfp4::sim::syncthreads(); }
+inline void __syncwarp(unsigned mask = 0xffffffffu) { ::mmfp4::sim::syncwarp(mask); }
+inline void __threadfence() {}
+
+template <typename T>
+inline T sim_shfl_(unsigned mask, T v, int src) {
+  static_assert(sizeof(T) == 4, "32-bit shuffles only");
+  uint32_t u;
+  std::memcpy(&u, &v, 4);
+  u = ::mmfp4::sim::shfl(mask, u, src);
+  std::memcpy(&v, &u, 4);
+  return v;
+}
+template <typename T>
+inline T __shfl_xor_sync(unsigned mask, T v, int m, int width = 32) {
+  const int lane = ::mmfp4::sim::lane_id();
+  const int src = lane ^ m;
+  return sim_shfl_(mask, v, (src / width == lane / width) ? src : lane);
+}
+template <typename T>
+inline T __shfl_sync(unsigned mask, T v, int src, int width = 32) {
+  const int lane = ::mmfp4::sim::lane_id();
+  return sim_shfl_(mask, v, (lane / width) * width + (src % width));
+}
+template <typename T>
+inline T __shfl_down_sync(unsigned mask, T v, unsigned d, int width = 32) {
+  const int lane = ::mmfp4::sim::lane_id();
+  const int src = lane + int(d);
+  return sim_shfl_(mask, v, (src / width == lane / width) ? src : lane);
+}
+template <typename T>
+inline T __ldg(const T* p) {
+  return *p;
+}
+template <typename T>
+inline T __ldcg(const T* p) {
+  return *p;
+}
+inline int atomicAdd(int* p, int v) {
+  const int o = *p;
+  *p = o + v;
+  return o;
+}
+inline unsigned atomicAdd(unsigned* p, unsigned v) {
+  const unsigned o = *p;
+  *p = o + v;
+  return o;
+}
+inline float atomicAdd(float* p, float v) {
+  const float o = *p;
+  *p = o + v;
+  return o;
+}
+inline float __uint_as_float(uint32_t u) {
+  float f;
+  std::memcpy(&f, &u, 4);
+  return f;
+}
+inline uint32_t __float_as_uint(float f) {
+  uint32_t u;
+  std::memcpy(&u, &f, 4);
+  return u;
+}
+inline float __int_as_float(int u) { return __uint_as_float(uint32_t(u)); }
+inline int __float_as_int(float f) { return int(__float_as_uint(f)); }
+inline float __expf(float x) { return std::exp(x); }
+inline float __fdividef(float a, float b) { return a / b; }
+inline float rsqrtf(float x) { return 1.0f / std::sqrt(x); }
+template <typename A, typename B, typename = std::enable_if_t<std::is_arithmetic_v<A> && std::is_arithmetic_v<B>>>
+inline std::common_type_t<A, B> min(A a, B b) {
+  return a < b ? a : b;
+}
+template <typename A, typename B, typename = std::enable_if_t<std::is_arithmetic_v<A> && std::is_arithmetic_v<B>>>
+inline std::common_type_t<A, B> max(A a, B b) {
+  return a < b ? b : a;
+}
+// nvcc's cuda_runtime.h has this overload for kernels; the host-only header does not.
+template <typename... P>
+inline cudaError_t cudaFuncSetAttribute(void (*f)(P...), cudaFuncAttribute attr, int value) {
+  return cudaFuncSetAttribute(reinterpret_cast<const void*>(f), attr, value);
+}
