@@ -10,6 +10,7 @@ namespace mmfp4::cuda {
 namespace {
 
 __global__ void prepare_kernel(PrepArgs p, bool vec_ok) {
+  pdl_enter();
   const int64_t wid = (int64_t(blockIdx.x) * blockDim.x + threadIdx.x) / kWarp;
   const int lane = threadIdx.x % kWarp, g = lane >> 2, c = lane & 3;
   const int64_t n_items = int64_t(p.rows_pad / 8) * p.kb32;

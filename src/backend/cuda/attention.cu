@@ -26,6 +26,7 @@ __device__ __forceinline__ float cache_value(const float* p, int64_t i) { return
 
 template <typename T, bool SPLIT>
 __global__ void __launch_bounds__(kThreads) attention_kernel(AttnArgs p, int sub_groups, AttnSplit sp) {
+  pdl_enter();
   const T* cache = static_cast<const T*>(p.cache);
   MMFP4_DYN_SMEM(float, smem);
   const int dk = p.d1 + p.d2;
@@ -174,6 +175,7 @@ __global__ void __launch_bounds__(kThreads) attention_kernel(AttnArgs p, int sub
 // out[t, h] = sum_s w_s o_s / sum_s w_s l_s with w_s = exp(m_s - max_s m_s), splits in order; a split that saw no
 // key has m_s = -inf and weight 0 (split 0 always sees key 0).
 __global__ void combine_kernel(AttnArgs p, AttnSplit sp) {
+  pdl_enter();
   const int t = blockIdx.x, h = blockIdx.y;
   const int64_t row0 = (int64_t(t) * p.heads + h) * sp.splits;
   float mx = -INFINITY;

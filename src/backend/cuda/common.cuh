@@ -8,6 +8,8 @@
 
 #include <cstdint>
 
+#include "backend/cuda/kernels.h"
+
 // Kernel launches and dynamic shared memory go through these two macros, so that the same sources also build as
 // plain C++ for the CPU simulator of tests/cuda/sim (-DMMFP4_CUDA_SIM=ON), which runs every kernel on the CPU:
 //   MMFP4_LAUNCH(grid, block, smem, stream, kernel<T...>)(args...);   MMFP4_DYN_SMEM(float, name);
@@ -15,13 +17,27 @@
 #define MMFP4_LAUNCH(grid, block, smem, stream, ...) ::mmfp4::sim::Launcher(grid, block, smem, stream, __VA_ARGS__)
 #define MMFP4_DYN_SMEM(T, name) T* name = ::mmfp4::sim::dyn_smem<T>()
 #else
-#define MMFP4_LAUNCH(grid, block, smem, stream, ...) __VA_ARGS__<<<grid, block, smem, stream>>>
+#define MMFP4_LAUNCH(grid, block, smem, stream, ...) ::mmfp4::cuda::KernelLaunch(grid, block, smem, stream, __VA_ARGS__)
 #define MMFP4_DYN_SMEM(T, name) extern __shared__ __align__(16) T name[]
 #endif
 
 namespace mmfp4::cuda {
 
 constexpr int kWarp = 32;
+
+// Programmatic dependent launch (sm_90; FastPaths::pdl). Kernels are launched with programmatic stream
+// serialization when it is on, so the next kernel of the stream (or graph) is scheduled while this one finishes
+// instead of after it: at decode, where a step is ~1,300 small dependent kernels, that launch gap is a large part of
+// the step. The rule that keeps it correct: every kernel calls pdl_enter() first, before it touches any memory.
+// griddepcontrol.wait returns once the previous kernel has completed and its writes are visible, and since every
+// kernel waits before it can complete, each one also sees everything earlier in the stream. launch_dependents lets
+// the next kernel be scheduled now (it still waits in its own pdl_enter()). Without PDL both are no-ops.
+__device__ __forceinline__ void pdl_enter() {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+  asm volatile("griddepcontrol.wait;\n" ::: "memory");
+  asm volatile("griddepcontrol.launch_dependents;\n" ::: "memory");
+#endif
+}
 
 __device__ __forceinline__ float warp_sum(float v) {
 #pragma unroll
@@ -62,6 +78,37 @@ __device__ __forceinline__ uint32_t pack_f16x2_sat(float lo, float hi) {
   __half2 v = __floats2half2_rn(lo, hi);
   return *reinterpret_cast<uint32_t*>(&v);
 }
+
+#ifndef MMFP4_SIM
+// kernel<<<grid, block, smem, stream>>>(args...), or the same through cudaLaunchKernelEx with programmatic stream
+// serialization when pdl_launches() is on (see pdl_enter). A launch error is left for MMFP4_CUDA_LAUNCHED to report.
+template <typename... P>
+struct KernelLaunch {
+  dim3 g, b;
+  size_t sm;
+  cudaStream_t st;
+  void (*k)(P...);
+  KernelLaunch(dim3 g_, dim3 b_, size_t sm_, cudaStream_t st_, void (*k_)(P...)) : g(g_), b(b_), sm(sm_), st(st_), k(k_) {}
+  template <typename... A>
+  void operator()(A&&... a) const {
+    if (!pdl_launches()) {
+      k<<<g, b, sm, st>>>(static_cast<A&&>(a)...);
+      return;
+    }
+    cudaLaunchConfig_t cfg = {};
+    cfg.gridDim = g;
+    cfg.blockDim = b;
+    cfg.dynamicSmemBytes = sm;
+    cfg.stream = st;
+    cudaLaunchAttribute attr[1];
+    attr[0].id = cudaLaunchAttributeProgrammaticStreamSerialization;
+    attr[0].val.programmaticStreamSerializationAllowed = 1;
+    cfg.attrs = attr;
+    cfg.numAttrs = 1;
+    cudaLaunchKernelEx(&cfg, k, static_cast<A&&>(a)...);
+  }
+};
+#endif
 
 // E2M1 value of a 4-bit code (docs/format.md): bit 3 is the sign.
 __device__ __forceinline__ float e2m1_value(uint32_t code) {

@@ -111,13 +111,16 @@ CudaBackend::CudaBackend(int device) : device_(device) {
   };
   bool all = true;
   flag("MMFP4_CUDA_FAST", all);
-  fast_.absorb = fast_.attn = fast_.moe = fast_.prep = all;
+  fast_.absorb = fast_.attn = fast_.moe = fast_.prep = fast_.pdl = all;
   flag("MMFP4_CUDA_FAST_ABSORB", fast_.absorb);
   flag("MMFP4_CUDA_FAST_ATTN", fast_.attn);
   flag("MMFP4_CUDA_FAST_MOE", fast_.moe);
   flag("MMFP4_CUDA_FAST_PREP", fast_.prep);
+  flag("MMFP4_CUDA_FAST_PDL", fast_.pdl);
+  fast_.pdl = fast_.pdl && p.major >= 9;  // griddepcontrol is sm_90
+  pdl_flag() = fast_.pdl;
   name_ += cat(", ", split_ ? "split" : "bf16", " activations, fast paths: absorb ", fast_.absorb, " attn ",
-               fast_.attn, " moe ", fast_.moe, " prep ", fast_.prep);
+               fast_.attn, " moe ", fast_.moe, " prep ", fast_.prep, " pdl ", fast_.pdl);
 }
 
 CudaBackend::~CudaBackend() {

@@ -44,6 +44,7 @@ struct FastPaths {
   bool attn = true;    // MMFP4_CUDA_FAST_ATTN: attention split over the KV length when few (token, head) blocks
   bool moe = true;     // MMFP4_CUDA_FAST_MOE: tight tile bound (decode splits K), gate+up as one GEMM (at upload)
   bool prep = true;    // MMFP4_CUDA_FAST_PREP: small-M linears convert fp32 activations inside the GEMM (no prepare)
+  bool pdl = true;     // MMFP4_CUDA_FAST_PDL: programmatic dependent launch on sm_90 (common.cuh, pdl_enter; process-wide)
 };
 
 struct CudaStepGraph final : StepGraph {

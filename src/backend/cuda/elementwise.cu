@@ -13,6 +13,7 @@ inline unsigned blocks_for(int64_t n) { return unsigned((n + kThreads - 1) / kTh
 
 __global__ void silu_mul_kernel(const float* g, int64_t gs, const float* u, int64_t us, float* o, int64_t os,
                                 int rows, int cols) {
+  pdl_enter();
   const int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
   if (i >= int64_t(rows) * cols) return;
   const int64_t r = i / cols, c = i % cols;
@@ -21,6 +22,7 @@ __global__ void silu_mul_kernel(const float* g, int64_t gs, const float* u, int6
 }
 
 __global__ void add_kernel(float* x, int64_t xs, const float* y, int64_t ys, int rows, int cols) {
+  pdl_enter();
   const int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
   if (i >= int64_t(rows) * cols) return;
   const int64_t r = i / cols, c = i % cols;
@@ -28,6 +30,7 @@ __global__ void add_kernel(float* x, int64_t xs, const float* y, int64_t ys, int
 }
 
 __global__ void add_bias_kernel(float* x, int64_t xs, int rows, int cols, const float* b) {
+  pdl_enter();
   const int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
   if (i >= int64_t(rows) * cols) return;
   const int64_t r = i / cols, c = i % cols;
@@ -36,6 +39,7 @@ __global__ void add_bias_kernel(float* x, int64_t xs, int rows, int cols, const 
 
 __global__ void gather_kernel(const float* x, int64_t xs, const int32_t* rows, int n, int cols, float* out,
                               int64_t os) {
+  pdl_enter();
   const int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
   if (i >= int64_t(n) * cols) return;
   const int64_t r = i / cols, c = i % cols;

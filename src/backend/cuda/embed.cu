@@ -11,6 +11,7 @@ namespace mmfp4::cuda {
 namespace {
 
 __global__ void embed_dense_kernel(GemmWeight w, const int32_t* tokens, int vocab, float* out, int64_t os, int cols) {
+  pdl_enter();
   const int t = blockIdx.x;
   const int id = min(max(tokens[t], 0), vocab - 1);  // ids are validated by the model; never read out of bounds
   for (int c = threadIdx.x; c < cols; c += blockDim.x) out[int64_t(t) * os + c] = weight_at(w, 0, id, c);
@@ -18,6 +19,7 @@ __global__ void embed_dense_kernel(GemmWeight w, const int32_t* tokens, int voca
 
 __global__ void embed_fp4_kernel(GemmWeight w, int had, const int32_t* tokens, int vocab, float* out, int64_t os,
                                  int cols) {
+  pdl_enter();
   MMFP4_DYN_SMEM(float, row);
   const int t = blockIdx.x;
   const int id = min(max(tokens[t], 0), vocab - 1);

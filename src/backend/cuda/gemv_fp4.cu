@@ -84,6 +84,24 @@ __device__ __forceinline__ void stage_activations(const GemmArgs& p, int row0, i
 template <WKind KIND, int NT, int U, bool STAGE>
 __global__ void __launch_bounds__(256, KIND == WKind::Fp4 ? (NT == 1 ? 4 : NT == 2 ? 3 : 1) : (NT <= 2 ? 2 : 1))
     gemm_mma_kernel(GemmArgs p) {
+  // Staged MMFP4 plain linears (decode) load their first kPre weight chunks before waiting for the previous kernel:
+  // weights never change during a step, so their DRAM latency overlaps the previous kernel's tail (pdl_enter).
+  // (Two, not U: more registers live across the staging would spill.)
+  constexpr int kPre = U < 2 ? U : 2;
+  uint4 wpre[kPre];
+  bool prefetched = false;
+  if constexpr (STAGE && KIND == WKind::Fp4) {
+    const int nt0 = int(blockIdx.x) * kWarps + int(threadIdx.x) / kWarp;
+    const int k0 = int(blockIdx.z) * p.cps, k1 = min(p.w.k_chunks, k0 + p.cps);
+    if (!p.tiles.tiles && !p.heads && nt0 < p.w.n_tiles) {
+      const uint4* w0 = static_cast<const uint4*>(p.w.data) + int64_t(nt0) * p.w.k_chunks * 32 + threadIdx.x % kWarp;
+#pragma unroll
+      for (int u = 0; u < kPre; ++u)
+        if (k0 + u < k1) wpre[u] = ld_stream(w0 + int64_t(k0 + u) * 32);
+      prefetched = true;
+    }
+  }
+  pdl_enter();
   constexpr int TM = 8 * NT;
   constexpr bool kFp4 = KIND == WKind::Fp4;
   const int warp = threadIdx.x / kWarp, lane = threadIdx.x % kWarp;
@@ -154,8 +172,12 @@ __global__ void __launch_bounds__(256, KIND == WKind::Fp4 ? (NT == 1 ? 4 : NT ==
       for (int kc = kc0; kc < kc1; kc += U) {
         uint4 wv[U];
 #pragma unroll
-        for (int u = 0; u < U; ++u)
-          if (kc + u < kc1) wv[u] = ld_stream(wp + int64_t(kc + u) * 32);
+        for (int u = 0; u < U; ++u) {
+          if (u < kPre && prefetched && kc == kc0)
+            wv[u] = wpre[u < kPre ? u : 0];
+          else if (kc + u < kc1)
+            wv[u] = ld_stream(wp + int64_t(kc + u) * 32);
+        }
 #pragma unroll
         for (int u = 0; u < U; ++u) {
           if (kc + u >= kc1) break;

@@ -12,6 +12,7 @@ namespace {
 
 // out[r, j*block .. ] = H (x[r, j*block ..] zero-padded past column k).
 __global__ void fwht_kernel(const float* x, int64_t xs, int k, float* out, int64_t os, int block) {
+  pdl_enter();
   MMFP4_DYN_SMEM(float, v);
   const int64_t r = blockIdx.x;
   const int c0 = blockIdx.y * block;

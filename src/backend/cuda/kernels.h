@@ -11,6 +11,14 @@
 
 namespace mmfp4::cuda {
 
+// Programmatic dependent launch for every kernel launched from now on (common.cuh, pdl_enter). Process-wide: the
+// backend turns it on for sm_90 devices when FastPaths::pdl is on.
+inline bool& pdl_flag() {
+  static bool on = false;
+  return on;
+}
+inline bool pdl_launches() { return pdl_flag(); }
+
 // ---------------------------------------------------------------------------------------------------------------
 // Weights as the GEMM kernels read them
 // ---------------------------------------------------------------------------------------------------------------

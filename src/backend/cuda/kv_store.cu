@@ -11,6 +11,7 @@ namespace {
 template <typename T>
 __global__ void store_rows_kernel(T* cache, int64_t width, const int32_t* slots, int n_tokens, const float* a,
                                   int64_t as, int a_cols, const float* b, int64_t bs, int b_cols) {
+  pdl_enter();
   const int t = blockIdx.x;
   const int32_t slot = slots[t];
   if (slot < 0) return;

@@ -13,6 +13,7 @@ namespace {
 constexpr int kRowsPerPass = 8;
 
 __global__ void gemm_generic_kernel(GenericArgs p) {
+  pdl_enter();
   const int warp = threadIdx.x / kWarp, lane = threadIdx.x % kWarp;
   const int n = blockIdx.x * (blockDim.x / kWarp) + warp;
   int expert = 0, r0, r1;

@@ -22,6 +22,7 @@ constexpr int kWarps = 8;    // warps split the head's nope rows (i = warp, warp
 __global__ void __launch_bounds__(kWarps * 32) absorb_q_kernel(const float* q_nope, int64_t qs, int T, int heads,
                                                                  int nope, int v, GemmWeight w, int R, float* q_lat,
                                                                  int64_t ls) {
+  pdl_enter();
   __shared__ float red[kWarps][kTokens][kCols];
   const int h = blockIdx.x, j0 = blockIdx.y * kCols, t0 = blockIdx.z * kTokens;
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
@@ -69,6 +70,7 @@ constexpr int kFastTokens = 4;
 __global__ void __launch_bounds__(kFastWarps * 32) absorb_q_tiles_kernel(const float* q_nope, int64_t qs, int T,
                                                                         int heads, int nope, int v, GemmWeight w,
                                                                         int R, float* q_lat, int64_t ls) {
+  pdl_enter();
   __shared__ float red[kFastWarps][kFastTokens][64];
   const int h = blockIdx.x, kc = blockIdx.y, t0 = blockIdx.z * kFastTokens;
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, g = lane >> 2, c = lane & 3;

@@ -21,6 +21,7 @@ constexpr int kMaxPlanExperts = 1024;
 __global__ void __launch_bounds__(kPlanThreads) plan_kernel(const int32_t* ids, int n, int E, int align, int tile_rows,
                                                             int32_t* sorted, int rows_pad, int32_t* pos,
                                                             int32_t* tiles, int32_t* tile_count, int max_tiles) {
+  pdl_enter();
   __shared__ int count[kMaxPlanExperts];
   __shared__ int offset[kMaxPlanExperts];
   for (int e = threadIdx.x; e < E; e += blockDim.x) count[e] = 0;
@@ -58,6 +59,7 @@ __global__ void __launch_bounds__(kPlanThreads) plan_kernel(const int32_t* ids, 
 
 __global__ void combine_kernel(const float* d, int64_t ds, const int32_t* pos, const float* w, int T, int K, int H,
                                float* out, int64_t os) {
+  pdl_enter();
   const int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
   if (i >= int64_t(T) * H) return;
   const int t = int(i / H), c = int(i % H);

@@ -25,6 +25,7 @@ __device__ int take_best(const float* v, int n, uint32_t* taken) {
 
 __global__ void route_kernel(const float* logits, int64_t ls, int T, int E, const float* bias, bool sigmoid, int K,
                              int n_group, int topk_group, bool norm, float scaling, int32_t* ids, float* wout) {
+  pdl_enter();
   const int t = blockIdx.x * blockDim.x + threadIdx.x;
   if (t >= T) return;
   float s[kMaxExperts], ch[kMaxExperts];

@@ -10,6 +10,7 @@ namespace {
 
 __global__ void rmsnorm_kernel(const float* x, int64_t xs, float* out, int64_t os, int cols, const float* w,
                                float eps) {
+  pdl_enter();
   __shared__ float red[32];
   const float* xr = x + int64_t(blockIdx.x) * xs;
   float* o = out + int64_t(blockIdx.x) * os;

@@ -12,6 +12,7 @@ namespace {
 __global__ void rope_kernel(float* x, int64_t stride, int rows, int heads, int64_t head_stride, int off,
                             const float* cos_t, const float* sin_t, int half, bool interleaved,
                             const int32_t* positions, int max_positions) {
+  pdl_enter();
   const int64_t idx = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
   const int64_t per_row = int64_t(heads) * half;
   if (idx >= per_row * rows) return;

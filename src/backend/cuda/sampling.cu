@@ -12,6 +12,7 @@ __device__ __forceinline__ bool better(float v, int i, float bv, int bi) {
 }
 
 __global__ void argmax_kernel(const float* x, int64_t xs, int cols, int32_t* ids) {
+  pdl_enter();
   __shared__ float sv[32];
   __shared__ int si[32];
   const float* r = x + int64_t(blockIdx.x) * xs;
