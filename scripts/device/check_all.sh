@@ -1,12 +1,17 @@
 #!/usr/bin/env bash
 # Runs on the GPU machine, from the repository root, with .carry/ made by scripts/device/prepare_carry.sh:
-# the CUDA op tests, the whole-model tests on the carried fixtures, and the linear-layer benchmark. Full logs go
-# to $OUT (they come back), a short summary is printed last.
-#   TESTS=ops,models,bench  BENCH_ARGS="--shapes big --m 1,16"  GTEST_FILTER=...  scripts/device/check_all.sh
+# the CUDA op tests, the whole-model tests on the carried fixtures, the linear-layer benchmark, the full-size
+# GLM-4.7-Flash decode/prefill benchmark, and the same decode benchmark with every new fast path off (A/B in one
+# run). Full logs go to $OUT (they come back), a short summary is printed last.
+#   TESTS=ops,models,bench,decode,decode_old  BENCH_ARGS="--shapes big --m 1,16"  GTEST_FILTER=...  check_all.sh
+# Optional extras in TESTS: ops_old (op tests with MMFP4_CUDA_FAST=0), models_old (model tests likewise),
+# models_kvf32, sass. The fast paths and their switches: docs/cuda.md, "Switches".
 set -u
 OUT=${OUT:-/tmp/mmfp4-out}
-TESTS=${TESTS:-ops,models,bench}
-BENCH_ARGS=${BENCH_ARGS:-}
+TESTS=${TESTS:-ops,models,bench,decode,decode_old}
+BENCH_ARGS=${BENCH_ARGS:---shapes all --m 1,16,4096}
+DECODE_ARGS=${DECODE_ARGS:---synth glm-4.7-flash --dir /tmp/glm --profile}
+DECODE_OLD_ARGS=${DECODE_OLD_ARGS:---model /tmp/glm --batches 1,16,64}
 work=/tmp/mmfp4-dev
 mkdir -p "$OUT" "$work"
 t0=$(date +%s)
@@ -27,51 +32,50 @@ run() {  # name, timeout, command...
   echo "rc=$? ${name} $(( $(date +%s) - s ))s" >> "$OUT/summary.txt"
 }
 : > "$OUT/summary.txt"
-case ",$TESTS," in *,ops,*)
-  run ops 300 bash -c "'$work/bin/test_cuda_repack' && '$work/bin/test_cuda_ops' ${GTEST_FILTER:+--gtest_filter=$GTEST_FILTER}";;
-esac
+has() { case ",$TESTS," in *,$1,*) return 0;; esac; return 1; }
+ops_cmd="'$work/bin/test_cuda_repack' && '$work/bin/test_cuda_ops' ${GTEST_FILTER:+--gtest_filter=$GTEST_FILTER}"
+has ops && run ops 300 bash -c "$ops_cmd"
+has ops_old && run ops_old 300 env MMFP4_CUDA_FAST=0 bash -c "$ops_cmd"
 # The SASS of the linear kernels (instruction mix of the inner loops), when asked for.
-case ",$TESTS," in *,sass,*)
+if has sass; then
   cuobjdump -sass "$work/bin/test_cuda_ops" 2>/dev/null | awk '/Function : .*gemm_mma_kernel/{p=1} /Function : /{if($0 !~ /gemm_mma_kernel/)p=0} p' \
     > "$OUT/sass.txt"
-  echo "rc=$? sass $(grep -c 'HMMA' "$OUT/sass.txt") HMMA lines" >> "$OUT/summary.txt";;
-esac
-case ",$TESTS," in *,models,*) run models 300 "$work/bin/test_cuda_models" ${MODEL_FILTER:+--gtest_filter=$MODEL_FILTER};; esac
-# The same with the KV cache in float32 (MMFP4_CUDA_KV=f32), to separate cache rounding from GEMM rounding.
-case ",$TESTS," in *,models_kvf32,*)
-  export MMFP4_CUDA_KV=f32
-  run models_kvf32 300 "$work/bin/test_cuda_models" ${MODEL_FILTER:+--gtest_filter=$MODEL_FILTER}
-  unset MMFP4_CUDA_KV;;
-esac
-case ",$TESTS," in *,bench,*)
+  echo "rc=$? sass $(grep -c 'HMMA' "$OUT/sass.txt") HMMA lines" >> "$OUT/summary.txt"
+fi
+has models && run models 300 "$work/bin/test_cuda_models" ${MODEL_FILTER:+--gtest_filter=$MODEL_FILTER}
+has models_old && run models_old 300 env MMFP4_CUDA_FAST=0 "$work/bin/test_cuda_models" ${MODEL_FILTER:+--gtest_filter=$MODEL_FILTER}
+has models_kvf32 && run models_kvf32 300 env MMFP4_CUDA_KV=f32 "$work/bin/test_cuda_models" ${MODEL_FILTER:+--gtest_filter=$MODEL_FILTER}
+if has bench; then
   cub=$(python3 -c "import nvidia.cublas, os; print(os.path.dirname(nvidia.cublas.__file__) + '/lib')" 2>/dev/null)
   export LD_LIBRARY_PATH=/usr/local/cuda/lib64:/usr/local/cuda/lib:${cub}:${LD_LIBRARY_PATH:-}
   # BENCH_MODES: activations as hi+lo halves (split, the default) and/or one bf16 value.
   for mode in ${BENCH_MODES:-split}; do
-    export MMFP4_CUDA_GEMM=$mode
     echo "## MMFP4_CUDA_GEMM=$mode" >> "$OUT/bench.log"
     s=$(date +%s)
-    timeout 300 "$work/bin/bench_cuda_linear" $( [ "$mode" = split ] && echo --out "$OUT/bench.json" ) $BENCH_ARGS >> "$OUT/bench.log" 2>&1
+    MMFP4_CUDA_GEMM=$mode timeout 300 "$work/bin/bench_cuda_linear" $( [ "$mode" = split ] && echo --out "$OUT/bench.json" ) $BENCH_ARGS >> "$OUT/bench.log" 2>&1
     echo "rc=$? bench-$mode $(( $(date +%s) - s ))s" >> "$OUT/summary.txt"
   done
-  unset MMFP4_CUDA_GEMM;;
-esac
-case ",$TESTS," in *,decode,*) run decode ${DECODE_LIMIT:-400} "$work/bin/bench_cuda_decode" --out "$OUT/decode.json" $DECODE_ARGS;; esac
+fi
+has decode && run decode ${DECODE_LIMIT:-300} "$work/bin/bench_cuda_decode" --out "$OUT/decode.json" $DECODE_ARGS
+# The same model with every path added after commit e568e9c off (MMFP4_CUDA_FAST=0): the A/B of this run.
+has decode_old && [ -d /tmp/glm ] && run decode_old ${DECODE_LIMIT:-300} env MMFP4_CUDA_FAST=0 "$work/bin/bench_cuda_decode" --out "$OUT/decode_old.json" $DECODE_OLD_ARGS
+
 echo "==== env"; head -3 "$OUT/env.txt"
-echo "==== summary ($(( $(date +%s) - t0 ))s)"; cat "$OUT/summary.txt"
-for f in ops models models_kvf32; do
+echo "==== runs ($(( $(date +%s) - t0 ))s)"; cat "$OUT/summary.txt"
+for f in ops ops_old models models_old models_kvf32; do
   [ -f "$OUT/$f.log" ] || continue
   echo "==== $f"
-  grep -E "^\[  (PASSED|FAILED) |^  [a-z]|^    case|DIVERGED|Failure|Expected|actual" "$OUT/$f.log" | grep -v "^\[  FAILED  \].*(" | head -${LINES_PER_LOG:-60}
+  grep -E "^\[  (PASSED|FAILED) |^  [a-z]|^    case|DIVERGED|Failure|Expected|actual" "$OUT/$f.log" | grep -v "^\[  FAILED  \].*(" | head -${LINES_PER_LOG:-40}
 done
-[ -f "$OUT/bench.log" ] && { echo "==== bench"; tail -n 60 "$OUT/bench.log"; }
+[ -f "$OUT/bench.log" ] && { echo "==== bench (the bars: 28672x8192 M=1 >= 2.6 TB/s, M=16 <= 1.3x M=1 time, M=4096 ratio >= 0.6)"; grep -E "^device|^shape|^28672x8192|^glm\.[a-z_]+ +(1|16|4096) " "$OUT/bench.log" | head -40; }
 if [ -f "$OUT/decode.log" ]; then
-  echo "==== decode"
-  grep -v "mmfp4 debug" "$OUT/decode.log" | tail -n 20
+  echo "==== decode (bars: batch 1 >= 300 tokens/s, prefill 2048 >= 10000 tokens/s)"
+  grep -E "^decode batch|^prefill|^first request|^load" "$OUT/decode.log"
   # Per-op time of the profiled decode step (the second forward after the marker), largest first.
   awk '/---- profile/{p=1; n=0} p && /mmfp4 debug: embed /{n++}
        p && n==2 && /mmfp4 debug:/ { op = ($3=="layer") ? $5 : $3; t=$(NF-1); sum[op]+=t; cnt[op]++; tot+=t }
        END { for (o in sum) printf "%-28s %8.3f ms  x%d\n", o, sum[o], cnt[o]; printf "%-28s %8.3f ms\n", "ALL", tot }' \
-    "$OUT/decode.log" | sort -k2 -nr | head -20
+    "$OUT/decode.log" | sort -k2 -nr | head -16
 fi
+[ -f "$OUT/decode_old.log" ] && { echo "==== decode with MMFP4_CUDA_FAST=0 (the earlier kernels, same run)"; grep -E "^decode batch|^prefill" "$OUT/decode_old.log"; }
 exit 0
