@@ -67,8 +67,9 @@ TEST(CudaOps, LinearMatchesCpuOnAwkwardShapes) {
         const std::vector<float> y0 = r.vec(size_t(M * (N + 5)));
         auto y = p.act(y0, M, N, N + 5);
         p.cpu->linear(x.c, *wc_cpu, y.c, acc != 0, false);
-        for (bool prep : {true, false}) {  // activations staged in the GEMM (small M) / prepared by their kernel
+        for (bool prep : {true, false}) {  // staged activations (M <= 16) and the tiled GEMM (M > 16), or neither
           p.gpu->fast().prep = prep;
+          p.gpu->fast().gemm = prep;
           p.gpu->upload(y.g.data, y0.data(), y0.size() * 4);
           if (!acc) p.poison(y.g);
           p.gpu->linear(x.g, *wc_gpu, y.g, acc != 0, false);
@@ -474,11 +475,12 @@ TEST(CudaOps, MoeExpertsGroupedByExpert) {
     for (int64_t e = 0; e < c.E; ++e) gh.push_back(g[size_t(e)].hw), uh.push_back(u[size_t(e)].hw),
                                       dh.push_back(d[size_t(e)].hw);
     auto ec = p.cpu->upload_experts(gh, uh, dh);
-    for (bool fast : {true, false}) {  // gate+up stacked, tight tile bound (decode splits K) / the earlier path
+    for (bool fast : {true, false}) {  // gate+up stacked, tight tile bound, tiled GEMM for many rows / earlier path
     p.gpu->fast().moe = fast;
+    p.gpu->fast().gemm = fast;
     auto eg = p.gpu->upload_experts(gh, uh, dh);
     double worst = 0;
-    for (int64_t T : {1, 5, 17, 64, 257}) {
+    for (int64_t T : {1, 5, 17, 64, 100, 257}) {
       if (c.E == 64 && T > 17) continue;  // the CPU reference is slow at GLM sizes
       std::vector<int32_t> ids(size_t(T * c.K));
       for (int64_t t = 0; t < T; ++t) {  // distinct experts per token, skewed towards low ids

@@ -171,6 +171,41 @@ __device__ __forceinline__ uint4 ld_stream(const uint4* p) {
 #endif
 }
 
+// Asynchronous 16-byte global -> shared copies (sm_80+, L2 only: .cg), committed in groups; wait<N> returns when at
+// most N of this thread's groups are still in flight. Visibility to other threads needs a barrier after the wait.
+__device__ __forceinline__ void cp_async16(void* smem, const void* gmem) {
+#ifdef MMFP4_SIM
+  ::mmfp4::sim::cp_async16(smem, gmem);
+#else
+  const uint32_t s = static_cast<uint32_t>(__cvta_generic_to_shared(smem));
+  asm volatile("cp.async.cg.shared.global [%0], [%1], 16;\n" ::"r"(s), "l"(gmem) : "memory");
+#endif
+}
+__device__ __forceinline__ void cp_async_commit() {
+#ifdef MMFP4_SIM
+  ::mmfp4::sim::cp_async_commit();
+#else
+  asm volatile("cp.async.commit_group;\n" ::: "memory");
+#endif
+}
+template <int N>
+__device__ __forceinline__ void cp_async_wait() {
+#ifdef MMFP4_SIM
+  ::mmfp4::sim::cp_async_wait(N);
+#else
+  asm volatile("cp.async.wait_group %0;\n" ::"n"(N) : "memory");
+#endif
+}
+
+// The A fragments (4 registers) of one mma step from the tile word holding it (repack.h: pair i = 2 pr + hi at bits
+// [4i, 4i + 4) and [16 + 4i, 16 + 4i + 4)): register i is pair i, the mma.m16n8k16 A layout.
+__device__ __forceinline__ void fp4_fragment(uint32_t q, uint32_t (&a)[4]) {
+  a[0] = e2m1x2_to_bf16x2(q);
+  a[1] = e2m1x2_to_bf16x2(q >> 4);
+  a[2] = e2m1x2_to_bf16x2(q >> 8);
+  a[3] = e2m1x2_to_bf16x2(q >> 12);
+}
+
 // In-register normalized Walsh-Hadamard transform of n = 32 * E values held E per lane (lane l holds elements
 // [l*E, l*E + E)), Sylvester order as backend/cpu/fwht.h, float32 butterflies in the same order.
 template <int E>

@@ -111,7 +111,8 @@ CudaBackend::CudaBackend(int device) : device_(device) {
   };
   bool all = true;
   flag("MMFP4_CUDA_FAST", all);
-  fast_.absorb = fast_.attn = fast_.moe = fast_.prep = fast_.pdl = all;
+  fast_.absorb = fast_.attn = fast_.moe = fast_.prep = fast_.gemm = fast_.pdl = all;
+  flag("MMFP4_CUDA_FAST_GEMM", fast_.gemm);
   flag("MMFP4_CUDA_FAST_ABSORB", fast_.absorb);
   flag("MMFP4_CUDA_FAST_ATTN", fast_.attn);
   flag("MMFP4_CUDA_FAST_MOE", fast_.moe);
@@ -120,7 +121,7 @@ CudaBackend::CudaBackend(int device) : device_(device) {
   fast_.pdl = fast_.pdl && p.major >= 9;  // griddepcontrol is sm_90
   pdl_flag() = fast_.pdl;
   name_ += cat(", ", split_ ? "split" : "bf16", " activations, fast paths: absorb ", fast_.absorb, " attn ",
-               fast_.attn, " moe ", fast_.moe, " prep ", fast_.prep, " pdl ", fast_.pdl);
+               fast_.attn, " moe ", fast_.moe, " prep ", fast_.prep, " gemm ", fast_.gemm, " pdl ", fast_.pdl);
 }
 
 CudaBackend::~CudaBackend() {
@@ -222,8 +223,8 @@ void CudaBackend::reserve_workspace(const WorkspacePlan& plan) {
     ws(moe_u_, size_t(rows_pad * max_inter_pad_ * 4), "moe up");
     ws(moe_d_, size_t(rows_pad * max_hidden_pad_ * 4), "moe down");
     ws(moe_rot_, size_t(rows_pad * width * 4), "moe rotated activations");
-    ws(xb_, size_t((rows_pad + 64) * round_up(width, 64) * 2), "activations (16-bit)");
-    ws(xb_lo_, size_t((rows_pad + 64) * round_up(width, 64) * 2), "activations (16-bit, low halves)");
+    ws(xb_, size_t((rows_pad + 128) * round_up(width, 64) * 2), "activations (16-bit)");
+    ws(xb_lo_, size_t((rows_pad + 128) * round_up(width, 64) * 2), "activations (16-bit, low halves)");
   }
 }
 
@@ -448,17 +449,23 @@ void CudaBackend::gemm(const GemmCall& c) {
     launch_gemm_generic(a, stream_);
     return;
   }
-  // Token tiles of 8 * nt rows: as few as cover the rows (decode: one n8 tile).
+  // Token tiles of 8 * nt rows: as few as cover the rows (decode: one n8 tile). The tiled GEMM (more than 16 rows)
+  // takes 64 or 128 rows per tile.
   const int rows_pad = int(round_up(c.m, 8));
+  const bool tiled = tiled_ok(*c.w) && (c.tiles.tiles ? c.tile_rows >= 64 : c.m > 16);
   int nt, grid_tiles;
   if (c.tiles.tiles) {
     nt = c.tile_rows / 8;
     grid_tiles = c.max_tiles;
+  } else if (tiled) {
+    nt = c.m <= 64 ? 8 : 16;
+    grid_tiles = int(ceil_div(c.m, 8 * nt));
   } else {
     const int mt = rows_pad / 8;
     nt = mt <= 1 ? 1 : mt <= 2 ? 2 : mt <= 4 ? 4 : 8;
     grid_tiles = int(ceil_div(mt, nt));
   }
+  if (!tiled && nt > 8) fail(c.what, ": ", 8 * nt, "-row token tiles need the tiled GEMM");
   // A warp reads all 8 * nt rows of its token tile: the prepared buffer covers the last tile (zero rows).
   const int xb_rows = c.tiles.tiles ? rows_pad + 8 * nt : grid_tiles * 8 * nt;
   // Activations -> 16-bit fragments.
@@ -490,7 +497,40 @@ void CudaBackend::gemm(const GemmCall& c) {
   a.nt = nt;
   a.grid_tiles = grid_tiles;
   if (a.grid_tiles > 65535) fail(c.what, ": too many token tiles (", a.grid_tiles, ")");
+  if (tiled) {
+    launch_tiled(a, pa);
+    return;
+  }
   launch_mma(a, c.tiles.tiles ? 8 * nt : c.m, pa);
+}
+
+// The tiled GEMM takes MMFP4 weights on the tensor-core path (FastPaths::gemm).
+bool CudaBackend::tiled_ok(const CudaLinear& w) const {
+  return fast_.gemm && !force_generic_ && w.mma_ok && w.gw.kind == WKind::Fp4 && w.gw.row0 == 0;
+}
+
+// Prepared activations, split of K (few blocks: decode batches and small weights) and the tiled launch.
+void CudaBackend::launch_tiled(GemmArgs& a, const PrepArgs& pa) {
+  const GemmWeight& gw = a.w;
+  const int row_blocks = int(ceil_div(gw.n_tiles, 8)), bn = 8 * a.nt;
+  const int64_t blocks = int64_t(row_blocks) * a.grid_tiles, npad = int64_t(row_blocks) * kBlockRows;
+  // ~2 blocks per SM for 64-token tiles (registers allow two), ~1 for 128; at least 4 chunks per split.
+  const int64_t target = int64_t(sms_) * (bn == 64 ? 2 : 1);
+  int splits = 1;
+  if (blocks < target && gw.k_chunks >= 8)
+    splits = int(std::min<int64_t>({ceil_div(target, blocks), gw.k_chunks / 4, 16}));
+  while (splits > 1 && (int64_t(a.grid_tiles) * splits * bn * npad * 4 > int64_t(partial_.bytes) ||
+                        int64_t(a.grid_tiles) * row_blocks > counter_capacity_))
+    --splits;
+  a.cps = int(ceil_div(gw.k_chunks, splits));
+  a.splits = int(ceil_div(gw.k_chunks, a.cps));
+  if (a.splits > 1) {
+    a.partial = static_cast<float*>(partial_.p);
+    a.counters = static_cast<int32_t*>(counters_.p);
+  }
+  a.stage = false;
+  launch_prepare_activations(pa, stream_);
+  launch_gemm_tiled(a, stream_);
 }
 
 // Group-index shift, split of K and partial-sum buffers of a tensor-core launch; the activations are prepared by
@@ -833,7 +873,10 @@ void CudaBackend::moe_experts(Act x, const int32_t* ids, const float* weights, i
   const int64_t n = T * K;
   // Token tiles: as many rows as a typical expert gets, so decode does not pay for 64-row tiles.
   const int64_t avg = ceil_div(n, E);
-  const int nt = avg <= 8 ? 1 : avg <= 16 ? 2 : avg <= 32 ? 4 : 8;
+  int nt = avg <= 8 ? 1 : avg <= 16 ? 2 : avg <= 32 ? 4 : 8;
+  // Many rows per expert (prefill): 64- or 128-row tiles on the tiled GEMM, when every expert weight takes it.
+  const bool tiled = tiled_ok(ew.down) && (ew.stacked() ? tiled_ok(ew.gate_up) : tiled_ok(ew.gate) && tiled_ok(ew.up));
+  if (tiled && avg > 16) nt = avg > 64 ? 16 : 8;
   const int tile_rows = 8 * nt, align = 8;
   const int64_t rows_pad = round_up(n + E * (align - 1), 8);
   // Each expert with rows adds at most one partial tile: E of them in general, but never more than the n pairs

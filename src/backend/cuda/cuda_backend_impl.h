@@ -44,6 +44,7 @@ struct FastPaths {
   bool attn = true;    // MMFP4_CUDA_FAST_ATTN: attention split over the KV length when few (token, head) blocks
   bool moe = true;     // MMFP4_CUDA_FAST_MOE: tight tile bound (decode splits K), gate+up as one GEMM (at upload)
   bool prep = true;    // MMFP4_CUDA_FAST_PREP: small-M linears convert fp32 activations inside the GEMM (no prepare)
+  bool gemm = true;    // MMFP4_CUDA_FAST_GEMM: MMFP4 linears with more than 16 rows on the tiled GEMM (gemm_tiled.cu)
   bool pdl = true;     // MMFP4_CUDA_FAST_PDL: programmatic dependent launch on sm_90 (common.cuh, pdl_enter; process-wide)
 };
 
@@ -151,6 +152,8 @@ class CudaBackend final : public Backend {
   void gemm(const GemmCall& c);
   void launch_mma(GemmArgs& a, int rows, const PrepArgs& pa);
   AttnSplit attention_split(const AttnArgs& a);
+  bool tiled_ok(const CudaLinear& w) const;
+  void launch_tiled(GemmArgs& a, const PrepArgs& pa);
   int choose_splits(int row_blocks, int tiles, int k_chunks, int tm, int64_t npad, int rows, WKind kind);
 
   int device_ = 0;

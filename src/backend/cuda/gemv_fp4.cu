@@ -26,14 +26,6 @@ namespace {
 constexpr int kWarps = 8;
 constexpr int kBlockRows = 16 * kWarps;
 
-// The A fragments (4 registers) of mma step s of 32-column block b from the 16 bytes `w` holds for it.
-__device__ __forceinline__ void fp4_fragment(uint32_t q, uint32_t (&a)[4]) {
-  a[0] = e2m1x2_to_bf16x2(q);
-  a[1] = e2m1x2_to_bf16x2(q >> 4);
-  a[2] = e2m1x2_to_bf16x2(q >> 8);
-  a[3] = e2m1x2_to_bf16x2(q >> 12);
-}
-
 __device__ __forceinline__ uint32_t pick(const uint4& v, int i) {
   return i == 0 ? v.x : i == 1 ? v.y : i == 2 ? v.z : v.w;
 }

@@ -106,6 +106,11 @@ struct GemmArgs {
 };
 void launch_gemm_mma(const GemmArgs& a, cudaStream_t s);
 
+// The same product for MMFP4 weights and many tokens (gemm_tiled.cu): a block owns 128 weight rows x 8 * nt tokens
+// (nt = 8 or 16), K streamed through shared memory; plain linears or MoE tiles (not per-head). Its shared memory:
+void launch_gemm_tiled(const GemmArgs& a, cudaStream_t s);
+int gemm_tiled_smem(int bn, bool split_x);
+
 // Fallback for any shape and format (float32 FMA, exact weights): y (+)= x W^T.
 struct GenericArgs {
   GemmWeight w;

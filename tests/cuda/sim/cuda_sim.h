@@ -44,6 +44,11 @@ int lane_id();
 // mma.sync.aligned.m16n8k16.row.col.f32.{bf16,f16}: d = a b + d with the PTX fragment layouts.
 void mma16816(float (&d)[4], const uint32_t (&a)[4], uint32_t b0, uint32_t b1, bool f16);
 
+// cp.async: a copy is only performed when a wait_group lets its group complete (so a missing wait reads stale data).
+void cp_async16(void* smem, const void* gmem);
+void cp_async_commit();
+void cp_async_wait(int n);
+
 // Runs (or records, during a stream capture) a kernel body on every thread of every block.
 void launch(dim3 grid, dim3 block, size_t smem, std::function<void()> body);
 

@@ -70,6 +70,9 @@ struct Fiber {
   bool f16 = false;
   uint32_t out = 0;
   float fout[4] = {};
+  // cp.async groups: committed ones in order, then the open one.
+  std::vector<std::vector<std::pair<void*, const void*>>> groups;
+  std::vector<std::pair<void*, const void*>> open;
 };
 
 struct State {
@@ -213,6 +216,8 @@ void run_block() {
     f.tid = make_uint3(unsigned(i) % s.bdim.x, (unsigned(i) / s.bdim.x) % s.bdim.y, unsigned(i) / (s.bdim.x * s.bdim.y));
     f.st = St::Ready;
     f.sp = initial_sp(f.stack);
+    f.groups.clear();
+    f.open.clear();
   }
   for (;;) {
     for (int i = 0; i < s.n; ++i) {
@@ -305,6 +310,20 @@ void mma16816(float (&d)[4], const uint32_t (&a)[4], uint32_t b0, uint32_t b1, b
   f.f16 = f16;
   yield();
   for (int i = 0; i < 4; ++i) d[i] = me().fout[i];
+}
+
+void cp_async16(void* smem, const void* gmem) { me().open.emplace_back(smem, gmem); }
+void cp_async_commit() {
+  Fiber& f = me();
+  f.groups.push_back(std::move(f.open));
+  f.open.clear();
+}
+void cp_async_wait(int n) {
+  Fiber& f = me();
+  while (int(f.groups.size()) > n) {
+    for (auto& [d, src] : f.groups.front()) std::memcpy(d, src, 16);
+    f.groups.erase(f.groups.begin());
+  }
 }
 
 void launch(dim3 grid, dim3 block, size_t smem, std::function<void()> body) {
