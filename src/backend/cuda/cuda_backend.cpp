@@ -111,7 +111,7 @@ CudaBackend::CudaBackend(int device) : device_(device) {
   };
   bool all = true;
   flag("MMFP4_CUDA_FAST", all);
-  fast_.absorb = fast_.attn = fast_.moe = fast_.prep = fast_.gemm = fast_.pdl = all;
+  if (!all) fast_.absorb = fast_.attn = fast_.moe = fast_.prep = fast_.gemm = fast_.pdl = false;
   flag("MMFP4_CUDA_FAST_GEMM", fast_.gemm);
   flag("MMFP4_CUDA_FAST_ABSORB", fast_.absorb);
   flag("MMFP4_CUDA_FAST_ATTN", fast_.attn);

@@ -38,7 +38,8 @@ struct CudaExperts final : ExpertWeights {
 
 // The speed paths added after the verified kernels of commit e568e9c (docs/cuda.md, "Switches"). Each is used only
 // where its eligibility test passes, and each can be turned off (environment, read when the backend is made;
-// MMFP4_CUDA_FAST=0 turns all off), which gives back exactly the earlier kernels.
+// MMFP4_CUDA_FAST=0 turns all off), which gives back the earlier kernels. The initialisers below are the defaults:
+// turning a path off by default is a one-word change here.
 struct FastPaths {
   bool absorb = true;  // MMFP4_CUDA_FAST_ABSORB: mla_absorb_q from 16-byte weight fragments, warps split the rows
   bool attn = true;    // MMFP4_CUDA_FAST_ATTN: attention split over the KV length when few (token, head) blocks
