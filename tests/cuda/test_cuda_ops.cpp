@@ -420,8 +420,10 @@ TEST(CudaOps, MoeRoutingSelectsAsTheCpu) {
   params[2].routed_scaling_factor = 1.8f;                                           // glm4_moe_lite
   params[3].sigmoid = true, params[3].n_experts = 256, params[3].top_k = 8, params[3].n_group = 8,
   params[3].topk_group = 4, params[3].norm_topk_prob = true, params[3].routed_scaling_factor = 2.5f;  // deepseek_v3
+  for (bool fast : {true, false})  // a warp per token (no expert groups) / a thread per token
   for (const auto& rp : params)
     for (int64_t T : {1, 17, 257}) {
+      p.gpu->fast().moe = fast;
       const int64_t E = rp.n_experts, K = rp.top_k;
       auto lg = p.act(r.vec(size_t(T * E), -4, 4), T, E);
       const std::vector<float> bias = r.vec(size_t(E), -0.5f, 0.5f);
@@ -434,8 +436,8 @@ TEST(CudaOps, MoeRoutingSelectsAsTheCpu) {
       p.gpu->moe_route(lg.g, rp.sigmoid ? &bg : nullptr, rp, idg, wdg);
       p.gpu->download(ig.data(), idg, ig.size() * 4);
       p.gpu->download(wg.data(), wdg, wg.size() * 4);
-      EXPECT_EQ(ic, ig) << "E=" << E << " top " << K << " T=" << T;
-      EXPECT_LT(row_rel_err(wg, wc, T, K), 1e-5) << "E=" << E << " T=" << T;
+      EXPECT_EQ(ic, ig) << "E=" << E << " top " << K << " T=" << T << " fast " << fast;
+      EXPECT_LT(row_rel_err(wg, wc, T, K), 1e-5) << "E=" << E << " T=" << T << " fast " << fast;
     }
 }
 

@@ -26,7 +26,10 @@ __device__ __forceinline__ int64_t prep_source_row(const PrepArgs& p, int row) {
 __device__ __forceinline__ void prep_load8(const PrepArgs& p, int64_t src, int k0, bool vec_ok, float (&v)[8]) {
   if (src >= 0) {
     const float* xr = p.x + src * p.x_stride;
-    if (vec_ok && k0 + 8 <= p.k_valid) {
+    if (p.glu_off > 0) {
+#pragma unroll
+      for (int i = 0; i < 8; ++i) v[i] = (k0 + i < p.k_valid) ? silu_mul_value(xr[k0 + i], xr[k0 + i + p.glu_off]) : 0.0f;
+    } else if (vec_ok && k0 + 8 <= p.k_valid) {
       const float4 a = *reinterpret_cast<const float4*>(xr + k0), b = *reinterpret_cast<const float4*>(xr + k0 + 4);
       v[0] = a.x, v[1] = a.y, v[2] = a.z, v[3] = a.w, v[4] = b.x, v[5] = b.y, v[6] = b.z, v[7] = b.w;
     } else {

@@ -110,6 +110,9 @@ struct KernelLaunch {
 };
 #endif
 
+// silu(g) * u: one definition for the elementwise op and for the GEMM's activation conversion (same bits).
+__device__ __forceinline__ float silu_mul_value(float g, float u) { return g / (1.0f + expf(-g)) * u; }
+
 // E2M1 value of a 4-bit code (docs/format.md): bit 3 is the sign.
 __device__ __forceinline__ float e2m1_value(uint32_t code) {
   const float mag[8] = {0.0f, 0.5f, 1.0f, 1.5f, 2.0f, 3.0f, 4.0f, 6.0f};

@@ -428,6 +428,7 @@ void CudaBackend::gemm(const GemmCall& c) {
   const GemmWeight& gw = c.gw;
   if (c.m == 0 || gw.n == 0) return;
   const bool mma = c.w->mma_ok && !force_generic_ && gw.row0 == 0;
+  if (!mma && c.glu_off) fail(c.what, ": the fused silu input needs the tensor-core kernels");
   if (!mma) {
     GenericArgs a;
     a.w = gw;
@@ -478,6 +479,7 @@ void CudaBackend::gemm(const GemmCall& c) {
   pa.row_map = c.row_map;
   pa.row_div = c.row_div;
   pa.map_is_mask = c.map_is_mask;
+  pa.glu_off = c.glu_off;
   pa.rows_pad = xb_rows;
   pa.kb32 = kb32;
   pa.f16 = gw.kind == WKind::F16;
@@ -857,9 +859,13 @@ void CudaBackend::moe_route(Act logits, const DeviceVector* bias, const RouterPa
       (p.sigmoid && p.n_group > 0 && p.n_experts % p.n_group != 0) || p.topk_group > p.n_group)
     fail("moe_route: logits [", logits.rows, ", ", logits.cols, "], ", p.n_experts, " experts, top ", p.top_k,
          ", groups ", p.n_group, "/", p.topk_group, " (the CUDA router takes up to 1024 experts)");
-  launch_moe_route(logits.data, logits.stride, int(logits.rows), int(p.n_experts), bias ? bias->data : nullptr,
-                   p.sigmoid, int(p.top_k), int(std::max<int64_t>(p.n_group, 1)), int(p.topk_group),
-                   p.norm_topk_prob, p.routed_scaling_factor, ids, weights, stream_);
+  if (fast_.moe && (!p.sigmoid || p.n_group <= 1) && p.top_k <= 32)
+    launch_moe_route_warp(logits.data, logits.stride, int(logits.rows), int(p.n_experts), bias ? bias->data : nullptr,
+                          p.sigmoid, int(p.top_k), p.norm_topk_prob, p.routed_scaling_factor, ids, weights, stream_);
+  else
+    launch_moe_route(logits.data, logits.stride, int(logits.rows), int(p.n_experts), bias ? bias->data : nullptr,
+                     p.sigmoid, int(p.top_k), int(std::max<int64_t>(p.n_group, 1)), int(p.topk_group),
+                     p.norm_topk_prob, p.routed_scaling_factor, ids, weights, stream_);
 }
 
 void CudaBackend::moe_experts(Act x, const int32_t* ids, const float* weights, int64_t K, const ExpertWeights& ew_in,
@@ -927,6 +933,23 @@ void CudaBackend::moe_experts(Act x, const int32_t* ids, const float* weights, i
     c.y = gu;
     c.y_stride = W2;
     gemm(c);
+    if (ew.down.hadamard_block == 0 && ew.down.mma_ok && !force_generic_) {
+      // down reads [gate | up] and applies silu(gate) * up while converting its activations: no silu launch.
+      c.x = gu;
+      c.x_stride = W2;
+      c.k_valid = int(I);
+      c.glu_off = int(I);
+      c.row_div = 1;
+      c.map_is_mask = true;
+      c.y_stride = H;
+      c.what = "moe down (silu fused)";
+      c.w = &ew.down;
+      c.gw = ew.down.gw;
+      c.y = d;
+      gemm(c);
+      launch_moe_combine(d, H, pos, weights, int(T), int(K), int(H), out.data, out.stride, stream_);
+      return;
+    }
     launch_silu_mul(gu, W2, gu + I, W2, u, Ip, int(rows_pad), int(I), stream_);
     act = u;
   } else {

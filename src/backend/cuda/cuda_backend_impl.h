@@ -142,6 +142,7 @@ class CudaBackend final : public Backend {
     const int32_t* row_map = nullptr;
     int row_div = 1;
     bool map_is_mask = false;  // row_map only marks padding rows (negative), rows map to themselves
+    int glu_off = 0;           // the input is [gate | up]: x[k] = silu(gate[k]) * up[k] (PrepArgs::glu_off)
     TileTable tiles;
     int max_tiles = 0;
     int tile_rows = 0;         // MoE: rows per token tile (8 * nt)

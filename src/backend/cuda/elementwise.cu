@@ -17,8 +17,7 @@ __global__ void silu_mul_kernel(const float* g, int64_t gs, const float* u, int6
   const int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
   if (i >= int64_t(rows) * cols) return;
   const int64_t r = i / cols, c = i % cols;
-  const float gv = g[r * gs + c];
-  o[r * os + c] = gv / (1.0f + expf(-gv)) * u[r * us + c];
+  o[r * os + c] = silu_mul_value(g[r * gs + c], u[r * us + c]);
 }
 
 __global__ void add_kernel(float* x, int64_t xs, const float* y, int64_t ys, int rows, int cols) {

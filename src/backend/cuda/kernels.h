@@ -63,6 +63,7 @@ struct PrepArgs {
   int rows_pad = 0;                  // xb rows, a multiple of 8
   int kb32 = 0;                      // 32-column blocks of xb
   bool f16 = false;                  // f16 (saturating) instead of bf16, for F16 dense weights
+  int glu_off = 0;                   // > 0: the value of column k is silu(x[k]) * x[k + glu_off] (MoE [gate | up])
   void* xb = nullptr;
   // Non-null: also the low halves, x - hi rounded again (hi + lo carries ~16 significant bits, nearly float32).
   void* xb_lo = nullptr;
@@ -199,6 +200,9 @@ void launch_mla_absorb_q_tiles(const float* q_nope, int64_t qs, int rows, int he
 void launch_moe_route(const float* logits, int64_t ls, int T, int E, const float* bias, bool sigmoid, int top_k,
                       int n_group, int topk_group, bool norm_topk_prob, float scaling, int32_t* ids, float* w,
                       cudaStream_t s);
+// The same without expert groups, a warp per token (FastPaths::moe): same choices, same weights.
+void launch_moe_route_warp(const float* logits, int64_t ls, int T, int E, const float* bias, bool sigmoid, int top_k,
+                           bool norm_topk_prob, float scaling, int32_t* ids, float* w, cudaStream_t s);
 // Groups the T * K (token, slot) pairs by expert: sorted[i] = flat index t * K + j (or -1 padding) with each
 // expert's rows starting at a multiple of `align`; pos[flat] = its sorted row; tile table of up to `tile_rows` rows.
 void launch_moe_plan(const int32_t* ids, int T, int K, int E, int align, int tile_rows, int32_t* sorted,
