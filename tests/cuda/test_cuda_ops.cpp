@@ -54,6 +54,7 @@ TEST(CudaOps, LinearMatchesCpuOnAwkwardShapes) {
   for (bool split : {true, false})
   for (auto wc : weight_cases()) {
     p.gpu->set_split_activations(split);
+    p.gpu->fast().dequant = split;  // MMFP4 tile layout 2 with split activations, layout 1 with bf16 ones
     if (split && wc.tol > kExact) wc.tol = kSplit;
     TestWeight tw = wc.make(seed++);
     auto wc_cpu = p.cpu->upload_linear(tw.hw);
@@ -312,6 +313,7 @@ TEST(CudaOps, AbsorbedMlaAttentionAndKvB) {
       {20, 512, 64, 192, 256, 128, 0, DType::F32},   // GLM-4.7-Flash sizes
   };
   for (const Shape& s : shapes) {
+    p.gpu->fast().dequant = !p.gpu->fast().dequant;  // alternate the MMFP4 tile layouts (1, 2, 1, ...)
     const int64_t N = s.heads * (s.nope + s.v);
     TestWeight kvb = s.dense == DType::F32 ? random_fp4(N, s.R, s.group, s.had, 100 + uint64_t(s.R))
                                            : random_dense(N, s.R, s.dense, 5);
@@ -480,6 +482,7 @@ TEST(CudaOps, MoeExpertsGroupedByExpert) {
     for (bool fast : {true, false}) {  // gate+up stacked, tight tile bound, tiled GEMM for many rows / earlier path
     p.gpu->fast().moe = fast;
     p.gpu->fast().gemm = fast;
+    p.gpu->fast().dequant = fast;
     auto eg = p.gpu->upload_experts(gh, uh, dh);
     double worst = 0;
     for (int64_t T : {1, 5, 17, 64, 100, 257}) {

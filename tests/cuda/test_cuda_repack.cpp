@@ -15,6 +15,7 @@ TEST(CudaRepack, EveryCodeAndScaleIsWhereTheKernelsRead) {
     int64_t n, k;
     int group;
   };
+  for (int layout : {1, 2})
   for (Shape s : {Shape{1, 64, 64}, Shape{17, 96, 32}, Shape{100, 384, 128}, Shape{33, 200, 40}, Shape{16, 8, 8}}) {
     std::vector<uint32_t> codes(size_t(s.n * s.k / 8));
     std::vector<uint16_t> scales(size_t(s.n * s.k / s.group));
@@ -27,7 +28,8 @@ TEST(CudaRepack, EveryCodeAndScaleIsWhereTheKernelsRead) {
     w.group_size = s.group;
     w.codes = codes.data();
     w.scales = scales.data();
-    const Fp4Tiles t = repack_fp4(w);
+    const Fp4Tiles t = repack_fp4(w, layout);
+    EXPECT_EQ(t.layout, layout);
     EXPECT_EQ(t.n_tiles, (s.n + 15) / 16);
     EXPECT_EQ(t.k_chunks, (s.k + 63) / 64);
     std::vector<int> seen(t.codes.size() * 8, 0);
@@ -37,7 +39,7 @@ TEST(CudaRepack, EveryCodeAndScaleIsWhereTheKernelsRead) {
         const int64_t i = tile_word(t.k_chunks, n, k, &bit);
         ASSERT_LT(size_t(i), t.codes.size());
         ++seen[size_t(i) * 8 + size_t(bit / 4)];
-        const uint32_t got = (t.codes[size_t(i)] >> bit) & 0xF;
+        const uint32_t got = code_in_word(t.codes[size_t(i)], bit, layout);
         const uint32_t want = (n < s.n && k < s.k) ? (codes[size_t(n * (s.k / 8) + k / 8)] >> (4 * (k % 8))) & 0xF : 0;
         ASSERT_EQ(got, want) << "n " << n << " k " << k;
       }
@@ -48,6 +50,20 @@ TEST(CudaRepack, EveryCodeAndScaleIsWhereTheKernelsRead) {
         const uint16_t got = uint16_t((n % 16) >= 8 ? word >> 16 : word & 0xFFFF);
         ASSERT_EQ(got, scales[size_t(n * (s.k / s.group) + g)]) << "n " << n << " group " << g;
       }
+  }
+}
+
+// Layout 2 decodes with the kernels' formulas (common.cuh, fp4_fragment): pairs 0..2 are (w << {0, 3, 6}) & mask,
+// pair 3 three shifts; each gives the layout-1 pair's bf16 bits (e2m1x2_to_bf16x2's placement) for every word.
+TEST(CudaRepack, Layout2DecodesToTheSameBf16Bits) {
+  std::mt19937_64 rng(2);
+  auto place = [](uint32_t t) { return ((t << 6) & 0x01C001C0u) | ((t << 12) & 0x80008000u); };  // layout 1, pair 0
+  for (int rep = 0; rep < 100000; ++rep) {
+    const uint32_t w1 = uint32_t(rng()), w2 = v2_word(w1);
+    const uint32_t M = 0x81C081C0u;
+    const uint32_t got[4] = {w2 & M, (w2 << 3) & M, (w2 << 6) & M,
+                             ((w2 << 1) & 0x80008000u) | ((w2 >> 5) & 0x01000100u) | ((w2 >> 4) & 0x00C000C0u)};
+    for (int i = 0; i < 4; ++i) ASSERT_EQ(got[i], place(w1 >> (4 * i))) << std::hex << w1 << " pair " << i;
   }
 }
 

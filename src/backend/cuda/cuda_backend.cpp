@@ -111,8 +111,9 @@ CudaBackend::CudaBackend(int device) : device_(device) {
   };
   bool all = true;
   flag("MMFP4_CUDA_FAST", all);
-  if (!all) fast_.absorb = fast_.attn = fast_.moe = fast_.prep = fast_.gemm = fast_.pdl = false;
+  if (!all) fast_.absorb = fast_.attn = fast_.moe = fast_.prep = fast_.gemm = fast_.dequant = fast_.pdl = false;
   flag("MMFP4_CUDA_FAST_GEMM", fast_.gemm);
+  flag("MMFP4_CUDA_FAST_DEQUANT", fast_.dequant);
   flag("MMFP4_CUDA_FAST_ABSORB", fast_.absorb);
   flag("MMFP4_CUDA_FAST_ATTN", fast_.attn);
   flag("MMFP4_CUDA_FAST_MOE", fast_.moe);
@@ -121,7 +122,8 @@ CudaBackend::CudaBackend(int device) : device_(device) {
   fast_.pdl = fast_.pdl && p.major >= 9;  // griddepcontrol is sm_90
   pdl_flag() = fast_.pdl;
   name_ += cat(", ", split_ ? "split" : "bf16", " activations, fast paths: absorb ", fast_.absorb, " attn ",
-               fast_.attn, " moe ", fast_.moe, " prep ", fast_.prep, " gemm ", fast_.gemm, " pdl ", fast_.pdl);
+               fast_.attn, " moe ", fast_.moe, " prep ", fast_.prep, " gemm ", fast_.gemm, " dequant ", fast_.dequant,
+               " pdl ", fast_.pdl);
 }
 
 CudaBackend::~CudaBackend() {
@@ -250,9 +252,11 @@ void CudaBackend::fill_linear(CudaLinear& out, const HostWeight& w, const std::v
     g.kind = WKind::Fp4;
     g.k = int(w.k_stored);
     g.group_size = w.group_size;
+    const int layout = fast_.dequant ? 2 : 1;
+    g.layout = layout;
     std::vector<Fp4Tiles> tiles, tiles2;
-    for (const HostWeight* h : stack) tiles.push_back(repack_fp4(*h));
-    for (const HostWeight* h : second) tiles2.push_back(repack_fp4(*h));
+    for (const HostWeight* h : stack) tiles.push_back(repack_fp4(*h, layout));
+    for (const HostWeight* h : second) tiles2.push_back(repack_fp4(*h, layout));
     g.n_tiles = int(tiles[0].n_tiles + (tiles2.empty() ? 0 : tiles2[0].n_tiles));
     g.k_chunks = int(tiles[0].k_chunks);
     g.groups = int(tiles[0].groups);

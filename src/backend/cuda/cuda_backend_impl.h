@@ -46,6 +46,7 @@ struct FastPaths {
   bool moe = true;     // MMFP4_CUDA_FAST_MOE: tight tile bound (decode splits K), gate+up as one GEMM (at upload)
   bool prep = true;    // MMFP4_CUDA_FAST_PREP: small-M linears convert fp32 activations inside the GEMM (no prepare)
   bool gemm = true;    // MMFP4_CUDA_FAST_GEMM: MMFP4 linears with more than 16 rows on the tiled GEMM (gemm_tiled.cu)
+  bool dequant = true; // MMFP4_CUDA_FAST_DEQUANT: MMFP4 tiles in layout 2 (repack.h; cheaper decode), at upload
   bool pdl = true;     // MMFP4_CUDA_FAST_PDL: programmatic dependent launch on sm_90 (common.cuh, pdl_enter; process-wide)
 };
 

@@ -30,7 +30,7 @@ struct Layout {
   static constexpr int kBytes = kStages * kStage;
 };
 
-template <int BN, bool SX>
+template <int BN, bool SX, int LAYOUT>
 __global__ void __launch_bounds__(256, 1) gemm_tiled_kernel(GemmArgs p) {
   pdl_enter();
   using L = Layout<BN, SX>;
@@ -124,8 +124,8 @@ __global__ void __launch_bounds__(256, 1) gemm_tiled_kernel(GemmArgs p) {
       uint32_t a[2][2][4];  // [mt][mma step][register]
 #pragma unroll
       for (int mt = 0; mt < 2; ++mt) {
-        fp4_fragment(q[mt][2 * b], a[mt][0]);
-        fp4_fragment(q[mt][2 * b + 1], a[mt][1]);
+        fp4_frag<LAYOUT>(q[mt][2 * b], a[mt][0]);
+        fp4_frag<LAYOUT>(q[mt][2 * b + 1], a[mt][1]);
       }
 #pragma unroll
       for (int t = 0; t < NTW; ++t) {
@@ -213,18 +213,18 @@ __global__ void __launch_bounds__(256, 1) gemm_tiled_kernel(GemmArgs p) {
   }
 }
 
-template <int BN, bool SX>
+template <int BN, bool SX, int LAYOUT>
 void launch_bn(const GemmArgs& a, cudaStream_t s) {
   using L = Layout<BN, SX>;
   static bool attr_set = false;  // per instantiation, once per process
   if (!attr_set) {
-    MMFP4_CUDA_CHECK(cudaFuncSetAttribute(gemm_tiled_kernel<BN, SX>, cudaFuncAttributeMaxDynamicSharedMemorySize,
+    MMFP4_CUDA_CHECK(cudaFuncSetAttribute(gemm_tiled_kernel<BN, SX, LAYOUT>, cudaFuncAttributeMaxDynamicSharedMemorySize,
                                           L::kBytes),
                      "tiled GEMM: ", L::kBytes, " bytes of shared memory");
     attr_set = true;
   }
   const dim3 grid((a.w.n_tiles + kTiles - 1) / kTiles, a.grid_tiles, a.splits);
-  MMFP4_LAUNCH(grid, 256, L::kBytes, s, gemm_tiled_kernel<BN, SX>)(a);
+  MMFP4_LAUNCH(grid, 256, L::kBytes, s, gemm_tiled_kernel<BN, SX, LAYOUT>)(a);
 }
 
 }  // namespace
@@ -237,9 +237,14 @@ int gemm_tiled_smem(int bn, bool split_x) {
 void launch_gemm_tiled(const GemmArgs& a, cudaStream_t s) {
   if (a.w.kind != WKind::Fp4 || a.heads || (a.nt != 8 && a.nt != 16) || a.w.group_size % 32 != 0)
     fail("tiled GEMM: MMFP4 (groups of 32k), plain or MoE tiles, 64 or 128 tokens per tile");
-  const bool sx = a.xb_lo != nullptr;
-  if (a.nt == 8) sx ? launch_bn<64, true>(a, s) : launch_bn<64, false>(a, s);
-  else sx ? launch_bn<128, true>(a, s) : launch_bn<128, false>(a, s);
+  const bool sx = a.xb_lo != nullptr, v2 = a.w.layout == 2;
+  if (a.nt == 8) {
+    if (v2) sx ? launch_bn<64, true, 2>(a, s) : launch_bn<64, false, 2>(a, s);
+    else sx ? launch_bn<64, true, 1>(a, s) : launch_bn<64, false, 1>(a, s);
+  } else {
+    if (v2) sx ? launch_bn<128, true, 2>(a, s) : launch_bn<128, false, 2>(a, s);
+    else sx ? launch_bn<128, true, 1>(a, s) : launch_bn<128, false, 1>(a, s);
+  }
   MMFP4_CUDA_LAUNCHED("linear (tiled) W [", a.w.n, ", ", a.w.k, "], ", a.m, " rows, ", 8 * a.nt, " per tile, ",
                       a.grid_tiles, " token tiles, ", a.splits, " splits of ", a.cps, " chunks");
 }

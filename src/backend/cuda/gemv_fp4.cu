@@ -73,7 +73,7 @@ __device__ __forceinline__ void stage_activations(const GemmArgs& p, int row0, i
   __syncthreads();
 }
 
-template <WKind KIND, int NT, int U, bool STAGE>
+template <WKind KIND, int NT, int U, bool STAGE, int LAYOUT>
 __global__ void __launch_bounds__(256, KIND == WKind::Fp4 ? (NT == 1 ? 4 : NT == 2 ? 3 : 1) : (NT <= 2 ? 2 : 1))
     gemm_mma_kernel(GemmArgs p) {
   // Staged MMFP4 plain linears (decode) load their first kPre weight chunks before waiting for the previous kernel:
@@ -184,8 +184,8 @@ __global__ void __launch_bounds__(256, KIND == WKind::Fp4 ? (NT == 1 ? 4 : NT ==
                 for (int i = 0; i < 4; ++i) part[t][i] = 0.0f;
             }
             uint32_t a[2][4];
-            fp4_fragment(pick(wv[u], 2 * b), a[0]);
-            fp4_fragment(pick(wv[u], 2 * b + 1), a[1]);
+            fp4_frag<LAYOUT>(pick(wv[u], 2 * b), a[0]);
+            fp4_frag<LAYOUT>(pick(wv[u], 2 * b + 1), a[1]);
 #pragma unroll
             for (int t = 0; t < NT; ++t) {
               const uint4 xv = xfrag(t, kb, false);
@@ -316,27 +316,27 @@ __global__ void __launch_bounds__(256, KIND == WKind::Fp4 ? (NT == 1 ? 4 : NT ==
   }
 }
 
-template <WKind KIND, int NT>
+template <WKind KIND, int NT, int LAYOUT>
 void launch_nt(const GemmArgs& a, cudaStream_t s) {
   constexpr int U = KIND == WKind::Fp4 ? 4 : 2;  // chunks in flight per warp
   const dim3 grid((a.w.n_tiles + kWarps - 1) / kWarps, a.grid_tiles, a.splits);
   if constexpr (NT <= 2) {
     if (a.stage) {
       const size_t smem = size_t(a.stage_rows) * a.stage_stride * 2 * (a.prep.xb_lo ? 2 : 1);
-      MMFP4_LAUNCH(grid, kWarps * kWarp, smem, s, gemm_mma_kernel<KIND, NT, U, true>)(a);
+      MMFP4_LAUNCH(grid, kWarps * kWarp, smem, s, gemm_mma_kernel<KIND, NT, U, true, LAYOUT>)(a);
       return;
     }
   }
-  MMFP4_LAUNCH(grid, kWarps * kWarp, 0, s, gemm_mma_kernel<KIND, NT, U, false>)(a);
+  MMFP4_LAUNCH(grid, kWarps * kWarp, 0, s, gemm_mma_kernel<KIND, NT, U, false, LAYOUT>)(a);
 }
 
-template <WKind KIND>
+template <WKind KIND, int LAYOUT>
 void launch_kind(const GemmArgs& a, cudaStream_t s) {
   switch (a.nt) {
-    case 1: launch_nt<KIND, 1>(a, s); break;
-    case 2: launch_nt<KIND, 2>(a, s); break;
-    case 4: launch_nt<KIND, 4>(a, s); break;
-    default: launch_nt<KIND, 8>(a, s); break;
+    case 1: launch_nt<KIND, 1, LAYOUT>(a, s); break;
+    case 2: launch_nt<KIND, 2, LAYOUT>(a, s); break;
+    case 4: launch_nt<KIND, 4, LAYOUT>(a, s); break;
+    default: launch_nt<KIND, 8, LAYOUT>(a, s); break;
   }
 }
 
@@ -346,9 +346,9 @@ void launch_gemm_mma(const GemmArgs& a, cudaStream_t s) {
   if (a.stage && (a.nt > 2 || a.stage_rows > 8 * a.nt || a.stage_stride % 64 != 32))
     fail("gemm_mma: staged activations need nt <= 2 and a padded row stride");
   switch (a.w.kind) {
-    case WKind::Fp4: launch_kind<WKind::Fp4>(a, s); break;
-    case WKind::Bf16: launch_kind<WKind::Bf16>(a, s); break;
-    case WKind::F16: launch_kind<WKind::F16>(a, s); break;
+    case WKind::Fp4: a.w.layout == 2 ? launch_kind<WKind::Fp4, 2>(a, s) : launch_kind<WKind::Fp4, 1>(a, s); break;
+    case WKind::Bf16: launch_kind<WKind::Bf16, 0>(a, s); break;
+    case WKind::F16: launch_kind<WKind::F16, 0>(a, s); break;
     default: fail("gemm_mma: float32 weights take the generic kernel");
   }
   MMFP4_CUDA_LAUNCHED("linear (tensor cores) W [", a.w.n, ", ", a.w.k, "] kind ", int(a.w.kind), ", ", a.m,

@@ -33,6 +33,7 @@ struct GemmWeight {
   int n = 0;                         // rows (output features)
   int k = 0;                         // columns as stored (fp4: k_stored, the rotated width; dense: k)
   int n_tiles = 0, k_chunks = 0, groups = 0, group_size = 0;  // fp4 tile layout (16 rows x 64 columns a tile)
+  int layout = 1;                    // fp4 bit layout inside the tile words: 1 or 2 (repack.h)
   int row0 = 0;                      // generic kernel only: first stored row of this (row-sliced) view
   int64_t expert_stride = 0;         // between stacked experts: 16-byte tiles (fp4) or elements (dense)
   int64_t expert_scale_stride = 0;   // u32 words (fp4)

@@ -108,10 +108,15 @@ __global__ void __launch_bounds__(kFastWarps * 32) absorb_q_tiles_kernel(const f
 #pragma unroll
     for (int j = 0; j < 4; ++j) {  // word j = 2b + s (mma step s of 32-column half b)
       const int b = j >> 1, s = j & 1;
+      uint32_t pairs[4];
+      if (w.layout == 2)
+        fp4_fragment_v2(wd[j], pairs);
+      else
+        fp4_fragment(wd[j], pairs);
 #pragma unroll
       for (int i = 0; i < 4; ++i) {  // pair i = 2 pr + hi: row g + 8 hi, columns 32b + 8c + 4s + 2pr + {0, 1}
         const int pr = i >> 1, hi = i & 1;
-        const uint32_t bf = e2m1x2_to_bf16x2(wd[j] >> (4 * i));
+        const uint32_t bf = pairs[i];
         const float ve = __uint_as_float(bf << 16), vo = __uint_as_float(bf & 0xFFFF0000u);
         const int col = 8 * b + 4 * s + 2 * pr;  // acc index of column 32b + 8c + (4s + 2pr)
 #pragma unroll

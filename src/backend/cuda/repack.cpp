@@ -15,9 +15,11 @@ inline uint32_t spread(uint32_t a) {
 
 }  // namespace
 
-Fp4Tiles repack_fp4(const HostWeight& w) {
+Fp4Tiles repack_fp4(const HostWeight& w, int layout) {
   MMFP4_ASSERT(w.format == WeightFormat::MMFP4 && w.group_size > 0 && w.k_stored % 8 == 0);
+  MMFP4_ASSERT(layout == 1 || layout == 2);
   Fp4Tiles t;
+  t.layout = layout;
   t.n_tiles = (w.n + 15) / 16;
   t.k_chunks = (w.k_stored + 63) / 64;
   t.groups = (t.k_chunks * 64 + w.group_size - 1) / w.group_size;
@@ -38,9 +40,10 @@ Fp4Tiles repack_fp4(const HostWeight& w) {
             for (int b = 0; b < 2; ++b) {
               const int64_t kw = kc * 8 + 4 * b + c;
               const uint32_t lo = src(nt * 16 + g, kw), hi = src(nt * 16 + g + 8, kw);
-              for (int s = 0; s < 2; ++s)
-                dst[(4 * g + c) * 4 + 2 * b + s] = spread((lo >> (16 * s)) & 0xFFFFu) |
-                                                   spread((hi >> (16 * s)) & 0xFFFFu) << 4;
+              for (int s = 0; s < 2; ++s) {
+                const uint32_t word = spread((lo >> (16 * s)) & 0xFFFFu) | spread((hi >> (16 * s)) & 0xFFFFu) << 4;
+                dst[(4 * g + c) * 4 + 2 * b + s] = layout == 2 ? v2_word(word) : word;
+              }
             }
       }
     for (int64_t nt = t0; nt < t1; ++nt)

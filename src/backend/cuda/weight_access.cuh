@@ -18,7 +18,15 @@ __device__ __forceinline__ float weight_at(const GemmWeight& w, int expert, int 
     const uint32_t word = codes[((int64_t(nt) * w.k_chunks + kc) * 32 + (4 * g + c)) * 4 + (2 * b + s)];
     const uint32_t sw = w.scales[expert * w.expert_scale_stride + (int64_t(nt) * w.groups + k / w.group_size) * 8 + g];
     const float scale = f16_bits_to_f32(uint16_t(hi ? sw >> 16 : sw & 0xFFFF));
-    return e2m1_value((word >> bit) & 0xF) * scale;
+    uint32_t code = (word >> bit) & 0xF;
+    if (w.layout == 2) {  // repack.h, kV2Bit: bit b of pair i's code
+      const int i = (bit % 16) / 4, e = 16 * (bit / 16);
+      const int pos[4][4] = {{6, 7, 8, 15}, {3, 4, 5, 12}, {0, 1, 2, 9}, {10, 11, 13, 14}};
+      code = 0;
+#pragma unroll
+      for (int b2 = 0; b2 < 4; ++b2) code |= ((word >> (pos[i][b2] + e)) & 1u) << b2;
+    }
+    return e2m1_value(code) * scale;
   }
   const int64_t i = expert * w.expert_stride + int64_t(n) * w.k + k;
   switch (w.kind) {
