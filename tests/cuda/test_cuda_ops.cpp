@@ -287,8 +287,9 @@ TEST(CudaOps, PagedGqaAttention) {
     auto o = p.act(std::vector<float>(size_t(T * QW)), T, QW);
     const float scale = 1.0f / std::sqrt(float(sh.D));
     p.cpu->attention(q.c, b.kc, sh.heads, sh.kv_heads, sh.D, scale, b.cpu_meta, o.c);
-    for (bool fast : {true, false}) {  // split over the KV length (39 tokens: eligible) and the one-pass kernel
+    for (bool fast : {true, false}) {  // tensor cores (108 tokens: eligible) and the one-pass SIMT kernel
       p.gpu->fast().attn = fast;
+      p.gpu->fast().flash = fast;
       p.poison(o.g);
       p.gpu->attention(q.g, b.kg, sh.heads, sh.kv_heads, sh.D, scale, b.gpu_meta, o.g);
       EXPECT_LT(p.err(o), kExact) << "heads " << sh.heads << "/" << sh.kv_heads << " D " << sh.D << " fast " << fast;
@@ -319,7 +320,7 @@ TEST(CudaOps, AbsorbedMlaAttentionAndKvB) {
                                            : random_dense(N, s.R, s.dense, 5);
     auto wc = p.cpu->upload_linear(kvb.hw);
     auto wg = p.gpu->upload_linear(kvb.hw);
-    PagedBatch b = make_paged(p, {5, 1, 33}, 16, s.R + s.P, r);
+    PagedBatch b = make_paged(p, {5, 1, 70}, 16, s.R + s.P, r);  // 76 tokens: the tensor-core attention
     const int64_t T = int64_t(b.tokens.size()), H = s.heads;
     auto lat = p.act(bf16_exact(r, size_t(T * s.R)), T, s.R), kpe = p.act(bf16_exact(r, size_t(T * s.P)), T, s.P);
     p.cpu->mla_store(b.kc, lat.c, kpe.c, b.cpu_meta);
@@ -344,6 +345,7 @@ TEST(CudaOps, AbsorbedMlaAttentionAndKvB) {
     p.cpu->mla_attention(qlat.c, qp_c, b.kc, H, scale, b.cpu_meta, olat.c);
     for (bool fast : {true, false}) {
       p.gpu->fast().attn = fast;
+      p.gpu->fast().flash = fast;
       p.poison(olat.g);
       p.gpu->mla_attention(qlat.g, qp_g, b.kg, H, scale, b.gpu_meta, olat.g);
       EXPECT_LT(p.err(olat), kExact) << "mla_attention R=" << s.R << " heads " << H << " fast " << fast;

@@ -200,6 +200,29 @@ __device__ __forceinline__ void cp_async_wait() {
 #endif
 }
 
+// ldmatrix.x4 (.trans): lanes 8i..8i+7 give the 16-byte rows of 8x8 b16 matrix i; register i of lane l receives
+// (row l/4, columns 2(l%4), +1) of matrix i, or with .trans (rows 2(l%4), +1 of column l/4): the mma fragments.
+__device__ __forceinline__ void ldmatrix_x4(uint32_t (&r)[4], const void* row) {
+#ifdef MMFP4_SIM
+  ::mmfp4::sim::ldmatrix_x4(r, row, false);
+#else
+  const uint32_t a = static_cast<uint32_t>(__cvta_generic_to_shared(row));
+  asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];\n"
+               : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
+               : "r"(a));
+#endif
+}
+__device__ __forceinline__ void ldmatrix_x4_trans(uint32_t (&r)[4], const void* row) {
+#ifdef MMFP4_SIM
+  ::mmfp4::sim::ldmatrix_x4(r, row, true);
+#else
+  const uint32_t a = static_cast<uint32_t>(__cvta_generic_to_shared(row));
+  asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0,%1,%2,%3}, [%4];\n"
+               : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
+               : "r"(a));
+#endif
+}
+
 // The A fragments (4 registers) of one mma step from the tile word holding it (repack.h: pair i = 2 pr + hi at bits
 // [4i, 4i + 4) and [16 + 4i, 16 + 4i + 4)): register i is pair i, the mma.m16n8k16 A layout.
 __device__ __forceinline__ void fp4_fragment(uint32_t q, uint32_t (&a)[4]) {

@@ -111,7 +111,9 @@ CudaBackend::CudaBackend(int device) : device_(device) {
   };
   bool all = true;
   flag("MMFP4_CUDA_FAST", all);
-  if (!all) fast_.absorb = fast_.attn = fast_.moe = fast_.prep = fast_.gemm = fast_.dequant = fast_.pdl = false;
+  if (!all)
+    fast_.absorb = fast_.attn = fast_.moe = fast_.prep = fast_.gemm = fast_.flash = fast_.dequant = fast_.pdl = false;
+  flag("MMFP4_CUDA_FAST_FLASH", fast_.flash);
   flag("MMFP4_CUDA_FAST_GEMM", fast_.gemm);
   flag("MMFP4_CUDA_FAST_DEQUANT", fast_.dequant);
   flag("MMFP4_CUDA_FAST_ABSORB", fast_.absorb);
@@ -122,13 +124,14 @@ CudaBackend::CudaBackend(int device) : device_(device) {
   fast_.pdl = fast_.pdl && p.major >= 9;  // griddepcontrol is sm_90
   pdl_flag() = fast_.pdl;
   name_ += cat(", ", split_ ? "split" : "bf16", " activations, fast paths: absorb ", fast_.absorb, " attn ",
-               fast_.attn, " moe ", fast_.moe, " prep ", fast_.prep, " gemm ", fast_.gemm, " dequant ", fast_.dequant,
+               fast_.attn, " moe ", fast_.moe, " prep ", fast_.prep, " gemm ", fast_.gemm, " flash ", fast_.flash,
+               " dequant ", fast_.dequant,
                " pdl ", fast_.pdl);
 }
 
 CudaBackend::~CudaBackend() {
   for (Buffer* b : {&xb_, &xb_lo_, &rot_, &partial_, &counters_, &moe_sorted_, &moe_pos_, &moe_tiles_, &moe_count_, &moe_g_,
-                    &moe_u_, &moe_d_, &moe_rot_, &attn_part_})
+                    &moe_u_, &moe_d_, &moe_rot_, &attn_part_, &attn_plan_})
     if (b->p) cudaFree(b->p);
   if (stream_) cudaStreamDestroy(stream_);
 }
@@ -209,6 +212,7 @@ void CudaBackend::reserve_workspace(const WorkspacePlan& plan) {
   ws(partial_, size_t(kPartialCapBytes), "split-K partials");
   ws(counters_, size_t(kCounterCapacity * 4), "split-K counters");
   counter_capacity_ = kCounterCapacity;
+  ws(attn_plan_, size_t(2 * T + 1) * 4, "attention blocks");
   if (plan.max_heads > 0 && plan.max_kv_width > 0)
     ws(attn_part_, size_t(std::min<int64_t>(T, kAttnSplitMaxTokens) * plan.max_heads * kAttnMaxSplits *
                           (plan.max_kv_width + 2) * 4),
@@ -702,7 +706,7 @@ void CudaBackend::attention(Act q, const KVLayerView& kv, int64_t heads, int64_t
   a.out = out.data;
   a.out_row_stride = out.stride;
   a.out_head_stride = D;
-  launch_attention(a, stream_, attention_split(a));
+  run_attention(a);
 }
 
 void CudaBackend::mla_attention(Act q_lat, Act q_pe, const KVLayerView& kv, int64_t heads, float scale,
@@ -729,6 +733,19 @@ void CudaBackend::mla_attention(Act q_lat, Act q_pe, const KVLayerView& kv, int6
   a.out = out_lat.data;
   a.out_row_stride = out_lat.stride * heads;
   a.out_head_stride = out_lat.stride;
+  run_attention(a);
+}
+
+// Attention of a step: on tensor cores for long eager batches (prefill), split over the KV length for small ones.
+void CudaBackend::run_attention(const AttnArgs& a) {
+  AttnTc tc;
+  if (fast_.flash && !capturing_ && a.n_tokens > kAttnSplitMaxTokens && attention_tc_plan(a, tc)) {
+    auto* buf = static_cast<int32_t*>(ws(attn_plan_, size_t(2 * a.n_tokens + 1) * 4, "attention blocks"));
+    tc.blocks = buf;
+    tc.count = buf + 2 * a.n_tokens;
+    launch_attention_tc(a, tc, stream_);
+    return;
+  }
   launch_attention(a, stream_, attention_split(a));
 }
 

@@ -46,6 +46,7 @@ struct FastPaths {
   bool moe = true;     // MMFP4_CUDA_FAST_MOE: tight tile bound (decode splits K), gate+up as one GEMM (at upload)
   bool prep = true;    // MMFP4_CUDA_FAST_PREP: small-M linears convert fp32 activations inside the GEMM (no prepare)
   bool gemm = true;    // MMFP4_CUDA_FAST_GEMM: MMFP4 linears with more than 16 rows on the tiled GEMM (gemm_tiled.cu)
+  bool flash = true;   // MMFP4_CUDA_FAST_FLASH: attention of batches over 64 tokens on tensor cores (attention_tc.cu)
   bool dequant = true; // MMFP4_CUDA_FAST_DEQUANT: MMFP4 tiles in layout 2 (repack.h; cheaper decode), at upload
   bool pdl = true;     // MMFP4_CUDA_FAST_PDL: programmatic dependent launch on sm_90 (common.cuh, pdl_enter; process-wide)
 };
@@ -155,6 +156,7 @@ class CudaBackend final : public Backend {
   void gemm(const GemmCall& c);
   void launch_mma(GemmArgs& a, int rows, const PrepArgs& pa);
   AttnSplit attention_split(const AttnArgs& a);
+  void run_attention(const AttnArgs& a);
   bool tiled_ok(const CudaLinear& w) const;
   void launch_tiled(GemmArgs& a, const PrepArgs& pa);
   int choose_splits(int row_blocks, int tiles, int k_chunks, int tm, int64_t npad, int rows, WKind kind);
@@ -176,7 +178,7 @@ class CudaBackend final : public Backend {
   WorkspacePlan plan_;
 
   Buffer xb_, xb_lo_, rot_, partial_, counters_, moe_sorted_, moe_pos_, moe_tiles_, moe_count_, moe_g_, moe_u_, moe_d_,
-      moe_rot_, attn_part_;
+      moe_rot_, attn_part_, attn_plan_;
   int64_t counter_capacity_ = 0;
 };
 

@@ -44,6 +44,8 @@ int lane_id();
 // mma.sync.aligned.m16n8k16.row.col.f32.{bf16,f16}: d = a b + d with the PTX fragment layouts.
 void mma16816(float (&d)[4], const uint32_t (&a)[4], uint32_t b0, uint32_t b1, bool f16);
 
+// ldmatrix.sync.aligned.m8n8.x4[.trans].b16 from the row addresses of the 32 lanes.
+void ldmatrix_x4(uint32_t (&r)[4], const void* row, bool trans);
 // cp.async: a copy is only performed when a wait_group lets its group complete (so a missing wait reads stale data).
 void cp_async16(void* smem, const void* gmem);
 void cp_async_commit();
@@ -119,6 +121,11 @@ inline int atomicAdd(int* p, int v) {
 inline unsigned atomicAdd(unsigned* p, unsigned v) {
   const unsigned o = *p;
   *p = o + v;
+  return o;
+}
+inline int atomicMax(int* p, int v) {
+  const int o = *p;
+  *p = o < v ? v : o;
   return o;
 }
 inline float atomicAdd(float* p, float v) {

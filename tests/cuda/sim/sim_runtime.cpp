@@ -54,7 +54,7 @@ namespace {
 
 constexpr size_t kStack = 256 << 10;
 enum class St { Ready, Barrier, Warp, Done };
-enum class Op { Shfl, Mma, Syncwarp };
+enum class Op { Shfl, Mma, Syncwarp, Ldmatrix };
 
 struct Fiber {
   void* sp = nullptr;
@@ -68,6 +68,7 @@ struct Fiber {
   float fin[4] = {};
   int src = 0;
   bool f16 = false;
+  const void* addr = nullptr;  // ldmatrix: this lane's row
   uint32_t out = 0;
   float fout[4] = {};
   // cp.async groups: committed ones in order, then the open one.
@@ -193,6 +194,19 @@ bool resolve_warps() {
     if (f0.op == Op::Mma) {
       if (mask != 0xffffffffu) die("mma.sync needs the whole warp");
       do_mma(lanes);
+    } else if (f0.op == Op::Ldmatrix) {
+      if (mask != 0xffffffffu) die("ldmatrix needs the whole warp");
+      for (int l = 0; l < 32; ++l) {
+        for (int i = 0; i < 4; ++i) {
+          uint16_t e[2];
+          for (int h = 0; h < 2; ++h) {
+            // element (row, col) of matrix i; rows come from lanes 8i..8i+7
+            const int row = lanes[l]->f16 ? 2 * (l % 4) + h : l / 4, col = lanes[l]->f16 ? l / 4 : 2 * (l % 4) + h;
+            std::memcpy(&e[h], static_cast<const char*>(lanes[8 * i + row]->addr) + 2 * col, 2);
+          }
+          lanes[l]->fout[i] = __uint_as_float(uint32_t(e[0]) | uint32_t(e[1]) << 16);
+        }
+      }
     } else if (f0.op == Op::Shfl) {
       for (int l = 0; l < 32; ++l)
         if (lanes[l]) {
@@ -299,6 +313,17 @@ uint32_t shfl(unsigned mask, uint32_t v, int src) {
   yield();
   return me().out;
 }
+void ldmatrix_x4(uint32_t (&r)[4], const void* row, bool trans) {
+  Fiber& f = me();
+  f.st = St::Warp;
+  f.op = Op::Ldmatrix;
+  f.mask = 0xffffffffu;
+  f.addr = row;
+  f.f16 = trans;  // (the flag field doubles as .trans)
+  yield();
+  for (int i = 0; i < 4; ++i) r[i] = __float_as_uint(me().fout[i]);
+}
+
 void mma16816(float (&d)[4], const uint32_t (&a)[4], uint32_t b0, uint32_t b1, bool f16) {
   Fiber& f = me();
   f.st = St::Warp;
