@@ -8,7 +8,7 @@
 # models_kvf32, sass. The fast paths and their switches: docs/cuda.md, "Switches".
 set -u
 OUT=${OUT:-/tmp/mmfp4-out}
-TESTS=${TESTS:-ops,models,bench,decode,decode_old}
+TESTS=${TESTS:-ops,models,bench,decode,decode_old,prefill_bf16}
 BENCH_ARGS=${BENCH_ARGS:---shapes all --m 1,16,4096}
 DECODE_ARGS=${DECODE_ARGS:---synth glm-4.7-flash --dir /tmp/glm --profile}
 DECODE_OLD_ARGS=${DECODE_OLD_ARGS:---model /tmp/glm --batches 1,16,64}
@@ -49,7 +49,7 @@ if has bench; then
   cub=$(python3 -c "import nvidia.cublas, os; print(os.path.dirname(nvidia.cublas.__file__) + '/lib')" 2>/dev/null)
   export LD_LIBRARY_PATH=/usr/local/cuda/lib64:/usr/local/cuda/lib:${cub}:${LD_LIBRARY_PATH:-}
   # BENCH_MODES: activations as hi+lo halves (split, the default) and/or one bf16 value.
-  for mode in ${BENCH_MODES:-split}; do
+  for mode in ${BENCH_MODES:-split bf16}; do
     echo "## MMFP4_CUDA_GEMM=$mode" >> "$OUT/bench.log"
     s=$(date +%s)
     MMFP4_CUDA_GEMM=$mode timeout 300 "$work/bin/bench_cuda_linear" $( [ "$mode" = split ] && echo --out "$OUT/bench.json" ) $BENCH_ARGS >> "$OUT/bench.log" 2>&1
@@ -57,6 +57,8 @@ if has bench; then
   done
 fi
 has decode && run decode ${DECODE_LIMIT:-300} "$work/bin/bench_cuda_decode" --out "$OUT/decode.json" $DECODE_ARGS
+# Prefill with single-bf16 activations in the large tiled GEMMs (MMFP4_CUDA_PREFILL_BF16=1, off by default).
+has prefill_bf16 && [ -d /tmp/glm ] && run prefill_bf16 ${DECODE_LIMIT:-300} env MMFP4_CUDA_PREFILL_BF16=1 "$work/bin/bench_cuda_decode" --model /tmp/glm --batches 1 --steps 8 --out "$OUT/prefill_bf16.json"
 # The same model with every path added after commit e568e9c off (MMFP4_CUDA_FAST=0): the A/B of this run.
 has decode_old && [ -d /tmp/glm ] && run decode_old ${DECODE_LIMIT:-300} env MMFP4_CUDA_FAST=0 "$work/bin/bench_cuda_decode" --out "$OUT/decode_old.json" $DECODE_OLD_ARGS
 
@@ -67,7 +69,7 @@ for f in ops ops_old models models_old models_kvf32; do
   echo "==== $f"
   grep -E "^\[  (PASSED|FAILED) |^  [a-z]|^    case|DIVERGED|Failure|Expected|actual" "$OUT/$f.log" | grep -v "^\[  FAILED  \].*(" | head -${LINES_PER_LOG:-40}
 done
-[ -f "$OUT/bench.log" ] && { echo "==== bench (the bars: 28672x8192 M=1 >= 2.6 TB/s, M=16 <= 1.3x M=1 time, M=4096 ratio >= 0.6)"; grep -E "^device|^shape|^28672x8192|^glm\.[a-z_]+ +(1|16|4096) " "$OUT/bench.log" | head -40; }
+[ -f "$OUT/bench.log" ] && { echo "==== bench (the bars: 28672x8192 M=1 >= 2.6 TB/s, M=16 <= 1.3x M=1 time, M=4096 ratio >= 0.6)"; grep -E "^## |^device|^shape|^28672x8192|^glm\.[a-z_]+ +(1|16|4096) " "$OUT/bench.log" | head -70; }
 if [ -f "$OUT/decode.log" ]; then
   echo "==== decode (bars: batch 1 >= 300 tokens/s, prefill 2048 >= 10000 tokens/s)"
   grep -E "^decode batch|^prefill|^first request|^load" "$OUT/decode.log"
@@ -77,5 +79,6 @@ if [ -f "$OUT/decode.log" ]; then
        END { for (o in sum) printf "%-28s %8.3f ms  x%d\n", o, sum[o], cnt[o]; printf "%-28s %8.3f ms\n", "ALL", tot }' \
     "$OUT/decode.log" | sort -k2 -nr | head -16
 fi
+[ -f "$OUT/prefill_bf16.log" ] && { echo "==== prefill with MMFP4_CUDA_PREFILL_BF16=1"; grep -E "^prefill" "$OUT/prefill_bf16.log"; }
 [ -f "$OUT/decode_old.log" ] && { echo "==== decode with MMFP4_CUDA_FAST=0 (the earlier kernels, same run)"; grep -E "^decode batch|^prefill" "$OUT/decode_old.log"; }
 exit 0

@@ -85,6 +85,25 @@ TEST(CudaOps, LinearMatchesCpuOnAwkwardShapes) {
   }
 }
 
+// MMFP4_CUDA_PREFILL_BF16: tiled GEMMs of >= 128 rows with one bf16 activation, within the bf16 tolerance.
+TEST(CudaOps, PrefillBf16ActivationsOnLargeM) {
+  MMFP4_SKIP_WITHOUT_GPU();
+  Pair p;
+  p.gpu->fast().prefill_bf16 = true;
+  TestWeight tw = random_fp4(300, 512, 128, 0, 31);
+  auto wc = p.cpu->upload_linear(tw.hw);
+  auto wg = p.gpu->upload_linear(tw.hw);
+  for (int64_t M : {17, 129, 257}) {
+    Rng r{uint64_t(M)};
+    auto x = p.act(r.vec(size_t(M * 512)), M, 512);
+    auto y = p.act(std::vector<float>(size_t(M * 300)), M, 300);
+    p.poison(y.g);
+    p.cpu->linear(x.c, *wc, y.c, false, false);
+    p.gpu->linear(x.g, *wg, y.g, false, false);
+    EXPECT_LT(p.err(y), M >= 128 ? kTensorCore : kSplit) << "M=" << M;
+  }
+}
+
 TEST(CudaOps, GenericLinearIsExact) {
   MMFP4_SKIP_WITHOUT_GPU();
   Pair p;

@@ -114,6 +114,7 @@ CudaBackend::CudaBackend(int device) : device_(device) {
   if (!all)
     fast_.absorb = fast_.attn = fast_.moe = fast_.prep = fast_.gemm = fast_.flash = fast_.dequant = fast_.pdl = false;
   flag("MMFP4_CUDA_FAST_FLASH", fast_.flash);
+  flag("MMFP4_CUDA_PREFILL_BF16", fast_.prefill_bf16);
   flag("MMFP4_CUDA_FAST_GEMM", fast_.gemm);
   flag("MMFP4_CUDA_FAST_DEQUANT", fast_.dequant);
   flag("MMFP4_CUDA_FAST_ABSORB", fast_.absorb);
@@ -492,7 +493,11 @@ void CudaBackend::gemm(const GemmCall& c) {
   pa.kb32 = kb32;
   pa.f16 = gw.kind == WKind::F16;
   pa.xb = ws(xb_, size_t(xb_rows) * size_t(kb32) * 32 * 2, "activations (16-bit)");
-  if (split_) pa.xb_lo = ws(xb_lo_, size_t(xb_rows) * size_t(kb32) * 32 * 2, "activations (16-bit, low halves)");
+  // Split activations, except (MMFP4_CUDA_PREFILL_BF16) in tiled GEMMs of >= 128 rows (MoE: 128-row tiles): one
+  // bf16 value, half the tensor work for compute-bound prefill, 2^-9 relative rounding of the activations.
+  const bool one_bf16 = fast_.prefill_bf16 && tiled && (c.tiles.tiles ? c.tile_rows >= 128 : rows_pad >= 128);
+  if (split_ && !one_bf16)
+    pa.xb_lo = ws(xb_lo_, size_t(xb_rows) * size_t(kb32) * 32 * 2, "activations (16-bit, low halves)");
 
   GemmArgs a;
   a.w = gw;

@@ -48,7 +48,8 @@ struct FastPaths {
   bool gemm = true;    // MMFP4_CUDA_FAST_GEMM: MMFP4 linears with more than 16 rows on the tiled GEMM (gemm_tiled.cu)
   bool flash = true;   // MMFP4_CUDA_FAST_FLASH: attention of batches over 64 tokens on tensor cores (attention_tc.cu)
   bool dequant = true; // MMFP4_CUDA_FAST_DEQUANT: MMFP4 tiles in layout 2 (repack.h; cheaper decode), at upload
-  bool pdl = true;     // MMFP4_CUDA_FAST_PDL: programmatic dependent launch on sm_90 (common.cuh, pdl_enter; process-wide)
+  bool pdl = true;     // MMFP4_CUDA_FAST_PDL
+  bool prefill_bf16 = false;  // MMFP4_CUDA_PREFILL_BF16=1: tiled GEMMs of >= 128 rows take one bf16 activation (no lo): programmatic dependent launch on sm_90 (common.cuh, pdl_enter; process-wide)
 };
 
 struct CudaStepGraph final : StepGraph {
