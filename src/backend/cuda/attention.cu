@@ -5,9 +5,10 @@
 // running max and sum), so the context length is not limited by shared memory.
 // Per-step values (position, sequence, block table) come from device memory: the kernel is graph-replay safe.
 // Split over the KV length (FastPaths::attn; decode, where there are few (token, group) blocks): grid.z splits each
-// token's keys into equal ranges, every block writes its unnormalised output with its running max and sum, and a
-// combine kernel merges the splits in split order (deterministic). The number of splits is fixed at launch (graphs
-// record it); the ranges are computed on the device from the token's position, so an empty range is fine.
+// token's keys into equal ranges, every block writes its unnormalised output with its running max and sum, and the
+// splits are merged in split order (deterministic). The number of splits is fixed at launch (graphs
+// record it); the ranges are computed on the device from the token's position, so an empty range is fine. The
+// last block of each (token, head group) to finish merges the splits.
 #include "backend/cuda/check.h"
 #include "backend/cuda/common.cuh"
 #include "backend/cuda/kernels.h"
@@ -23,6 +24,24 @@ constexpr int kMaxDvPerThread = 4;  // dv <= 512
 
 __device__ __forceinline__ float cache_value(const uint16_t* p, int64_t i) { return bf16_bits_to_f32(p[i]); }
 __device__ __forceinline__ float cache_value(const float* p, int64_t i) { return p[i]; }
+
+// out[t, h] = sum_s w_s o_s / sum_s w_s l_s with w_s = exp(m_s - max_s m_s), splits in order; a split that saw no
+// key has m_s = -inf and weight 0 (split 0 always sees key 0). Reads through L2: other blocks wrote the partials.
+__device__ void combine_splits(const AttnArgs& p, const AttnSplit& sp, int t, int h) {
+  const int64_t row0 = (int64_t(t) * p.heads + h) * sp.splits;
+  float mx = -INFINITY;
+  for (int s = 0; s < sp.splits; ++s) mx = fmaxf(mx, __ldcg(sp.ml + 2 * (row0 + s)));
+  for (int d = threadIdx.x; d < p.dv; d += blockDim.x) {
+    float o = 0.0f, l = 0.0f;
+    for (int s = 0; s < sp.splits; ++s) {
+      const float m = __ldcg(sp.ml + 2 * (row0 + s));
+      const float w = m == -INFINITY ? 0.0f : expf(m - mx);
+      l = fmaf(w, __ldcg(sp.ml + 2 * (row0 + s) + 1), l);
+      o = fmaf(w, __ldcg(sp.o + (row0 + s) * p.dv + d), o);
+    }
+    p.out[int64_t(t) * p.out_row_stride + int64_t(h) * p.out_head_stride + d] = o / l;
+  }
+}
 
 template <typename T, bool SPLIT>
 __global__ void __launch_bounds__(kThreads) attention_kernel(AttnArgs p, int sub_groups, AttnSplit sp) {
@@ -141,7 +160,7 @@ __global__ void __launch_bounds__(kThreads) attention_kernel(AttnArgs p, int sub
     __syncthreads();  // sc and rowoff are rewritten by the next tile
   }
   if constexpr (SPLIT) {
-    // Partial result of this split: running max and sum, and the unnormalised output (combine_kernel below).
+    // Partial result of this split: running max and sum, and the unnormalised output (combine_splits above).
 #pragma unroll
     for (int hh = 0; hh < kHeads; ++hh) {
       if (hh >= nh) break;
@@ -157,6 +176,21 @@ __global__ void __launch_bounds__(kThreads) attention_kernel(AttnArgs p, int sub
         if (d < p.dv) sp.o[row * p.dv + d] = acc[hh][i];
       }
     }
+    // The last split block of this (token, head group) to finish merges the splits ("last block" pattern: the
+    // partials are made visible, the block is counted; counters are reset for the next launch or graph replay).
+    __shared__ int is_last;
+    __threadfence();
+    __syncthreads();
+    if (threadIdx.x == 0) {
+      int32_t* ctr = sp.counters + int64_t(t) * gridDim.y + blockIdx.y;
+      const int prev = atomicAdd(ctr, 1);
+      is_last = prev == sp.splits - 1;
+      if (is_last) *ctr = 0;
+    }
+    __syncthreads();
+    if (!is_last) return;
+    __threadfence();
+    for (int hh = 0; hh < nh; ++hh) combine_splits(p, sp, t, kvh * group + h0 + hh);
   } else {
 #pragma unroll
     for (int hh = 0; hh < kHeads; ++hh) {
@@ -169,26 +203,6 @@ __global__ void __launch_bounds__(kThreads) attention_kernel(AttnArgs p, int sub
         if (d < p.dv) p.out[int64_t(t) * p.out_row_stride + int64_t(h) * p.out_head_stride + d] = acc[hh][i] * inv;
       }
     }
-  }
-}
-
-// out[t, h] = sum_s w_s o_s / sum_s w_s l_s with w_s = exp(m_s - max_s m_s), splits in order; a split that saw no
-// key has m_s = -inf and weight 0 (split 0 always sees key 0).
-__global__ void combine_kernel(AttnArgs p, AttnSplit sp) {
-  pdl_enter();
-  const int t = blockIdx.x, h = blockIdx.y;
-  const int64_t row0 = (int64_t(t) * p.heads + h) * sp.splits;
-  float mx = -INFINITY;
-  for (int s = 0; s < sp.splits; ++s) mx = fmaxf(mx, sp.ml[2 * (row0 + s)]);
-  for (int d = threadIdx.x; d < p.dv; d += blockDim.x) {
-    float o = 0.0f, l = 0.0f;
-    for (int s = 0; s < sp.splits; ++s) {
-      const float m = sp.ml[2 * (row0 + s)];
-      const float w = m == -INFINITY ? 0.0f : expf(m - mx);
-      l = fmaf(w, sp.ml[2 * (row0 + s) + 1], l);
-      o = fmaf(w, sp.o[(row0 + s) * p.dv + d], o);
-    }
-    p.out[int64_t(t) * p.out_row_stride + int64_t(h) * p.out_head_stride + d] = o / l;
   }
 }
 
@@ -222,8 +236,6 @@ void launch_attention(const AttnArgs& a, cudaStream_t s, const AttnSplit& sp) {
     launch_kind<true>(a, sub, sp, smem, s);
     MMFP4_CUDA_LAUNCHED("attention (split ", sp.splits, ") ", a.n_tokens, " tokens, ", a.heads, " heads / ",
                         a.kv_heads, " kv heads, key ", a.d1, " + ", a.d2, ", value ", a.dv);
-    MMFP4_LAUNCH(dim3(unsigned(a.n_tokens), unsigned(a.heads)), 128, 0, s, combine_kernel)(a, sp);
-    MMFP4_CUDA_LAUNCHED("attention combine ", a.n_tokens, " tokens x ", a.heads, " heads x ", sp.splits, " splits");
     return;
   }
   launch_kind<false>(a, sub, sp, smem, s);

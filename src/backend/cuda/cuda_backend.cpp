@@ -132,7 +132,7 @@ CudaBackend::CudaBackend(int device) : device_(device) {
 
 CudaBackend::~CudaBackend() {
   for (Buffer* b : {&xb_, &xb_lo_, &rot_, &partial_, &counters_, &moe_sorted_, &moe_pos_, &moe_tiles_, &moe_count_, &moe_g_,
-                    &moe_u_, &moe_d_, &moe_rot_, &attn_part_, &attn_plan_})
+                    &moe_u_, &moe_d_, &moe_rot_, &attn_part_, &attn_plan_, &attn_ctr_})
     if (b->p) cudaFree(b->p);
   if (stream_) cudaStreamDestroy(stream_);
 }
@@ -214,6 +214,9 @@ void CudaBackend::reserve_workspace(const WorkspacePlan& plan) {
   ws(counters_, size_t(kCounterCapacity * 4), "split-K counters");
   counter_capacity_ = kCounterCapacity;
   ws(attn_plan_, size_t(2 * T + 1) * 4, "attention blocks");
+  if (plan.max_heads > 0)
+    ws(attn_ctr_, size_t(std::min<int64_t>(T, kAttnSplitMaxTokens) * plan.max_heads * 4),
+       "attention split counters");
   if (plan.max_heads > 0 && plan.max_kv_width > 0)
     ws(attn_part_, size_t(std::min<int64_t>(T, kAttnSplitMaxTokens) * plan.max_heads * kAttnMaxSplits *
                           (plan.max_kv_width + 2) * 4),
@@ -767,6 +770,7 @@ AttnSplit CudaBackend::attention_split(const AttnArgs& a) {
   sp.splits = int(want);
   sp.o = buf;
   sp.ml = buf + rows * a.dv;
+  sp.counters = static_cast<int32_t*>(ws(attn_ctr_, size_t(a.n_tokens) * a.heads * 4, "attention split counters"));
   return sp;
 }
 

@@ -180,11 +180,12 @@ struct AttnArgs {
   int64_t out_row_stride = 0, out_head_stride = 0;
 };
 // Split over the KV length (splits > 1): o [T][heads][splits][dv] unnormalised outputs and ml [T][heads][splits][2]
-// running max and sum of each split, merged by a second kernel (attention.cu).
+// running max and sum of each split, merged by the last split block of each (token, head group) (attention.cu).
 struct AttnSplit {
   int splits = 1;
   float* o = nullptr;
   float* ml = nullptr;
+  int32_t* counters = nullptr;  // [T][kv heads x head groups], zero between launches (the merging block resets them)
 };
 void launch_attention(const AttnArgs& a, cudaStream_t s, const AttnSplit& split = AttnSplit{});
 // Blocks of the unsplit launch (token x kv head x group of up to 8 query heads).
