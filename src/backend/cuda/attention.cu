@@ -176,20 +176,8 @@ __global__ void __launch_bounds__(kThreads) attention_kernel(AttnArgs p, int sub
         if (d < p.dv) sp.o[row * p.dv + d] = acc[hh][i];
       }
     }
-    // The last split block of this (token, head group) to finish merges the splits ("last block" pattern: the
-    // partials are made visible, the block is counted; counters are reset for the next launch or graph replay).
-    __shared__ int is_last;
-    __threadfence();
-    __syncthreads();
-    if (threadIdx.x == 0) {
-      int32_t* ctr = sp.counters + int64_t(t) * gridDim.y + blockIdx.y;
-      const int prev = atomicAdd(ctr, 1);
-      is_last = prev == sp.splits - 1;
-      if (is_last) *ctr = 0;
-    }
-    __syncthreads();
-    if (!is_last) return;
-    __threadfence();
+    // The last split block of this (token, head group) to finish merges the splits (common.cuh, splitk_last).
+    if (!splitk_last(sp.counters + int64_t(t) * gridDim.y + blockIdx.y, sp.splits)) return;
     for (int hh = 0; hh < nh; ++hh) combine_splits(p, sp, t, kvh * group + h0 + hh);
   } else {
 #pragma unroll

@@ -224,8 +224,8 @@ __global__ void __launch_bounds__(256, 1) attention_tc_kernel(AttnArgs p, AttnTc
       for (int np = 0; np < NDV / 2; ++np) {  // value n8 tiles 2np, 2np + 1 of this warp's half
         const int vc = vcol + wd * (8 * NDV) + 16 * np + (lane >> 4) * 8;
         uint32_t bh[4], bl[4];
-        ldmatrix_x4_trans(bh, vh + vrow * vstride + vc);
-        ldmatrix_x4_trans(bl, vl + vrow * vstride + vc);
+        ldmatrix_x4<true>(bh, vh + vrow * vstride + vc);
+        ldmatrix_x4<true>(bl, vl + vrow * vstride + vc);
 #pragma unroll
         for (int u = 0; u < 2; ++u) {
           mma_bf16_16816(o[2 * np + u], ph, bh[2 * u], bh[2 * u + 1]);
@@ -253,18 +253,19 @@ __global__ void __launch_bounds__(256, 1) attention_tc_kernel(AttnArgs p, AttnTc
   }
 }
 
+template <int NDV, typename T>
+void launch_ndv(const AttnArgs& a, const AttnTc& tc, dim3 grid, cudaStream_t s) {
+  MMFP4_CUDA_CHECK(cudaFuncSetAttribute(attention_tc_kernel<NDV, T>, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                        int(tc.smem)), "attention (tensor cores): shared memory ", tc.smem);
+  MMFP4_LAUNCH(grid, 256, tc.smem, s, attention_tc_kernel<NDV, T>)(a, tc);
+}
+
 template <int NDV>
-void launch_ndv(const AttnArgs& a, const AttnTc& tc, dim3 grid, size_t smem, cudaStream_t s) {
-  if (a.cache_f32) {
-    MMFP4_CUDA_CHECK(cudaFuncSetAttribute(attention_tc_kernel<NDV, float>, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                                          int(smem)), "attention (tensor cores): shared memory ", smem);
-    MMFP4_LAUNCH(grid, 256, smem, s, attention_tc_kernel<NDV, float>)(a, tc);
-  } else {
-    MMFP4_CUDA_CHECK(cudaFuncSetAttribute(attention_tc_kernel<NDV, uint16_t>,
-                                          cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem)),
-                     "attention (tensor cores): shared memory ", smem);
-    MMFP4_LAUNCH(grid, 256, smem, s, attention_tc_kernel<NDV, uint16_t>)(a, tc);
-  }
+void launch_ndv(const AttnArgs& a, const AttnTc& tc, dim3 grid, cudaStream_t s) {
+  if (a.cache_f32)
+    launch_ndv<NDV, float>(a, tc, grid, s);
+  else
+    launch_ndv<NDV, uint16_t>(a, tc, grid, s);
 }
 
 }  // namespace
@@ -291,10 +292,10 @@ void launch_attention_tc(const AttnArgs& a, const AttnTc& tc, cudaStream_t s) {
   MMFP4_CUDA_LAUNCHED("attention (tensor cores) plan, ", a.n_tokens, " tokens");
   const dim3 grid(unsigned(a.n_tokens), unsigned(a.kv_heads * tc.head_blocks));
   switch (a.dv) {
-    case 64: launch_ndv<4>(a, tc, grid, tc.smem, s); break;
-    case 128: launch_ndv<8>(a, tc, grid, tc.smem, s); break;
-    case 256: launch_ndv<16>(a, tc, grid, tc.smem, s); break;
-    default: launch_ndv<32>(a, tc, grid, tc.smem, s); break;
+    case 64: launch_ndv<4>(a, tc, grid, s); break;
+    case 128: launch_ndv<8>(a, tc, grid, s); break;
+    case 256: launch_ndv<16>(a, tc, grid, s); break;
+    default: launch_ndv<32>(a, tc, grid, s); break;
   }
   MMFP4_CUDA_LAUNCHED("attention (tensor cores) ", a.n_tokens, " tokens, ", a.heads, " heads / ", a.kv_heads,
                       " kv heads, key ", a.d1, " + ", a.d2, ", value ", a.dv, ", ", tc.smem, " bytes of shared memory");

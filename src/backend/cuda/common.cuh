@@ -202,24 +202,20 @@ __device__ __forceinline__ void cp_async_wait() {
 
 // ldmatrix.x4 (.trans): lanes 8i..8i+7 give the 16-byte rows of 8x8 b16 matrix i; register i of lane l receives
 // (row l/4, columns 2(l%4), +1) of matrix i, or with .trans (rows 2(l%4), +1 of column l/4): the mma fragments.
+template <bool TRANS = false>
 __device__ __forceinline__ void ldmatrix_x4(uint32_t (&r)[4], const void* row) {
 #ifdef MMFP4_SIM
-  ::mmfp4::sim::ldmatrix_x4(r, row, false);
+  ::mmfp4::sim::ldmatrix_x4(r, row, TRANS);
 #else
   const uint32_t a = static_cast<uint32_t>(__cvta_generic_to_shared(row));
-  asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];\n"
-               : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
-               : "r"(a));
-#endif
-}
-__device__ __forceinline__ void ldmatrix_x4_trans(uint32_t (&r)[4], const void* row) {
-#ifdef MMFP4_SIM
-  ::mmfp4::sim::ldmatrix_x4(r, row, true);
-#else
-  const uint32_t a = static_cast<uint32_t>(__cvta_generic_to_shared(row));
-  asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0,%1,%2,%3}, [%4];\n"
-               : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
-               : "r"(a));
+  if constexpr (TRANS)
+    asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0,%1,%2,%3}, [%4];\n"
+                 : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
+                 : "r"(a));
+  else
+    asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];\n"
+                 : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
+                 : "r"(a));
 #endif
 }
 
@@ -258,6 +254,55 @@ __device__ __forceinline__ void fp4_frag(uint32_t w, uint32_t (&a)[4]) {
     fp4_fragment_v2(w, a);
   else
     fp4_fragment(w, a);
+}
+
+// Token tile `tile` of a plain or MoE linear launch (GemmArgs): its expert, first activation row and rows; false
+// for a slot of the MoE tile table that is not used this step (the whole block returns: nothing has synchronised).
+__device__ __forceinline__ bool token_tile(const GemmArgs& p, int tile, int tm, int& expert, int& row0, int& rows) {
+  if (p.tiles.tiles) {
+    if (tile >= *p.tiles.count) return false;
+    expert = p.tiles.tiles[3 * tile];
+    row0 = p.tiles.tiles[3 * tile + 1];
+    rows = p.tiles.tiles[3 * tile + 2];
+    return true;
+  }
+  expert = 0;
+  row0 = tile * tm;
+  rows = min(tm, p.m - row0);
+  return true;
+}
+
+// Split-K and split-KV reductions, "last block finishes" (deterministic): every block of a group writes its partial
+// result, then calls splitk_last, which makes the partials visible, counts the block, and returns true in the last
+// block of the group to finish (resetting the counter for the next launch or graph replay); that block then reads
+// the partials through L2 and adds them in split order.
+__device__ __forceinline__ bool splitk_last(int32_t* ctr, int splits) {
+  __shared__ int is_last;
+  __threadfence();
+  __syncthreads();
+  if (threadIdx.x == 0) {
+    const int prev = atomicAdd(ctr, 1);
+    is_last = prev == splits - 1;
+    if (is_last) *ctr = 0;
+  }
+  __syncthreads();
+  const bool last = is_last;
+  if (last) __threadfence();
+  return last;
+}
+
+// The last block's sum for a linear: partials [splits][tm][npad] at `all`; rows [0, rows) x weight rows
+// [n0, n0 + 128) (those < n) go to y[(out0 + row) * y_stride + n], added to it when accumulating.
+__device__ __forceinline__ void splitk_store(const float* all, int splits, int tm, int64_t npad, int rows, int n0,
+                                             int n, float* y, int64_t y_stride, int out0, bool accumulate) {
+  for (int idx = threadIdx.x; idx < tm * 128; idx += blockDim.x) {
+    const int tok = idx / 128, col = n0 + idx % 128;
+    if (tok >= rows || col >= n) continue;
+    float v = 0.0f;
+    for (int s = 0; s < splits; ++s) v += __ldcg(all + (int64_t(s) * tm + tok) * npad + col);  // L2: not L1-stale
+    float* o = y + int64_t(out0 + tok) * y_stride + col;
+    *o = accumulate ? *o + v : v;
+  }
 }
 
 // In-register normalized Walsh-Hadamard transform of n = 32 * E values held E per lane (lane l holds elements

@@ -953,6 +953,7 @@ void CudaBackend::moe_experts(Act x, const int32_t* ids, const float* weights, i
   c.tile_rows = tile_rows;
   c.y_stride = Ip;
   float* act = g;  // silu(gate) * up, [rows_pad, Ip]
+  bool fused_silu = false;
   if (fast_.moe && ew.stacked()) {
     // gate and up as one GEMM over the stacked weight: [rows_pad, 2I] = [gate | up], then silu(gate) * up.
     const int64_t W2 = ew.gate_up.n;
@@ -963,25 +964,17 @@ void CudaBackend::moe_experts(Act x, const int32_t* ids, const float* weights, i
     c.y = gu;
     c.y_stride = W2;
     gemm(c);
-    if (ew.down.hadamard_block == 0 && ew.down.mma_ok && !force_generic_) {
-      // down reads [gate | up] and applies silu(gate) * up while converting its activations: no silu launch.
+    // down can read [gate | up] and apply silu(gate) * up while converting its activations (no silu launch).
+    fused_silu = ew.down.hadamard_block == 0 && ew.down.mma_ok && !force_generic_;
+    if (fused_silu) {
       c.x = gu;
       c.x_stride = W2;
       c.k_valid = int(I);
       c.glu_off = int(I);
-      c.row_div = 1;
-      c.map_is_mask = true;
-      c.y_stride = H;
-      c.what = "moe down (silu fused)";
-      c.w = &ew.down;
-      c.gw = ew.down.gw;
-      c.y = d;
-      gemm(c);
-      launch_moe_combine(d, H, pos, weights, int(T), int(K), int(H), out.data, out.stride, stream_);
-      return;
+    } else {
+      launch_silu_mul(gu, W2, gu + I, W2, u, Ip, int(rows_pad), int(I), stream_);
+      act = u;
     }
-    launch_silu_mul(gu, W2, gu + I, W2, u, Ip, int(rows_pad), int(I), stream_);
-    act = u;
   } else {
     c.what = "moe gate";
     c.w = &ew.gate;
@@ -997,22 +990,24 @@ void CudaBackend::moe_experts(Act x, const int32_t* ids, const float* weights, i
   }
 
   // down on the sorted rows of silu(g) * u (rows are already in expert order: the map only marks padding).
-  const float* din = act;
-  int dval = int(I);
-  if (ew.down.hadamard_block > 0) {
-    auto* r = static_cast<float*>(ws(moe_rot_, size_t(std::max(T * ew.gate.k_stored, rows_pad * Ip) * 4),
-                                     "moe rotated activations"));
-    launch_rotate_pad(act, Ip, int(rows_pad), int(I), int(Ip), ew.down.hadamard_block, r, stream_);
-    din = r;
-    dval = int(Ip);
+  if (!fused_silu) {
+    const float* din = act;
+    int dval = int(I);
+    if (ew.down.hadamard_block > 0) {
+      auto* r = static_cast<float*>(ws(moe_rot_, size_t(std::max(T * ew.gate.k_stored, rows_pad * Ip) * 4),
+                                       "moe rotated activations"));
+      launch_rotate_pad(act, Ip, int(rows_pad), int(I), int(Ip), ew.down.hadamard_block, r, stream_);
+      din = r;
+      dval = int(Ip);
+    }
+    c.x = din;
+    c.x_stride = Ip;
+    c.k_valid = dval;
   }
-  c.x = din;
-  c.x_stride = Ip;
-  c.k_valid = dval;
   c.row_div = 1;
   c.map_is_mask = true;
   c.y_stride = H;
-  c.what = "moe down";
+  c.what = fused_silu ? "moe down (silu fused)" : "moe down";
   c.w = &ew.down;
   c.gw = ew.down.gw;
   c.y = d;

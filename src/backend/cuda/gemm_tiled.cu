@@ -40,16 +40,8 @@ __global__ void __launch_bounds__(256, 1) gemm_tiled_kernel(GemmArgs p) {
   const int wr = warp & 3, wc = warp >> 2;
 
   const int tile = blockIdx.y;
-  int expert = 0, row0, rows;
-  if (p.tiles.tiles) {
-    if (tile >= *p.tiles.count) return;  // whole block, before any barrier
-    expert = p.tiles.tiles[3 * tile];
-    row0 = p.tiles.tiles[3 * tile + 1];
-    rows = p.tiles.tiles[3 * tile + 2];
-  } else {
-    row0 = tile * BN;
-    rows = min(BN, p.m - row0);
-  }
+  int expert, row0, rows;
+  if (!token_tile(p, tile, BN, expert, row0, rows)) return;
   const int rb = blockIdx.x, split = blockIdx.z, tile0 = rb * kTiles;
   const int kc0 = split * p.cps, kc1 = min(p.w.k_chunks, kc0 + p.cps), nk = max(kc1 - kc0, 0);
   const uint4* wbase = static_cast<const uint4*>(p.w.data) + expert * p.w.expert_stride;
@@ -160,25 +152,10 @@ __global__ void __launch_bounds__(256, 1) gemm_tiled_kernel(GemmArgs p) {
   }
   cp_async_wait<0>();  // no copy may still target shared memory when the block exits
 
-  // Epilogue: lane holds D[weight row 16 (tile0 + 2wr + mt) + g (+8)][token 8 (wc NTW + t) + 2c (+1)].
-  if (p.splits == 1) {
-#pragma unroll
-    for (int mt = 0; mt < 2; ++mt)
-#pragma unroll
-      for (int t = 0; t < NTW; ++t)
-#pragma unroll
-        for (int e = 0; e < 4; ++e) {
-          const int n = (tile0 + 2 * wr + mt) * 16 + g + (e >= 2 ? 8 : 0);
-          const int tok = (wc * NTW + t) * 8 + 2 * c + (e & 1);
-          if (tok < rows && n < p.w.n) {
-            float* o = p.y + int64_t(row0 + tok) * p.y_stride + n;
-            *o = p.accumulate ? *o + acc[mt][t][e] : acc[mt][t][e];
-          }
-        }
-    return;
-  }
+  // Epilogue: lane holds D[weight row 16 (tile0 + 2wr + mt) + g (+8)][token 8 (wc NTW + t) + 2c (+1)]; without
+  // split-K straight to y, else to this split's partials and the last block of the split group adds them in order.
   const int rbs = gridDim.x, npad = rbs * kTiles * 16;
-  float* mine = p.partial + (int64_t(tile) * p.splits + split) * BN * npad;
+  float* mine = p.splits > 1 ? p.partial + (int64_t(tile) * p.splits + split) * BN * npad : nullptr;
 #pragma unroll
   for (int mt = 0; mt < 2; ++mt)
 #pragma unroll
@@ -187,30 +164,18 @@ __global__ void __launch_bounds__(256, 1) gemm_tiled_kernel(GemmArgs p) {
       for (int e = 0; e < 4; ++e) {
         const int n = (tile0 + 2 * wr + mt) * 16 + g + (e >= 2 ? 8 : 0);
         const int tok = (wc * NTW + t) * 8 + 2 * c + (e & 1);
-        if (tok < rows) mine[int64_t(tok) * npad + n] = acc[mt][t][e];
+        if (tok >= rows) continue;
+        if (p.splits > 1) {
+          mine[int64_t(tok) * npad + n] = acc[mt][t][e];
+        } else if (n < p.w.n) {
+          float* o = p.y + int64_t(row0 + tok) * p.y_stride + n;
+          *o = p.accumulate ? *o + acc[mt][t][e] : acc[mt][t][e];
+        }
       }
-  // The last block of this (row block, token tile) to finish adds the splits in split order (deterministic).
-  __shared__ int is_last;
-  __threadfence();
-  __syncthreads();
-  if (threadIdx.x == 0) {
-    int32_t* ctr = p.counters + int64_t(tile) * rbs + rb;
-    const int prev = atomicAdd(ctr, 1);
-    is_last = (prev == p.splits - 1);
-    if (is_last) *ctr = 0;  // ready for the next launch (graph replays reuse the counters)
-  }
-  __syncthreads();
-  if (!is_last) return;
-  __threadfence();
-  const float* all = p.partial + int64_t(tile) * p.splits * BN * npad;
-  for (int idx = threadIdx.x; idx < BN * kTiles * 16; idx += blockDim.x) {
-    const int tok = idx / (kTiles * 16), n = rb * kTiles * 16 + idx % (kTiles * 16);
-    if (tok >= rows || n >= p.w.n) continue;
-    float v = 0.0f;
-    for (int s = 0; s < p.splits; ++s) v += __ldcg(all + (int64_t(s) * BN + tok) * npad + n);
-    float* o = p.y + int64_t(row0 + tok) * p.y_stride + n;
-    *o = p.accumulate ? *o + v : v;
-  }
+  if (p.splits == 1) return;
+  if (!splitk_last(p.counters + int64_t(tile) * rbs + rb, p.splits)) return;
+  splitk_store(p.partial + int64_t(tile) * p.splits * BN * npad, p.splits, BN, npad, rows, rb * kTiles * 16, p.w.n,
+               p.y, p.y_stride, row0, p.accumulate);
 }
 
 template <int BN, bool SX, int LAYOUT>

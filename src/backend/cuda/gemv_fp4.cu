@@ -112,14 +112,8 @@ __global__ void __launch_bounds__(256, KIND == WKind::Fp4 ? (NT == 1 ? 4 : NT ==
     rows = min(TM, p.head_tokens - sub * TM);
     yb = p.y + int64_t(h) * p.y_head_stride;
     out0 = sub * TM;
-  } else if (p.tiles.tiles) {
-    if (tile >= *p.tiles.count) return;  // whole block: nothing below has synchronised yet
-    expert = p.tiles.tiles[3 * tile];
-    row0 = p.tiles.tiles[3 * tile + 1];
-    rows = p.tiles.tiles[3 * tile + 2];
-  } else {
-    row0 = tile * TM;
-    rows = min(TM, p.m - row0);
+  } else if (!token_tile(p, tile, TM, expert, row0, rows)) {
+    return;
   }
   if (!p.heads) out0 = row0;
   const int rb = blockIdx.x, split = blockIdx.z;
@@ -291,29 +285,10 @@ __global__ void __launch_bounds__(256, KIND == WKind::Fp4 ? (NT == 1 ? 4 : NT ==
         if (tok < rows) part[int64_t(tok) * npad + n] = acc[t][i];
       }
   }
-  // Classic "last block finishes" reduction: make this block's partials visible, count it, and let the last one
-  // of the row block add all splits in order.
-  __shared__ int is_last;
-  __threadfence();
-  __syncthreads();
-  if (threadIdx.x == 0) {
-    int32_t* ctr = p.counters + int64_t(tile) * rbs + rb;
-    const int prev = atomicAdd(ctr, 1);
-    is_last = (prev == p.splits - 1);
-    if (is_last) *ctr = 0;  // ready for the next launch (graph replays reuse the counters)
-  }
-  __syncthreads();
-  if (!is_last) return;
-  __threadfence();
-  const float* all = p.partial + int64_t(tile) * p.splits * TM * npad;
-  for (int idx = threadIdx.x; idx < TM * kBlockRows; idx += blockDim.x) {
-    const int tok = idx / kBlockRows, n = rb * kBlockRows + idx % kBlockRows;
-    if (tok >= rows || n >= p.w.n) continue;
-    float v = 0.0f;
-    for (int s = 0; s < p.splits; ++s) v += __ldcg(all + (int64_t(s) * TM + tok) * npad + n);  // L2: not L1-stale
-    float* o = yb + int64_t(out0 + tok) * p.y_stride + n;
-    *o = p.accumulate ? *o + v : v;
-  }
+  // "Last block finishes" (common.cuh): the last block of the row block to finish adds all splits in order.
+  if (!splitk_last(p.counters + int64_t(tile) * rbs + rb, p.splits)) return;
+  splitk_store(p.partial + int64_t(tile) * p.splits * TM * npad, p.splits, TM, npad, rows, rb * kBlockRows, p.w.n, yb,
+               p.y_stride, out0, p.accumulate);
 }
 
 template <WKind KIND, int NT, int LAYOUT>

@@ -113,24 +113,15 @@ template <typename T>
 inline T __ldcg(const T* p) {
   return *p;
 }
-inline int atomicAdd(int* p, int v) {
-  const int o = *p;
-  *p = o + v;
-  return o;
-}
-inline unsigned atomicAdd(unsigned* p, unsigned v) {
-  const unsigned o = *p;
+template <typename T>
+inline T atomicAdd(T* p, T v) {  // int, unsigned, float: blocks run one at a time
+  const T o = *p;
   *p = o + v;
   return o;
 }
 inline int atomicMax(int* p, int v) {
   const int o = *p;
   *p = o < v ? v : o;
-  return o;
-}
-inline float atomicAdd(float* p, float v) {
-  const float o = *p;
-  *p = o + v;
   return o;
 }
 inline float __uint_as_float(uint32_t u) {
