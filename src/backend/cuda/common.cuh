@@ -8,6 +8,7 @@
 
 #include <cstdint>
 
+#include "backend/cuda/check.h"
 #include "backend/cuda/kernels.h"
 
 // Kernel launches and dynamic shared memory go through these two macros, so that the same sources also build as
@@ -105,7 +106,7 @@ struct KernelLaunch {
     attr[0].val.programmaticStreamSerializationAllowed = 1;
     cfg.attrs = attr;
     cfg.numAttrs = 1;
-    cudaLaunchKernelEx(&cfg, k, static_cast<A&&>(a)...);
+    MMFP4_CUDA_CHECK(cudaLaunchKernelEx(&cfg, k, static_cast<A&&>(a)...), "kernel launch (programmatic dependent)");
   }
 };
 #endif

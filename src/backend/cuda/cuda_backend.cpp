@@ -122,12 +122,51 @@ CudaBackend::CudaBackend(int device) : device_(device) {
   flag("MMFP4_CUDA_FAST_MOE", fast_.moe);
   flag("MMFP4_CUDA_FAST_PREP", fast_.prep);
   flag("MMFP4_CUDA_FAST_PDL", fast_.pdl);
-  fast_.pdl = fast_.pdl && p.major >= 9;  // griddepcontrol is sm_90
+  fast_.pdl = fast_.pdl && p.major >= 9 && probe_pdl();  // griddepcontrol is sm_90
   pdl_flag() = fast_.pdl;
   name_ += cat(", ", split_ ? "split" : "bf16", " activations, fast paths: absorb ", fast_.absorb, " attn ",
                fast_.attn, " moe ", fast_.moe, " prep ", fast_.prep, " gemm ", fast_.gemm, " flash ", fast_.flash,
-               " dequant ", fast_.dequant,
-               " pdl ", fast_.pdl);
+               " dequant ", fast_.dequant, " pdl ", fast_.pdl);
+}
+
+// Programmatic dependent launch must work in captured graphs (the decode steps are graphs): record y += x, y += y,
+// x += y with PDL, instantiate, replay from x = 1, y = 0, and check x == 3, y == 2. Any error or wrong value: plain
+// launches (with a warning).
+bool CudaBackend::probe_pdl() {
+  constexpr int kN = 4096;
+  float* buf = nullptr;
+  bool ok = cudaMalloc(&buf, 2 * kN * sizeof(float)) == cudaSuccess;
+  float *x = buf, *y = buf + kN;
+  std::vector<float> init(2 * kN, 0.0f), got(2 * kN, 0.0f);
+  std::fill(init.begin(), init.begin() + kN, 1.0f);
+  cudaGraph_t graph = nullptr;
+  cudaGraphExec_t exec = nullptr;
+  const bool was = pdl_flag();
+  pdl_flag() = true;
+  try {
+    ok = ok && cudaStreamBeginCapture(stream_, cudaStreamCaptureModeThreadLocal) == cudaSuccess;
+    if (ok) {
+      launch_add(y, kN, x, kN, 1, kN, stream_);
+      launch_add(y, kN, y, kN, 1, kN, stream_);
+      launch_add(x, kN, y, kN, 1, kN, stream_);
+      ok = cudaStreamEndCapture(stream_, &graph) == cudaSuccess;
+    }
+    ok = ok && cudaGraphInstantiate(&exec, graph, 0) == cudaSuccess;
+    ok = ok && cudaMemcpy(buf, init.data(), 2 * kN * sizeof(float), cudaMemcpyHostToDevice) == cudaSuccess;
+    ok = ok && cudaGraphLaunch(exec, stream_) == cudaSuccess && cudaStreamSynchronize(stream_) == cudaSuccess;
+    ok = ok && cudaMemcpy(got.data(), buf, 2 * kN * sizeof(float), cudaMemcpyDeviceToHost) == cudaSuccess;
+    for (int i = 0; ok && i < 2 * kN; ++i) ok = got[size_t(i)] == (i < kN ? 3.0f : 2.0f);
+  } catch (const Error&) {
+    ok = false;
+    cudaStreamEndCapture(stream_, &graph);  // leave no capture open after a failed launch
+  }
+  cudaGetLastError();
+  if (exec) cudaGraphExecDestroy(exec);
+  if (graph) cudaGraphDestroy(graph);
+  if (buf) cudaFree(buf);
+  pdl_flag() = was;
+  if (!ok) log_warn("CUDA backend: programmatic dependent launch failed its graph probe; using plain launches");
+  return ok;
 }
 
 CudaBackend::~CudaBackend() {

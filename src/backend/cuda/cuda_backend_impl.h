@@ -156,6 +156,7 @@ class CudaBackend final : public Backend {
   };
   void gemm(const GemmCall& c);
   void launch_mma(GemmArgs& a, int rows, const PrepArgs& pa);
+  bool probe_pdl();
   AttnSplit attention_split(const AttnArgs& a);
   void run_attention(const AttnArgs& a);
   bool tiled_ok(const CudaLinear& w) const;
