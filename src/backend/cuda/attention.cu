@@ -25,21 +25,41 @@ constexpr int kMaxDvPerThread = 4;  // dv <= 512
 __device__ __forceinline__ float cache_value(const uint16_t* p, int64_t i) { return bf16_bits_to_f32(p[i]); }
 __device__ __forceinline__ float cache_value(const float* p, int64_t i) { return p[i]; }
 
-// out[t, h] = sum_s w_s o_s / sum_s w_s l_s with w_s = exp(m_s - max_s m_s), splits in order; a split that saw no
-// key has m_s = -inf and weight 0 (split 0 always sees key 0). Reads through L2: other blocks wrote the partials.
-__device__ void combine_splits(const AttnArgs& p, const AttnSplit& sp, int t, int h) {
-  const int64_t row0 = (int64_t(t) * p.heads + h) * sp.splits;
-  float mx = -INFINITY;
-  for (int s = 0; s < sp.splits; ++s) mx = fmaxf(mx, __ldcg(sp.ml + 2 * (row0 + s)));
-  for (int d = threadIdx.x; d < p.dv; d += blockDim.x) {
-    float o = 0.0f, l = 0.0f;
+constexpr int kMaxSplits = 16;  // the backend's kAttnMaxSplits
+
+// The merge of a (token, head group)'s splits by its last block: out[t, h] = sum_s w_s o_s / sum_s w_s l_s with
+// w_s = exp(m_s - max_s m_s), splits in order. A split that saw no key has m_s = -inf and weight 0, and its output
+// was never written nor is it read (split 0 always sees key 0). The weights are computed once per head; the
+// (head, column) outputs are spread over the block. Reads through L2: other blocks wrote the partials.
+__device__ void combine_splits(const AttnArgs& p, const AttnSplit& sp, int t, int hfirst, int nh) {
+  __shared__ float wts[kHeads][kMaxSplits];
+  __shared__ float inv_l[kHeads];
+  __shared__ int used[kHeads];
+  if (threadIdx.x < nh) {
+    const int hh = threadIdx.x;
+    const int64_t row0 = (int64_t(t) * p.heads + hfirst + hh) * sp.splits;
+    float mx = -INFINITY;
+    for (int s = 0; s < sp.splits; ++s) mx = fmaxf(mx, __ldcg(sp.ml + 2 * (row0 + s)));
+    float l = 0.0f;
+    int u = 0;
     for (int s = 0; s < sp.splits; ++s) {
       const float m = __ldcg(sp.ml + 2 * (row0 + s));
       const float w = m == -INFINITY ? 0.0f : expf(m - mx);
+      wts[hh][s] = w;
+      if (w != 0.0f) u = s + 1;
       l = fmaf(w, __ldcg(sp.ml + 2 * (row0 + s) + 1), l);
-      o = fmaf(w, __ldcg(sp.o + (row0 + s) * p.dv + d), o);
     }
-    p.out[int64_t(t) * p.out_row_stride + int64_t(h) * p.out_head_stride + d] = o / l;
+    inv_l[hh] = 1.0f / l;
+    used[hh] = u;
+  }
+  __syncthreads();
+  for (int idx = threadIdx.x; idx < nh * p.dv; idx += blockDim.x) {
+    const int hh = idx / p.dv, d = idx % p.dv;
+    const int64_t row0 = (int64_t(t) * p.heads + hfirst + hh) * sp.splits;
+    float o = 0.0f;
+    for (int s = 0; s < used[hh]; ++s)
+      if (wts[hh][s] != 0.0f) o = fmaf(wts[hh][s], __ldcg(sp.o + (row0 + s) * p.dv + d), o);
+    p.out[int64_t(t) * p.out_row_stride + int64_t(hfirst + hh) * p.out_head_stride + d] = o * inv_l[hh];
   }
 }
 
@@ -69,9 +89,21 @@ __global__ void __launch_bounds__(kThreads) attention_kernel(AttnArgs p, int sub
   // Keys [j_begin, j_end) of this block: all of them, or this split's share.
   int j_begin = 0, j_end = n;
   if constexpr (SPLIT) {
-    const int per = (n + sp.splits - 1) / sp.splits;
+    // At least one tile of keys per split: short contexts use the first splits only (the split count is fixed by
+    // the context capacity when a graph is recorded; the rest only mark themselves empty).
+    const int per = max((n + sp.splits - 1) / sp.splits, kTile);
     j_begin = min(n, int(blockIdx.z) * per);
     j_end = min(n, j_begin + per);
+    if (j_begin >= j_end) {
+      if (threadIdx.x < min(kHeads, group - h0)) {
+        const int64_t row = (int64_t(t) * p.heads + kvh * group + h0 + threadIdx.x) * sp.splits + blockIdx.z;
+        sp.ml[2 * row] = -INFINITY;
+        sp.ml[2 * row + 1] = 0.0f;
+      }
+      if (splitk_last(sp.counters + int64_t(t) * gridDim.y + blockIdx.y, sp.splits))
+        combine_splits(p, sp, t, kvh * group + h0, min(kHeads, group - h0));
+      return;
+    }
   }
   const int64_t k_off = p.k_off + int64_t(kvh) * p.k_off_per_kvh;
   const int64_t v_off = p.v_off + int64_t(kvh) * p.v_off_per_kvh;
@@ -177,8 +209,8 @@ __global__ void __launch_bounds__(kThreads) attention_kernel(AttnArgs p, int sub
       }
     }
     // The last split block of this (token, head group) to finish merges the splits (common.cuh, splitk_last).
-    if (!splitk_last(sp.counters + int64_t(t) * gridDim.y + blockIdx.y, sp.splits)) return;
-    for (int hh = 0; hh < nh; ++hh) combine_splits(p, sp, t, kvh * group + h0 + hh);
+    if (splitk_last(sp.counters + int64_t(t) * gridDim.y + blockIdx.y, sp.splits))
+      combine_splits(p, sp, t, kvh * group + h0, nh);
   } else {
 #pragma unroll
     for (int hh = 0; hh < kHeads; ++hh) {

@@ -797,12 +797,12 @@ void CudaBackend::run_attention(const AttnArgs& a) {
 }
 
 // Splits of the KV length for a launch with few (token, head group) blocks (decode): enough blocks for ~4 per SM,
-// at most 16 splits, about 16 keys or more per split at the step's capacity (the block tables' width).
+// at most 16 splits, a tile of 32 keys or more per split at the step's capacity (the block tables' width).
 AttnSplit CudaBackend::attention_split(const AttnArgs& a) {
   AttnSplit sp;
   if (!fast_.attn || a.n_tokens > kAttnSplitMaxTokens) return sp;
   const int64_t keys = a.max_blocks * a.block_size;
-  const int64_t want = std::min<int64_t>({ceil_div(4 * sms_, attention_blocks(a)), kAttnMaxSplits, ceil_div(keys, 16)});
+  const int64_t want = std::min<int64_t>({ceil_div(4 * sms_, attention_blocks(a)), kAttnMaxSplits, ceil_div(keys, 32)});
   if (want <= 1) return sp;
   const int64_t rows = int64_t(a.n_tokens) * a.heads * want;
   auto* buf = static_cast<float*>(ws(attn_part_, size_t(rows * (a.dv + 2) * 4), "attention splits"));
