@@ -104,6 +104,48 @@ TEST(CudaOps, PrefillBf16ActivationsOnLargeM) {
   }
 }
 
+// A deferred rmsnorm (MMFP4_CUDA_FAST_NORM) computed inside the next linear, and flushed by any other op: the
+// linear's output and the norm's output both match the CPU, whatever follows the norm.
+TEST(CudaOps, RmsNormDeferredIntoTheNextLinear) {
+  MMFP4_SKIP_WITHOUT_GPU();
+  Pair p;
+  Rng r(41);
+  TestWeight plain = random_fp4(200, 256, 32, 0, 42), rotated = random_fp4(70, 200, 64, 64, 43);
+  TestWeight dense = random_dense(90, 256, DType::F16, 44);
+  for (bool on : {true, false})
+    for (int next = 0; next < 5; ++next)  // 0..2: linear on the norm's output (plain, rotated, F16); 3: add; 4: other x
+      for (int64_t M : {1, 3, 16}) {
+        p.gpu->fast().norm = on;
+        const TestWeight& tw = next == 1 ? rotated : next == 2 ? dense : plain;
+        auto wc = p.cpu->upload_linear(tw.hw);
+        auto wg = p.gpu->upload_linear(tw.hw);
+        const int64_t K = tw.hw.k;
+        auto x = p.act(r.vec(size_t(M * (K + 4)), -3, 3), M, K, K + 4);
+        auto other = p.act(r.vec(size_t(M * K)), M, K);
+        auto h = p.act(std::vector<float>(size_t(M * K)), M, K);
+        auto y = p.act(std::vector<float>(size_t(M * tw.hw.n)), M, tw.hw.n);
+        const std::vector<float> wv = r.vec(size_t(K));
+        DeviceVector nc{p.cpu_buf(wv), K}, ng{p.gpu_buf(wv), K};
+        p.poison(h.g);
+        p.poison(y.g);
+        p.cpu->rmsnorm(x.c, nc, 1e-5f, h.c);
+        p.gpu->rmsnorm(x.g, ng, 1e-5f, h.g);
+        if (next <= 2) {
+          p.cpu->linear(h.c, *wc, y.c, false, false);
+          p.gpu->linear(h.g, *wg, y.g, false, false);
+          EXPECT_LT(p.err(y), next == 2 ? kF16 : kSplit) << "linear after the norm, case " << next << " M=" << M;
+        } else if (next == 3) {
+          p.cpu->add(h.c, other.c);
+          p.gpu->add(h.g, other.g);
+        } else {
+          p.cpu->linear(other.c, *wc, y.c, false, false);
+          p.gpu->linear(other.g, *wg, y.g, false, false);
+          EXPECT_LT(p.err(y), kSplit) << "linear of another input, M=" << M;
+        }
+        EXPECT_LT(p.err(h), kExact) << "the norm's output, case " << next << " M=" << M << " on " << on;
+      }
+}
+
 TEST(CudaOps, GenericLinearIsExact) {
   MMFP4_SKIP_WITHOUT_GPU();
   Pair p;

@@ -63,6 +63,14 @@ void set_cache(AttnArgs& a, const KVLayerView& kv, const BatchMeta& b, float sca
 }
 int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
 
+// Whether the memory of two views can overlap (conservatively: their spans of addresses).
+bool may_overlap(const Act& a, const Act& b) {
+  if (a.rows == 0 || b.rows == 0) return false;
+  const float* a1 = a.data + (a.rows - 1) * a.stride + a.cols;
+  const float* b1 = b.data + (b.rows - 1) * b.stride + b.cols;
+  return a.data < b1 && b.data < a1;
+}
+
 constexpr int kBlockRows = 128;               // rows of W per block of the tensor-core kernel (8 warps x 16)
 constexpr int64_t kPartialCapBytes = 64 << 20;  // split-K partial sums
 constexpr int64_t kCounterCapacity = 1 << 20;
@@ -112,8 +120,10 @@ CudaBackend::CudaBackend(int device) : device_(device) {
   bool all = true;
   flag("MMFP4_CUDA_FAST", all);
   if (!all)
-    fast_.absorb = fast_.attn = fast_.moe = fast_.prep = fast_.gemm = fast_.flash = fast_.dequant = fast_.pdl = false;
+    fast_.absorb = fast_.attn = fast_.moe = fast_.prep = fast_.gemm = fast_.flash = fast_.dequant = fast_.pdl =
+        fast_.norm = false;
   flag("MMFP4_CUDA_FAST_FLASH", fast_.flash);
+  flag("MMFP4_CUDA_FAST_NORM", fast_.norm);
   flag("MMFP4_CUDA_PREFILL_BF16", fast_.prefill_bf16);
   flag("MMFP4_CUDA_FAST_GEMM", fast_.gemm);
   flag("MMFP4_CUDA_FAST_DEQUANT", fast_.dequant);
@@ -126,7 +136,7 @@ CudaBackend::CudaBackend(int device) : device_(device) {
   pdl_flag() = fast_.pdl;
   name_ += cat(", ", split_ ? "split" : "bf16", " activations, fast paths: absorb ", fast_.absorb, " attn ",
                fast_.attn, " moe ", fast_.moe, " prep ", fast_.prep, " gemm ", fast_.gemm, " flash ", fast_.flash,
-               " dequant ", fast_.dequant, " pdl ", fast_.pdl);
+               " dequant ", fast_.dequant, " norm ", fast_.norm, " pdl ", fast_.pdl);
 }
 
 // Programmatic dependent launch must work in captured graphs (the decode steps are graphs): record y += x, y += y,
@@ -196,16 +206,19 @@ void* CudaBackend::alloc(size_t bytes, const std::string& what) {
 }
 
 void CudaBackend::release(void* p) {
+  flush_norm();
   if (p) cudaFree(p);
 }
 
 void CudaBackend::upload(void* dst, const void* src, size_t bytes) {
+  flush_norm();
   if (bytes == 0) return;
   MMFP4_CUDA_CHECK(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyHostToDevice, stream_), "upload of ", bytes, " bytes");
   MMFP4_CUDA_CHECK(cudaStreamSynchronize(stream_), "upload of ", bytes, " bytes");
 }
 
 void CudaBackend::download(void* dst, const void* src, size_t bytes) {
+  flush_norm();
   if (bytes == 0) return;
   MMFP4_CUDA_CHECK(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToHost, stream_), "download of ", bytes,
                    " bytes (or an earlier op on the stream)");
@@ -218,7 +231,10 @@ size_t CudaBackend::free_memory() const {
   return f;
 }
 
-void CudaBackend::sync() { MMFP4_CUDA_CHECK(cudaStreamSynchronize(stream_), "sync (an op queued earlier failed)"); }
+void CudaBackend::sync() {
+  flush_norm();
+  MMFP4_CUDA_CHECK(cudaStreamSynchronize(stream_), "sync (an op queued earlier failed)");
+}
 
 void* CudaBackend::ws(Buffer& b, size_t bytes, const char* what) {
   if (bytes <= b.bytes) return b.p;
@@ -242,6 +258,7 @@ void* CudaBackend::ws(Buffer& b, size_t bytes, const char* what) {
 }
 
 void CudaBackend::reserve_workspace(const WorkspacePlan& plan) {
+  flush_norm();
   plan_ = plan;
   const int64_t T = std::max<int64_t>(plan.max_tokens, 1);
   // Rows: a step's tokens (padded to a token tile), or the head-major rows of MLA's per-head products.
@@ -480,6 +497,7 @@ void CudaBackend::gemm(const GemmCall& c) {
   if (c.m == 0 || gw.n == 0) return;
   const bool mma = c.w->mma_ok && !force_generic_ && gw.row0 == 0;
   if (!mma && c.glu_off) fail(c.what, ": the fused silu input needs the tensor-core kernels");
+  if (c.fuse_norm && (!mma || c.tiles.tiles || c.m > 16)) flush_norm();  // only the staged path computes the norm
   if (!mma) {
     GenericArgs a;
     a.w = gw;
@@ -558,7 +576,7 @@ void CudaBackend::gemm(const GemmCall& c) {
     launch_tiled(a, pa);
     return;
   }
-  launch_mma(a, c.tiles.tiles ? 8 * nt : c.m, pa);
+  launch_mma(a, c.tiles.tiles ? 8 * nt : c.m, pa, c.fuse_norm && pending_.on);
 }
 
 // The tiled GEMM takes MMFP4 weights on the tensor-core path (FastPaths::gemm).
@@ -593,7 +611,7 @@ void CudaBackend::launch_tiled(GemmArgs& a, const PrepArgs& pa) {
 // Group-index shift, split of K and partial-sum buffers of a tensor-core launch; the activations are prepared by
 // their own kernel, or staged inside the GEMM (FastPaths::prep: one or two n8 token tiles whose rows and K split fit
 // kStageMaxBytes of shared memory: the decode shapes). Then launches it.
-void CudaBackend::launch_mma(GemmArgs& a, int rows, const PrepArgs& pa) {
+void CudaBackend::launch_mma(GemmArgs& a, int rows, const PrepArgs& pa, bool fuse_norm) {
   const GemmWeight& gw = a.w;
   if (gw.kind == WKind::Fp4) {
     const int per = gw.group_size / 32;
@@ -620,12 +638,30 @@ void CudaBackend::launch_mma(GemmArgs& a, int rows, const PrepArgs& pa) {
       a.prep = pa;
     }
   }
+  if (fuse_norm && a.stage) {  // the pending norm (FastPaths::norm): x is its input, the GEMM normalises it
+    a.prep.x = pending_.x.data;
+    a.prep.x_stride = pending_.x.stride;
+    a.stage_vec = (a.prep.x_stride % 4) == 0 && (reinterpret_cast<uintptr_t>(a.prep.x) % 16) == 0;
+    a.norm_w = pending_.w;
+    a.norm_eps = pending_.eps;
+    a.norm_out = pending_.out.data;
+    a.norm_out_stride = pending_.out.stride;
+    pending_.on = false;
+  } else if (fuse_norm) {
+    flush_norm();
+  }
   if (!a.stage) launch_prepare_activations(pa, stream_);
   launch_gemm_mma(a, stream_);
 }
 
 void CudaBackend::linear(Act x, const LinearWeight& w_in, Act out, bool accumulate, bool input_rotated) {
   const auto& w = static_cast<const CudaLinear&>(w_in);
+  // The pending norm's output is this linear's input (and nothing else here touches it): compute it in the GEMM.
+  const bool fuse = pending_.on && x.data == pending_.out.data && x.rows == pending_.out.rows &&
+                    x.cols == pending_.out.cols && x.stride == pending_.out.stride &&
+                    !(w.hadamard_block > 0 && !input_rotated) && !may_overlap(out, pending_.out) &&
+                    !may_overlap(out, pending_.x);
+  if (!fuse) flush_norm();
   const int64_t want_k = input_rotated ? w.k_stored : w.k;
   if (x.cols != want_k || out.cols != w.n || out.rows != x.rows)
     fail("linear ", w.name, " [", w.n, ", ", w.k, "]: x is [", x.rows, ", ", x.cols, "], out [", out.rows, ", ",
@@ -641,6 +677,7 @@ void CudaBackend::linear(Act x, const LinearWeight& w_in, Act out, bool accumula
   c.y = out.data;
   c.y_stride = out.stride;
   c.accumulate = accumulate;
+  c.fuse_norm = fuse;
   c.what = "linear";
   if (w.hadamard_block > 0 && !input_rotated) {
     // y = W' (H x): zero-pad x to the stored width and rotate block-wise (docs/format.md section 4).
@@ -654,6 +691,7 @@ void CudaBackend::linear(Act x, const LinearWeight& w_in, Act out, bool accumula
 }
 
 void CudaBackend::hadamard(Act x, int block) {
+  flush_norm();
   if (block <= 0 || x.cols % block != 0)
     fail("hadamard: block ", block, " does not divide the ", x.cols, " columns");
   launch_hadamard(x.data, x.stride, int(x.rows), int(x.cols), block, stream_);
@@ -663,6 +701,7 @@ void CudaBackend::hadamard(Act x, int block) {
 // Element-wise and row ops
 // ---------------------------------------------------------------------------------------------------------------
 void CudaBackend::embed(const LinearWeight& table_in, const BatchMeta& b, Act out) {
+  flush_norm();
   const auto& t = static_cast<const CudaLinear&>(table_in);
   if (out.cols != t.k || out.rows != b.n_tokens)
     fail("embed ", t.name, " [", t.n, ", ", t.k, "]: out is [", out.rows, ", ", out.cols, "] for ", b.n_tokens,
@@ -672,12 +711,26 @@ void CudaBackend::embed(const LinearWeight& table_in, const BatchMeta& b, Act ou
 }
 
 void CudaBackend::rmsnorm(Act x, const DeviceVector& w, float eps, Act out) {
+  flush_norm();
   if (w.n != x.cols || out.cols != x.cols || out.rows != x.rows)
     fail("rmsnorm: x [", x.rows, ", ", x.cols, "], weight [", w.n, "], out [", out.rows, ", ", out.cols, "]");
+  // Decode: an out-of-place norm is held back, so that the next linear can compute it while staging its input.
+  if (fast_.norm && fast_.prep && x.rows > 0 && x.rows <= 16 && !may_overlap(x, out)) {
+    pending_ = PendingNorm{true, x, out, w.data, eps};
+    return;
+  }
   launch_rmsnorm(x.data, x.stride, out.data, out.stride, int(x.rows), int(x.cols), w.data, eps, stream_);
 }
 
+void CudaBackend::flush_norm() {
+  if (!pending_.on) return;
+  pending_.on = false;
+  const PendingNorm& n = pending_;
+  launch_rmsnorm(n.x.data, n.x.stride, n.out.data, n.out.stride, int(n.x.rows), int(n.x.cols), n.w, n.eps, stream_);
+}
+
 void CudaBackend::rope(Act x, int64_t heads, int64_t head_stride, int64_t off, const RopeTable& t, const BatchMeta& b) {
+  flush_norm();
   if (off + t.dim > head_stride && heads > 1) fail("rope: rotary width ", t.dim, " at ", off, " exceeds the head");
   if ((heads - 1) * head_stride + off + t.dim > x.cols)
     fail("rope: ", heads, " heads of stride ", head_stride, " exceed the ", x.cols, " columns");
@@ -686,6 +739,7 @@ void CudaBackend::rope(Act x, int64_t heads, int64_t head_stride, int64_t off, c
 }
 
 void CudaBackend::silu_mul(Act gate, Act up, Act out) {
+  flush_norm();
   if (up.rows != gate.rows || up.cols != gate.cols || out.rows != gate.rows || out.cols != gate.cols)
     fail("silu_mul: gate [", gate.rows, ", ", gate.cols, "], up [", up.rows, ", ", up.cols, "], out [", out.rows,
          ", ", out.cols, "]");
@@ -694,21 +748,25 @@ void CudaBackend::silu_mul(Act gate, Act up, Act out) {
 }
 
 void CudaBackend::add(Act x, Act y) {
+  flush_norm();
   if (x.rows != y.rows || x.cols != y.cols) fail("add: [", x.rows, ", ", x.cols, "] += [", y.rows, ", ", y.cols, "]");
   launch_add(x.data, x.stride, y.data, y.stride, int(x.rows), int(x.cols), stream_);
 }
 
 void CudaBackend::add_bias(Act x, const DeviceVector& bias) {
+  flush_norm();
   if (bias.n != x.cols) fail("add_bias: x [", x.rows, ", ", x.cols, "], bias [", bias.n, "]");
   launch_add_bias(x.data, x.stride, int(x.rows), int(x.cols), bias.data, stream_);
 }
 
 void CudaBackend::gather_rows(Act x, const int32_t* rows, int64_t n, Act out) {
+  flush_norm();
   if (out.cols != x.cols || out.rows < n) fail("gather_rows: x [", x.rows, ", ", x.cols, "] -> ", n, " rows");
   launch_gather_rows(x.data, x.stride, rows, int(n), int(x.cols), out.data, out.stride, stream_);
 }
 
 void CudaBackend::argmax_rows(Act x, int32_t* ids) {
+  flush_norm();
   launch_argmax_rows(x.data, x.stride, int(x.rows), int(x.cols), ids, stream_);
 }
 
@@ -716,6 +774,7 @@ void CudaBackend::argmax_rows(Act x, int32_t* ids) {
 // Attention
 // ---------------------------------------------------------------------------------------------------------------
 void CudaBackend::kv_store(const KVLayerView& kv, Act k, Act v, const BatchMeta& b) {
+  flush_norm();
   if (!kv_ok(kv) || kv.width != k.cols + v.cols || k.rows != b.n_tokens || v.rows != b.n_tokens)
     fail("kv_store: cache ", dtype_name(kv.dtype), " width ", kv.width, ", k [", k.rows, ", ", k.cols, "], v [",
          v.rows, ", ", v.cols, "] for ", b.n_tokens, " tokens");
@@ -724,6 +783,7 @@ void CudaBackend::kv_store(const KVLayerView& kv, Act k, Act v, const BatchMeta&
 }
 
 void CudaBackend::mla_store(const KVLayerView& kv, Act latent, Act kpe, const BatchMeta& b) {
+  flush_norm();
   if (!kv_ok(kv) || kv.width != latent.cols + kpe.cols || latent.rows != b.n_tokens)
     fail("mla_store: cache ", dtype_name(kv.dtype), " width ", kv.width, ", latent [", latent.rows, ", ",
          latent.cols, "], kpe [", kpe.rows, ", ", kpe.cols, "]");
@@ -733,6 +793,7 @@ void CudaBackend::mla_store(const KVLayerView& kv, Act latent, Act kpe, const Ba
 
 void CudaBackend::attention(Act q, const KVLayerView& kv, int64_t heads, int64_t kv_heads, int64_t D, float scale,
                             const BatchMeta& b, Act out) {
+  flush_norm();
   if (!kv_ok(kv) || heads % kv_heads != 0 || q.cols < heads * D || out.cols < heads * D ||
       kv.width != 2 * kv_heads * D || q.rows != b.n_tokens)
     fail("attention: q [", q.rows, ", ", q.cols, "], ", heads, " heads / ", kv_heads, " kv heads of ", D,
@@ -758,6 +819,7 @@ void CudaBackend::attention(Act q, const KVLayerView& kv, int64_t heads, int64_t
 
 void CudaBackend::mla_attention(Act q_lat, Act q_pe, const KVLayerView& kv, int64_t heads, float scale,
                                 const BatchMeta& b, Act out_lat) {
+  flush_norm();
   const int64_t R = q_lat.cols, P = q_pe.cols;
   if (!kv_ok(kv) || kv.width != R + P || out_lat.cols != R || q_lat.rows != q_pe.rows ||
       q_lat.rows != b.n_tokens * heads)
@@ -815,6 +877,7 @@ AttnSplit CudaBackend::attention_split(const AttnArgs& a) {
 
 void CudaBackend::mla_absorb_q(Act q_nope, const LinearWeight& kv_b_in, int64_t heads, int64_t nope, int64_t v,
                                Act q_lat) {
+  flush_norm();
   const auto& w = static_cast<const CudaLinear&>(kv_b_in);
   const int64_t R = w.k_stored;
   if (q_lat.cols != R || q_nope.cols != nope || q_lat.rows != q_nope.rows || q_nope.rows % heads != 0 ||
@@ -831,6 +894,7 @@ void CudaBackend::mla_absorb_q(Act q_nope, const LinearWeight& kv_b_in, int64_t 
 
 void CudaBackend::mla_expand_v(Act o_lat, const LinearWeight& kv_b_in, int64_t heads, int64_t nope, int64_t v,
                                Act out) {
+  flush_norm();
   const auto& w = static_cast<const CudaLinear&>(kv_b_in);
   const int64_t R = w.k_stored, rows = o_lat.rows;
   if (o_lat.cols != R || out.cols != v || out.rows != rows || rows % heads != 0 || w.n != heads * (nope + v))
@@ -924,6 +988,7 @@ void CudaBackend::mla_expand_v(Act o_lat, const LinearWeight& kv_b_in, int64_t h
 // ---------------------------------------------------------------------------------------------------------------
 void CudaBackend::moe_route(Act logits, const DeviceVector* bias, const RouterParams& p, int32_t* ids,
                             float* weights) {
+  flush_norm();
   if (logits.cols != p.n_experts || p.top_k <= 0 || p.top_k > p.n_experts || p.n_experts > 1024 ||
       (p.sigmoid && p.n_group > 0 && p.n_experts % p.n_group != 0) || p.topk_group > p.n_group)
     fail("moe_route: logits [", logits.rows, ", ", logits.cols, "], ", p.n_experts, " experts, top ", p.top_k,
@@ -939,6 +1004,7 @@ void CudaBackend::moe_route(Act logits, const DeviceVector* bias, const RouterPa
 
 void CudaBackend::moe_experts(Act x, const int32_t* ids, const float* weights, int64_t K, const ExpertWeights& ew_in,
                               Act out) {
+  flush_norm();
   const auto& ew = static_cast<const CudaExperts&>(ew_in);
   const int64_t T = x.rows, H = ew.hidden, I = ew.inter, E = ew.n_experts;
   if (x.cols != H || out.cols != H || out.rows != T)
@@ -1058,12 +1124,14 @@ void CudaBackend::moe_experts(Act x, const int32_t* ids, const float* weights, i
 // Graphs
 // ---------------------------------------------------------------------------------------------------------------
 void CudaBackend::begin_graph() {
+  flush_norm();
   if (capturing_) fail("begin_graph: a step graph is already being recorded");
   MMFP4_CUDA_CHECK(cudaStreamBeginCapture(stream_, cudaStreamCaptureModeThreadLocal), "begin graph capture");
   capturing_ = true;
 }
 
 std::unique_ptr<StepGraph> CudaBackend::end_graph() {
+  flush_norm();
   if (!capturing_) fail("end_graph: no step graph is being recorded");
   capturing_ = false;
   auto g = std::make_unique<CudaStepGraph>();
@@ -1074,6 +1142,7 @@ std::unique_ptr<StepGraph> CudaBackend::end_graph() {
 }
 
 void CudaBackend::replay_graph(const StepGraph& g_in) {
+  flush_norm();
   const auto& g = static_cast<const CudaStepGraph&>(g_in);
   MMFP4_CUDA_CHECK(cudaGraphLaunch(g.exec, stream_), "replay step graph");
 }

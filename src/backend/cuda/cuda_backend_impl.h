@@ -49,6 +49,7 @@ struct FastPaths {
   bool flash = true;   // MMFP4_CUDA_FAST_FLASH: attention of batches over 64 tokens on tensor cores (attention_tc.cu)
   bool dequant = true; // MMFP4_CUDA_FAST_DEQUANT: MMFP4 tiles in layout 2 (repack.h; cheaper decode), at upload
   bool pdl = true;     // MMFP4_CUDA_FAST_PDL
+  bool norm = true;    // MMFP4_CUDA_FAST_NORM: an out-of-place rmsnorm feeding the next (staged) linear runs inside it
   bool prefill_bf16 = false;  // MMFP4_CUDA_PREFILL_BF16=1: tiled GEMMs of >= 128 rows take one bf16 activation (no lo): programmatic dependent launch on sm_90 (common.cuh, pdl_enter; process-wide)
 };
 
@@ -152,10 +153,21 @@ class CudaBackend final : public Backend {
     float* y = nullptr;
     int64_t y_stride = 0;
     bool accumulate = false;
+    bool fuse_norm = false;    // the input is the pending rmsnorm's output: compute it in the GEMM if staged
     const char* what = "linear";
   };
+  // A deferred rmsnorm (FastPaths::norm): launched by flush_norm() at the start of every other op, or computed inside
+  // the next linear if that linear reads exactly its output through the staged path.
+  struct PendingNorm {
+    bool on = false;
+    Act x, out;
+    const float* w = nullptr;
+    float eps = 0.0f;
+  };
+  PendingNorm pending_;
+  void flush_norm();
   void gemm(const GemmCall& c);
-  void launch_mma(GemmArgs& a, int rows, const PrepArgs& pa);
+  void launch_mma(GemmArgs& a, int rows, const PrepArgs& pa, bool fuse_norm = false);
   bool probe_pdl();
   AttnSplit attention_split(const AttnArgs& a);
   void run_attention(const AttnArgs& a);

@@ -61,10 +61,42 @@ __device__ __forceinline__ void mma(float (&d)[4], const uint32_t (&a)[4], uint3
 __device__ __forceinline__ void stage_activations(const GemmArgs& p, int row0, int rows, int k0, int klen,
                                                   uint16_t* sm) {
   const int per_row = klen / 8, S = p.stage_rows * p.stage_stride;
+  __shared__ float row_inv[16];  // stage_rows <= 16
+  const int cols = p.prep.k_valid;
+  if (p.norm_w) {
+    // rmsnorm's reduction exactly (rmsnorm.cu: the same threads stride the row, then block_sum): threads past its
+    // count add zeros, which leaves the sum's bits unchanged.
+    __shared__ float red[32];
+    const int nthr = cols >= 1024 ? 256 : cols >= 256 ? 128 : 64;
+    for (int r = 0; r < p.stage_rows; ++r) {
+      const int64_t src = r < rows ? prep_source_row(p.prep, row0 + r) : -1;
+      float ss = 0.0f;
+      if (src >= 0 && int(threadIdx.x) < nthr) {
+        const float* xr = p.prep.x + src * p.prep.x_stride;
+        for (int c = threadIdx.x; c < cols; c += nthr) ss = fmaf(xr[c], xr[c], ss);
+      }
+      const float ms = block_sum(ss, red) / float(cols);
+      if (threadIdx.x == 0) row_inv[r] = 1.0f / sqrtf(ms + p.norm_eps);
+    }
+    __syncthreads();
+    if (blockIdx.x == 0 && blockIdx.y == 0 && blockIdx.z == 0)  // the normalised rows, for the later readers
+      for (int r = 0; r < rows && r < p.stage_rows; ++r) {
+        const int64_t src = prep_source_row(p.prep, row0 + r);
+        if (src < 0) continue;
+        const float* xr = p.prep.x + src * p.prep.x_stride;
+        for (int c = threadIdx.x; c < cols; c += blockDim.x)
+          p.norm_out[src * p.norm_out_stride + c] = xr[c] * row_inv[r] * p.norm_w[c];
+      }
+  }
   for (int it = threadIdx.x; it < p.stage_rows * per_row; it += blockDim.x) {
     const int r = it / per_row, q = it % per_row;
     float v[8];
     prep_load8(p.prep, r < rows ? prep_source_row(p.prep, row0 + r) : -1, k0 + 8 * q, p.stage_vec, v);
+    if (p.norm_w) {
+#pragma unroll
+      for (int i = 0; i < 8; ++i)
+        if (k0 + 8 * q + i < cols) v[i] = v[i] * row_inv[r] * p.norm_w[k0 + 8 * q + i];
+    }
     uint32_t hi[4], lo[4];
     prep_split8(v, p.prep.f16, hi, lo);
     *reinterpret_cast<uint4*>(sm + r * p.stage_stride + 8 * q) = make_uint4(hi[0], hi[1], hi[2], hi[3]);

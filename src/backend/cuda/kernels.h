@@ -102,6 +102,13 @@ struct GemmArgs {
   int stage_rows = 0, stage_stride = 0;
   bool stage_vec = false;    // prep.x rows are 16-byte aligned (float4 loads)
   PrepArgs prep;
+  // Staged only (FastPaths::norm): the activations are rmsnorm(x) of a deferred Backend::rmsnorm over prep.k_valid
+  // columns: each block normalises the rows it stages with the norm kernel's own reduction (same bits), and block
+  // (0, 0, 0) also writes the normalised rows to norm_out.
+  const float* norm_w = nullptr;
+  float norm_eps = 0.0f;
+  float* norm_out = nullptr;
+  int64_t norm_out_stride = 0;
   int splits = 1, cps = 0;   // splits of the k chunks (64 columns each), cps chunks per split
   float* partial = nullptr;  // splits > 1: [grid_tiles][splits][8 * nt][row blocks * 128]
   int32_t* counters = nullptr;  // splits > 1: [grid_tiles][row blocks], zero between launches
