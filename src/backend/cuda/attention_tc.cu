@@ -270,7 +270,7 @@ void launch_ndv(const AttnArgs& a, const AttnTc& tc, dim3 grid, cudaStream_t s) 
 
 }  // namespace
 
-bool attention_tc_plan(const AttnArgs& a, AttnTc& tc) {
+bool attention_tc_plan(const AttnArgs& a, AttnTc& tc, size_t max_smem) {
   const int group = a.heads / a.kv_heads, dk = a.d1 + a.d2;
   tc.dk_pad = (dk + 15) / 16 * 16;
   tc.dv_pad = (a.dv + 15) / 16 * 16;
@@ -284,7 +284,7 @@ bool attention_tc_plan(const AttnArgs& a, AttnTc& tc) {
   tc.v_col = int(dvk);
   const int64_t qs = tc.dk_pad + kPad, vs = tc.dv_pad + kPad;
   tc.smem = size_t(2 * kRows * qs + 2 * kKeys * qs + (tc.v_in_k ? 0 : 2 * kKeys * vs)) * 2 + kRows * 8 + kKeys * 8;
-  return tc.smem <= 227 * 1024;
+  return tc.smem <= max_smem;
 }
 
 void launch_attention_tc(const AttnArgs& a, const AttnTc& tc, cudaStream_t s) {

@@ -99,6 +99,7 @@ CudaBackend::CudaBackend(int device) : device_(device) {
     fail("CUDA device ", device, " (", p.name, ") is sm_", p.major, p.minor,
          ": the CUDA backend needs sm_80 or newer (bf16 tensor cores)");
   sms_ = p.multiProcessorCount;
+  smem_optin_ = p.sharedMemPerBlockOptin;
   name_ = cat("cuda (", p.name, ", sm_", p.major, p.minor, ", ", sms_, " SMs, ", p.totalGlobalMem >> 20, " MiB)");
   MMFP4_CUDA_CHECK(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking), "create stream");
   if (const char* g = std::getenv("MMFP4_CUDA_GEMM")) {
@@ -848,7 +849,7 @@ void CudaBackend::mla_attention(Act q_lat, Act q_pe, const KVLayerView& kv, int6
 // Attention of a step: on tensor cores for long eager batches (prefill), split over the KV length for small ones.
 void CudaBackend::run_attention(const AttnArgs& a) {
   AttnTc tc;
-  if (fast_.flash && !capturing_ && a.n_tokens > kAttnSplitMaxTokens && attention_tc_plan(a, tc)) {
+  if (fast_.flash && !capturing_ && a.n_tokens > kAttnSplitMaxTokens && attention_tc_plan(a, tc, smem_optin_)) {
     auto* buf = static_cast<int32_t*>(ws(attn_plan_, size_t(2 * a.n_tokens + 1) * 4, "attention blocks"));
     tc.blocks = buf;
     tc.count = buf + 2 * a.n_tokens;

@@ -177,6 +177,7 @@ class CudaBackend final : public Backend {
 
   int device_ = 0;
   int sms_ = 0;
+  size_t smem_optin_ = 0;     // shared memory a block may opt in to (227 KB on sm_90, 163 KB on sm_80)
   std::string name_;
   cudaStream_t stream_ = nullptr;
   bool capturing_ = false;

@@ -198,7 +198,7 @@ void launch_attention(const AttnArgs& a, cudaStream_t s, const AttnSplit& split 
 // Blocks of the unsplit launch (token x kv head x group of up to 8 query heads).
 int attention_blocks(const AttnArgs& a);
 // Tensor-core attention for long prefill batches (attention_tc.cu): attention_tc_plan fills the geometry and says
-// whether the shapes fit (value width 64/128/256/512, Q and a key tile in shared memory); the caller gives `blocks`
+// whether the shapes fit (value width 64/128/256/512, Q and a key tile in max_smem bytes); the caller gives `blocks`
 // (2 * n_tokens ints) and `count` (1 int) of device workspace.
 struct AttnTc {
   int hb = 0, head_blocks = 0, tq = 0, dk_pad = 0, dv_pad = 0, v_col = 0;
@@ -207,7 +207,7 @@ struct AttnTc {
   int32_t* blocks = nullptr;
   int32_t* count = nullptr;
 };
-bool attention_tc_plan(const AttnArgs& a, AttnTc& tc);
+bool attention_tc_plan(const AttnArgs& a, AttnTc& tc, size_t max_smem);
 void launch_attention_tc(const AttnArgs& a, const AttnTc& tc, cudaStream_t s);
 
 // MLA absorbed products on kv_b [heads * (nope + v), R] (mla_absorb.cu).
