@@ -43,9 +43,18 @@ for t in "${targets[@]}"; do
   corpus="build-fuzz/corpus/$t"
   mkdir -p "$corpus"
   seed "$t" "$corpus"
-  echo "== $t: ${secs}s =="
-  (cd build-fuzz && ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
-     "./fuzz/$t" -max_total_time="$secs" -timeout=30 -rss_limit_mb=4096 -max_len=4096 -print_final_stats=1 \
-     "corpus/$t")
+  log="build-fuzz/$t.log"
+  echo "== $t: ${secs}s (log: $log) =="
+  # libFuzzer's progress lines go to the log, so the test command's output ends with the test summaries; on a
+  # failure the log's tail (the sanitizer report and the reproducer's name) is printed.
+  if ! (cd build-fuzz && ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
+        UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+        "./fuzz/$t" -max_total_time="$secs" -timeout=30 -rss_limit_mb=4096 -max_len=4096 -print_final_stats=1 \
+        "corpus/$t") >"$log" 2>&1; then
+    tail -n 80 "$log"
+    echo "fuzz.sh: $t FAILED (full log: $log)"
+    exit 1
+  fi
+  grep -E '^(Done [0-9]+ runs|stat::number_of_executed_units)' "$log" | sed "s/^/  $t: /" || true
 done
 echo "== fuzzing passed (${#targets[@]} targets, ${secs}s each) =="
