@@ -338,7 +338,8 @@ TEST(CudaOps, PagedGqaAttention) {
     int64_t heads, kv_heads, D;
   };
   for (DType dt : {DType::BF16, DType::F32})
-  for (Shape sh : {Shape{6, 2, 32}, Shape{16, 2, 128}, Shape{4, 4, 64}, Shape{12, 1, 64}}) {
+  // D = 20: bf16 rows are not 16-byte vectors (the per-element key loop); f32 rows are.
+  for (Shape sh : {Shape{6, 2, 32}, Shape{16, 2, 128}, Shape{4, 4, 64}, Shape{12, 1, 64}, Shape{5, 1, 20}}) {
     PagedBatch b = make_paged(p, {1, 37, 70}, 16, 2 * sh.kv_heads * sh.D, r, dt);
     const int64_t T = int64_t(b.tokens.size()), KW = sh.kv_heads * sh.D, QW = sh.heads * sh.D;
     auto k = p.act(bf16_exact(r, size_t(T * KW)), T, KW), v = p.act(bf16_exact(r, size_t(T * KW)), T, KW);
