@@ -217,6 +217,11 @@ class Backend {
     if (!out.empty()) upload(ids, out.data(), out.size() * sizeof(int32_t));
   }
 
+  // Streaming read bandwidth of the memory the backend computes from, in GB/s, measured now over `bytes` (for
+  // benchmarks: the ceiling decode is read against). 0: the backend computes in host memory, which the caller
+  // measures itself (cpu/membw.h). Takes and frees its buffer: never call it while serving.
+  virtual double device_read_gbs(size_t bytes) { return 0; }
+
   // Step graphs (CUDA graphs): the ops issued between begin_graph() and end_graph() are recorded, not run, and
   // replay_graph() runs them again with whatever the device buffers they read hold then. A backend that says
   // supports_graphs() reads every per-step value (tokens, positions, seq, slots, block tables, expert ids) from

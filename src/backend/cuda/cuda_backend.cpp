@@ -766,6 +766,34 @@ void CudaBackend::gather_rows(Act x, const int32_t* rows, int64_t n, Act out) {
   launch_gather_rows(x.data, x.stride, rows, int(n), int(x.cols), out.data, out.stride, stream_);
 }
 
+double CudaBackend::device_read_gbs(size_t bytes) {
+  flush_norm();
+  // Whatever fits: up to `bytes`, leaving 1 GiB free, at least 4x the L2 (else no measurement).
+  size_t f = free_memory();
+  f = f > (size_t(1) << 30) ? f - (size_t(1) << 30) : 0;
+  bytes = std::min(bytes, f) & ~size_t(4095);
+  if (bytes < (size_t(256) << 20)) return 0;
+  void* buf = nullptr;
+  void* sink = nullptr;
+  if (cudaMalloc(&buf, bytes) != cudaSuccess || cudaMalloc(&sink, size_t(16) * 8 * sms_) != cudaSuccess) {
+    cudaGetLastError();
+    if (buf) cudaFree(buf);
+    return 0;
+  }
+  double gbs = 0;
+  try {
+    MMFP4_CUDA_CHECK(cudaMemsetAsync(buf, 1, bytes, stream_), "read bandwidth buffer");
+    gbs = measure_read_bandwidth(buf, bytes, sink, sms_, 5, stream_);
+  } catch (...) {
+    cudaFree(buf);
+    cudaFree(sink);
+    throw;
+  }
+  cudaFree(buf);
+  cudaFree(sink);
+  return gbs;
+}
+
 void CudaBackend::argmax_rows(Act x, int32_t* ids) {
   flush_norm();
   launch_argmax_rows(x.data, x.stride, int(x.rows), int(x.cols), ids, stream_);

@@ -103,6 +103,7 @@ class CudaBackend final : public Backend {
 
   void reserve_workspace(const WorkspacePlan& plan) override;
   void argmax_rows(Act x, int32_t* ids) override;
+  double device_read_gbs(size_t bytes) override;
   bool supports_graphs() const override { return true; }
   void begin_graph() override;
   std::unique_ptr<StepGraph> end_graph() override;

@@ -235,4 +235,8 @@ void launch_moe_combine(const float* d, int64_t ds, const int32_t* pos, const fl
 // ids[r] = argmax of row r (ties to the lowest index).
 void launch_argmax_rows(const float* x, int64_t xs, int rows, int cols, int32_t* ids, cudaStream_t s);
 
+// Streaming read bandwidth (GB/s, best of reps) over buf[0, bytes) (read_bandwidth.cu); sink: 16 bytes x 8 x sms
+// of writable device memory. Benchmarks only.
+double measure_read_bandwidth(const void* buf, size_t bytes, void* sink, int sms, int reps, cudaStream_t s);
+
 }  // namespace mmfp4::cuda
