@@ -4,7 +4,7 @@
 # GLM-4.7-Flash decode/prefill benchmark, and the same decode benchmark with every new fast path off (A/B in one
 # run). Full logs go to $OUT (they come back), a short summary is printed last.
 #   TESTS=ops,models,bench,decode,decode_old  BENCH_ARGS="--shapes big --m 1,16"  GTEST_FILTER=...  check_all.sh
-# Optional extras in TESTS: ops_old (op tests with MMFP4_CUDA_FAST=0), models_old (model tests likewise),
+# Optional extras in TESTS: cli_bench (mmfp4 bench --device cuda; carry with CLI=1), ops_old (op tests with MMFP4_CUDA_FAST=0), models_old (model tests likewise),
 # models_kvf32, sass. The fast paths and their switches: docs/cuda.md, "Switches".
 set -u
 OUT=${OUT:-/tmp/mmfp4-out}
@@ -59,6 +59,45 @@ fi
 has decode && run decode ${DECODE_LIMIT:-300} "$work/bin/bench_cuda_decode" --out "$OUT/decode.json" $DECODE_ARGS
 # Prefill with single-bf16 activations in the large tiled GEMMs (MMFP4_CUDA_PREFILL_BF16=1, off by default).
 has prefill_bf16 && [ -d /tmp/glm ] && run prefill_bf16 ${DECODE_LIMIT:-300} env MMFP4_CUDA_PREFILL_BF16=1 "$work/bin/bench_cuda_decode" --model /tmp/glm --batches 1 --steps 8 --out "$OUT/prefill_bf16.json"
+# The user-facing benchmark: `mmfp4 bench --device cuda` on the same full-size model (carried with CLI=1).
+if has cli_bench && [ -x "$work/bin/mmfp4" ]; then
+  export LD_LIBRARY_PATH=$work/lib:${LD_LIBRARY_PATH:-}
+  [ -f /tmp/glm/config.json ] || run cli_synth 300 "$work/bin/mmfp4" synth --like glm-4.7-flash /tmp/glm
+  run cli_bench ${DECODE_LIMIT:-400} "$work/bin/mmfp4" bench -m /tmp/glm --device cuda -p 2048 -n 128 -b 1,16,64 \
+      -r ${CLI_REPS:-3} --json-out "$OUT/cli_bench.json"
+fi
+# CPU vs CUDA through the CLI on the carried trained models (carry with CLI=1 and their tokenizers): perplexity of a
+# text and a greedy continuation, each on both devices of this machine.
+if has cli_ppl && [ -x "$work/bin/mmfp4" ]; then
+  export LD_LIBRARY_PATH=$work/lib:${LD_LIBRARY_PATH:-}
+  for m in "$work"/shared/models/*; do
+    [ -f "$m/tokenizer.json" ] || continue
+    for dev in cpu cuda; do
+      echo "## $(basename "$m") $dev" >> "$OUT/cli_ppl.log"
+      timeout 120 "$work/bin/mmfp4" perplexity --device $dev -m "$m" -f docs/architecture.md --ctx 128 >> "$OUT/cli_ppl.log" 2>&1
+      timeout 120 "$work/bin/mmfp4" generate --device $dev -m "$m" -p "The history of the" -n 40 --json 2>/dev/null \
+        | tail -n 1 | python3 -c "import json,sys; print('generated_ids', json.load(sys.stdin)['generated_ids'])" \
+        >> "$OUT/cli_ppl.log" 2>&1
+    done
+  done
+  echo "rc=0 cli_ppl" >> "$OUT/summary.txt"
+fi
+# Per-kernel GPU time of graph-replayed decode (batch 1) and of a 2,048-token prefill, when nsys is on the machine.
+if has nsys && [ -d /tmp/glm ]; then
+  NSYS=$(command -v nsys || ls /usr/local/cuda/bin/nsys /opt/nvidia/nsight-systems/*/bin/nsys 2>/dev/null | head -1)
+  if [ -n "$NSYS" ]; then
+    for what in decode prefill; do
+      if [ $what = decode ]; then args="--batches 1 --steps 64 --prefill 0"; else args="--batches 1 --steps 1 --prefill 2048"; fi
+      timeout 240 "$NSYS" profile -o /tmp/prof_$what --force-overwrite true --cuda-graph-trace=node -t cuda \
+        "$work/bin/bench_cuda_decode" --model /tmp/glm $args > "$OUT/nsys_$what.log" 2>&1
+      "$NSYS" stats --report cuda_gpu_kern_sum --format csv -o "$OUT/kern_$what" /tmp/prof_$what.nsys-rep \
+        >> "$OUT/nsys_$what.log" 2>&1
+      echo "rc=$? nsys_$what" >> "$OUT/summary.txt"
+    done
+  else
+    echo "rc=1 nsys (not found)" >> "$OUT/summary.txt"
+  fi
+fi
 # The same model with every path added after commit e568e9c off (MMFP4_CUDA_FAST=0): the A/B of this run.
 has decode_old && [ -d /tmp/glm ] && run decode_old ${DECODE_LIMIT:-300} env MMFP4_CUDA_FAST=0 "$work/bin/bench_cuda_decode" --out "$OUT/decode_old.json" $DECODE_OLD_ARGS
 
@@ -79,6 +118,21 @@ if [ -f "$OUT/decode.log" ]; then
        END { for (o in sum) printf "%-28s %8.3f ms  x%d\n", o, sum[o], cnt[o]; printf "%-28s %8.3f ms\n", "ALL", tot }' \
     "$OUT/decode.log" | sort -k2 -nr | head -16
 fi
+[ -f "$OUT/cli_bench.log" ] && { echo "==== mmfp4 bench --device cuda"; grep -vE "^\s*$" "$OUT/cli_bench.log" | tail -n 20; }
+[ -f "$OUT/cli_ppl.log" ] && { echo "==== CLI cpu vs cuda"; grep -E "^## |^perplexity|^generated_ids" "$OUT/cli_ppl.log"; }
+for f in "$OUT"/kern_*.csv; do
+  [ -f "$f" ] || continue
+  echo "==== $(basename "$f") (time %, total ns, instances, avg ns, name)"
+  python3 - "$f" <<'PY'
+import csv, sys
+rows = list(csv.reader(open(sys.argv[1])))
+h = rows[0]
+ix = {k: h.index(k) for k in h}
+for r in rows[1:25]:
+    print("%5s%% %12s %7s %10s  %s" % (r[ix.get("Time (%)", 0)], r[ix.get("Total Time (ns)", 1)],
+          r[ix.get("Instances", 2)], r[ix.get("Avg (ns)", 3)], r[-1][:110]))
+PY
+done
 [ -f "$OUT/prefill_bf16.log" ] && { echo "==== prefill with MMFP4_CUDA_PREFILL_BF16=1"; grep -E "^prefill" "$OUT/prefill_bf16.log"; }
 [ -f "$OUT/decode_old.log" ] && { echo "==== decode with MMFP4_CUDA_FAST=0 (the earlier kernels, same run)"; grep -E "^decode batch|^prefill" "$OUT/decode_old.log"; }
 exit 0
