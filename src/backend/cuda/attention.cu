@@ -44,6 +44,7 @@ __device__ __forceinline__ void unpack_vec(const uint4& v, float (&f)[4]) {  // 
 }
 
 constexpr int kMaxSplits = 16;  // the backend's kAttnMaxSplits
+constexpr int kMinSplitKeys = 2 * kTile;  // keys per split at least: below that a split costs more than it saves
 
 // The merge of a (token, head group)'s splits by its last block: out[t, h] = sum_s w_s o_s / sum_s w_s l_s with
 // w_s = exp(m_s - max_s m_s), splits in order. A split that saw no key has m_s = -inf and weight 0, and its output
@@ -106,10 +107,17 @@ __global__ void __launch_bounds__(kThreads) attention_kernel(AttnArgs p, int sub
   const int n = pos + 1;
   // Keys [j_begin, j_end) of this block: all of them, or this split's share.
   int j_begin = 0, j_end = n;
+  bool direct = !SPLIT;  // this block writes the normalised output itself (no partials, no merge)
   if constexpr (SPLIT) {
-    // At least one tile of keys per split: short contexts use the first splits only (the split count is fixed by
-    // the context capacity when a graph is recorded; the rest only mark themselves empty).
-    const int per = max((n + sp.splits - 1) / sp.splits, kTile);
+    // At least kMinSplitKeys keys per split: short contexts use the first splits only (the split count is fixed by
+    // the context capacity when a graph is recorded; the rest only mark themselves empty). When split 0 holds every
+    // key, it is the whole attention: it writes the output as the unsplit kernel does (the same bits as a merge of
+    // one split) and the other splits return at once, touching nothing (the counters stay zero).
+    const int per = max((n + sp.splits - 1) / sp.splits, kMinSplitKeys);
+    if (per >= n) {
+      if (blockIdx.z > 0) return;
+      direct = true;
+    }
     j_begin = min(n, int(blockIdx.z) * per);
     j_end = min(n, j_begin + per);
     if (j_begin >= j_end) {
@@ -241,7 +249,7 @@ __global__ void __launch_bounds__(kThreads) attention_kernel(AttnArgs p, int sub
     }
     __syncthreads();  // sc and rowoff are rewritten by the next tile
   }
-  if constexpr (SPLIT) {
+  if (!direct) {
     // Partial result of this split: running max and sum, and the unnormalised output (combine_splits above).
 #pragma unroll
     for (int hh = 0; hh < kHeads; ++hh) {
