@@ -180,7 +180,8 @@ int main(int argc, char** argv) {
     js << "}\n";
     if (!out_path.empty()) std::ofstream(out_path) << js.str();
     if (profile) {
-      // One eager decode step with every op synchronised and timed (the model's --verbose tracer, to stderr).
+      // One eager decode step, then one prefill, with every op synchronised and timed (the model's --verbose tracer,
+      // to stderr).
       model.reset();
       set_log_level(LogLevel::Debug);
       ModelOptions po = opt;
@@ -189,6 +190,10 @@ int main(int argc, char** argv) {
       std::fprintf(stderr, "---- profile: one decode step at batch 1 after a %d-token prompt (eager, synchronised)\n",
                    int(prompt));
       run_batch(*pm, kv, 1, prompt, 1, rng);
+      if (prefill > 0) {
+        std::fprintf(stderr, "---- profile prefill: one %d-token prompt (eager, synchronised)\n", int(prefill));
+        run_batch(*pm, kv, 1, prefill, 0, rng);
+      }
       set_log_level(LogLevel::Info);
     }
     return 0;

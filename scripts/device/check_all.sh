@@ -4,7 +4,7 @@
 # GLM-4.7-Flash decode/prefill benchmark, and the same decode benchmark with every new fast path off (A/B in one
 # run). Full logs go to $OUT (they come back), a short summary is printed last.
 #   TESTS=ops,models,bench,decode,decode_old  BENCH_ARGS="--shapes big --m 1,16"  GTEST_FILTER=...  check_all.sh
-# Optional extras in TESTS: cli_bench (mmfp4 bench --device cuda; carry with CLI=1), ops_old (op tests with MMFP4_CUDA_FAST=0), models_old (model tests likewise),
+# Optional extras in TESTS: ab (one switch off at a time), cli_bench (mmfp4 bench --device cuda; carry with CLI=1), ops_old (op tests with MMFP4_CUDA_FAST=0), models_old (model tests likewise),
 # models_kvf32, sass. The fast paths and their switches: docs/cuda.md, "Switches".
 set -u
 OUT=${OUT:-/tmp/mmfp4-out}
@@ -98,6 +98,17 @@ if has nsys && [ -d /tmp/glm ]; then
     echo "rc=1 nsys (not found)" >> "$OUT/summary.txt"
   fi
 fi
+# A/B of single fast paths (one switch off at a time) on the big GEMVs and the full-size model, same run.
+if has ab; then
+  for cfg in ${AB_CFGS:-default MMFP4_CUDA_FAST_DEQUANT=0 MMFP4_CUDA_FAST_PREP=0 MMFP4_CUDA_FAST_PDL=0 MMFP4_CUDA_FAST_ATTN=0}; do
+    e=(); [ "$cfg" = default ] || e=("$cfg")
+    echo "## $cfg" >> "$OUT/ab.log"
+    env "${e[@]}" timeout 120 "$work/bin/bench_cuda_linear" --shapes big --m 1,16 2>&1 | grep -E "^[0-9g]" >> "$OUT/ab.log"
+    [ -d /tmp/glm ] && env "${e[@]}" timeout 200 "$work/bin/bench_cuda_decode" --model /tmp/glm --batches 1,64 \
+      --steps 32 --prefill 2048 2>&1 | grep -E "^decode|^prefill" >> "$OUT/ab.log"
+  done
+  echo "rc=0 ab" >> "$OUT/summary.txt"
+fi
 # The same model with every path added after commit e568e9c off (MMFP4_CUDA_FAST=0): the A/B of this run.
 has decode_old && [ -d /tmp/glm ] && run decode_old ${DECODE_LIMIT:-300} env MMFP4_CUDA_FAST=0 "$work/bin/bench_cuda_decode" --out "$OUT/decode_old.json" $DECODE_OLD_ARGS
 
@@ -117,8 +128,13 @@ if [ -f "$OUT/decode.log" ]; then
        p && n==2 && /mmfp4 debug:/ { op = ($3=="layer") ? $5 : $3; t=$(NF-1); sum[op]+=t; cnt[op]++; tot+=t }
        END { for (o in sum) printf "%-28s %8.3f ms  x%d\n", o, sum[o], cnt[o]; printf "%-28s %8.3f ms\n", "ALL", tot }' \
     "$OUT/decode.log" | sort -k2 -nr | head -16
+  echo "==== prefill per-op profile (eager, synchronised)"
+  awk '/---- profile prefill/{p=1} p && /mmfp4 debug:/ { op = ($3=="layer") ? $5 : $3; t=$(NF-1); sum[op]+=t; cnt[op]++; tot+=t }
+       END { for (o in sum) printf "%-28s %8.3f ms  x%d\n", o, sum[o], cnt[o]; printf "%-28s %8.3f ms\n", "ALL", tot }' \
+    "$OUT/decode.log" | sort -k2 -nr | head -16
 fi
 [ -f "$OUT/cli_bench.log" ] && { echo "==== mmfp4 bench --device cuda"; grep -vE "^\s*$" "$OUT/cli_bench.log" | tail -n 20; }
+[ -f "$OUT/ab.log" ] && { echo "==== A/B of single switches"; cat "$OUT/ab.log"; }
 [ -f "$OUT/cli_ppl.log" ] && { echo "==== CLI cpu vs cuda"; grep -E "^## |^perplexity|^generated_ids" "$OUT/cli_ppl.log"; }
 for f in "$OUT"/kern_*.csv; do
   [ -f "$f" ] || continue
