@@ -37,6 +37,46 @@ __device__ __forceinline__ void split_bf16(float x, uint16_t& hi, uint16_t& lo) 
   lo = *reinterpret_cast<const uint16_t*>(&l);
 }
 
+// Four consecutive cache elements as floats (16-byte f32 or 8-byte bf16 loads; the caller checks alignment).
+__device__ __forceinline__ void load4(const float* p, float (&x)[4]) {
+  const float4 v = *reinterpret_cast<const float4*>(p);
+  x[0] = v.x, x[1] = v.y, x[2] = v.z, x[3] = v.w;
+}
+__device__ __forceinline__ void load4(const uint16_t* p, float (&x)[4]) {
+  const uint2 v = *reinterpret_cast<const uint2*>(p);
+  x[0] = __uint_as_float(v.x << 16), x[1] = __uint_as_float(v.x & 0xffff0000u);
+  x[2] = __uint_as_float(v.y << 16), x[3] = __uint_as_float(v.y & 0xffff0000u);
+}
+
+// One tile of kKeys cache rows -> bf16 hi/lo rows in shared memory: element d of row jj is
+// cache[row_off[jj] + base + d] for d < n (zero for d in [n, n_pad) and for rows with row_off < 0). A warp per row,
+// lanes over 4-column groups: 16-byte loads and 8-byte stores, no division per element (the old element loop spent
+// most of a tile's time in index arithmetic). `vec`: base and every row offset are multiples of 4 elements.
+template <typename T>
+__device__ __forceinline__ void load_tile_split(const T* cache, const int64_t* row_off, int64_t base, int n, int n_pad,
+                                                bool vec, uint16_t* hi, uint16_t* lo, int stride) {
+  const int warp = threadIdx.x / kWarp, lane = threadIdx.x % kWarp, nw = blockDim.x / kWarp;
+  for (int jj = warp; jj < kKeys; jj += nw) {
+    const int64_t off = row_off[jj];
+    const T* src = cache + off + base;
+#pragma unroll 2
+    for (int d = 4 * lane; d < n_pad; d += 4 * kWarp) {
+      float x[4];
+      if (off >= 0 && vec && d + 4 <= n) {
+        load4(src + d, x);
+      } else {
+#pragma unroll
+        for (int e = 0; e < 4; ++e) x[e] = (off >= 0 && d + e < n) ? cache_at(src, d + e) : 0.0f;
+      }
+      uint16_t h[4], l[4];
+#pragma unroll
+      for (int e = 0; e < 4; ++e) split_bf16(x[e], h[e], l[e]);
+      *reinterpret_cast<uint2*>(hi + jj * stride + d) = make_uint2(h[0] | uint32_t(h[1]) << 16, h[2] | uint32_t(h[3]) << 16);
+      *reinterpret_cast<uint2*>(lo + jj * stride + d) = make_uint2(l[0] | uint32_t(l[1]) << 16, l[2] | uint32_t(l[3]) << 16);
+    }
+  }
+}
+
 // Query blocks: runs of consecutive tokens of one sequence, cut every `tq` tokens. blocks[2i] = first token,
 // blocks[2i + 1] = tokens; *count blocks.
 __global__ void tc_plan_kernel(const int32_t* seq, int T, int tq, int32_t* blocks, int32_t* count) {
@@ -82,6 +122,7 @@ __global__ void __launch_bounds__(256, 1) attention_tc_kernel(AttnArgs p, AttnTc
   const int s = p.seq[t0];
   const int64_t k_base = p.k_off + int64_t(kvh) * p.k_off_per_kvh;
   const int64_t v_base = p.v_off + int64_t(kvh) * p.v_off_per_kvh;
+  const bool vec_k = p.width % 4 == 0 && k_base % 4 == 0, vec_v = p.width % 4 == 0 && v_base % 4 == 0;
   if (threadIdx.x == 0) n_keys = 0;
   __syncthreads();
   if (threadIdx.x < kRows) {
@@ -126,19 +167,8 @@ __global__ void __launch_bounds__(256, 1) attention_tc_kernel(AttnArgs p, AttnTc
       key_off[threadIdx.x] = off;
     }
     __syncthreads();
-    for (int i = threadIdx.x; i < kKeys * tc.dk_pad; i += blockDim.x) {
-      const int jj = i / tc.dk_pad, d = i % tc.dk_pad;
-      const int64_t off = key_off[jj];
-      const float x = (off >= 0 && d < dk) ? cache_at(cache, off + k_base + d) : 0.0f;
-      split_bf16(x, kh[jj * QS + d], kl[jj * QS + d]);
-    }
-    if (!tc.v_in_k)
-      for (int i = threadIdx.x; i < kKeys * tc.dv_pad; i += blockDim.x) {
-        const int jj = i / tc.dv_pad, d = i % tc.dv_pad;
-        const int64_t off = key_off[jj];
-        const float x = (off >= 0 && d < p.dv) ? cache_at(cache, off + v_base + d) : 0.0f;
-        split_bf16(x, vh[jj * VS + d], vl[jj * VS + d]);
-      }
+    load_tile_split(cache, key_off, k_base, dk, tc.dk_pad, vec_k, kh, kl, QS);
+    if (!tc.v_in_k) load_tile_split(cache, key_off, v_base, p.dv, tc.dv_pad, vec_v, vh, vl, VS);
     __syncthreads();
 
     // S = Q K^T for rows 16 wm .., keys j0 .. j0 + 31 (three products: hi hi, lo hi, hi lo).
