@@ -1046,7 +1046,9 @@ void CudaBackend::moe_experts(Act x, const int32_t* ids, const float* weights, i
   int nt = avg <= 8 ? 1 : avg <= 16 ? 2 : avg <= 32 ? 4 : 8;
   // Many rows per expert (prefill): 64- or 128-row tiles on the tiled GEMM, when every expert weight takes it.
   const bool tiled = tiled_ok(ew.down) && (ew.stacked() ? tiled_ok(ew.gate_up) : tiled_ok(ew.gate) && tiled_ok(ew.up));
-  if (tiled && avg > 16) nt = avg > 64 ? 16 : 8;
+  // 128-row tiles only when experts average > 256 rows: an expert's last tile is partly empty, and at ~128 rows per
+  // expert (2,048-token GLM prefill) 64-row tiles waste half as much (H100: MoE prefill 5,217 -> 5,515 tokens/s).
+  if (tiled && avg > 16) nt = avg > 256 ? 16 : 8;
   const int tile_rows = 8 * nt, align = 8;
   const int64_t rows_pad = round_up(n + E * (align - 1), 8);
   // Each expert with rows adds at most one partial tile: E of them in general, but never more than the n pairs
