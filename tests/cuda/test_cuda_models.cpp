@@ -17,20 +17,23 @@
 #include <cmath>
 #include <cstring>
 #include <fstream>
-#include <random>
 
 #include "core/error.h"
 #include "cuda_test_util.h"
 #include "model/model_harness.h"
-#include "sampling/sampler.h"
 
 namespace mmfp4::cudatest {
 namespace {
 
+using mmfp4::testing::check_batch_equals_singles;
+using mmfp4::testing::check_prefill_equals_decode;
 using mmfp4::testing::decode_logits;
+using mmfp4::testing::folder_param_name;
+using mmfp4::testing::greedy;
 using mmfp4::testing::Loaded;
 using mmfp4::testing::max_row_rel_err;
 using mmfp4::testing::prefill_logits;
+using mmfp4::testing::random_ids;
 
 constexpr double kLogitTol = 1e-4;
 constexpr double kTieTol = 2 * kLogitTol;
@@ -43,13 +46,6 @@ const std::vector<std::string> kAll = {"fixtures/parity/llama3",        "fixture
                             "fixtures/parity/glm4-moe-lite", "fixtures/parity-mmfp4/glm4-moe-lite",
                             "models/tiny-qwen3",             "models/tiny-qwen3-mmfp4",
                             "models/tiny-glm4-moe-lite",     "models/tiny-glm4-moe-lite-mmfp4-h64"};
-
-std::string param_name(const ::testing::TestParamInfo<std::string>& i) {
-  std::string s = i.param;
-  for (char& ch : s)
-    if (!isalnum(static_cast<unsigned char>(ch))) ch = '_';
-  return s;
-}
 
 bool have_model(const std::string& dir) { return std::ifstream(dir + "/config.json").good(); }
 
@@ -65,39 +61,6 @@ Loaded load_cuda(const std::string& dir, int64_t graph_max_tokens = 64, DType kv
   m.kv = std::make_unique<KVCache>(*m.be, m.model->config(), 256, opt.kv_block_size);
   m.model->prepare_graphs(*m.kv);
   return m;
-}
-
-// Greedy continuation with the cache (or recomputing everything each step), with every step's logits.
-std::vector<int32_t> greedy_with_logits(Loaded& m, const std::vector<int32_t>& prompt, int n, bool use_cache,
-                                        std::vector<std::vector<float>>* step_logits) {
-  const int64_t V = m.vocab();
-  std::vector<int32_t> seq = prompt, out;
-  std::vector<float> logits(static_cast<size_t>(V));
-  SeqCache sc;
-  if (use_cache) {
-    EXPECT_TRUE(sc.reserve(*m.kv, int64_t(prompt.size()) + n));
-    Batch b;
-    b.seqs.push_back(&sc);
-    for (size_t i = 0; i < prompt.size(); ++i) b.add(prompt[i], int32_t(i), 0, i + 1 == prompt.size());
-    m.model->forward(b, *m.kv, logits.data());
-  }
-  for (int step = 0; step < n; ++step) {
-    if (!use_cache) {
-      std::vector<float> all = prefill_logits(m, seq);
-      std::memcpy(logits.data(), all.data() + (seq.size() - 1) * size_t(V), size_t(V) * 4);
-    }
-    step_logits->push_back(logits);
-    const int32_t next = argmax(logits.data(), V);
-    out.push_back(next);
-    seq.push_back(next);
-    if (step + 1 == n || !use_cache) continue;
-    Batch d;
-    d.seqs.push_back(&sc);
-    d.add(next, int32_t(seq.size() - 1), 0, true);
-    m.model->forward(d, *m.kv, logits.data());
-  }
-  if (use_cache) sc.clear(*m.kv);
-  return out;
 }
 
 // Compares ids with `want`; at the first difference, accepts it as a near-tie when our logits put `want`'s token
@@ -120,77 +83,55 @@ std::string compare_greedy(const std::vector<int32_t>& got, const std::vector<in
   return "";
 }
 
-class CudaParity : public ::testing::TestWithParam<std::string> {};
-
-TEST_P(CudaParity, LogitsAndGreedyMatchTransformers) {
-  MMFP4_SKIP_WITHOUT_GPU();
-  const std::string dir = shared_path(GetParam());
+// Logits of every reference case within `tol` of transformers', and greedy ids equal to its (up to a near-tie within
+// tie_tol); one line of results for the log.
+void check_parity(const std::string& label, DType kv, double tol, double tie_tol) {
+  const std::string dir = shared_path(label);
   if (!have_model(dir)) GTEST_SKIP() << dir << " is not here (set MMFP4_SHARED_DIR)";
   auto cases = mmfp4::testing::load_reference(dir);
-  Loaded m = load_cuda(dir);
-  const int64_t V = m.vocab();
+  Loaded m = load_cuda(dir, 64, kv);
   double worst = 0;
   std::string ties;
   for (size_t i = 0; i < cases.size(); ++i) {
     const auto& c = cases[i];
     std::vector<float> got = prefill_logits(m, c.input_ids);
     int64_t row = -1;
-    const double err = max_row_rel_err(got.data(), c.logits.data(), int64_t(c.input_ids.size()), V, &row);
+    const double err = max_row_rel_err(got.data(), c.logits.data(), int64_t(c.input_ids.size()), m.vocab(), &row);
     worst = std::max(worst, err);
-    EXPECT_LT(err, kLogitTol) << "case " << i << " (" << c.input_ids.size() << " tokens): worst position " << row;
+    EXPECT_LT(err, tol) << "case " << i << " (" << c.input_ids.size() << " tokens): worst position " << row;
     if (!c.greedy_ids.empty()) {
       std::vector<std::vector<float>> steps;
-      const auto g = greedy_with_logits(m, c.input_ids, int(c.greedy_ids.size()), true, &steps);
-      const std::string t = compare_greedy(g, c.greedy_ids, steps, cat("case ", i));
+      const auto g = greedy(m, c.input_ids, int(c.greedy_ids.size()), true, &steps);
+      const std::string t = compare_greedy(g, c.greedy_ids, steps, cat("case ", i), tie_tol);
       if (!t.empty()) ties += "\n    " + t;
     }
   }
-  std::printf("  %s: %zu cases, worst logits relative error %.3g%s\n", GetParam().c_str(), cases.size(), worst,
-              ties.c_str());
+  std::printf("  %s%s: %zu cases, worst logits relative error %.3g%s\n", kv == DType::BF16 ? "bf16 KV " : "",
+              label.c_str(), cases.size(), worst, ties.c_str());
 }
 
-INSTANTIATE_TEST_SUITE_P(All, CudaParity, ::testing::ValuesIn(kAll), param_name);
+class CudaParity : public ::testing::TestWithParam<std::string> {};
+
+TEST_P(CudaParity, LogitsAndGreedyMatchTransformers) {
+  MMFP4_SKIP_WITHOUT_GPU();
+  check_parity(GetParam(), DType::F32, kLogitTol, kTieTol);
+}
+
+INSTANTIATE_TEST_SUITE_P(All, CudaParity, ::testing::ValuesIn(kAll), folder_param_name);
 
 // The BF16 KV cache on the models whose routing it cannot flip (dense) and on the trained models.
 class CudaParityBf16Kv : public ::testing::TestWithParam<std::string> {};
 
 TEST_P(CudaParityBf16Kv, LogitsAndGreedyWithinBf16Tolerance) {
   MMFP4_SKIP_WITHOUT_GPU();
-  const std::string dir = shared_path(GetParam());
-  if (!have_model(dir)) GTEST_SKIP() << dir << " is not here (set MMFP4_SHARED_DIR)";
-  auto cases = mmfp4::testing::load_reference(dir);
-  Loaded m = load_cuda(dir, 64, DType::BF16);
-  double worst = 0;
-  std::string ties;
-  for (size_t i = 0; i < cases.size(); ++i) {
-    const auto& c = cases[i];
-    std::vector<float> got = prefill_logits(m, c.input_ids);
-    const double err = max_row_rel_err(got.data(), c.logits.data(), int64_t(c.input_ids.size()), m.vocab());
-    worst = std::max(worst, err);
-    EXPECT_LT(err, kBf16LogitTol) << "case " << i;
-    if (!c.greedy_ids.empty()) {
-      std::vector<std::vector<float>> steps;
-      const auto g = greedy_with_logits(m, c.input_ids, int(c.greedy_ids.size()), true, &steps);
-      const std::string t = compare_greedy(g, c.greedy_ids, steps, cat("case ", i), 2 * kBf16LogitTol);
-      if (!t.empty()) ties += "\n    " + t;
-    }
-  }
-  std::printf("  bf16 KV %s: worst logits relative error %.3g%s\n", GetParam().c_str(), worst, ties.c_str());
+  check_parity(GetParam(), DType::BF16, kBf16LogitTol, 2 * kBf16LogitTol);
 }
 
 INSTANTIATE_TEST_SUITE_P(DenseAndTrained, CudaParityBf16Kv,
                          ::testing::Values("fixtures/parity/llama3", "fixtures/parity-mmfp4/llama3",
                                            "models/tiny-qwen3", "models/tiny-qwen3-mmfp4", "models/tiny-glm4-moe-lite",
                                            "models/tiny-glm4-moe-lite-mmfp4-h64"),
-                         param_name);
-
-std::vector<int32_t> random_ids(int64_t vocab, size_t n, uint64_t seed) {
-  std::mt19937_64 rng(seed);
-  std::uniform_int_distribution<int32_t> d(0, int32_t(vocab - 1));
-  std::vector<int32_t> v(n);
-  for (auto& x : v) x = d(rng);
-  return v;
-}
+                         folder_param_name);
 
 class CudaInvariants : public ::testing::TestWithParam<std::string> {
  protected:
@@ -205,76 +146,23 @@ class CudaInvariants : public ::testing::TestWithParam<std::string> {
 };
 
 TEST_P(CudaInvariants, PrefillEqualsTokenByTokenDecode) {
-  const int64_t V = m_.vocab();
-  const auto ids = random_ids(V, 70, 1);
-  const std::vector<float> dec = decode_logits(m_, ids);  // graph-replayed steps
   double worst = 0;
-  for (size_t len = 1; len <= ids.size(); ++len) {
-    std::vector<int32_t> prefix(ids.begin(), ids.begin() + long(len));
-    const std::vector<float> pre = prefill_logits(m_, prefix);
-    int64_t row = -1;
-    const double err = max_row_rel_err(pre.data(), dec.data(), int64_t(len), V, &row);
-    worst = std::max(worst, err);
-    ASSERT_LT(err, kInvTol) << "prompt length " << len << ", position " << row;
-  }
+  check_prefill_equals_decode(m_, 70, kInvTol, &worst);  // decode: graph-replayed steps
   std::printf("  %s: prefill vs decode worst %.3g\n", GetParam().c_str(), worst);
 }
 
 TEST_P(CudaInvariants, CachedGenerationEqualsUncached) {
   const auto prompt = random_ids(m_.vocab(), 5, 2);
   std::vector<std::vector<float>> lc, lu;
-  const auto a = greedy_with_logits(m_, prompt, 12, true, &lc);
-  const auto b = greedy_with_logits(m_, prompt, 12, false, &lu);
+  const auto a = greedy(m_, prompt, 12, true, &lc);
+  const auto b = greedy(m_, prompt, 12, false, &lu);
   const std::string t = compare_greedy(a, b, lc, "cached vs uncached");
   if (!t.empty()) std::printf("  %s: %s\n", GetParam().c_str(), t.c_str());
 }
 
 TEST_P(CudaInvariants, BatchEqualsSingles) {
-  const int64_t V = m_.vocab();
-  const std::vector<std::vector<int32_t>> prompts = {random_ids(V, 7, 3), random_ids(V, 1, 4), random_ids(V, 23, 5),
-                                                     random_ids(V, 4, 6)};
-  std::vector<std::vector<float>> alone;
-  for (const auto& p : prompts) alone.push_back(prefill_logits(m_, p));
-  std::vector<SeqCache> caches(prompts.size());
-  Batch b;
-  for (size_t s = 0; s < prompts.size(); ++s) {
-    ASSERT_TRUE(caches[s].reserve(*m_.kv, int64_t(prompts[s].size())));
-    b.seqs.push_back(&caches[s]);
-  }
-  std::vector<std::pair<size_t, size_t>> order;
-  for (size_t pos = 0; pos < 23; ++pos)
-    for (size_t s = 0; s < prompts.size(); ++s)
-      if (pos < prompts[s].size()) {
-        b.add(prompts[s][pos], int32_t(pos), int32_t(s), true);
-        order.emplace_back(s, pos);
-      }
-  std::vector<float> logits(b.size() * size_t(V));
-  m_.model->forward(b, *m_.kv, logits.data());
   double worst = 0;
-  for (size_t r = 0; r < order.size(); ++r) {
-    const auto [s, pos] = order[r];
-    const double err = max_row_rel_err(logits.data() + r * size_t(V), alone[s].data() + pos * size_t(V), 1, V);
-    worst = std::max(worst, err);
-    ASSERT_LT(err, kInvTol) << "sequence " << s << " position " << pos;
-  }
-  // One decode step of all four together (a graph bucket of 4) vs each alone.
-  Batch d;
-  for (size_t s = 0; s < prompts.size(); ++s) {
-    ASSERT_TRUE(caches[s].reserve(*m_.kv, int64_t(prompts[s].size()) + 1));
-    d.seqs.push_back(&caches[s]);
-    d.add(int32_t(s + 1), int32_t(prompts[s].size()), int32_t(s), true);
-  }
-  std::vector<float> step(prompts.size() * size_t(V));
-  m_.model->forward(d, *m_.kv, step.data());
-  for (size_t s = 0; s < prompts.size(); ++s) {
-    auto p = prompts[s];
-    p.push_back(int32_t(s + 1));
-    const std::vector<float> ref = prefill_logits(m_, p);
-    const double err = max_row_rel_err(step.data() + s * size_t(V), ref.data() + (p.size() - 1) * size_t(V), 1, V);
-    worst = std::max(worst, err);
-    EXPECT_LT(err, kInvTol) << "decode step of sequence " << s;
-  }
-  for (auto& c : caches) c.clear(*m_.kv);
+  check_batch_equals_singles(m_, kInvTol, &worst);  // the decode step of four: a graph bucket of 4
   std::printf("  %s: batch vs singles worst %.3g\n", GetParam().c_str(), worst);
 }
 
@@ -294,7 +182,7 @@ TEST_P(CudaInvariants, GraphReplayEqualsEagerSteps) {
   EXPECT_LT(err, 1e-6) << "a one-token graph runs the same kernels as the eager step";
 }
 
-INSTANTIATE_TEST_SUITE_P(All, CudaInvariants, ::testing::ValuesIn(kAll), param_name);
+INSTANTIATE_TEST_SUITE_P(All, CudaInvariants, ::testing::ValuesIn(kAll), folder_param_name);
 
 }  // namespace
 }  // namespace mmfp4::cudatest

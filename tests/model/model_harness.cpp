@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <random>
 
 #include "core/json.h"
 #include "core/mapped_file.h"
@@ -77,9 +78,11 @@ std::vector<float> decode_logits(Loaded& m, const std::vector<int32_t>& ids) {
   return logits;
 }
 
-std::vector<int32_t> greedy(Loaded& m, const std::vector<int32_t>& prompt, int n, bool use_cache) {
+std::vector<int32_t> greedy(Loaded& m, const std::vector<int32_t>& prompt, int n, bool use_cache,
+                            std::vector<std::vector<float>>* step_logits) {
+  const int64_t V = m.vocab();
   std::vector<int32_t> seq = prompt, out;
-  std::vector<float> logits(size_t(m.vocab()));
+  std::vector<float> logits(static_cast<size_t>(V));
   SeqCache sc;
   if (use_cache) {
     EXPECT_TRUE(sc.reserve(*m.kv, int64_t(prompt.size()) + n));
@@ -87,26 +90,95 @@ std::vector<int32_t> greedy(Loaded& m, const std::vector<int32_t>& prompt, int n
     b.seqs.push_back(&sc);
     for (size_t i = 0; i < prompt.size(); ++i) b.add(prompt[i], int32_t(i), 0, i + 1 == prompt.size());
     m.model->forward(b, *m.kv, logits.data());
-    for (int step = 0; step < n; ++step) {
-      const int32_t next = argmax(logits.data(), m.vocab());
-      out.push_back(next);
-      seq.push_back(next);
-      if (step + 1 == n) break;
-      Batch d;
-      d.seqs.push_back(&sc);
-      d.add(next, int32_t(seq.size() - 1), 0, true);
-      m.model->forward(d, *m.kv, logits.data());
-    }
-    sc.clear(*m.kv);
-    return out;
   }
   for (int step = 0; step < n; ++step) {
-    std::vector<float> all = prefill_logits(m, seq);
-    const int32_t next = argmax(all.data() + (seq.size() - 1) * size_t(m.vocab()), m.vocab());
+    if (!use_cache) {
+      const std::vector<float> all = prefill_logits(m, seq);
+      std::copy(all.end() - V, all.end(), logits.begin());
+    }
+    if (step_logits) step_logits->push_back(logits);
+    const int32_t next = argmax(logits.data(), V);
     out.push_back(next);
     seq.push_back(next);
+    if (step + 1 == n || !use_cache) continue;
+    Batch d;
+    d.seqs.push_back(&sc);
+    d.add(next, int32_t(seq.size() - 1), 0, true);
+    m.model->forward(d, *m.kv, logits.data());
   }
+  if (use_cache) sc.clear(*m.kv);
   return out;
+}
+
+std::vector<int32_t> random_ids(int64_t vocab, size_t n, uint64_t seed) {
+  std::mt19937_64 rng(seed);
+  std::uniform_int_distribution<int32_t> d(0, int32_t(vocab - 1));
+  std::vector<int32_t> v(n);
+  for (auto& x : v) x = d(rng);
+  return v;
+}
+
+void check_prefill_equals_decode(Loaded& m, size_t n, double tol, double* worst) {
+  const int64_t V = m.vocab();
+  const auto ids = random_ids(V, n, 1);
+  const std::vector<float> dec = decode_logits(m, ids);  // [n, V]
+  for (size_t len = 1; len <= ids.size(); ++len) {
+    const std::vector<int32_t> prefix(ids.begin(), ids.begin() + long(len));
+    const std::vector<float> pre = prefill_logits(m, prefix);
+    int64_t row = -1;
+    const double err = max_row_rel_err(pre.data(), dec.data(), int64_t(len), V, &row);
+    *worst = std::max(*worst, err);
+    ASSERT_LT(err, tol) << "prompt length " << len << ", position " << row;
+  }
+}
+
+void check_batch_equals_singles(Loaded& m, double tol, double* worst) {
+  const int64_t V = m.vocab();
+  const std::vector<std::vector<int32_t>> prompts = {random_ids(V, 7, 3), random_ids(V, 1, 4), random_ids(V, 23, 5),
+                                                     random_ids(V, 4, 6)};
+  // Alone.
+  std::vector<std::vector<float>> alone;
+  for (const auto& p : prompts) alone.push_back(prefill_logits(m, p));
+  // Together, interleaved so sequences do not come in contiguous runs.
+  std::vector<SeqCache> caches(prompts.size());
+  Batch b;
+  for (size_t s = 0; s < prompts.size(); ++s) {
+    ASSERT_TRUE(caches[s].reserve(*m.kv, int64_t(prompts[s].size())));
+    b.seqs.push_back(&caches[s]);
+  }
+  std::vector<std::pair<size_t, size_t>> order;  // (seq, pos) of each logit row
+  for (size_t pos = 0; pos < 23; ++pos)
+    for (size_t s = 0; s < prompts.size(); ++s)
+      if (pos < prompts[s].size()) {
+        b.add(prompts[s][pos], int32_t(pos), int32_t(s), true);
+        order.emplace_back(s, pos);
+      }
+  std::vector<float> logits(b.size() * size_t(V));
+  m.model->forward(b, *m.kv, logits.data());
+  for (size_t r = 0; r < order.size(); ++r) {
+    const auto [s, pos] = order[r];
+    const double err = max_row_rel_err(logits.data() + r * size_t(V), alone[s].data() + pos * size_t(V), 1, V);
+    *worst = std::max(*worst, err);
+    ASSERT_LT(err, tol) << "sequence " << s << " position " << pos;
+  }
+  // Then one decode step of all four together (on a GPU: a graph bucket of 4) vs each alone.
+  Batch d;
+  for (size_t s = 0; s < prompts.size(); ++s) {
+    ASSERT_TRUE(caches[s].reserve(*m.kv, int64_t(prompts[s].size()) + 1));
+    d.seqs.push_back(&caches[s]);
+    d.add(int32_t(s + 1), int32_t(prompts[s].size()), int32_t(s), true);
+  }
+  std::vector<float> step(prompts.size() * size_t(V));
+  m.model->forward(d, *m.kv, step.data());
+  for (size_t s = 0; s < prompts.size(); ++s) {
+    auto p = prompts[s];
+    p.push_back(int32_t(s + 1));
+    const std::vector<float> ref = prefill_logits(m, p);
+    const double err = max_row_rel_err(step.data() + s * size_t(V), ref.data() + (p.size() - 1) * size_t(V), 1, V);
+    *worst = std::max(*worst, err);
+    EXPECT_LT(err, tol) << "decode step of sequence " << s;
+  }
+  for (auto& c : caches) c.clear(*m.kv);
 }
 
 std::string folder_param_name(const ::testing::TestParamInfo<std::string>& info) {

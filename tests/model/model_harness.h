@@ -39,8 +39,21 @@ std::vector<float> prefill_logits(Loaded& m, const std::vector<int32_t>& ids);
 // Logits [ids.size(), vocab] from feeding the ids one token per forward (fresh sequence).
 std::vector<float> decode_logits(Loaded& m, const std::vector<int32_t>& ids);
 // Greedy continuation of n tokens, with the KV cache (prefill + one token per step) or without it (the whole
-// sequence recomputed from scratch every step).
-std::vector<int32_t> greedy(Loaded& m, const std::vector<int32_t>& prompt, int n, bool use_cache);
+// sequence recomputed from scratch every step); step_logits, if given, receives the logits each token was chosen
+// from.
+std::vector<int32_t> greedy(Loaded& m, const std::vector<int32_t>& prompt, int n, bool use_cache,
+                            std::vector<std::vector<float>>* step_logits = nullptr);
+
+// n token ids drawn uniformly from [0, vocab) by a seeded generator.
+std::vector<int32_t> random_ids(int64_t vocab, size_t n, uint64_t seed);
+
+// The invariants the seed stack broke, as gtest checks on any backend (tests/model/test_invariants.cpp on the CPU,
+// tests/cuda/test_cuda_models.cpp on the GPU); each adds its worst row error to *worst (max).
+// A forward over every prompt length 1..n equals token-by-token decode at every position.
+void check_prefill_equals_decode(Loaded& m, size_t n, double tol, double* worst);
+// Four prompts of different lengths, interleaved in one batch, equal each prompt alone; then one decode step of all
+// four together equals each alone.
+void check_batch_equals_singles(Loaded& m, double tol, double* worst);
 
 // A gtest parameter name from a folder path ("fixtures/parity/llama3" -> "fixtures_parity_llama3").
 std::string folder_param_name(const ::testing::TestParamInfo<std::string>& info);
