@@ -18,10 +18,15 @@ t0=$(date +%s)
 tar -C "$work" -xJf .carry/bin.tar.xz
 [ -f .carry/shared.tar.xz ] && mkdir -p "$work/shared" && tar -C "$work/shared" -xJf .carry/shared.tar.xz
 export MMFP4_SHARED_DIR=$work/shared
+# cuBLAS: the benchmarks' baseline, and the backend's prefill path (opened with dlopen; without it prefill stays on
+# the tile kernels and the cuBLAS tests skip). The machine has it as a pip wheel.
+cub=$(python3 -c "import nvidia.cublas, os; print(os.path.dirname(nvidia.cublas.__file__) + '/lib')" 2>/dev/null)
+export LD_LIBRARY_PATH=/usr/local/cuda/lib64:/usr/local/cuda/lib:${cub}:${LD_LIBRARY_PATH:-}
 {
   nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.sm,clocks.max.sm,temperature.gpu,power.draw \
     --format=csv
   echo "commit: $(git rev-parse --short HEAD 2>/dev/null) $(git status --short 2>/dev/null | wc -l) changed files"
+  echo "cuBLAS: ${cub:-not found as a pip wheel}"
   ls "$work/shared" "$work/shared/"* 2>/dev/null | head -30
 } > "$OUT/env.txt" 2>&1
 run() {  # name, timeout, command...
@@ -46,8 +51,6 @@ has models && run models 300 "$work/bin/test_cuda_models" ${MODEL_FILTER:+--gtes
 has models_old && run models_old 300 env MMFP4_CUDA_FAST=0 "$work/bin/test_cuda_models" ${MODEL_FILTER:+--gtest_filter=$MODEL_FILTER}
 has models_kvf32 && run models_kvf32 300 env MMFP4_CUDA_KV=f32 "$work/bin/test_cuda_models" ${MODEL_FILTER:+--gtest_filter=$MODEL_FILTER}
 if has bench; then
-  cub=$(python3 -c "import nvidia.cublas, os; print(os.path.dirname(nvidia.cublas.__file__) + '/lib')" 2>/dev/null)
-  export LD_LIBRARY_PATH=/usr/local/cuda/lib64:/usr/local/cuda/lib:${cub}:${LD_LIBRARY_PATH:-}
   # BENCH_MODES: activations as hi+lo halves (split, the default) and/or one bf16 value.
   for mode in ${BENCH_MODES:-split bf16}; do
     echo "## MMFP4_CUDA_GEMM=$mode" >> "$OUT/bench.log"

@@ -93,6 +93,7 @@ std::unique_ptr<Model> Model::load(const std::string& dir, Backend& be, const Mo
   plan.max_context = m->max_context_;
   plan.max_heads = cfg.num_heads;
   plan.max_kv_width = cfg.kv_values_per_token_layer();
+  plan.mla = cfg.mla;
   for (int64_t i = 0; i < cfg.num_layers; ++i)
     if (cfg.is_moe_layer(i)) plan.max_top_k = cfg.num_experts_per_tok;
   be.reserve_workspace(plan);

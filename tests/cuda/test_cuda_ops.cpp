@@ -50,6 +50,7 @@ std::vector<WeightCase> weight_cases() {
 TEST(CudaOps, LinearMatchesCpuOnAwkwardShapes) {
   MMFP4_SKIP_WITHOUT_GPU();
   Pair p;
+  p.gpu->fast().blas = false;  // M = 257 on the tile kernels here; test_cuda_blas.cpp checks the cuBLAS path
   uint64_t seed = 1;
   for (bool split : {true, false})
   for (auto wc : weight_cases()) {
@@ -90,6 +91,7 @@ TEST(CudaOps, PrefillBf16ActivationsOnLargeM) {
   MMFP4_SKIP_WITHOUT_GPU();
   Pair p;
   p.gpu->fast().prefill_bf16 = true;
+  p.gpu->fast().blas = false;  // the tiled GEMM's bf16 mode, not the cuBLAS path
   TestWeight tw = random_fp4(300, 512, 128, 0, 31);
   auto wc = p.cpu->upload_linear(tw.hw);
   auto wg = p.gpu->upload_linear(tw.hw);
@@ -256,78 +258,6 @@ TEST(CudaOps, RmsNormRopeElementwiseHadamard) {
     p.gpu->hadamard(x.g, block);
     EXPECT_LT(p.err(x), 1e-6) << "hadamard block " << block;
   }
-}
-
-// A paged cache with `lens` tokens per sequence (blocks shuffled), filled through the store op on both backends,
-// and the batch of every token of every sequence (as a prefill) to attend with.
-struct PagedBatch {
-  std::vector<int32_t> tokens, positions, seq, slots, bt;
-  int64_t n_seqs = 0, max_blocks = 0;
-  BatchMeta cpu_meta, gpu_meta;
-  KVLayerView kc, kg;
-};
-
-PagedBatch make_paged(Pair& p, const std::vector<int64_t>& lens, int64_t block_size, int64_t width, Rng& r,
-                      DType gpu_dtype = DType::BF16) {
-  PagedBatch b;
-  b.n_seqs = int64_t(lens.size());
-  int64_t total_blocks = 0;
-  for (int64_t l : lens) {
-    b.max_blocks = std::max(b.max_blocks, (l + block_size - 1) / block_size);
-    total_blocks += (l + block_size - 1) / block_size;
-  }
-  std::vector<int32_t> perm(size_t(total_blocks + 3));
-  std::iota(perm.begin(), perm.end(), 0);
-  std::shuffle(perm.begin(), perm.end(), r.g);
-  b.bt.assign(size_t(b.n_seqs * b.max_blocks), -1);
-  size_t next = 0;
-  for (int64_t s = 0; s < b.n_seqs; ++s)
-    for (int64_t j = 0; j < (lens[size_t(s)] + block_size - 1) / block_size; ++j)
-      b.bt[size_t(s * b.max_blocks + j)] = perm[next++];
-  // Interleave the sequences' tokens so they do not come in contiguous runs.
-  for (int64_t pos = 0;; ++pos) {
-    bool any = false;
-    for (int64_t s = 0; s < b.n_seqs; ++s)
-      if (pos < lens[size_t(s)]) {
-        any = true;
-        b.tokens.push_back(0);
-        b.positions.push_back(int32_t(pos));
-        b.seq.push_back(int32_t(s));
-        b.slots.push_back(b.bt[size_t(s * b.max_blocks + pos / block_size)] * int32_t(block_size) +
-                          int32_t(pos % block_size));
-      }
-    if (!any) break;
-  }
-  const int64_t T = int64_t(b.tokens.size());
-  for (BatchMeta* m : {&b.cpu_meta, &b.gpu_meta}) {
-    m->n_tokens = T;
-    m->n_seqs = b.n_seqs;
-    m->max_blocks = b.max_blocks;
-  }
-  b.cpu_meta.tokens = b.tokens.data();
-  b.cpu_meta.h_positions = b.positions.data();
-  b.cpu_meta.h_seq = b.seq.data();
-  b.cpu_meta.h_slots = b.slots.data();
-  b.cpu_meta.h_block_tables = b.bt.data();
-  b.gpu_meta.tokens = p.gpu_buf(b.tokens);
-  b.gpu_meta.positions = p.gpu_buf(b.positions);
-  b.gpu_meta.seq = p.gpu_buf(b.seq);
-  b.gpu_meta.slots = p.gpu_buf(b.slots);
-  b.gpu_meta.block_tables = p.gpu_buf(b.bt);
-  const int64_t n_blocks = total_blocks + 3;
-  b.kc = KVLayerView{p.cpu->alloc(size_t(n_blocks * block_size * width * 4), "kv"), DType::F32, block_size, width};
-  b.kg = KVLayerView{p.gpu->alloc(size_t(n_blocks * block_size * width * dtype_size(gpu_dtype)), "kv"), gpu_dtype,
-                     block_size, width};
-  p.cpu_mem.push_back(b.kc.data);
-  p.gpu_mem.push_back(b.kg.data);
-  return b;
-}
-
-// Random values that bf16 holds exactly: the CPU's float32 cache and the GPU's bf16 cache then hold the same numbers.
-std::vector<float> bf16_exact(Rng& r, size_t n, float scale = 1.0f) {
-  std::vector<float> v = r.vec(n, -scale, scale);
-  for (auto& x : v) x = round_bf16(x);
-  return v;
 }
 
 TEST(CudaOps, PagedGqaAttention) {

@@ -122,8 +122,9 @@ CudaBackend::CudaBackend(int device) : device_(device) {
   flag("MMFP4_CUDA_FAST", all);
   if (!all)
     fast_.absorb = fast_.attn = fast_.moe = fast_.prep = fast_.gemm = fast_.flash = fast_.dequant = fast_.pdl =
-        fast_.norm = false;
+        fast_.norm = fast_.blas = false;
   flag("MMFP4_CUDA_FAST_FLASH", fast_.flash);
+  flag("MMFP4_CUDA_FAST_BLAS", fast_.blas);
   flag("MMFP4_CUDA_FAST_NORM", fast_.norm);
   flag("MMFP4_CUDA_PREFILL_BF16", fast_.prefill_bf16);
   flag("MMFP4_CUDA_FAST_GEMM", fast_.gemm);
@@ -181,8 +182,10 @@ bool CudaBackend::probe_pdl() {
 }
 
 CudaBackend::~CudaBackend() {
+  blas_.reset();
   for (Buffer* b : {&xb_, &xb_lo_, &rot_, &partial_, &counters_, &moe_sorted_, &moe_pos_, &moe_tiles_, &moe_count_, &moe_g_,
-                    &moe_u_, &moe_d_, &moe_rot_, &attn_part_, &attn_plan_, &attn_ctr_})
+                    &moe_u_, &moe_d_, &moe_rot_, &attn_part_, &attn_plan_, &attn_ctr_, &blas_ws_, &wdq_, &abf_, &att_k_,
+                    &att_s_, &att_p_})
     if (b->p) cudaFree(b->p);
   if (stream_) cudaStreamDestroy(stream_);
 }
@@ -293,6 +296,20 @@ void CudaBackend::reserve_workspace(const WorkspacePlan& plan) {
     ws(xb_, size_t((rows_pad + 128) * round_up(width, 64) * 2), "activations (16-bit)");
     ws(xb_lo_, size_t((rows_pad + 128) * round_up(width, 64) * 2), "activations (16-bit, low halves)");
   }
+  // Prefill on cuBLAS (cuda_backend_blas.cpp): the library, its workspace and the bf16 operand buffers of the
+  // largest step, now (cuBLAS loads its kernels lazily; the first prefill pays that once, see docs/cuda.md).
+  if (fast_.blas && T >= kBlasMinRows && blas()) {
+    const int64_t H = std::max<int64_t>(plan.max_heads, 1), wpad = round_up(std::max<int64_t>(plan.max_kv_width, 8), 8);
+    ws(abf_, size_t(std::max(T * round_up(max_kpad_, 8), plan.mla ? T * H * wpad : 0) * 2), "activations (bf16, cuBLAS)");
+    if (max_dequant_bytes_ > 0) ws(wdq_, size_t(std::min(kDequantCapBytes, max_dequant_bytes_)), "dequantized weight slice");
+    if (plan.mla && plan.max_heads > 0) {
+      const int64_t keys = std::min(std::max(plan.max_context, T), kBlasAttnMaxKeys);
+      ws(att_k_, size_t(keys * wpad * 2), "attention keys (bf16)");
+      const int64_t sb = std::min(kAttnScoreCapBytes, T * H * round_up(keys, 8) * 4);
+      ws(att_s_, size_t(sb), "attention scores");
+      ws(att_p_, size_t(sb / 2), "attention probabilities");
+    }
+  }
 }
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -346,6 +363,7 @@ void CudaBackend::fill_linear(CudaLinear& out, const HostWeight& w, const std::v
     out.bytes = int64_t((code_words + scale_words) * 4 * size_t(E));
     out.mma_ok = w.group_size % 32 == 0;
     max_kpad_ = std::max<int64_t>(max_kpad_, int64_t(g.k_chunks) * 64);
+    if (E == 1) max_dequant_bytes_ = std::max<int64_t>(max_dequant_bytes_, int64_t(g.n_tiles) * 16 * g.k_chunks * 64 * 2);
   } else {
     if (w.dtype != DType::F32 && w.dtype != DType::F16 && w.dtype != DType::BF16)
       fail(w.name, ": dense weights must be F32, F16 or BF16, got ", dtype_name(w.dtype));
@@ -499,6 +517,7 @@ void CudaBackend::gemm(const GemmCall& c) {
   const bool mma = c.w->mma_ok && !force_generic_ && gw.row0 == 0;
   if (!mma && c.glu_off) fail(c.what, ": the fused silu input needs the tensor-core kernels");
   if (c.fuse_norm && (!mma || c.tiles.tiles || c.m > 16)) flush_norm();  // only the staged path computes the norm
+  if (mma && c.m >= kBlasMinRows && gemm_blas(c)) return;  // prefill-sized: bf16 on cuBLAS (FastPaths::blas)
   if (!mma) {
     GenericArgs a;
     a.w = gw;
@@ -854,6 +873,7 @@ void CudaBackend::mla_attention(Act q_lat, Act q_pe, const KVLayerView& kv, int6
       q_lat.rows != b.n_tokens * heads)
     fail("mla_attention: q_lat [", q_lat.rows, ", ", R, "], q_pe [", q_pe.rows, ", ", P, "], cache width ", kv.width,
          ", ", heads, " heads, ", b.n_tokens, " tokens");
+  if (mla_attention_blas(q_lat, q_pe, kv, heads, scale, b, out_lat)) return;
   if (R > 512 || R + P > 1024) fail("mla_attention: latent width ", R, " > 512 is not supported by the CUDA kernel");
   AttnArgs a;
   a.q1 = q_lat.data;
@@ -913,6 +933,7 @@ void CudaBackend::mla_absorb_q(Act q_nope, const LinearWeight& kv_b_in, int64_t 
       w.n != heads * (nope + v))
     fail("mla_absorb_q ", w.name, " [", w.n, ", ", w.k, "]: q_nope [", q_nope.rows, ", ", q_nope.cols, "], q_lat [",
          q_lat.rows, ", ", q_lat.cols, "], ", heads, " heads, nope ", nope, ", v ", v);
+  if (kv_b_heads_blas(q_nope, w, heads, nope, v, false, q_lat, "mla_absorb_q")) return;
   if (fast_.absorb && !force_generic_ && w.gw.kind == WKind::Fp4 && w.mma_ok && w.gw.row0 == 0)
     launch_mla_absorb_q_tiles(q_nope.data, q_nope.stride, int(q_nope.rows), int(heads), int(nope), int(v), w.gw,
                               int(R), q_lat.data, q_lat.stride, stream_);
@@ -930,6 +951,7 @@ void CudaBackend::mla_expand_v(Act o_lat, const LinearWeight& kv_b_in, int64_t h
     fail("mla_expand_v ", w.name, " [", w.n, ", ", w.k, "]: o_lat [", o_lat.rows, ", ", o_lat.cols, "], out [",
          out.rows, ", ", out.cols, "], ", heads, " heads");
   const int64_t T = rows / heads;
+  if (kv_b_heads_blas(o_lat, w, heads, nope, v, true, out, "mla_expand_v")) return;
   // Per head: out[t, h] = W_UV_h o_lat[t, h], a linear layer on rows [h(nope+v) + nope, + v) of the stored weight
   // (rotated domain: o_lat is a combination of cached latents, which are rotated too). All heads in one launch
   // when the heads' row blocks sit on 16-row tiles (the tensor-core kernel's per-head mode), in chunks of 64 tokens.

@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "backend/backend.h"
+#include "backend/cuda/cublas_lib.h"
 #include "backend/cuda/kernels.h"
 #include "core/error.h"
 
@@ -50,6 +51,7 @@ struct FastPaths {
   bool dequant = true; // MMFP4_CUDA_FAST_DEQUANT: MMFP4 tiles in layout 2 (repack.h; cheaper decode), at upload
   bool pdl = true;     // MMFP4_CUDA_FAST_PDL
   bool norm = true;    // MMFP4_CUDA_FAST_NORM: an out-of-place rmsnorm feeding the next (staged) linear runs inside it
+  bool blas = true;    // MMFP4_CUDA_FAST_BLAS: products of >= 128 rows (prefill) as bf16 GEMMs on cuBLAS (cuda_backend_blas.cpp)
   bool prefill_bf16 = false;  // MMFP4_CUDA_PREFILL_BF16=1: tiled GEMMs of >= 128 rows take one bf16 activation (no lo): programmatic dependent launch on sm_90 (common.cuh, pdl_enter; process-wide)
 };
 
@@ -125,6 +127,10 @@ class CudaBackend final : public Backend {
   bool split_activations() const { return split_; }
   // Test hooks: the speed paths (FastPaths) on or off. `moe` also decides, at upload, whether gate and up are stacked.
   FastPaths& fast() { return fast_; }
+  // Test hooks of the cuBLAS prefill path: whether cuBLAS can be used (opens it), and the products it has run.
+  bool cublas_available() { return blas() != nullptr; }
+  int64_t cublas_calls() const { return blas_ ? blas_->calls() : 0; }
+  const std::string& cublas_why() const { return blas_why_; }  // why cublas_available() is false
 
  private:
   // One named, growable device buffer of the per-step workspace. Growing is refused while a graph is recorded.
@@ -176,6 +182,27 @@ class CudaBackend final : public Backend {
   void launch_tiled(GemmArgs& a, const PrepArgs& pa);
   int choose_splits(int row_blocks, int tiles, int k_chunks, int tm, int64_t npad, int rows, WKind kind);
 
+  // Prefill on cuBLAS (cuda_backend_blas.cpp, FastPaths::blas): each returns false where it does not apply, and the
+  // caller then runs the tile kernels.
+  static constexpr int64_t kBlasMinRows = 128;                 // rows (tokens) of a product that goes to cuBLAS
+  static constexpr int64_t kBlasWorkspaceBytes = 32 << 20;     // cuBLAS's own workspace (it never allocates)
+  static constexpr int64_t kDequantCapBytes = 64 << 20;        // a dequantized bf16 weight slice
+  static constexpr int64_t kAttnScoreCapBytes = 384LL << 20;   // float32 scores of one chunk of queries
+  static constexpr int64_t kBlasAttnMaxKeys = 8192;            // longer contexts take the flash kernel
+  static constexpr int64_t kBlasAttnMinTokens = 64;            // every sequence of the step has at least this many
+  Cublas* blas();
+  bool blas_ok(int64_t rows);
+  void* ws_try(Buffer& b, size_t bytes, const char* what);
+  bool gemm_blas(const GemmCall& c);
+  const void* kv_b_rows(const CudaLinear& w, int64_t* ld, BlasType* type);
+  bool kv_b_heads_blas(Act x, const CudaLinear& w, int64_t heads, int64_t nope, int64_t v, bool expand, Act out,
+                       const char* what);
+  bool mla_attention_blas(Act q_lat, Act q_pe, const KVLayerView& kv, int64_t heads, float scale, const BatchMeta& b,
+                          Act out_lat);
+  std::unique_ptr<Cublas> blas_;
+  bool blas_tried_ = false;
+  std::string blas_why_;
+
   int device_ = 0;
   int sms_ = 0;
   size_t smem_optin_ = 0;     // shared memory a block may opt in to (227 KB on sm_90, 163 KB on sm_80)
@@ -191,10 +218,11 @@ class CudaBackend final : public Backend {
 
   // Largest shapes seen at upload (workspace sizing).
   int64_t max_kpad_ = 64, max_n_ = 16, max_experts_ = 0, max_inter_pad_ = 0, max_hidden_pad_ = 0;
+  int64_t max_dequant_bytes_ = 0;  // largest plain MMFP4 weight as bf16 rows (the cuBLAS path's slice buffer)
   WorkspacePlan plan_;
 
   Buffer xb_, xb_lo_, rot_, partial_, counters_, moe_sorted_, moe_pos_, moe_tiles_, moe_count_, moe_g_, moe_u_, moe_d_,
-      moe_rot_, attn_part_, attn_plan_, attn_ctr_;
+      moe_rot_, attn_part_, attn_plan_, attn_ctr_, blas_ws_, wdq_, abf_, att_k_, att_s_, att_p_;
   int64_t counter_capacity_ = 0;
 };
 

@@ -232,6 +232,22 @@ void launch_moe_plan(const int32_t* ids, int T, int K, int E, int align, int til
 void launch_moe_combine(const float* d, int64_t ds, const int32_t* pos, const float* w, int T, int K, int H,
                         float* out, int64_t os, cudaStream_t s);
 
+// ---------------------------------------------------------------------------------------------------------------
+// Operands of the cuBLAS prefill path (to_bf16.cu, causal_softmax.cu; cuda_backend_blas.cpp)
+// ---------------------------------------------------------------------------------------------------------------
+// MMFP4 tiles [tile0, tile0 + tiles) of w -> bf16 rows [16 tiles, ld], row-major, each weight = code x its group
+// scale rounded once to bf16; columns [0, 64 k_chunks) (zero codes past the stored width give zeros).
+void launch_dequant_bf16(const GemmWeight& w, int tile0, int tiles, uint16_t* out, int64_t ld, cudaStream_t s);
+// out[r, col0 + c] = x[r, c] as bf16 (f16: saturated to +-65504) for c < cols, 0 for cols <= c < cols_pad.
+void launch_to_16bit(const float* x, int64_t x_stride, int rows, int cols, int cols_pad, bool f16, uint16_t* out,
+                     int64_t ld, int col0, cudaStream_t s);
+// out[j, 0 : width] = bf16 of the cache row of sequence position j < n (block_table: that sequence's blocks).
+void launch_gather_cache_bf16(const void* cache, bool cache_bf16, int64_t block_size, int64_t width,
+                              const int32_t* block_table, int n, uint16_t* out, int64_t ld, cudaStream_t s);
+// P[r, j] = softmax over j <= min(n_keys - 1, pos0 + r / heads) of scale * S[r, j], as bf16; 0 for later keys.
+void launch_causal_softmax_bf16(const float* S, int64_t ld_s, int rows, int heads, int pos0, int n_keys, float scale,
+                                uint16_t* P, int64_t ld_p, cudaStream_t s);
+
 // ids[r] = argmax of row r (ties to the lowest index).
 void launch_argmax_rows(const float* x, int64_t xs, int rows, int cols, int32_t* ids, cudaStream_t s);
 
