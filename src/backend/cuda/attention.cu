@@ -1,6 +1,6 @@
 // Causal attention over the paged bf16 KV cache, for GQA (a kv head and the query heads that share it) and for
 // absorbed MLA (every head shares one key/value: the latent [c ; kpe], values = c). Both are "a group of query heads
-// over one key/value stream", so one kernel serves both: a block per (token, group of up to kHeads query heads)
+// over one key/value stream", so one kernel serves both: a block per (token, group of up to HG query heads)
 // reads each key and value row once for the whole group, with a float32 online softmax (flash-attention style
 // running max and sum), so the context length is not limited by shared memory.
 // Per-step values (position, sequence, block table) come from device memory: the kernel is graph-replay safe.
@@ -9,6 +9,8 @@
 // splits are merged in split order (deterministic). The number of splits is fixed at launch (graphs
 // record it); the ranges are computed on the device from the token's position, so an empty range is fine. The
 // last block of each (token, head group) to finish merges the splits.
+#include <cstdlib>
+
 #include "backend/cuda/check.h"
 #include "backend/cuda/common.cuh"
 #include "backend/cuda/kernels.h"
@@ -17,7 +19,7 @@ namespace mmfp4::cuda {
 
 namespace {
 
-constexpr int kHeads = 8;     // query heads per block
+constexpr int kHeads = 8;     // query heads per block (2 when that leaves the SMs idle: heads_per_block)
 constexpr int kTile = 32;     // keys per step
 constexpr int kThreads = 256;     // 8 warps: 4 keys of a 32-key tile each (decode is latency-bound per warp)
 constexpr int kMaxDvPerThread = 2;  // dv <= 512
@@ -50,10 +52,11 @@ constexpr int kMinSplitKeys = 2 * kTile;  // keys per split at least: below that
 // w_s = exp(m_s - max_s m_s), splits in order. A split that saw no key has m_s = -inf and weight 0, and its output
 // was never written nor is it read (split 0 always sees key 0). The weights are computed once per head; the
 // (head, column) outputs are spread over the block. Reads through L2: other blocks wrote the partials.
+template <int HG>
 __device__ void combine_splits(const AttnArgs& p, const AttnSplit& sp, int t, int hfirst, int nh) {
-  __shared__ float wts[kHeads][kMaxSplits];
-  __shared__ float inv_l[kHeads];
-  __shared__ int used[kHeads];
+  __shared__ float wts[HG][kMaxSplits];
+  __shared__ float inv_l[HG];
+  __shared__ int used[HG];
   if (threadIdx.x < nh) {
     const int hh = threadIdx.x;
     const int64_t row0 = (int64_t(t) * p.heads + hfirst + hh) * sp.splits;
@@ -82,24 +85,24 @@ __device__ void combine_splits(const AttnArgs& p, const AttnSplit& sp, int t, in
   }
 }
 
-template <typename T, bool SPLIT>
+template <typename T, bool SPLIT, int HG>
 __global__ void __launch_bounds__(kThreads) attention_kernel(AttnArgs p, int sub_groups, AttnSplit sp) {
   pdl_enter();
   const T* cache = static_cast<const T*>(p.cache);
   MMFP4_DYN_SMEM(float, smem);
   const int dk = p.d1 + p.d2;
-  float* q = smem;                       // [kHeads][dk]
-  float* sc = q + kHeads * dk;           // [kHeads][kTile] scores, then probabilities
-  float* corr = sc + kHeads * kTile;     // [kHeads] rescale of the running sums
-  float* msum = corr + kHeads;           // [kHeads] running max
-  float* lsum = msum + kHeads;           // [kHeads] running denominator
+  float* q = smem;                // [HG][dk]
+  float* sc = q + HG * dk;        // [HG][kTile] scores, then probabilities
+  float* corr = sc + HG * kTile;  // [HG] rescale of the running sums
+  float* msum = corr + HG;        // [HG] running max
+  float* lsum = msum + HG;        // [HG] running denominator
   __shared__ int64_t rowoff[kTile];
 
   const int t = blockIdx.x;
   const int group = p.heads / p.kv_heads;
   const int kvh = blockIdx.y / sub_groups;
-  const int h0 = (blockIdx.y % sub_groups) * kHeads;
-  const int nh = min(kHeads, group - h0);
+  const int h0 = (blockIdx.y % sub_groups) * HG;
+  const int nh = min(HG, group - h0);
   const int warp = threadIdx.x / kWarp, lane = threadIdx.x % kWarp, nw = blockDim.x / kWarp;
 
   const int pos = p.positions[t];
@@ -121,20 +124,20 @@ __global__ void __launch_bounds__(kThreads) attention_kernel(AttnArgs p, int sub
     j_begin = min(n, int(blockIdx.z) * per);
     j_end = min(n, j_begin + per);
     if (j_begin >= j_end) {
-      if (threadIdx.x < min(kHeads, group - h0)) {
+      if (threadIdx.x < min(HG, group - h0)) {
         const int64_t row = (int64_t(t) * p.heads + kvh * group + h0 + threadIdx.x) * sp.splits + blockIdx.z;
         sp.ml[2 * row] = -INFINITY;
         sp.ml[2 * row + 1] = 0.0f;
       }
       if (splitk_last(sp.counters + int64_t(t) * gridDim.y + blockIdx.y, sp.splits))
-        combine_splits(p, sp, t, kvh * group + h0, min(kHeads, group - h0));
+        combine_splits<HG>(p, sp, t, kvh * group + h0, min(HG, group - h0));
       return;
     }
   }
   const int64_t k_off = p.k_off + int64_t(kvh) * p.k_off_per_kvh;
   const int64_t v_off = p.v_off + int64_t(kvh) * p.v_off_per_kvh;
 
-  for (int i = threadIdx.x; i < kHeads * dk; i += blockDim.x) {
+  for (int i = threadIdx.x; i < HG * dk; i += blockDim.x) {
     const int hh = i / dk, d = i % dk;
     float v = 0.0f;
     if (hh < nh) {
@@ -144,13 +147,13 @@ __global__ void __launch_bounds__(kThreads) attention_kernel(AttnArgs p, int sub
     }
     q[i] = v;
   }
-  if (threadIdx.x < kHeads) {
+  if (threadIdx.x < HG) {
     msum[threadIdx.x] = -INFINITY;
     lsum[threadIdx.x] = 0.0f;
   }
-  float acc[kHeads][kMaxDvPerThread];
+  float acc[HG][kMaxDvPerThread];
 #pragma unroll
-  for (int hh = 0; hh < kHeads; ++hh)
+  for (int hh = 0; hh < HG; ++hh)
 #pragma unroll
     for (int j = 0; j < kMaxDvPerThread; ++j) acc[hh][j] = 0.0f;
   __syncthreads();
@@ -163,9 +166,9 @@ __global__ void __launch_bounds__(kThreads) attention_kernel(AttnArgs p, int sub
     // Scores: one warp per key, lanes along the key's columns, all heads of the group at once.
     for (int jj = warp; jj < kTile; jj += nw) {
       const int j = j0 + jj;
-      float dot[kHeads];
+      float dot[HG];
 #pragma unroll
-      for (int hh = 0; hh < kHeads; ++hh) dot[hh] = 0.0f;
+      for (int hh = 0; hh < HG; ++hh) dot[hh] = 0.0f;
       if (j < j_end) {
         const int32_t blk = p.block_tables[int64_t(s) * p.max_blocks + j / p.block_size];
         const int64_t off = (int64_t(blk) * p.block_size + j % p.block_size) * p.width;
@@ -185,7 +188,7 @@ __global__ void __launch_bounds__(kThreads) attention_kernel(AttnArgs p, int sub
             float kf[kVE];
             unpack_vec(kv4[i], kf);
 #pragma unroll
-            for (int hh = 0; hh < kHeads; ++hh) {
+            for (int hh = 0; hh < HG; ++hh) {
               const float4* qv = reinterpret_cast<const float4*>(q + hh * dk + d0);  // 16-byte shared loads
 #pragma unroll
               for (int e = 0; e < kVE; e += 4) {
@@ -201,19 +204,19 @@ __global__ void __launch_bounds__(kThreads) attention_kernel(AttnArgs p, int sub
           for (int d = lane; d < dk; d += kWarp) {
             const float kv = cache_value(kr, d);
 #pragma unroll
-            for (int hh = 0; hh < kHeads; ++hh) dot[hh] = fmaf(q[hh * dk + d], kv, dot[hh]);
+            for (int hh = 0; hh < HG; ++hh) dot[hh] = fmaf(q[hh * dk + d], kv, dot[hh]);
           }
         }
       }
 #pragma unroll
-      for (int hh = 0; hh < kHeads; ++hh) {
+      for (int hh = 0; hh < HG; ++hh) {
         const float v = warp_sum(dot[hh]);
         if (lane == 0) sc[hh * kTile + jj] = (j < j_end && hh < nh) ? v * p.scale : -INFINITY;
       }
     }
     __syncthreads();
     // Online softmax bookkeeping: one warp per head.
-    for (int hh = warp; hh < kHeads; hh += nw) {
+    for (int hh = warp; hh < HG; hh += nw) {
       const float v = sc[hh * kTile + lane];  // kTile == 32: one score per lane
       const float mt = warp_max(v);
       const float m_old = msum[hh];
@@ -232,7 +235,7 @@ __global__ void __launch_bounds__(kThreads) attention_kernel(AttnArgs p, int sub
     // Values: each thread owns columns threadIdx.x + kThreads * i of every head.
     const int jn = min(kTile, j_end - j0);
 #pragma unroll
-    for (int hh = 0; hh < kHeads; ++hh)
+    for (int hh = 0; hh < HG; ++hh)
 #pragma unroll
       for (int i = 0; i < kMaxDvPerThread; ++i) acc[hh][i] *= corr[hh];
     for (int jj = 0; jj < jn; ++jj) {
@@ -243,7 +246,7 @@ __global__ void __launch_bounds__(kThreads) attention_kernel(AttnArgs p, int sub
         if (d < p.dv) {
           const float vv = cache_value(vr, d);
 #pragma unroll
-          for (int hh = 0; hh < kHeads; ++hh) acc[hh][i] = fmaf(sc[hh * kTile + jj], vv, acc[hh][i]);
+          for (int hh = 0; hh < HG; ++hh) acc[hh][i] = fmaf(sc[hh * kTile + jj], vv, acc[hh][i]);
         }
       }
     }
@@ -252,7 +255,7 @@ __global__ void __launch_bounds__(kThreads) attention_kernel(AttnArgs p, int sub
   if (!direct) {
     // Partial result of this split: running max and sum, and the unnormalised output (combine_splits above).
 #pragma unroll
-    for (int hh = 0; hh < kHeads; ++hh) {
+    for (int hh = 0; hh < HG; ++hh) {
       if (hh >= nh) break;
       const int h = kvh * group + h0 + hh;
       const int64_t row = (int64_t(t) * p.heads + h) * sp.splits + blockIdx.z;
@@ -268,10 +271,10 @@ __global__ void __launch_bounds__(kThreads) attention_kernel(AttnArgs p, int sub
     }
     // The last split block of this (token, head group) to finish merges the splits (common.cuh, splitk_last).
     if (splitk_last(sp.counters + int64_t(t) * gridDim.y + blockIdx.y, sp.splits))
-      combine_splits(p, sp, t, kvh * group + h0, nh);
+      combine_splits<HG>(p, sp, t, kvh * group + h0, nh);
   } else {
 #pragma unroll
-    for (int hh = 0; hh < kHeads; ++hh) {
+    for (int hh = 0; hh < HG; ++hh) {
       if (hh >= nh) break;
       const int h = kvh * group + h0 + hh;
       const float inv = 1.0f / lsum[hh];
@@ -284,39 +287,57 @@ __global__ void __launch_bounds__(kThreads) attention_kernel(AttnArgs p, int sub
   }
 }
 
-template <bool SPLIT>
-void launch_kind(const AttnArgs& a, int sub, const AttnSplit& sp, size_t smem, cudaStream_t s) {
+template <bool SPLIT, int HG>
+void launch_kind(const AttnArgs& a, const AttnSplit& sp, cudaStream_t s) {
+  const int sub = (a.heads / a.kv_heads + HG - 1) / HG;
+  const size_t smem = (size_t(HG) * (a.d1 + a.d2) + HG * kTile + 3 * HG) * sizeof(float);
   if (smem > 48 * 1024) {
-    MMFP4_CUDA_CHECK(cudaFuncSetAttribute(attention_kernel<float, SPLIT>, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                                          int(smem)), "attention: shared memory ", smem);
-    MMFP4_CUDA_CHECK(cudaFuncSetAttribute(attention_kernel<uint16_t, SPLIT>,
+    MMFP4_CUDA_CHECK(cudaFuncSetAttribute(attention_kernel<float, SPLIT, HG>,
+                                          cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem)),
+                     "attention: shared memory ", smem);
+    MMFP4_CUDA_CHECK(cudaFuncSetAttribute(attention_kernel<uint16_t, SPLIT, HG>,
                                           cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem)),
                      "attention: shared memory ", smem);
   }
   const dim3 grid(unsigned(a.n_tokens), unsigned(a.kv_heads * sub), unsigned(SPLIT ? sp.splits : 1));
   if (a.cache_f32)
-    MMFP4_LAUNCH(grid, kThreads, smem, s, attention_kernel<float, SPLIT>)(a, sub, sp);
+    MMFP4_LAUNCH(grid, kThreads, smem, s, attention_kernel<float, SPLIT, HG>)(a, sub, sp);
   else
-    MMFP4_LAUNCH(grid, kThreads, smem, s, attention_kernel<uint16_t, SPLIT>)(a, sub, sp);
+    MMFP4_LAUNCH(grid, kThreads, smem, s, attention_kernel<uint16_t, SPLIT, HG>)(a, sub, sp);
+}
+
+// Query heads per block: 8 (each key row read once for 8 heads) unless that gives fewer than kFewBlocks blocks (decode
+// of a few tokens: MLA's 20 heads are 3 blocks per token), then 2, so that more SMs share the step.
+// MMFP4_CUDA_ATTN_HEADS=8 keeps 8 always (measurement only).
+constexpr int kFewBlocks = 64;
+int heads_per_block(const AttnArgs& a) {
+  static const bool always8 = [] {
+    const char* e = std::getenv("MMFP4_CUDA_ATTN_HEADS");
+    return e && std::atoi(e) == 8;
+  }();
+  const int group = a.heads / a.kv_heads;
+  if (always8) return kHeads;
+  return int64_t(a.n_tokens) * a.kv_heads * ((group + kHeads - 1) / kHeads) < kFewBlocks ? 2 : kHeads;
 }
 
 }  // namespace
 
-int attention_blocks(const AttnArgs& a) { return a.n_tokens * a.kv_heads * ((a.heads / a.kv_heads + kHeads - 1) / kHeads); }
+int attention_blocks(const AttnArgs& a) {
+  const int hg = heads_per_block(a);
+  return a.n_tokens * a.kv_heads * ((a.heads / a.kv_heads + hg - 1) / hg);
+}
 
 void launch_attention(const AttnArgs& a, cudaStream_t s, const AttnSplit& sp) {
   if (a.n_tokens == 0) return;
   if (a.dv > kThreads * kMaxDvPerThread) fail("attention: value width ", a.dv, " > ", kThreads * kMaxDvPerThread);
-  const int group = a.heads / a.kv_heads;
-  const int sub = (group + kHeads - 1) / kHeads;
-  const size_t smem = (size_t(kHeads) * (a.d1 + a.d2) + kHeads * kTile + 3 * kHeads) * sizeof(float);
+  const bool few = heads_per_block(a) == 2;
   if (sp.splits > 1) {
-    launch_kind<true>(a, sub, sp, smem, s);
+    few ? launch_kind<true, 2>(a, sp, s) : launch_kind<true, kHeads>(a, sp, s);
     MMFP4_CUDA_LAUNCHED("attention (split ", sp.splits, ") ", a.n_tokens, " tokens, ", a.heads, " heads / ",
                         a.kv_heads, " kv heads, key ", a.d1, " + ", a.d2, ", value ", a.dv);
     return;
   }
-  launch_kind<false>(a, sub, sp, smem, s);
+  few ? launch_kind<false, 2>(a, sp, s) : launch_kind<false, kHeads>(a, sp, s);
   MMFP4_CUDA_LAUNCHED("attention ", a.n_tokens, " tokens, ", a.heads, " heads / ", a.kv_heads, " kv heads, key ",
                       a.d1, " + ", a.d2, ", value ", a.dv, ", cache width ", a.width);
 }
