@@ -3,6 +3,7 @@
 
 #include <cstring>
 #include <type_traits>
+#include <utility>
 
 #include "core/error.h"
 #include "core/half.h"
@@ -21,6 +22,47 @@ namespace mmfp4 {
 int64_t HostWeight::stored_bytes() const {
   if (format == WeightFormat::Dense) return n * k * int64_t(dtype_size(dtype));
   return n * (k_stored / 8) * 4 + n * (k_stored / group_size) * 2;
+}
+
+bool stack_rows(const std::vector<const HostWeight*>& parts, const std::string& name, HostWeight* out) {
+  if (parts.empty()) return false;
+  const HostWeight& a = *parts[0];
+  int64_t n = 0;
+  for (const HostWeight* p : parts) {
+    if (p->format != a.format || p->k != a.k || p->k_stored != a.k_stored || p->group_size != a.group_size ||
+        p->hadamard_block != a.hadamard_block || (a.format == WeightFormat::Dense && p->dtype != a.dtype))
+      return false;
+    n += p->n;
+  }
+  HostWeight w = a;
+  w.name = name;
+  w.n = n;
+  if (a.format == WeightFormat::Dense) {
+    const size_t row = size_t(a.k) * dtype_size(a.dtype);
+    auto buf = std::shared_ptr<uint8_t[]>(new uint8_t[size_t(n) * row]);
+    size_t off = 0;
+    for (const HostWeight* p : parts) {
+      std::memcpy(buf.get() + off, p->data, size_t(p->n) * row);
+      off += size_t(p->n) * row;
+    }
+    w.data = buf.get();
+    w.storage = buf;
+  } else {
+    const size_t cw = size_t(a.k_stored / 8), sw = size_t(a.k_stored / a.group_size);  // per row
+    auto codes = std::shared_ptr<uint32_t[]>(new uint32_t[size_t(n) * cw]);
+    auto scales = std::shared_ptr<uint16_t[]>(new uint16_t[size_t(n) * sw]);
+    size_t r = 0;
+    for (const HostWeight* p : parts) {
+      std::memcpy(codes.get() + r * cw, p->codes, size_t(p->n) * cw * 4);
+      std::memcpy(scales.get() + r * sw, p->scales, size_t(p->n) * sw * 2);
+      r += size_t(p->n);
+    }
+    w.codes = codes.get();
+    w.scales = scales.get();
+    w.storage = std::make_shared<std::pair<std::shared_ptr<uint32_t[]>, std::shared_ptr<uint16_t[]>>>(codes, scales);
+  }
+  *out = std::move(w);
+  return true;
 }
 
 void HostWeight::dequantize_row(int64_t row, float* out) const {

@@ -60,6 +60,11 @@ struct QuantConfig {
 // the file, the tensor, what was expected and what was found.
 HostWeight load_weight(const Checkpoint& ck, const std::string& name, int64_t n, int64_t k, const QuantConfig& qc);
 
+// The rows of `parts` one after another, [sum of n, k], named `name` (load-time weight surgery: two linears that read
+// the same input become one product). False, and `out` untouched, unless every part has the same format, width,
+// stored width, group size, rotation and dtype.
+bool stack_rows(const std::vector<const HostWeight*>& parts, const std::string& name, HostWeight* out);
+
 // True when `name` (or its MMFP4 form) exists in the checkpoint.
 bool has_weight(const Checkpoint& ck, const std::string& name);
 

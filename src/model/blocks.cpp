@@ -1,5 +1,7 @@
 #include "model/blocks.h"
 
+#include <cstdlib>
+#include <cstring>
 #include <map>
 
 #include "core/error.h"
@@ -25,6 +27,29 @@ void Scratch::bind(float* base, int64_t max_tokens) {
 std::unique_ptr<LinearWeight> LoadContext::linear(const std::string& name, int64_t n, int64_t k) {
   HostWeight hw = load_weight(ck, name, n, k, qc);
   auto w = be.upload_linear(hw);
+  weight_bytes += w->bytes;
+  return w;
+}
+
+std::unique_ptr<LinearWeight> LoadContext::linear_rows(const std::vector<std::pair<std::string, int64_t>>& parts,
+                                                       int64_t k) {
+  // MMFP4_FUSE_LINEARS=0 loads them one by one (A/B measurement of the fusion).
+  static const bool off = [] {
+    const char* e = std::getenv("MMFP4_FUSE_LINEARS");
+    return e && std::strcmp(e, "0") == 0;
+  }();
+  if (off) return nullptr;
+  std::vector<HostWeight> hws;
+  std::vector<const HostWeight*> ptrs;
+  std::string name;
+  for (const auto& [n_, rows] : parts) {
+    hws.push_back(load_weight(ck, n_, rows, k, qc));
+    name += (name.empty() ? "" : " + ") + n_;
+  }
+  for (const HostWeight& h : hws) ptrs.push_back(&h);
+  HostWeight all;
+  if (!stack_rows(ptrs, name, &all)) return nullptr;
+  auto w = be.upload_linear(all);
   weight_bytes += w->bytes;
   return w;
 }

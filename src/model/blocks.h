@@ -45,6 +45,10 @@ struct LoadContext {
   int64_t weight_bytes = 0;
 
   std::unique_ptr<LinearWeight> linear(const std::string& name, int64_t n, int64_t k);
+  // Linears that read the same input as one weight, their rows one after another ([sum of n, k]; format/weight.h,
+  // stack_rows): one product instead of several. Null when the checkpoint stores them in different formats (the
+  // caller then loads them one by one).
+  std::unique_ptr<LinearWeight> linear_rows(const std::vector<std::pair<std::string, int64_t>>& parts, int64_t k);
   DeviceVector vector(const std::string& name, int64_t n);
   std::string layer_prefix(int64_t layer) const {
     return cfg.weight_prefix + "layers." + std::to_string(layer) + ".";

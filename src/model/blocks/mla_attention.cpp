@@ -27,15 +27,18 @@ class MlaAttention final : public AttentionBlock {
     scale_ = c.softmax_scale();
     const int64_t QK = NOPE_ + P_, hidden = c.hidden_size;
     const std::string p = lc.layer_prefix(layer) + "self_attn.";
+    Q_ = c.q_lora_rank;
     if (c.q_lora_rank > 0) {
-      q_a_ = lc.linear(p + "q_a_proj.weight", c.q_lora_rank, hidden);      // [q_lora, hidden]
+      // q_a and kv_a read the same input: one weight [q_lora + R + P, hidden] when stored alike (one product).
+      qkv_a_ = lc.linear_rows({{p + "q_a_proj.weight", Q_}, {p + "kv_a_proj_with_mqa.weight", R_ + P_}}, hidden);
+      if (!qkv_a_) q_a_ = lc.linear(p + "q_a_proj.weight", c.q_lora_rank, hidden);  // [q_lora, hidden]
       q_a_norm_ = lc.vector(p + "q_a_layernorm.weight", c.q_lora_rank);
       q_b_ = lc.linear(p + "q_b_proj.weight", H_ * QK, c.q_lora_rank);     // [H*(nope+rope), q_lora]
       bcq_ = scratch.add(c.q_lora_rank);
     } else {
       q_b_ = lc.linear(p + "q_proj.weight", H_ * QK, hidden);              // [H*(nope+rope), hidden]
     }
-    kv_a_ = lc.linear(p + "kv_a_proj_with_mqa.weight", R_ + P_, hidden);   // [R+P, hidden]
+    if (!qkv_a_) kv_a_ = lc.linear(p + "kv_a_proj_with_mqa.weight", R_ + P_, hidden);  // [R+P, hidden]
     kv_a_norm_ = lc.vector(p + "kv_a_layernorm.weight", R_);
     kv_b_ = lc.linear(p + "kv_b_proj.weight", H_ * (NOPE_ + V_), R_);      // [H*(nope+v), R]
     o_ = lc.linear(p + "o_proj.weight", hidden, H_ * V_);                 // [hidden, H*v]
@@ -43,7 +46,7 @@ class MlaAttention final : public AttentionBlock {
       fail(p, "kv_b_proj.weight: a Hadamard-rotated kv_b_proj needs kv_lora_rank (", R_,
            ") to be a multiple of its block size (", kv_b_->hadamard_block, ") for the absorbed latent cache");
     bq_ = scratch.add(H_ * QK);
-    bckv_ = scratch.add(R_ + P_);
+    bckv_ = scratch.add(Q_ + R_ + P_);  // [cq | c | kpe] (fused q_a + kv_a), or [c | kpe]
     blat_ = scratch.add(R_);
     bqlat_ = scratch.add(H_ * R_);
     bolat_ = scratch.add(H_ * R_);
@@ -54,16 +57,24 @@ class MlaAttention final : public AttentionBlock {
     Backend& be = ctx.be;
     const int64_t T = ctx.T(), QK = NOPE_ + P_;
     Act q = scratch.get(bq_, T);  // [T, H*(nope+rope)]
-    if (q_a_) {
-      Act cq = scratch.get(bcq_, T);
+    Act ckv = scratch.get(bckv_, T).col_slice(0, R_ + P_);  // [T, R+P]
+    Act cq;                                                 // [T, q_lora]
+    if (qkv_a_) {
+      Act all = scratch.get(bckv_, T);  // [T, q_lora + R + P]
+      be.linear(h, *qkv_a_, all, false);
+      cq = all.col_slice(0, Q_);
+      ckv = all.col_slice(Q_, R_ + P_);
+    } else if (q_a_) {
+      cq = scratch.get(bcq_, T);
       be.linear(h, *q_a_, cq, false);
+    }
+    if (Q_ > 0) {
       be.rmsnorm(cq, q_a_norm_, kMlaNormEps, cq);
       ctx.after("attn.q_a+norm", cq);
     }
-    be.linear(q_a_ ? scratch.get(bcq_, T) : h, *q_b_, q, false);
+    be.linear(Q_ > 0 ? cq : h, *q_b_, q, false);
     ctx.after("attn.q_b", q);
-    Act ckv = scratch.get(bckv_, T);  // [T, R+P]
-    be.linear(h, *kv_a_, ckv, false);
+    if (!qkv_a_) be.linear(h, *kv_a_, ckv, false);
     Act latent = scratch.get(blat_, T);  // [T, R]
     be.rmsnorm(ckv.col_slice(0, R_), kv_a_norm_, kMlaNormEps, latent);
     Act kpe = ckv.col_slice(R_, P_);     // [T, P] (strided view)
@@ -89,9 +100,9 @@ class MlaAttention final : public AttentionBlock {
   }
 
  private:
-  int64_t H_, R_, P_, NOPE_, V_;
+  int64_t H_, R_, P_, NOPE_, V_, Q_ = 0;
   float scale_;
-  std::unique_ptr<LinearWeight> q_a_, q_b_, kv_a_, kv_b_, o_;
+  std::unique_ptr<LinearWeight> qkv_a_, q_a_, q_b_, kv_a_, kv_b_, o_;
   DeviceVector q_a_norm_, kv_a_norm_;
   int bcq_ = -1, bq_, bckv_, blat_, bqlat_, bolat_, bo_;
 };
