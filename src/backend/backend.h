@@ -109,6 +109,7 @@ struct WorkspacePlan {
   int64_t max_kv_width = 0; // values per token and layer in the KV cache (bounds every head's width)
   int64_t max_top_k = 0;    // experts per token of the widest MoE layer (0: no MoE)
   bool mla = false;         // absorbed-MLA attention (the latent cache is shared by all heads)
+  int64_t mla_rank = 0, mla_nope = 0, mla_v = 0;  // MLA: kv_lora_rank, qk_nope_head_dim, v_head_dim
 };
 
 // A recorded forward step (Backend::end_graph); owned by the caller, replayed with Backend::replay_graph.

@@ -94,6 +94,9 @@ std::unique_ptr<Model> Model::load(const std::string& dir, Backend& be, const Mo
   plan.max_heads = cfg.num_heads;
   plan.max_kv_width = cfg.kv_values_per_token_layer();
   plan.mla = cfg.mla;
+  plan.mla_rank = cfg.kv_lora_rank;
+  plan.mla_nope = cfg.qk_nope_head_dim;
+  plan.mla_v = cfg.v_head_dim;
   for (int64_t i = 0; i < cfg.num_layers; ++i)
     if (cfg.is_moe_layer(i)) plan.max_top_k = cfg.num_experts_per_tok;
   be.reserve_workspace(plan);

@@ -309,6 +309,7 @@ void CudaBackend::reserve_workspace(const WorkspacePlan& plan) {
       ws(att_s_, size_t(sb), "attention scores");
       ws(att_p_, size_t(sb / 2), "attention probabilities");
     }
+    warm_blas(plan);
   }
 }
 
@@ -388,6 +389,8 @@ void CudaBackend::fill_linear(CudaLinear& out, const HostWeight& w, const std::v
   }
   if (w.n + n2 > (int64_t(1) << 30) || w.k_stored > (int64_t(1) << 30))
     fail(w.name, ": shape [", w.n, ", ", w.k, "] is too large for the CUDA kernels");
+  if (E == 1 && out.mma_ok)
+    linear_shapes_.insert({g.kind, w.n + n2, g.kind == WKind::Fp4 ? int64_t(g.k_chunks) * 64 : int64_t(g.k)});
   max_n_ = std::max<int64_t>(max_n_, w.n + n2);
 }
 
@@ -461,7 +464,8 @@ std::unique_ptr<ExpertWeights> CudaBackend::upload_experts(const std::vector<Hos
 // ---------------------------------------------------------------------------------------------------------------
 // Linear layers
 // ---------------------------------------------------------------------------------------------------------------
-int CudaBackend::choose_splits(int row_blocks, int tiles, int k_chunks, int tm, int64_t npad, int rows, WKind kind) {
+int CudaBackend::choose_splits(int row_blocks, int tiles, int k_chunks, int tm, int64_t npad, int rows, WKind kind,
+                               int blocks_per_sm) {
   // Split K only for skinny products (decode). Blocks are scheduled dynamically, so the busiest SM runs
   // ceil(blocks / SMs) of them: choose the split that minimises those blocks' weight bytes plus the partial sums'
   // traffic (written and read once per split) and a fixed cost for the reduction's extra step.
@@ -469,9 +473,9 @@ int CudaBackend::choose_splits(int row_blocks, int tiles, int k_chunks, int tm, 
   const int64_t blocks1 = int64_t(row_blocks) * tiles;
   if (kind == WKind::Fp4) {
     // MMFP4 keeps the partitioning its kernel was measured with (docs/cuda.md): whole waves of resident blocks
-    // (4 per SM for one token tile, 3 for two), each split of K paying ~2% for its partial sums.
+    // (blocks_per_sm: 3 or 4 for one token tile, 3 for two), each split of K paying ~2% for its partial sums.
     if (k_chunks < 4) return 1;
-    const int64_t capacity = int64_t(sms_) * (tm <= 8 ? 4 : 3);
+    const int64_t capacity = int64_t(sms_) * blocks_per_sm;
     if (blocks1 >= 4 * capacity) return 1;
     double best_cost = 1e300;
     int best = 1;
@@ -639,7 +643,7 @@ void CudaBackend::launch_mma(GemmArgs& a, int rows, const PrepArgs& pa, bool fus
   }
   const int row_blocks = int(ceil_div(gw.n_tiles, 8));
   a.splits = choose_splits(row_blocks, a.grid_tiles, gw.k_chunks, 8 * a.nt, int64_t(row_blocks) * kBlockRows, rows,
-                           gw.kind);
+                           gw.kind, gemm_mma_blocks_per_sm(a));
   a.cps = int(ceil_div(gw.k_chunks, a.splits));
   if (a.splits > 1) {
     a.partial = static_cast<float*>(partial_.p);

@@ -9,6 +9,8 @@
 #include <cuda_runtime_api.h>
 
 #include <memory>
+#include <set>
+#include <tuple>
 #include <string>
 #include <vector>
 
@@ -180,7 +182,8 @@ class CudaBackend final : public Backend {
   void run_attention(const AttnArgs& a);
   bool tiled_ok(const CudaLinear& w) const;
   void launch_tiled(GemmArgs& a, const PrepArgs& pa);
-  int choose_splits(int row_blocks, int tiles, int k_chunks, int tm, int64_t npad, int rows, WKind kind);
+  int choose_splits(int row_blocks, int tiles, int k_chunks, int tm, int64_t npad, int rows, WKind kind,
+                    int blocks_per_sm);
 
   // Prefill on cuBLAS (cuda_backend_blas.cpp, FastPaths::blas): each returns false where it does not apply, and the
   // caller then runs the tile kernels.
@@ -199,8 +202,17 @@ class CudaBackend final : public Backend {
                        const char* what);
   bool mla_attention_blas(Act q_lat, Act q_pe, const KVLayerView& kv, int64_t heads, float scale, const BatchMeta& b,
                           Act out_lat);
+  void warm_blas(const WorkspacePlan& plan);
   std::unique_ptr<Cublas> blas_;
   bool blas_tried_ = false;
+  struct LinearShape {  // a plain linear the cuBLAS path may take (warm_blas): kind, rows, columns as read
+    WKind kind;
+    int64_t n, kpad;
+    bool operator<(const LinearShape& o) const {
+      return std::tie(kind, n, kpad) < std::tie(o.kind, o.n, o.kpad);
+    }
+  };
+  std::set<LinearShape> linear_shapes_;
   std::string blas_why_;
 
   int device_ = 0;

@@ -16,6 +16,8 @@
 // 64-column chunks with U loads in flight. Splitting K across blocks (grid.z) fills the 132 SMs when N is small;
 // the last block of a row block to finish (an atomic counter) adds the splits' partial sums in split order, so
 // results do not depend on timing (repeated runs are bit-identical).
+#include <cstdlib>
+
 #include "backend/cuda/activations.cuh"
 #include "backend/cuda/check.h"
 
@@ -53,8 +55,9 @@ __device__ __forceinline__ void mma(float (&d)[4], const uint32_t (&a)[4], uint3
 }
 
 // Decode shapes are register-capped so that enough warps share an SM; the configurations measured best on the
-// H100 (docs/cuda.md): MMFP4 in batches of U = 4 loads per warp with 32 warps per SM (64 registers), 24 for two
-// token tiles; the 16-bit dense stream with its ring of loads at 16 warps per SM (128 registers).
+// H100 (docs/cuda.md; launch_nt below): MMFP4 with one token tile in batches of U = 8 loads per warp at 24 warps per
+// SM (80 registers; MoE tiles: U = 4 at 32 warps), two token tiles U = 2 pipelined at 24 warps; the 16-bit dense
+// stream with its ring of loads at 16 warps per SM (128 registers).
 // Staged activations (STAGE, GemmArgs::stage): the block converts rows [row0, row0 + rows) of its token tile,
 // columns [k0, k0 + klen) of its K split, into shared memory: hi [stage_rows][stage_stride] then lo. A row is
 // stage_stride = klen + 32 values, so the 8 lanes of an LDS.128 phase (two rows, 64 bytes each) hit all 32 banks.
@@ -105,9 +108,8 @@ __device__ __forceinline__ void stage_activations(const GemmArgs& p, int row0, i
   __syncthreads();
 }
 
-template <WKind KIND, int NT, int U, bool STAGE, int LAYOUT>
-__global__ void __launch_bounds__(256, KIND == WKind::Fp4 ? (NT == 1 ? 4 : NT == 2 ? 3 : 1) : (NT <= 2 ? 2 : 1))
-    gemm_mma_kernel(GemmArgs p) {
+template <WKind KIND, int NT, int U, bool STAGE, int LAYOUT, int MINB, bool PIPE>
+__global__ void __launch_bounds__(256, MINB) gemm_mma_kernel(GemmArgs p) {
   // Staged MMFP4 plain linears (decode) load their first kPre weight chunks before waiting for the previous kernel:
   // weights never change during a step, so their DRAM latency overlaps the previous kernel's tail (pdl_enter).
   // (Two, not U: more registers live across the staging would spill.)
@@ -187,54 +189,77 @@ __global__ void __launch_bounds__(256, KIND == WKind::Fp4 ? (NT == 1 ? 4 : NT ==
       // the loop); with groups of >= 64 columns both halves of a chunk share one scale, applied once per chunk.
       const int gshift = p.gshift;
       const bool per_chunk = p.w.group_size >= 64;
-      for (int kc = kc0; kc < kc1; kc += U) {
-        uint4 wv[U];
+      // One 64-column chunk: four words = the A fragments of 4 mma steps, scales applied per 32/64 columns.
+      auto chunk = [&](const uint4& w, int kc) {
+        float part[NT][4];
 #pragma unroll
-        for (int u = 0; u < U; ++u) {
-          if (u < kPre && prefetched && kc == kc0)
-            wv[u] = wpre[u < kPre ? u : 0];
-          else if (kc + u < kc1)
-            wv[u] = ld_stream(wp + int64_t(kc + u) * 32);
-        }
+        for (int b = 0; b < 2; ++b) {
+          const int kb = 2 * kc + b;
+          if (b == 0 || !per_chunk) {
 #pragma unroll
-        for (int u = 0; u < U; ++u) {
-          if (kc + u >= kc1) break;
-          float part[NT][4];
+            for (int t = 0; t < NT; ++t)
 #pragma unroll
-          for (int b = 0; b < 2; ++b) {
-            const int kb = 2 * (kc + u) + b;
-            if (b == 0 || !per_chunk) {
+              for (int i = 0; i < 4; ++i) part[t][i] = 0.0f;
+          }
+          uint32_t a[2][4];
+          fp4_frag<LAYOUT>(pick(w, 2 * b), a[0]);
+          fp4_frag<LAYOUT>(pick(w, 2 * b + 1), a[1]);
 #pragma unroll
-              for (int t = 0; t < NT; ++t)
-#pragma unroll
-                for (int i = 0; i < 4; ++i) part[t][i] = 0.0f;
+          for (int t = 0; t < NT; ++t) {
+            const uint4 xv = xfrag(t, kb, false);
+            mma<KIND>(part[t], a[0], xv.x, xv.y);
+            mma<KIND>(part[t], a[1], xv.z, xv.w);
+            if (split_x) {
+              const uint4 xl = xfrag(t, kb, true);
+              mma<KIND>(part[t], a[0], xl.x, xl.y);
+              mma<KIND>(part[t], a[1], xl.z, xl.w);
             }
-            uint32_t a[2][4];
-            fp4_frag<LAYOUT>(pick(wv[u], 2 * b), a[0]);
-            fp4_frag<LAYOUT>(pick(wv[u], 2 * b + 1), a[1]);
+          }
+          if (b == 1 || !per_chunk) {
+            const int grp = gshift >= 0 ? (kb >> gshift) : (kb * 32) / p.w.group_size;
+            const uint32_t sw = __ldg(sp + grp * 8);
+            const float s_lo = f16_bits_to_f32(uint16_t(sw & 0xFFFF)), s_hi = f16_bits_to_f32(uint16_t(sw >> 16));
 #pragma unroll
             for (int t = 0; t < NT; ++t) {
-              const uint4 xv = xfrag(t, kb, false);
-              mma<KIND>(part[t], a[0], xv.x, xv.y);
-              mma<KIND>(part[t], a[1], xv.z, xv.w);
-              if (split_x) {
-                const uint4 xl = xfrag(t, kb, true);
-                mma<KIND>(part[t], a[0], xl.x, xl.y);
-                mma<KIND>(part[t], a[1], xl.z, xl.w);
-              }
+              acc[t][0] = fmaf(s_lo, part[t][0], acc[t][0]);
+              acc[t][1] = fmaf(s_lo, part[t][1], acc[t][1]);
+              acc[t][2] = fmaf(s_hi, part[t][2], acc[t][2]);
+              acc[t][3] = fmaf(s_hi, part[t][3], acc[t][3]);
             }
-            if (b == 1 || !per_chunk) {
-              const int grp = gshift >= 0 ? (kb >> gshift) : (kb * 32) / p.w.group_size;
-              const uint32_t sw = __ldg(sp + grp * 8);
-              const float s_lo = f16_bits_to_f32(uint16_t(sw & 0xFFFF)), s_hi = f16_bits_to_f32(uint16_t(sw >> 16));
+          }
+        }
+      };
+      if constexpr (PIPE) {
+        // Batches of U chunks, the next batch's loads issued before the current batch is computed: 2U loads in
+        // flight per warp at the top of each batch instead of U.
+        uint4 cur[U], nxt[U];
 #pragma unroll
-              for (int t = 0; t < NT; ++t) {
-                acc[t][0] = fmaf(s_lo, part[t][0], acc[t][0]);
-                acc[t][1] = fmaf(s_lo, part[t][1], acc[t][1]);
-                acc[t][2] = fmaf(s_hi, part[t][2], acc[t][2]);
-                acc[t][3] = fmaf(s_hi, part[t][3], acc[t][3]);
-              }
-            }
+        for (int u = 0; u < U; ++u)
+          if (kc0 + u < kc1) cur[u] = (u < kPre && prefetched) ? wpre[u < kPre ? u : 0] : ld_stream(wp + int64_t(kc0 + u) * 32);
+        for (int kc = kc0; kc < kc1; kc += U) {
+#pragma unroll
+          for (int u = 0; u < U; ++u)
+            if (kc + U + u < kc1) nxt[u] = ld_stream(wp + int64_t(kc + U + u) * 32);
+#pragma unroll
+          for (int u = 0; u < U; ++u)
+            if (kc + u < kc1) chunk(cur[u], kc + u);
+#pragma unroll
+          for (int u = 0; u < U; ++u) cur[u] = nxt[u];
+        }
+      } else {
+        for (int kc = kc0; kc < kc1; kc += U) {
+          uint4 wv[U];
+#pragma unroll
+          for (int u = 0; u < U; ++u) {
+            if (u < kPre && prefetched && kc == kc0)
+              wv[u] = wpre[u < kPre ? u : 0];
+            else if (kc + u < kc1)
+              wv[u] = ld_stream(wp + int64_t(kc + u) * 32);
+          }
+#pragma unroll
+          for (int u = 0; u < U; ++u) {
+            if (kc + u >= kc1) break;
+            chunk(wv[u], kc + u);
           }
         }
       }
@@ -323,18 +348,53 @@ __global__ void __launch_bounds__(256, KIND == WKind::Fp4 ? (NT == 1 ? 4 : NT ==
                p.y_stride, out0, p.accumulate);
 }
 
-template <WKind KIND, int NT, int LAYOUT>
-void launch_nt(const GemmArgs& a, cudaStream_t s) {
-  constexpr int U = KIND == WKind::Fp4 ? 4 : 2;  // chunks in flight per warp
+// U chunks in flight per warp, MINB blocks per SM (the register cap), PIPE: next batch loaded before this one runs.
+template <WKind KIND, int NT, int LAYOUT, int U, int MINB, bool PIPE>
+void launch_cfg(const GemmArgs& a, cudaStream_t s) {
   const dim3 grid((a.w.n_tiles + kWarps - 1) / kWarps, a.grid_tiles, a.splits);
   if constexpr (NT <= 2) {
     if (a.stage) {
       const size_t smem = size_t(a.stage_rows) * a.stage_stride * 2 * (a.prep.xb_lo ? 2 : 1);
-      MMFP4_LAUNCH(grid, kWarps * kWarp, smem, s, gemm_mma_kernel<KIND, NT, U, true, LAYOUT>)(a);
+      MMFP4_LAUNCH(grid, kWarps * kWarp, smem, s, gemm_mma_kernel<KIND, NT, U, true, LAYOUT, MINB, PIPE>)(a);
       return;
     }
   }
-  MMFP4_LAUNCH(grid, kWarps * kWarp, 0, s, gemm_mma_kernel<KIND, NT, U, false, LAYOUT>)(a);
+  MMFP4_LAUNCH(grid, kWarps * kWarp, 0, s, gemm_mma_kernel<KIND, NT, U, false, LAYOUT, MINB, PIPE>)(a);
+}
+
+// MMFP4 loop variants for one or two token tiles (H100 A/B in bench/results/cuda-gemv-variants-de47cd4.txt):
+//   plain linears with one token tile (decode, M <= 8): U = 8 chunks per batch, 3 blocks per SM (28672x8192 M=1
+//   78.6 -> 69.6 us, decode batch 1 +6%); MoE tiles and per-head launches with one token tile keep U = 4 in batches
+//   at 4 blocks per SM (U = 8 cost batch 64 8%); two token tiles (M 9..16): U = 2, the next batch's loads issued
+//   before the current batch runs (M=16 120.6 -> 107.6 us, batch 64 +2%).
+// MMFP4_CUDA_GEMV=0 forces the earlier loop (U = 4 in batches) everywhere, 1 = U 4 pipelined, 2 = U 8 in batches,
+// 3 = U 2 pipelined (measurement only).
+int gemv_variant() {
+  static const int v = [] {
+    const char* e = std::getenv("MMFP4_CUDA_GEMV");
+    return e ? std::atoi(e) : -1;
+  }();
+  return v;
+}
+
+int fp4_variant(const GemmArgs& a) {
+  const int v = gemv_variant();
+  if (v >= 0) return v;
+  return a.nt == 2 ? 3 : (a.tiles.tiles || a.heads) ? 0 : 2;
+}
+
+template <WKind KIND, int NT, int LAYOUT>
+void launch_nt(const GemmArgs& a, cudaStream_t s) {
+  constexpr int kMinB = KIND == WKind::Fp4 ? (NT == 1 ? 4 : NT == 2 ? 3 : 1) : (NT <= 2 ? 2 : 1);
+  if constexpr (KIND == WKind::Fp4 && NT <= 2) {
+    switch (fp4_variant(a)) {
+      case 1: launch_cfg<KIND, NT, LAYOUT, 4, NT == 1 ? 3 : 2, true>(a, s); return;
+      case 2: launch_cfg<KIND, NT, LAYOUT, 8, NT == 1 ? 3 : 2, false>(a, s); return;
+      case 3: launch_cfg<KIND, NT, LAYOUT, 2, kMinB, true>(a, s); return;
+      default: break;
+    }
+  }
+  launch_cfg<KIND, NT, LAYOUT, KIND == WKind::Fp4 ? 4 : 2, kMinB, false>(a, s);
 }
 
 template <WKind KIND, int LAYOUT>
@@ -348,6 +408,15 @@ void launch_kind(const GemmArgs& a, cudaStream_t s) {
 }
 
 }  // namespace
+
+int gemm_mma_blocks_per_sm(const GemmArgs& a) {
+  if (a.w.kind != WKind::Fp4) return a.nt <= 2 ? 2 : 1;
+  if (a.nt > 2) return 1;
+  switch (fp4_variant(a)) {
+    case 1: case 2: return a.nt == 1 ? 3 : 2;
+    default: return a.nt == 1 ? 4 : 3;
+  }
+}
 
 void launch_gemm_mma(const GemmArgs& a, cudaStream_t s) {
   if (a.stage && (a.nt > 2 || a.stage_rows > 8 * a.nt || a.stage_stride % 64 != 32))

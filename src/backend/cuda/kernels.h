@@ -114,6 +114,8 @@ struct GemmArgs {
   int32_t* counters = nullptr;  // splits > 1: [grid_tiles][row blocks], zero between launches
 };
 void launch_gemm_mma(const GemmArgs& a, cudaStream_t s);
+// Blocks of that launch resident per SM (its register cap; the loop variant depends on nt, tiles and heads).
+int gemm_mma_blocks_per_sm(const GemmArgs& a);
 
 // The same product for MMFP4 weights and many tokens (gemm_tiled.cu): a block owns 128 weight rows x 8 * nt tokens
 // (nt = 8 or 16), K streamed through shared memory; plain linears or MoE tiles (not per-head). Its shared memory:
