@@ -40,6 +40,9 @@ struct LinearWeight {
   int hadamard_block = 0;          // > 0: linear() rotates its input block-wise (docs/format.md) unless told not to
   int64_t bytes = 0;               // device bytes held
   std::string name;
+  // Keep float32-level products at every size (the MoE router: its top-k must not flip between a prefill and the
+  // same tokens decoded one by one). Device backends otherwise compute large products (prefill) in bf16.
+  bool exact = false;
 };
 
 // The routed experts of one MoE layer, stacked at load: gate/up [E, I, H], down [E, H, I].
@@ -99,6 +102,10 @@ struct RouterParams {
   int64_t n_experts = 0, top_k = 0, n_group = 1, topk_group = 1;
   bool norm_topk_prob = false;
   float routed_scaling_factor = 1.0f;
+  // >= 0: a shared expert run as one more routed expert (model/blocks/moe.cpp): every token also gets expert
+  // shared_id with weight 1 in slot top_k, so ids/weights rows hold top_k + 1 entries (slots() of them).
+  int64_t shared_id = -1;
+  int64_t slots() const { return top_k + (shared_id >= 0 ? 1 : 0); }
 };
 
 // Sizes that bound every forward step of a loaded model (Backend::reserve_workspace).

@@ -33,12 +33,7 @@ std::unique_ptr<LinearWeight> LoadContext::linear(const std::string& name, int64
 
 std::unique_ptr<LinearWeight> LoadContext::linear_rows(const std::vector<std::pair<std::string, int64_t>>& parts,
                                                        int64_t k) {
-  // MMFP4_FUSE_LINEARS=0 loads them one by one (A/B measurement of the fusion).
-  static const bool off = [] {
-    const char* e = std::getenv("MMFP4_FUSE_LINEARS");
-    return e && std::strcmp(e, "0") == 0;
-  }();
-  if (off) return nullptr;
+  if (!fuse()) return nullptr;
   std::vector<HostWeight> hws;
   std::vector<const HostWeight*> ptrs;
   std::string name;
@@ -52,6 +47,15 @@ std::unique_ptr<LinearWeight> LoadContext::linear_rows(const std::vector<std::pa
   auto w = be.upload_linear(all);
   weight_bytes += w->bytes;
   return w;
+}
+
+// MMFP4_FUSE_LINEARS=0 keeps every weight as the checkpoint has it (A/B measurement of the load-time fusions).
+bool LoadContext::fuse() const {
+  static const bool off = [] {
+    const char* e = std::getenv("MMFP4_FUSE_LINEARS");
+    return e && std::strcmp(e, "0") == 0;
+  }();
+  return !off;
 }
 
 DeviceVector LoadContext::vector(const std::string& name, int64_t n) {

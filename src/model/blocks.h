@@ -49,6 +49,7 @@ struct LoadContext {
   // stack_rows): one product instead of several. Null when the checkpoint stores them in different formats (the
   // caller then loads them one by one).
   std::unique_ptr<LinearWeight> linear_rows(const std::vector<std::pair<std::string, int64_t>>& parts, int64_t k);
+  bool fuse() const;  // load-time fusions on (MMFP4_FUSE_LINEARS=0 turns them off)
   DeviceVector vector(const std::string& name, int64_t n);
   std::string layer_prefix(int64_t layer) const {
     return cfg.weight_prefix + "layers." + std::to_string(layer) + ".";

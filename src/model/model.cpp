@@ -98,7 +98,7 @@ std::unique_ptr<Model> Model::load(const std::string& dir, Backend& be, const Mo
   plan.mla_nope = cfg.qk_nope_head_dim;
   plan.mla_v = cfg.v_head_dim;
   for (int64_t i = 0; i < cfg.num_layers; ++i)
-    if (cfg.is_moe_layer(i)) plan.max_top_k = cfg.num_experts_per_tok;
+    if (cfg.is_moe_layer(i)) plan.max_top_k = cfg.num_experts_per_tok + (cfg.n_shared_experts == 1 ? 1 : 0);
   be.reserve_workspace(plan);
   be.sync();
   log_info("loaded ", dir, " (", cfg.summary(), ") on ", be.name(), ": ", m->weight_bytes_ / 1e6, " MB of weights, ",

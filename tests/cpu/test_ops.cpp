@@ -392,13 +392,16 @@ TEST(CpuOps, MlaAbsorbAndExpandMatchReference) {
 
 TEST(CpuOps, MoeRouteMatchesReference) {
   Backends B;
-  for (bool sig : {false, true}) {
-    for (auto [E, K, groups, topg] : std::vector<std::tuple<int64_t, int64_t, int64_t, int64_t>>{
+  for (bool sig : {false, true})
+  for (bool shared : {false, true}) {  // the shared expert as one more slot (RouterParams::shared_id)
+    for (auto [E, K0, groups, topg] : std::vector<std::tuple<int64_t, int64_t, int64_t, int64_t>>{
              {8, 2, 1, 1}, {64, 4, 1, 1}, {64, 6, 8, 3}, {20, 3, 4, 2}, {7, 7, 1, 1}}) {
       RouterParams p;
       p.sigmoid = sig;
       p.n_experts = E;
-      p.top_k = K;
+      p.top_k = K0;
+      if (shared) p.shared_id = E;
+      const int64_t K = p.slots();
       p.n_group = groups;
       p.topk_group = topg;
       p.norm_topk_prob = true;
@@ -412,6 +415,10 @@ TEST(CpuOps, MoeRouteMatchesReference) {
       std::vector<int32_t> ir(size_t(T * K)), jf = ir;
       Mat wr(size_t(T * K)), wf = wr;
       B.ref->moe_route(Act(z.data(), T, E), sig ? &bv : nullptr, p, ir.data(), wr.data());
+      for (int64_t t = 0; t < T && shared; ++t) {
+        EXPECT_EQ(ir[size_t(t * K + K0)], E) << "shared slot of token " << t;
+        EXPECT_EQ(wr[size_t(t * K + K0)], 1.0f) << "shared slot of token " << t;
+      }
       for (auto& fb : B.fast) {
         fb->moe_route(Act(z.data(), T, E), sig ? &bv : nullptr, p, jf.data(), wf.data());
         EXPECT_EQ(jf, ir) << "E " << E << " K " << K << " sigmoid " << sig;

@@ -5,6 +5,9 @@
 // outputs are fully written. Tolerance: bf16 operands, float32 accumulation (kBf16, as the tiled GEMM's bf16 mode).
 #include "cuda_test_util.h"
 
+#include <algorithm>
+#include <numeric>
+
 namespace mmfp4::cudatest {
 namespace {
 
@@ -157,6 +160,47 @@ TEST(CudaBlas, AbsorbedMlaOfPrefillSize) {
       EXPECT_LT(e_exp, kBf16) << "mla_expand_v " << what;
       std::printf("  cuBLAS MLA %-45s absorb %.3g attention %.3g expand %.3g\n", what.c_str(), e_abs, e_att, e_exp);
     }
+  }
+}
+
+// MoE steps of >= 128 tokens: the tiled expert GEMMs take one bf16 activation (as the rest of prefill); fewer tokens
+// keep the split activations. Experts average 64 and ~275 rows (64- and 128-row tiles).
+TEST(CudaBlas, MoeOfPrefillSizeInBf16Tiles) {
+  MMFP4_SKIP_WITHOUT_GPU();
+  Pair p;
+  MMFP4_SKIP_WITHOUT_CUBLAS(p);
+  Rng r(9);
+  const int64_t E = 8, H = 256, I = 128, K = 2;
+  std::vector<TestWeight> g, u, d;
+  std::vector<HostWeight> gh, uh, dh;
+  for (int64_t e = 0; e < E; ++e) {
+    g.push_back(random_fp4(I, H, 128, 0, uint64_t(10 * e + 1)));
+    u.push_back(random_fp4(I, H, 128, 0, uint64_t(10 * e + 2)));
+    d.push_back(random_fp4(H, I, 128, 0, uint64_t(10 * e + 3)));
+  }
+  for (size_t e = 0; e < g.size(); ++e) {
+    gh.push_back(g[e].hw);
+    uh.push_back(u[e].hw);
+    dh.push_back(d[e].hw);
+  }
+  auto ec = p.cpu->upload_experts(gh, uh, dh);
+  auto eg = p.gpu->upload_experts(gh, uh, dh);
+  for (int64_t T : {100, 257, 1100}) {
+    std::vector<int32_t> ids(size_t(T * K));
+    for (int64_t t = 0; t < T; ++t) {
+      std::vector<int32_t> perm(static_cast<size_t>(E));
+      std::iota(perm.begin(), perm.end(), 0);
+      std::shuffle(perm.begin(), perm.end(), r.g);
+      for (int64_t j = 0; j < K; ++j) ids[size_t(t * K + j)] = perm[size_t(j)];
+    }
+    const std::vector<float> w = r.vec(size_t(T * K), 0.1f, 1.0f);
+    auto x = p.act(r.vec(size_t(T * H)), T, H);
+    auto out = p.act(r.vec(size_t(T * H)), T, H);
+    p.cpu->moe_experts(x.c, ids.data(), w.data(), K, *ec, out.c);
+    p.gpu->moe_experts(x.g, p.gpu_buf(ids), p.gpu_buf(w), K, *eg, out.g);
+    const double e = p.err(out);
+    EXPECT_LT(e, T >= 128 ? kBf16 : 2e-4) << "T=" << T;
+    std::printf("  MoE E8 top-2 T=%-5lld row error %.3g (%s)\n", (long long)T, e, T >= 128 ? "bf16 tiles" : "split");
   }
 }
 

@@ -409,18 +409,19 @@ TEST(CudaOps, MoeRoutingSelectsAsTheCpu) {
   MMFP4_SKIP_WITHOUT_GPU();
   Pair p;
   Rng r(13);
-  std::vector<RouterParams> params(4);
+  std::vector<RouterParams> params(5);
   params[0].n_experts = 8, params[0].top_k = 2, params[0].norm_topk_prob = true;   // qwen3_moe
   params[1].n_experts = 128, params[1].top_k = 8, params[1].norm_topk_prob = false;
   params[2].sigmoid = true, params[2].n_experts = 64, params[2].top_k = 4, params[2].norm_topk_prob = true,
   params[2].routed_scaling_factor = 1.8f;                                           // glm4_moe_lite
   params[3].sigmoid = true, params[3].n_experts = 256, params[3].top_k = 8, params[3].n_group = 8,
   params[3].topk_group = 4, params[3].norm_topk_prob = true, params[3].routed_scaling_factor = 2.5f;  // deepseek_v3
+  params[4] = params[2], params[4].shared_id = 64;  // glm4_moe_lite with its shared expert as slot top_k (expert 64)
   for (bool fast : {true, false})  // a warp per token (no expert groups) / a thread per token
   for (const auto& rp : params)
     for (int64_t T : {1, 17, 257}) {
       p.gpu->fast().moe = fast;
-      const int64_t E = rp.n_experts, K = rp.top_k;
+      const int64_t E = rp.n_experts, K = rp.slots();
       auto lg = p.act(r.vec(size_t(T * E), -4, 4), T, E);
       const std::vector<float> bias = r.vec(size_t(E), -0.5f, 0.5f);
       DeviceVector bc{p.cpu_buf(bias), E}, bg{p.gpu_buf(bias), E};
@@ -440,6 +441,7 @@ TEST(CudaOps, MoeRoutingSelectsAsTheCpu) {
 TEST(CudaOps, MoeExpertsGroupedByExpert) {
   MMFP4_SKIP_WITHOUT_GPU();
   Pair p;
+  p.gpu->fast().blas = false;  // split activations at every T here; test_cuda_blas.cpp checks prefill's bf16 tiles
   Rng r(14);
   struct Case {
     const char* name;

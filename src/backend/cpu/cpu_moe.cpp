@@ -67,8 +67,9 @@ void CpuBackend::moe_route(Act logits, const DeviceVector* bias, const RouterPar
     auto* taken = reinterpret_cast<uint8_t*>(gid + p.n_group);
     for (int64_t t = t0; t < t1; ++t) {
       const float* z = logits.row(t);
-      int32_t* id = ids + t * K;
-      float* w = weights + t * K;
+      int32_t* id = ids + t * p.slots();
+      float* w = weights + t * p.slots();
+      if (p.shared_id >= 0) id[K] = int32_t(p.shared_id), w[K] = 1.0f;
       if (!p.sigmoid) {
         // softmax over all experts, then top-k of the probabilities
         float mx = -INFINITY;

@@ -579,7 +579,10 @@ void CudaBackend::gemm(const GemmCall& c) {
   pa.xb = ws(xb_, size_t(xb_rows) * size_t(kb32) * 32 * 2, "activations (16-bit)");
   // Split activations, except (MMFP4_CUDA_PREFILL_BF16) in tiled GEMMs of >= 128 rows (MoE: 128-row tiles): one
   // bf16 value, half the tensor work for compute-bound prefill, 2^-9 relative rounding of the activations.
-  const bool one_bf16 = fast_.prefill_bf16 && tiled && (c.tiles.tiles ? c.tile_rows >= 128 : rows_pad >= 128);
+  // Prefill-sized MoE steps with the cuBLAS path on (c.prefill): the same single bf16 activation in their tiles, as the
+  // rest of the prefill's products.
+  const bool big = c.tiles.tiles ? c.tile_rows >= 128 : rows_pad >= 128;
+  const bool one_bf16 = !c.w->exact && tiled && ((fast_.prefill_bf16 && big) || (c.prefill && c.tiles.tiles));
   if (split_ && !one_bf16)
     pa.xb_lo = ws(xb_lo_, size_t(xb_rows) * size_t(kb32) * 32 * 2, "activations (16-bit, low halves)");
 
@@ -1050,11 +1053,12 @@ void CudaBackend::moe_route(Act logits, const DeviceVector* bias, const RouterPa
          ", groups ", p.n_group, "/", p.topk_group, " (the CUDA router takes up to 1024 experts)");
   if (fast_.moe && (!p.sigmoid || p.n_group <= 1) && p.top_k <= 32)
     launch_moe_route_warp(logits.data, logits.stride, int(logits.rows), int(p.n_experts), bias ? bias->data : nullptr,
-                          p.sigmoid, int(p.top_k), p.norm_topk_prob, p.routed_scaling_factor, ids, weights, stream_);
+                          p.sigmoid, int(p.top_k), p.norm_topk_prob, p.routed_scaling_factor, int(p.shared_id), ids,
+                          weights, stream_);
   else
     launch_moe_route(logits.data, logits.stride, int(logits.rows), int(p.n_experts), bias ? bias->data : nullptr,
                      p.sigmoid, int(p.top_k), int(std::max<int64_t>(p.n_group, 1)), int(p.topk_group),
-                     p.norm_topk_prob, p.routed_scaling_factor, ids, weights, stream_);
+                     p.norm_topk_prob, p.routed_scaling_factor, int(p.shared_id), ids, weights, stream_);
 }
 
 void CudaBackend::moe_experts(Act x, const int32_t* ids, const float* weights, int64_t K, const ExpertWeights& ew_in,
@@ -1113,6 +1117,7 @@ void CudaBackend::moe_experts(Act x, const int32_t* ids, const float* weights, i
   c.tiles = TileTable{tiles, count};
   c.max_tiles = int(max_tiles);
   c.tile_rows = tile_rows;
+  c.prefill = fast_.blas && T >= kBlasMinRows;
   c.y_stride = Ip;
   float* act = g;  // silu(gate) * up, [rows_pad, Ip]
   bool fused_silu = false;

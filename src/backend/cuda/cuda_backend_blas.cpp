@@ -96,7 +96,8 @@ void* CudaBackend::ws_try(Buffer& b, size_t bytes, const char* what) {
 // pending norm.
 bool CudaBackend::gemm_blas(const GemmCall& c) {
   const GemmWeight& gw = c.gw;
-  if (c.tiles.tiles || c.row_map || c.glu_off || gw.row0 != 0 || !c.w->mma_ok || !blas_ok(c.m)) return false;
+  if (c.tiles.tiles || c.row_map || c.glu_off || gw.row0 != 0 || !c.w->mma_ok || c.w->exact || !blas_ok(c.m))
+    return false;
   const bool fp4 = gw.kind == WKind::Fp4, f16 = gw.kind == WKind::F16;
   const int64_t kpad = fp4 ? int64_t(gw.k_chunks) * 64 : gw.k;  // columns of W as the product reads them
   const int64_t ldx = up8(kpad);

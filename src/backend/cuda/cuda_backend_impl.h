@@ -163,6 +163,7 @@ class CudaBackend final : public Backend {
     int64_t y_stride = 0;
     bool accumulate = false;
     bool fuse_norm = false;    // the input is the pending rmsnorm's output: compute it in the GEMM if staged
+    bool prefill = false;      // MoE of a prefill-sized step (FastPaths::blas): tiled GEMMs take one bf16 activation
     const char* what = "linear";
   };
   // A deferred rmsnorm (FastPaths::norm): launched by flush_norm() at the start of every other op, or computed inside

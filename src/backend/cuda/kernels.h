@@ -219,13 +219,14 @@ void launch_mla_absorb_q(const float* q_nope, int64_t qs, int rows, int heads, i
 void launch_mla_absorb_q_tiles(const float* q_nope, int64_t qs, int rows, int heads, int nope, int v,
                                const GemmWeight& w, int R, float* q_lat, int64_t ls, cudaStream_t s);
 
-// MoE (moe_route.cu, moe_experts.cu).
+// MoE (moe_route.cu, moe_experts.cu). ids/w rows: top_k entries, and with shared >= 0 one more (expert `shared`,
+// weight 1: RouterParams::shared_id).
 void launch_moe_route(const float* logits, int64_t ls, int T, int E, const float* bias, bool sigmoid, int top_k,
-                      int n_group, int topk_group, bool norm_topk_prob, float scaling, int32_t* ids, float* w,
-                      cudaStream_t s);
+                      int n_group, int topk_group, bool norm_topk_prob, float scaling, int shared, int32_t* ids,
+                      float* w, cudaStream_t s);
 // The same without expert groups, a warp per token (FastPaths::moe): same choices, same weights.
 void launch_moe_route_warp(const float* logits, int64_t ls, int T, int E, const float* bias, bool sigmoid, int top_k,
-                           bool norm_topk_prob, float scaling, int32_t* ids, float* w, cudaStream_t s);
+                           bool norm_topk_prob, float scaling, int shared, int32_t* ids, float* w, cudaStream_t s);
 // Groups the T * K (token, slot) pairs by expert: sorted[i] = flat index t * K + j (or -1 padding) with each
 // expert's rows starting at a multiple of `align`; pos[flat] = its sorted row; tile table of up to `tile_rows` rows.
 void launch_moe_plan(const int32_t* ids, int T, int K, int E, int align, int tile_rows, int32_t* sorted,

@@ -24,7 +24,8 @@ __device__ int take_best(const float* v, int n, uint32_t* taken) {
 }
 
 __global__ void route_kernel(const float* logits, int64_t ls, int T, int E, const float* bias, bool sigmoid, int K,
-                             int n_group, int topk_group, bool norm, float scaling, int32_t* ids, float* wout) {
+                             int n_group, int topk_group, bool norm, float scaling, int shared, int32_t* ids,
+                             float* wout) {
   pdl_enter();
   const int t = blockIdx.x * blockDim.x + threadIdx.x;
   if (t >= T) return;
@@ -32,8 +33,10 @@ __global__ void route_kernel(const float* logits, int64_t ls, int T, int E, cons
   uint32_t taken[kMaxExperts / 32];
   for (int i = 0; i < kMaxExperts / 32; ++i) taken[i] = 0;
   const float* z = logits + int64_t(t) * ls;
-  int32_t* id = ids + int64_t(t) * K;
-  float* w = wout + int64_t(t) * K;
+  const int S = K + (shared >= 0 ? 1 : 0);  // slots per token: the shared expert last
+  int32_t* id = ids + int64_t(t) * S;
+  float* w = wout + int64_t(t) * S;
+  if (shared >= 0) id[K] = shared, w[K] = 1.0f;
   if (!sigmoid) {
     float mx = -INFINITY;
     for (int e = 0; e < E; ++e) mx = fmaxf(mx, z[e]);
@@ -101,7 +104,7 @@ __device__ __forceinline__ void warp_best(float& v, int& i) {
 }
 
 __global__ void route_warp_kernel(const float* logits, int64_t ls, int T, int E, const float* bias, bool sigmoid,
-                                  int K, bool norm, float scaling, int32_t* ids, float* wout) {
+                                  int K, bool norm, float scaling, int shared, int32_t* ids, float* wout) {
   pdl_enter();
   __shared__ float sm[4][kMaxExperts];
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, t = blockIdx.x * 4 + warp;
@@ -158,33 +161,38 @@ __global__ void route_warp_kernel(const float* logits, int64_t ls, int T, int E,
     tot += wv;
   }
   if (lane != 0) return;
+  const int S = K + (shared >= 0 ? 1 : 0);
   for (int j = 0; j < K; ++j) {
     float wj = wsel[j];
     if (norm) wj /= sigmoid ? (tot + 1e-20f) : tot;
     if (sigmoid) wj *= scaling;
-    ids[int64_t(t) * K + j] = isel[j];
-    wout[int64_t(t) * K + j] = wj;
+    ids[int64_t(t) * S + j] = isel[j];
+    wout[int64_t(t) * S + j] = wj;
+  }
+  if (shared >= 0) {
+    ids[int64_t(t) * S + K] = shared;
+    wout[int64_t(t) * S + K] = 1.0f;
   }
 }
 
 }  // namespace
 
 void launch_moe_route_warp(const float* logits, int64_t ls, int T, int E, const float* bias, bool sigmoid, int top_k,
-                           bool norm_topk_prob, float scaling, int32_t* ids, float* w, cudaStream_t s) {
+                           bool norm_topk_prob, float scaling, int shared, int32_t* ids, float* w, cudaStream_t s) {
   if (E > kMaxExperts || top_k > 32) fail("moe_route (warp): ", E, " experts, top ", top_k);
   if (T == 0) return;
   MMFP4_LAUNCH((T + 3) / 4, 128, 0, s, route_warp_kernel)(logits, ls, T, E, bias, sigmoid, top_k, norm_topk_prob,
-                                                         scaling, ids, w);
+                                                         scaling, shared, ids, w);
   MMFP4_CUDA_LAUNCHED("moe_route (warp) ", T, " tokens x ", E, " experts, top ", top_k, sigmoid ? " (sigmoid)" : "");
 }
 
 void launch_moe_route(const float* logits, int64_t ls, int T, int E, const float* bias, bool sigmoid, int top_k,
-                      int n_group, int topk_group, bool norm_topk_prob, float scaling, int32_t* ids, float* w,
-                      cudaStream_t s) {
+                      int n_group, int topk_group, bool norm_topk_prob, float scaling, int shared, int32_t* ids,
+                      float* w, cudaStream_t s) {
   if (E > kMaxExperts || n_group > 64) fail("moe_route: ", E, " experts in ", n_group, " groups exceed the CUDA router");
   if (T == 0) return;
   MMFP4_LAUNCH((T + 63) / 64, 64, 0, s, route_kernel)(logits, ls, T, E, bias, sigmoid, top_k, n_group, topk_group,
-                                             norm_topk_prob, scaling, ids, w);
+                                             norm_topk_prob, scaling, shared, ids, w);
   MMFP4_CUDA_LAUNCHED("moe_route ", T, " tokens x ", E, " experts, top ", top_k, sigmoid ? " (sigmoid)" : "");
 }
 

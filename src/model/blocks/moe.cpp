@@ -1,6 +1,8 @@
 // Mixture of experts: a float32 router (softmax for qwen3_moe; sigmoid + correction bias + grouped top-k +
 // scaling for deepseek_v3 / glm4_moe_lite), routed experts stacked at load and run over tokens grouped by expert,
-// and an optional shared expert added with weight 1.
+// and an optional shared expert added with weight 1. A single shared expert of the routed experts' shape and format
+// is stacked at load as expert E, and the router gives every token that expert in one more slot with weight 1
+// (RouterParams::shared_id): the same sum, in the grouped expert products instead of three more launches.
 #include "core/error.h"
 #include "model/blocks.h"
 
@@ -22,6 +24,7 @@ class Moe final : public FfnBlock {
     params_.norm_topk_prob = c.norm_topk_prob;
     params_.routed_scaling_factor = float(c.routed_scaling_factor);
     router_ = lc.linear(p + "gate.weight", E, hidden);  // [E, hidden]; dense or quantized
+    router_->exact = true;
     if (params_.sigmoid) bias_ = lc.vector(p + "gate.e_score_correction_bias", E);
     // Stack the experts: gate/up [E][I, hidden], down [E][hidden, I].
     std::vector<HostWeight> g, u, d;
@@ -34,12 +37,29 @@ class Moe final : public FfnBlock {
           g.back().hadamard_block != g[0].hadamard_block || d.back().hadamard_block != d[0].hadamard_block)
         fail(ep, "*: all experts of a layer must share one format and rotation (expert 0 differs from expert ", e, ")");
     }
+    if (c.n_shared_experts == 1 && lc.fuse()) {
+      const std::string sp = p + "shared_experts.";
+      HostWeight sg = load_weight(lc.ck, sp + "gate_proj.weight", I, hidden, lc.qc);
+      HostWeight su = load_weight(lc.ck, sp + "up_proj.weight", I, hidden, lc.qc);
+      HostWeight sd = load_weight(lc.ck, sp + "down_proj.weight", hidden, I, lc.qc);
+      auto alike = [](const HostWeight& a, const HostWeight& b) {
+        return a.format == b.format && a.hadamard_block == b.hadamard_block && a.group_size == b.group_size &&
+               a.k_stored == b.k_stored && (a.format != WeightFormat::Dense || a.dtype == b.dtype);
+      };
+      if (alike(sg, g[0]) && alike(su, u[0]) && alike(sd, d[0])) {
+        g.push_back(std::move(sg));
+        u.push_back(std::move(su));
+        d.push_back(std::move(sd));
+        params_.shared_id = E;
+      }
+    }
     experts_ = lc.be.upload_experts(g, u, d);
     lc.weight_bytes += experts_->bytes;
-    if (c.n_shared_experts > 0) shared_ = make_dense_mlp(lc, p + "shared_experts.", I * c.n_shared_experts);
+    if (c.n_shared_experts > 0 && params_.shared_id < 0)
+      shared_ = make_dense_mlp(lc, p + "shared_experts.", I * c.n_shared_experts);
     blogits_ = scratch.add(E);
-    bids_ = scratch.add(params_.top_k);  // int32 stored in float-sized slots
-    bw_ = scratch.add(params_.top_k);
+    bids_ = scratch.add(params_.slots());  // int32 stored in float-sized slots
+    bw_ = scratch.add(params_.slots());
   }
 
   void forward(ForwardContext& ctx, Act h, Act x) override {
@@ -50,7 +70,7 @@ class Moe final : public FfnBlock {
     auto* ids = reinterpret_cast<int32_t*>(scratch.get(bids_, T).data);
     float* w = scratch.get(bw_, T).data;
     ctx.be.moe_route(logits, bias_.data ? &bias_ : nullptr, params_, ids, w);
-    ctx.be.moe_experts(h, ids, w, params_.top_k, *experts_, x);
+    ctx.be.moe_experts(h, ids, w, params_.slots(), *experts_, x);
     ctx.after("moe.experts+residual", x);
     if (shared_) shared_->forward(ctx, h, x);
   }
