@@ -185,6 +185,22 @@ class Backend {
   // latent [T, R] and kpe [T, P] are stored per token; q_lat [T*heads, R] and q_pe [T*heads, P] score against
   // them with `scale`; out_lat [T*heads, R] = softmax-weighted latents.
   virtual void mla_store(const KVLayerView& kv, Act latent, Act kpe, const BatchMeta& b) = 0;
+  // MLA's steps between kv_a and the attention, in this order: latent = rmsnorm(ckv[:, :R]) * norm_w; rope on
+  // kpe = ckv[:, R:] and on the rope columns [q_off, q_off + table.dim) of each query head; latent Hadamard-rotated
+  // by `had` (0: not); latent and kpe stored at the tokens' slots. The default runs the ops one by one; device backends
+  // may do it in one launch (the same values).
+  // (Defined here, inline: the CUDA library's override calls it and does not link backend.cpp.)
+  virtual void mla_prepare(Act ckv, const DeviceVector& norm_w, float eps, Act latent, Act q, int64_t heads,
+                           int64_t head_stride, int64_t q_off, int had, const RopeTable& table, const KVLayerView& kv,
+                           const BatchMeta& b) {
+    const int64_t R = latent.cols;
+    Act kpe = ckv.col_slice(R, ckv.cols - R);
+    rmsnorm(ckv.col_slice(0, R), norm_w, eps, latent);
+    rope(kpe, 1, kpe.cols, 0, table, b);
+    rope(q, heads, head_stride, q_off, table, b);
+    if (had > 0) hadamard(latent, had);
+    mla_store(kv, latent, kpe, b);
+  }
   virtual void mla_attention(Act q_lat, Act q_pe, const KVLayerView& kv, int64_t heads, float scale,
                              const BatchMeta& b, Act out_lat) = 0;
   // The two halves of kv_b_proj [heads * (nope + v), R] applied per head, on its stored (possibly rotated) values:

@@ -351,6 +351,62 @@ TEST(CudaOps, AbsorbedMlaAttentionAndKvB) {
   }
 }
 
+// MLA's latent norm, ropes and cache store in one launch (mla_prepare.cu) against the CPU running the ops one by one,
+// GLM and fixture sizes, both cache types, a padding token (slot -1: nothing stored), and the switch off.
+TEST(CudaOps, MlaPrepareMatchesTheOpsOneByOne) {
+  MMFP4_SKIP_WITHOUT_GPU();
+  Pair p;
+  Rng r(23);
+  struct Shape {
+    int64_t heads, R, P, nope;
+  };
+  for (Shape sh : {Shape{20, 512, 64, 192}, Shape{4, 128, 32, 64}})
+  for (DType dt : {DType::F32, DType::BF16})
+  for (bool fast : {true, false}) {
+    p.gpu->fast().mla_prep = fast;
+    const int64_t W = sh.R + sh.P, QK = sh.nope + sh.P, H = sh.heads, maxpos = 300;
+    PagedBatch b = make_paged(p, {3, 1}, 16, W, r, dt);
+    const int64_t T = int64_t(b.tokens.size());
+    // On the GPU the last token is padding (slot -1, as in a graph bucket: nothing stored); the CPU stores it.
+    std::vector<int32_t> slots = b.slots;
+    slots.back() = -1;
+    b.gpu_meta.slots = p.gpu_buf(slots);
+    auto ckv = p.act(r.vec(size_t(T * (W + 7))), T, W, W + 7);
+    auto q = p.act(r.vec(size_t(T * H * QK)), T, H * QK);
+    auto lat = p.act(std::vector<float>(size_t(T * sh.R)), T, sh.R);
+    const std::vector<float> wv = r.vec(size_t(sh.R)), cs = r.vec(size_t(maxpos * sh.P / 2)),
+                             sn = r.vec(size_t(maxpos * sh.P / 2));
+    DeviceVector wc{p.cpu_buf(wv), sh.R}, wg{p.gpu_buf(wv), sh.R};
+    RopeTable tc{p.cpu_buf(cs), p.cpu_buf(sn), maxpos, int(sh.P), true};
+    RopeTable tg{p.gpu_buf(cs), p.gpu_buf(sn), maxpos, int(sh.P), true};
+    p.poison(lat.g);
+    p.cpu->mla_prepare(ckv.c, wc, 1e-6f, lat.c, q.c, H, QK, sh.nope, 0, tc, b.kc, b.cpu_meta);
+    p.gpu->mla_prepare(ckv.g, wg, 1e-6f, lat.g, q.g, H, QK, sh.nope, 0, tg, b.kg, b.gpu_meta);
+    const std::string what = "R " + std::to_string(sh.R) + " cache " + std::string(dtype_name(dt)) + " fast " +
+                             std::to_string(fast);
+    EXPECT_LT(p.err(lat), kExact) << "latent, " << what;
+    EXPECT_LT(p.err(q), kExact) << "q rope, " << what;
+    EXPECT_LT(p.err(ckv), kExact) << "kpe rope, " << what;
+    // The cache rows of the stored tokens (bf16 cache: the CPU's float32 values rounded once).
+    const int64_t rows = int64_t(b.bt.size() + 3) * 16;
+    std::vector<float> cpu_cache(size_t(rows * W));
+    std::memcpy(cpu_cache.data(), b.kc.data, cpu_cache.size() * 4);
+    std::vector<uint16_t> g16(size_t(rows * W));
+    std::vector<float> g32(size_t(rows * W));
+    if (dt == DType::F32) p.gpu->download(g32.data(), b.kg.data, g32.size() * 4);
+    else p.gpu->download(g16.data(), b.kg.data, g16.size() * 2);
+    double worst = 0;
+    for (int64_t t = 0; t + 1 < T; ++t)
+      for (int64_t c = 0; c < W; ++c) {
+        const size_t i = size_t(int64_t(slots[size_t(t)]) * W + c);
+        const float ref = dt == DType::F32 ? cpu_cache[i] : round_bf16(cpu_cache[i]);
+        const float got = dt == DType::F32 ? g32[i] : bf16_to_f32(g16[i]);
+        worst = std::max(worst, double(std::fabs(got - ref)) / (1.0 + std::fabs(ref)));
+      }
+    EXPECT_LT(worst, dt == DType::F32 ? 1e-5 : 1e-2) << "cache rows, " << what;
+  }
+}
+
 // Decode: one query token per sequence (the last of each) over long cached contexts, GQA and MLA, both the KV-split
 // kernel (few blocks: eligible) and the one-pass kernel, float32 and bf16 caches.
 TEST(CudaOps, AttentionAtDecodeOverLongContexts) {

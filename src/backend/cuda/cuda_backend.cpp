@@ -122,9 +122,10 @@ CudaBackend::CudaBackend(int device) : device_(device) {
   flag("MMFP4_CUDA_FAST", all);
   if (!all)
     fast_.absorb = fast_.attn = fast_.moe = fast_.prep = fast_.gemm = fast_.flash = fast_.dequant = fast_.pdl =
-        fast_.norm = fast_.blas = false;
+        fast_.norm = fast_.blas = fast_.mla_prep = false;
   flag("MMFP4_CUDA_FAST_FLASH", fast_.flash);
   flag("MMFP4_CUDA_FAST_BLAS", fast_.blas);
+  flag("MMFP4_CUDA_FAST_MLAPREP", fast_.mla_prep);
   flag("MMFP4_CUDA_FAST_NORM", fast_.norm);
   flag("MMFP4_CUDA_PREFILL_BF16", fast_.prefill_bf16);
   flag("MMFP4_CUDA_FAST_GEMM", fast_.gemm);
@@ -870,6 +871,45 @@ void CudaBackend::attention(Act q, const KVLayerView& kv, int64_t heads, int64_t
   a.out_row_stride = out.stride;
   a.out_head_stride = D;
   run_attention(a);
+}
+
+void CudaBackend::mla_prepare(Act ckv, const DeviceVector& norm_w, float eps, Act latent, Act q, int64_t heads,
+                              int64_t head_stride, int64_t q_off, int had, const RopeTable& t, const KVLayerView& kv,
+                              const BatchMeta& b) {
+  const int64_t R = latent.cols, P = ckv.cols - R;
+  const bool ok = fast_.mla_prep && had == 0 && kv_ok(kv) && kv.width == R + P && t.dim == P && P % 2 == 0 &&
+                  norm_w.n == R && latent.rows == ckv.rows && q.rows == ckv.rows && ckv.rows == b.n_tokens &&
+                  (heads - 1) * head_stride + q_off + P <= q.cols && q_off + P <= head_stride;
+  if (!ok) {
+    Backend::mla_prepare(ckv, norm_w, eps, latent, q, heads, head_stride, q_off, had, t, kv, b);
+    return;
+  }
+  flush_norm();
+  MlaPrepArgs a;
+  a.ckv = ckv.data;
+  a.ckv_stride = ckv.stride;
+  a.latent = latent.data;
+  a.latent_stride = latent.stride;
+  a.norm_w = norm_w.data;
+  a.eps = eps;
+  a.rows = int(ckv.rows);
+  a.R = int(R);
+  a.P = int(P);
+  a.q = q.data;
+  a.q_stride = q.stride;
+  a.head_stride = head_stride;
+  a.heads = int(heads);
+  a.q_off = int(q_off);
+  a.cos_t = t.cos;
+  a.sin_t = t.sin;
+  a.max_positions = int(t.max_positions);
+  a.interleaved = t.interleaved;
+  a.positions = b.positions;
+  a.slots = b.slots;
+  a.cache = kv.data;
+  a.cache_f32 = kv.dtype == DType::F32;
+  a.width = kv.width;
+  launch_mla_prepare(a, stream_);
 }
 
 void CudaBackend::mla_attention(Act q_lat, Act q_pe, const KVLayerView& kv, int64_t heads, float scale,

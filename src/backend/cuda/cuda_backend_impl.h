@@ -53,6 +53,7 @@ struct FastPaths {
   bool dequant = true; // MMFP4_CUDA_FAST_DEQUANT: MMFP4 tiles in layout 2 (repack.h; cheaper decode), at upload
   bool pdl = true;     // MMFP4_CUDA_FAST_PDL
   bool norm = true;    // MMFP4_CUDA_FAST_NORM: an out-of-place rmsnorm feeding the next (staged) linear runs inside it
+  bool mla_prep = true;  // MMFP4_CUDA_FAST_MLAPREP: MLA's latent norm, ropes and cache store in one launch
   bool blas = true;    // MMFP4_CUDA_FAST_BLAS: products of >= 128 rows (prefill) as bf16 GEMMs on cuBLAS (cuda_backend_blas.cpp)
   bool prefill_bf16 = false;  // MMFP4_CUDA_PREFILL_BF16=1: tiled GEMMs of >= 128 rows take one bf16 activation (no lo): programmatic dependent launch on sm_90 (common.cuh, pdl_enter; process-wide)
 };
@@ -95,6 +96,9 @@ class CudaBackend final : public Backend {
   void attention(Act q, const KVLayerView& kv, int64_t heads, int64_t kv_heads, int64_t head_dim, float scale,
                  const BatchMeta& b, Act out) override;
   void mla_store(const KVLayerView& kv, Act latent, Act kpe, const BatchMeta& b) override;
+  void mla_prepare(Act ckv, const DeviceVector& norm_w, float eps, Act latent, Act q, int64_t heads,
+                   int64_t head_stride, int64_t q_off, int had, const RopeTable& table, const KVLayerView& kv,
+                   const BatchMeta& b) override;
   void mla_attention(Act q_lat, Act q_pe, const KVLayerView& kv, int64_t heads, float scale, const BatchMeta& b,
                      Act out_lat) override;
   void mla_absorb_q(Act q_nope, const LinearWeight& kv_b, int64_t heads, int64_t nope, int64_t v,

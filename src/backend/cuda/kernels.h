@@ -251,6 +251,31 @@ void launch_gather_cache_bf16(const void* cache, bool cache_bf16, int64_t block_
 void launch_causal_softmax_bf16(const float* S, int64_t ld_s, int rows, int heads, int pos0, int n_keys, float scale,
                                 uint16_t* P, int64_t ld_p, cudaStream_t s);
 
+// MLA between kv_a and attention (mla_prepare.cu): per token row, latent = rmsnorm(ckv[:R]) * norm_w, rope on
+// ckv[R:R+P] and on each query head's columns [q_off, q_off + P), latent and kpe stored at the slot (< 0: not).
+struct MlaPrepArgs {
+  float* ckv = nullptr;
+  int64_t ckv_stride = 0;
+  float* latent = nullptr;
+  int64_t latent_stride = 0;
+  const float* norm_w = nullptr;
+  float eps = 0.0f;
+  int rows = 0, R = 0, P = 0;
+  float* q = nullptr;
+  int64_t q_stride = 0, head_stride = 0;
+  int heads = 0, q_off = 0;
+  const float* cos_t = nullptr;
+  const float* sin_t = nullptr;
+  int max_positions = 0;
+  bool interleaved = false;
+  const int32_t* positions = nullptr;
+  const int32_t* slots = nullptr;
+  void* cache = nullptr;
+  bool cache_f32 = true;
+  int64_t width = 0;
+};
+void launch_mla_prepare(const MlaPrepArgs& a, cudaStream_t s);
+
 // ids[r] = argmax of row r (ties to the lowest index).
 void launch_argmax_rows(const float* x, int64_t xs, int rows, int cols, int32_t* ids, cudaStream_t s);
 

@@ -76,14 +76,11 @@ class MlaAttention final : public AttentionBlock {
     ctx.after("attn.q_b", q);
     if (!qkv_a_) be.linear(h, *kv_a_, ckv, false);
     Act latent = scratch.get(blat_, T);  // [T, R]
-    be.rmsnorm(ckv.col_slice(0, R_), kv_a_norm_, kMlaNormEps, latent);
-    Act kpe = ckv.col_slice(R_, P_);     // [T, P] (strided view)
-    be.rope(kpe, 1, P_, 0, ctx.rope, ctx.batch);
-    be.rope(q, H_, QK, NOPE_, ctx.rope, ctx.batch);
-    if (kv_b_->hadamard_block > 0) be.hadamard(latent, kv_b_->hadamard_block);
-    ctx.after("attn.kv_a+norm+rope", latent);
+    // latent = norm(c), rope on kpe and q's rope columns, latent rotated if kv_b is, both cached (one op).
     const KVLayerView kv = ctx.kv.layer(ctx.layer);
-    be.mla_store(kv, latent, kpe, ctx.batch);
+    be.mla_prepare(ckv, kv_a_norm_, kMlaNormEps, latent, q, H_, QK, NOPE_, kv_b_->hadamard_block, ctx.rope, kv,
+                   ctx.batch);
+    ctx.after("attn.kv_a+norm+rope", latent);
 
     // Per-head views [T*H, width] of q (no copies).
     Act q_nope(q.data, T * H_, NOPE_, QK), q_pe(q.data + NOPE_, T * H_, P_, QK);
