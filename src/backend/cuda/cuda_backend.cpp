@@ -126,6 +126,7 @@ CudaBackend::CudaBackend(int device) : device_(device) {
   flag("MMFP4_CUDA_FAST_FLASH", fast_.flash);
   flag("MMFP4_CUDA_FAST_BLAS", fast_.blas);
   flag("MMFP4_CUDA_FAST_MLAPREP", fast_.mla_prep);
+  if (const char* c0 = std::getenv("MMFP4_CUDA_SPLIT_C0")) split_c0_ = std::atof(c0);
   flag("MMFP4_CUDA_FAST_NORM", fast_.norm);
   flag("MMFP4_CUDA_PREFILL_BF16", fast_.prefill_bf16);
   flag("MMFP4_CUDA_FAST_GEMM", fast_.gemm);
@@ -159,9 +160,11 @@ bool CudaBackend::probe_pdl() {
   try {
     ok = ok && cudaStreamBeginCapture(stream_, cudaStreamCaptureModeThreadLocal) == cudaSuccess;
     if (ok) {
+      capture_in_progress() = true;
       launch_add(y, kN, x, kN, 1, kN, stream_);
       launch_add(y, kN, y, kN, 1, kN, stream_);
       launch_add(x, kN, y, kN, 1, kN, stream_);
+      capture_in_progress() = false;
       ok = cudaStreamEndCapture(stream_, &graph) == cudaSuccess;
     }
     ok = ok && cudaGraphInstantiate(&exec, graph, 0) == cudaSuccess;
@@ -171,6 +174,7 @@ bool CudaBackend::probe_pdl() {
     for (int i = 0; ok && i < 2 * kN; ++i) ok = got[size_t(i)] == (i < kN ? 3.0f : 2.0f);
   } catch (const Error&) {
     ok = false;
+    capture_in_progress() = false;
     cudaStreamEndCapture(stream_, &graph);  // leave no capture open after a failed launch
   }
   cudaGetLastError();
@@ -487,7 +491,8 @@ int CudaBackend::choose_splits(int row_blocks, int tiles, int k_chunks, int tm, 
       if (se > 1 && (int64_t(tiles) * se * tm * npad * 4 > int64_t(partial_.bytes) ||
                      int64_t(tiles) * row_blocks > counter_capacity_))
         break;
-      const double cost = double(ceil_div(blocks1 * se, capacity)) * cps * (1.0 + 0.02 * (se - 1)) + (se > 1 ? 1.0 : 0.0);
+      const double cost =
+          double(ceil_div(blocks1 * se, capacity)) * (cps + split_c0_) * (1.0 + 0.02 * (se - 1)) + (se > 1 ? 1.0 : 0.0);
       if (cost < best_cost - 1e-9) {
         best_cost = cost;
         best = se;
@@ -1229,13 +1234,13 @@ void CudaBackend::begin_graph() {
   flush_norm();
   if (capturing_) fail("begin_graph: a step graph is already being recorded");
   MMFP4_CUDA_CHECK(cudaStreamBeginCapture(stream_, cudaStreamCaptureModeThreadLocal), "begin graph capture");
-  capturing_ = true;
+  capturing_ = capture_in_progress() = true;
 }
 
 std::unique_ptr<StepGraph> CudaBackend::end_graph() {
   flush_norm();
   if (!capturing_) fail("end_graph: no step graph is being recorded");
-  capturing_ = false;
+  capturing_ = capture_in_progress() = false;
   auto g = std::make_unique<CudaStepGraph>();
   MMFP4_CUDA_CHECK(cudaStreamEndCapture(stream_, &g->graph), "end graph capture (an op failed while recording)");
   MMFP4_CUDA_CHECK(cudaGraphInstantiate(&g->exec, g->graph, 0), "instantiate step graph");

@@ -237,7 +237,7 @@ void CudaBackend::warm_blas(const WorkspacePlan& plan) {
   auto* out = static_cast<float*>(att_s_.p ? att_s_.p : abf_.p);
   int products = 0;
   MMFP4_CUDA_CHECK(cudaStreamBeginCapture(stream_, cudaStreamCaptureModeThreadLocal), "cuBLAS warm-up capture");
-  capturing_ = true;
+  capturing_ = capture_in_progress() = true;
   std::string error;
   try {
     for (int64_t m : ms) {
@@ -281,7 +281,7 @@ void CudaBackend::warm_blas(const WorkspacePlan& plan) {
   } catch (const std::exception& e) {
     error = e.what();
   }
-  capturing_ = false;
+  capturing_ = capture_in_progress() = false;
   cudaGraph_t graph = nullptr;
   const cudaError_t end = cudaStreamEndCapture(stream_, &graph);
   cudaGraphExec_t exec = nullptr;
