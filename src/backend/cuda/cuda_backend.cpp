@@ -63,6 +63,26 @@ void set_cache(AttnArgs& a, const KVLayerView& kv, const BatchMeta& b, float sca
 }
 int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
 
+// Rows [r0, r0 + n) of a weight as a view of its own, no copy (docs/format.md, "CUDA tile layout"): MMFP4 rows on a
+// 16-row tile start whole tiles later; MMFP4 rows off the tiles keep the data and mark row0 (only the generic kernel
+// takes those); dense rows start r0 rows later.
+GemmWeight rows_of(const GemmWeight& g, int64_t r0, int64_t n) {
+  GemmWeight s = g;
+  s.n = int(n);
+  if (g.kind == WKind::Fp4) {
+    if (r0 % 16 != 0) {
+      s.row0 = int(r0);
+      return s;
+    }
+    s.data = static_cast<const uint4*>(g.data) + (r0 / 16) * int64_t(g.k_chunks) * 32;
+    s.scales = g.scales + (r0 / 16) * int64_t(g.groups) * 8;
+  } else {
+    s.data = static_cast<const uint8_t*>(g.data) + r0 * g.k * (g.kind == WKind::F32 ? 4 : 2);
+  }
+  s.n_tiles = int(ceil_div(n, 16));
+  return s;
+}
+
 // Whether the memory of two views can overlap (conservatively: their spans of addresses).
 bool may_overlap(const Act& a, const Act& b) {
   if (a.rows == 0 || b.rows == 0) return false;
@@ -408,15 +428,7 @@ static void row_view(CudaLinear& out, const CudaLinear& src, int64_t r0, int64_t
   out.hadamard_block = src.hadamard_block;
   out.k_stored = src.k_stored;
   out.mma_ok = src.mma_ok;
-  out.gw = src.gw;
-  out.gw.n = int(n);
-  out.gw.n_tiles = int(ceil_div(n, 16));
-  if (src.gw.kind == WKind::Fp4) {
-    out.gw.data = static_cast<const uint4*>(src.gw.data) + (r0 / 16) * int64_t(src.gw.k_chunks) * 32;
-    out.gw.scales = src.gw.scales + (r0 / 16) * int64_t(src.gw.groups) * 8;
-  } else {
-    out.gw.data = static_cast<const uint8_t*>(src.gw.data) + r0 * src.k * (src.gw.kind == WKind::F32 ? 4 : 2);
-  }
+  out.gw = rows_of(src.gw, r0, n);
 }
 
 std::unique_ptr<LinearWeight> CudaBackend::upload_linear(const HostWeight& w) {
@@ -1009,16 +1021,12 @@ void CudaBackend::mla_expand_v(Act o_lat, const LinearWeight& kv_b_in, int64_t h
   // when the heads' row blocks sit on 16-row tiles (the tensor-core kernel's per-head mode), in chunks of 64 tokens.
   const bool tiles_ok = w.gw.kind != WKind::Fp4 || (nope % 16 == 0 && (nope + v) % 16 == 0);
   if (w.mma_ok && !force_generic_ && tiles_ok) {
-    GemmWeight sub = w.gw;
-    sub.n = int(v);
-    sub.n_tiles = int(ceil_div(v, 16));
+    // Head h's W_UV is "expert" h: head 0's rows [nope, nope + v), then one head's rows further per head.
+    GemmWeight sub = rows_of(w.gw, nope, v);
     if (w.gw.kind == WKind::Fp4) {
-      sub.data = static_cast<const uint4*>(w.gw.data) + (nope / 16) * int64_t(w.gw.k_chunks) * 32;
-      sub.scales = w.gw.scales + (nope / 16) * int64_t(w.gw.groups) * 8;
       sub.expert_stride = ((nope + v) / 16) * int64_t(w.gw.k_chunks) * 32;
       sub.expert_scale_stride = ((nope + v) / 16) * int64_t(w.gw.groups) * 8;
     } else {
-      sub.data = static_cast<const uint16_t*>(w.gw.data) + nope * w.gw.k;
       sub.expert_stride = (nope + v) * w.gw.k;
     }
     const int kb32 = w.gw.k_chunks * 2;
@@ -1061,20 +1069,7 @@ void CudaBackend::mla_expand_v(Act o_lat, const LinearWeight& kv_b_in, int64_t h
     const int64_t r0 = h * (nope + v) + nope;
     GemmCall c;
     c.w = &w;
-    c.gw = w.gw;
-    c.gw.n = int(v);
-    if (w.gw.kind == WKind::Fp4) {
-      if (r0 % 16 == 0) {
-        c.gw.data = static_cast<const uint4*>(w.gw.data) + (r0 / 16) * int64_t(w.gw.k_chunks) * 32;
-        c.gw.scales = w.gw.scales + (r0 / 16) * int64_t(w.gw.groups) * 8;
-        c.gw.n_tiles = int(ceil_div(v, 16));
-      } else {
-        c.gw.row0 = int(r0);  // not on a tile boundary: generic kernel
-      }
-    } else {
-      c.gw.data = static_cast<const uint8_t*>(w.gw.data) + r0 * w.gw.k * (w.gw.kind == WKind::F32 ? 4 : 2);
-      c.gw.n_tiles = int(ceil_div(v, 16));
-    }
+    c.gw = rows_of(w.gw, r0, v);  // a tile view, or (off the 16-row tiles) row0 for the generic kernel
     c.x = o_lat.data + h * o_lat.stride;
     c.x_stride = o_lat.stride * heads;
     c.k_valid = int(R);
