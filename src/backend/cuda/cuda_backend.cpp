@@ -5,6 +5,7 @@
 #include <cuda_runtime.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cstdlib>
 #include <cstring>
 
@@ -346,6 +347,8 @@ void CudaBackend::reserve_workspace(const WorkspacePlan& plan) {
 // those of second[e]: one weight of w.n + second[0]->n rows per expert (gate+up as one GEMM, FastPaths::moe).
 void CudaBackend::fill_linear(CudaLinear& out, const HostWeight& w, const std::vector<const HostWeight*>& stack,
                               const std::vector<const HostWeight*>& second) {
+  static std::atomic<uint64_t> uploads{0};
+  out.uid = ++uploads;
   const int64_t n2 = second.empty() ? 0 : second[0]->n;
   out.name = second.empty() ? w.name : w.name + " + " + second[0]->name;
   out.n = w.n + n2;

@@ -92,6 +92,14 @@ void* CudaBackend::ws_try(Buffer& b, size_t bytes, const char* what) {
   return ws(b, bytes, what);
 }
 
+// Rows of an MMFP4 weight dequantized per slice: as many 16-row tiles as the slice buffer holds (kDequantCapBytes,
+// or what was reserved once graphs exist), all n for dense weights (used as stored); < 16: does not fit.
+int64_t CudaBackend::slice_rows(WKind kind, int64_t n, int64_t kpad) const {
+  if (kind != WKind::Fp4) return n;
+  const int64_t cap = graphs_made_ ? int64_t(wdq_.bytes) : kDequantCapBytes;
+  return std::min<int64_t>((cap / (kpad * 2)) / 16 * 16, (n + 15) / 16 * 16);
+}
+
 // y [m, n] (+)= x [m, k] W^T. Plain rows only (no MoE tiles, row maps or fused silu); the caller has flushed any
 // pending norm.
 bool CudaBackend::gemm_blas(const GemmCall& c) {
@@ -101,10 +109,8 @@ bool CudaBackend::gemm_blas(const GemmCall& c) {
   const bool fp4 = gw.kind == WKind::Fp4, f16 = gw.kind == WKind::F16;
   const int64_t kpad = fp4 ? int64_t(gw.k_chunks) * 64 : gw.k;  // columns of W as the product reads them
   const int64_t ldx = up8(kpad);
-  // Row slices of the dequantized weight: as many rows as kDequantCapBytes hold (what was reserved, once graphs exist).
-  const int64_t cap = graphs_made_ ? int64_t(wdq_.bytes) : kDequantCapBytes;
-  const int64_t rows_per_slice = fp4 ? std::min<int64_t>((cap / (kpad * 2)) / 16 * 16, int64_t(gw.n_tiles) * 16) : gw.n;
-  if (fp4 && rows_per_slice < 16) return false;
+  const int64_t rows_per_slice = slice_rows(gw.kind, gw.n, kpad);
+  if (rows_per_slice < 16) return false;
   auto* xb = static_cast<uint16_t*>(ws_try(abf_, size_t(c.m) * size_t(ldx) * 2, "activations (bf16, cuBLAS)"));
   if (!xb) return false;
   launch_to_16bit(c.x, c.x_stride, c.m, int(std::min<int64_t>(c.k_valid, kpad)), int(ldx), f16, xb, ldx, 0, stream_);
@@ -114,6 +120,7 @@ bool CudaBackend::gemm_blas(const GemmCall& c) {
     return true;
   }
   auto* wd = static_cast<uint16_t*>(ws(wdq_, size_t(rows_per_slice * kpad * 2), "dequantized weight slice"));
+  wdq_uid_ = 0;
   for (int64_t r0 = 0; r0 < gw.n; r0 += rows_per_slice) {
     const int64_t rows = std::min<int64_t>(rows_per_slice, gw.n - r0);
     launch_dequant_bf16(gw, int(r0 / 16), int((rows + 15) / 16), wd, kpad, stream_);
@@ -135,11 +142,14 @@ const void* CudaBackend::kv_b_rows(const CudaLinear& w, int64_t* ld, BlasType* t
   }
   const int64_t kpad = int64_t(gw.k_chunks) * 64, bytes = int64_t(gw.n_tiles) * 16 * kpad * 2;
   if (bytes > kDequantCapBytes) return nullptr;
+  *ld = kpad;
+  *type = BlasType::BF16;
+  // absorb_q and expand_v of a layer read the same kv_b: dequantized once (nothing else writes wdq_ in between).
+  if (w.uid != 0 && wdq_uid_ == w.uid && int64_t(wdq_.bytes) >= bytes) return wdq_.p;
   auto* wd = static_cast<uint16_t*>(ws_try(wdq_, size_t(bytes), "dequantized weight slice"));
   if (!wd) return nullptr;
   launch_dequant_bf16(gw, 0, gw.n_tiles, wd, kpad, stream_);
-  *ld = kpad;
-  *type = BlasType::BF16;
+  wdq_uid_ = w.uid;
   return wd;
 }
 
@@ -246,9 +256,7 @@ void CudaBackend::warm_blas(const WorkspacePlan& plan) {
         if (m * ldx * 2 > int64_t(abf_.bytes)) continue;
         const BlasType t = sh.kind == WKind::F16 ? BlasType::F16 : BlasType::BF16;
         // The slices gemm_blas makes: full ones and the remainder.
-        const int64_t per = sh.kind == WKind::Fp4 ? std::min<int64_t>((int64_t(wdq_.bytes) / (sh.kpad * 2)) / 16 * 16,
-                                                                     (sh.n + 15) / 16 * 16)
-                                                  : sh.n;
+        const int64_t per = slice_rows(sh.kind, sh.n, sh.kpad);
         if (per < 16 || !wd) continue;
         std::vector<int64_t> rows = {std::min(per, sh.n)};
         if (sh.n > per && sh.n % per) rows.push_back(sh.n % per);

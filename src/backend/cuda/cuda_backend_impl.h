@@ -28,6 +28,7 @@ struct CudaLinear final : LinearWeight {
   int64_t k_stored = 0;       // stored columns (rotated MMFP4: k padded to the Hadamard block)
   bool mma_ok = false;        // the tensor-core kernel takes it (MMFP4 with group % 32 == 0, bf16/f16 dense)
   std::vector<void*> owned;   // cudaMalloc'd blocks
+  uint64_t uid = 0;           // unique per upload in the process (never reused; 0: none), names cached derived data
 };
 
 // The routed experts of one layer, stacked: gate/up [E][I, H], down [E][H, I]. With the fast MoE path at upload
@@ -203,6 +204,8 @@ class CudaBackend final : public Backend {
   void* ws_try(Buffer& b, size_t bytes, const char* what);
   bool gemm_blas(const GemmCall& c);
   const void* kv_b_rows(const CudaLinear& w, int64_t* ld, BlasType* type);
+  int64_t slice_rows(WKind kind, int64_t n, int64_t kpad) const;
+  uint64_t wdq_uid_ = 0;  // the weight whose bf16 rows wdq_ holds whole (kv_b, for absorb then expand), or 0
   bool kv_b_heads_blas(Act x, const CudaLinear& w, int64_t heads, int64_t nope, int64_t v, bool expand, Act out,
                        const char* what);
   bool mla_attention_blas(Act q_lat, Act q_pe, const KVLayerView& kv, int64_t heads, float scale, const BatchMeta& b,
