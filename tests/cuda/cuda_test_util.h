@@ -191,6 +191,24 @@ struct PagedBatch {
   KVLayerView kc, kg;
 };
 
+// The per-token arrays of a batch into both metas: the CPU reads the host arrays; the GPU gets device copies and the
+// same host mirrors, as the model passes them (device backends may plan with them).
+inline void set_batch_arrays(Pair& p, const std::vector<int32_t>& tokens, const std::vector<int32_t>& positions,
+                             const std::vector<int32_t>& seq, const std::vector<int32_t>& slots, BatchMeta& cpu,
+                             BatchMeta& gpu) {
+  for (BatchMeta* m : {&cpu, &gpu}) {
+    m->n_tokens = int64_t(tokens.size());
+    m->h_positions = positions.data();
+    m->h_seq = seq.data();
+    m->h_slots = slots.data();
+  }
+  cpu.tokens = tokens.data();
+  gpu.tokens = p.gpu_buf(tokens);
+  gpu.positions = p.gpu_buf(positions);
+  gpu.seq = p.gpu_buf(seq);
+  gpu.slots = p.gpu_buf(slots);
+}
+
 inline PagedBatch make_paged(Pair& p, const std::vector<int64_t>& lens, int64_t block_size, int64_t width, Rng& r,
                              DType gpu_dtype = DType::BF16, bool contiguous = false) {
   PagedBatch b;
@@ -230,21 +248,12 @@ inline PagedBatch make_paged(Pair& p, const std::vector<int64_t>& lens, int64_t 
       }
     if (!any) break;
   }
-  const int64_t T = int64_t(b.tokens.size());
   for (BatchMeta* m : {&b.cpu_meta, &b.gpu_meta}) {
-    m->n_tokens = T;
     m->n_seqs = b.n_seqs;
     m->max_blocks = b.max_blocks;
+    m->h_block_tables = b.bt.data();
   }
-  b.cpu_meta.tokens = b.tokens.data();
-  b.cpu_meta.h_positions = b.positions.data();
-  b.cpu_meta.h_seq = b.seq.data();
-  b.cpu_meta.h_slots = b.slots.data();
-  b.cpu_meta.h_block_tables = b.bt.data();
-  b.gpu_meta.tokens = p.gpu_buf(b.tokens);
-  b.gpu_meta.positions = p.gpu_buf(b.positions);
-  b.gpu_meta.seq = p.gpu_buf(b.seq);
-  b.gpu_meta.slots = p.gpu_buf(b.slots);
+  set_batch_arrays(p, b.tokens, b.positions, b.seq, b.slots, b.cpu_meta, b.gpu_meta);
   b.gpu_meta.block_tables = p.gpu_buf(b.bt);
   const int64_t n_blocks = total_blocks + 3;
   b.kc = KVLayerView{p.cpu->alloc(size_t(n_blocks * block_size * width * 4), "kv"), DType::F32, block_size, width};

@@ -82,18 +82,7 @@ SubBatch tail_batch(Pair& p, const PagedBatch& b, const std::vector<int64_t>& pr
     }
   s.cpu_meta = b.cpu_meta;
   s.gpu_meta = b.gpu_meta;
-  for (BatchMeta* m : {&s.cpu_meta, &s.gpu_meta}) m->n_tokens = int64_t(s.tokens.size());
-  s.cpu_meta.tokens = s.tokens.data();
-  s.cpu_meta.h_positions = s.positions.data();
-  s.cpu_meta.h_seq = s.seq.data();
-  s.cpu_meta.h_slots = s.slots.data();
-  s.gpu_meta.tokens = p.gpu_buf(s.tokens);
-  s.gpu_meta.positions = p.gpu_buf(s.positions);
-  s.gpu_meta.seq = p.gpu_buf(s.seq);
-  s.gpu_meta.slots = p.gpu_buf(s.slots);
-  s.gpu_meta.h_positions = s.positions.data();
-  s.gpu_meta.h_seq = s.seq.data();
-  s.gpu_meta.h_slots = s.slots.data();
+  set_batch_arrays(p, s.tokens, s.positions, s.seq, s.slots, s.cpu_meta, s.gpu_meta);
   return s;
 }
 
