@@ -147,7 +147,6 @@ CudaBackend::CudaBackend(int device) : device_(device) {
   flag("MMFP4_CUDA_FAST_FLASH", fast_.flash);
   flag("MMFP4_CUDA_FAST_BLAS", fast_.blas);
   flag("MMFP4_CUDA_FAST_MLAPREP", fast_.mla_prep);
-  if (const char* c0 = std::getenv("MMFP4_CUDA_SPLIT_C0")) split_c0_ = std::atof(c0);
   flag("MMFP4_CUDA_FAST_NORM", fast_.norm);
   flag("MMFP4_CUDA_PREFILL_BF16", fast_.prefill_bf16);
   flag("MMFP4_CUDA_FAST_GEMM", fast_.gemm);
@@ -506,8 +505,7 @@ int CudaBackend::choose_splits(int row_blocks, int tiles, int k_chunks, int tm, 
       if (se > 1 && (int64_t(tiles) * se * tm * npad * 4 > int64_t(partial_.bytes) ||
                      int64_t(tiles) * row_blocks > counter_capacity_))
         break;
-      const double cost =
-          double(ceil_div(blocks1 * se, capacity)) * (cps + split_c0_) * (1.0 + 0.02 * (se - 1)) + (se > 1 ? 1.0 : 0.0);
+      const double cost = double(ceil_div(blocks1 * se, capacity)) * cps * (1.0 + 0.02 * (se - 1)) + (se > 1 ? 1.0 : 0.0);
       if (cost < best_cost - 1e-9) {
         best_cost = cost;
         best = se;

@@ -244,8 +244,6 @@ class CudaBackend final : public Backend {
   Buffer xb_, xb_lo_, rot_, partial_, counters_, moe_sorted_, moe_pos_, moe_tiles_, moe_count_, moe_g_, moe_u_, moe_d_,
       moe_rot_, attn_part_, attn_plan_, attn_ctr_, blas_ws_, wdq_, abf_, att_k_, att_s_, att_p_;
   int64_t counter_capacity_ = 0;
-  // MMFP4 split-K choice: fixed cost of a block in 64-column chunks (staging, reduction; MMFP4_CUDA_SPLIT_C0 for A/B).
-  double split_c0_ = 0.0;
 };
 
 }  // namespace mmfp4::cuda
