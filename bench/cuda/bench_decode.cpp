@@ -4,9 +4,13 @@
 //
 //   bench_cuda_decode --model DIR | --synth glm-4.7-flash --dir /tmp/glm [--layers N]
 //                     [--batches 1,16,64] [--steps 32] [--prompt 32] [--prefill 2048] [--ctx 4096] [--out FILE]
+//                     [--ncu N]
+// --ncu N: after the warm-up, N decode steps at batch 1 run between cudaProfilerStart and cudaProfilerStop, for
+// `ncu --profile-from-start off --graph-profiling node` (the GPU time of every kernel of a graph-replayed step).
 //
 // Note: Model::forward returns every step's logits to the host (vocab floats per sequence); the time of that copy
 // is measured separately and printed, since an engine that samples on the device (Backend::argmax_rows) skips it.
+#include <cuda_profiler_api.h>
 #include <cuda_runtime.h>
 
 #include <algorithm>
@@ -42,7 +46,7 @@ std::vector<int64_t> ints(const std::string& s) {
 // One request per sequence: prompt of `prompt` tokens (prefilled together), then `steps` decode steps of one token
 // per sequence. Returns {prefill seconds, decode seconds}.
 std::pair<double, double> run_batch(Model& m, KVCache& kv, int64_t batch, int64_t prompt, int64_t steps,
-                                    std::mt19937& rng) {
+                                    std::mt19937& rng, bool profiler = false) {
   const int64_t V = m.vocab_size();
   std::uniform_int_distribution<int32_t> tok(0, int32_t(V - 1));
   std::vector<SeqCache> seqs(static_cast<size_t>(batch));
@@ -59,6 +63,7 @@ std::pair<double, double> run_batch(Model& m, KVCache& kv, int64_t batch, int64_
     }
     m.forward(b, kv, logits.data());
   }
+  if (profiler) cudaProfilerStart();
   const double t1 = now();
   for (int64_t step = 0; step < steps; ++step) {
     Batch d;
@@ -69,6 +74,7 @@ std::pair<double, double> run_batch(Model& m, KVCache& kv, int64_t batch, int64_
     m.forward(d, kv, logits.data());
   }
   const double t2 = now();
+  if (profiler) cudaProfilerStop();
   for (auto& s : seqs) s.clear(kv);
   return {t1 - t0, t2 - t1};
 }
@@ -78,7 +84,7 @@ std::pair<double, double> run_batch(Model& m, KVCache& kv, int64_t batch, int64_
 int main(int argc, char** argv) {
   try {
     std::string model_dir, synth, synth_dir = "/tmp/mmfp4-synth", out_path;
-    int64_t layers = 0, steps = 32, prompt = 32, prefill = 2048, ctx = 4096;
+    int64_t layers = 0, steps = 32, prompt = 32, prefill = 2048, ctx = 4096, ncu_steps = 0;
     bool profile = false;
     std::vector<int64_t> batches = {1, 16, 64};
     for (int i = 1; i < argc; ++i) {
@@ -98,6 +104,7 @@ int main(int argc, char** argv) {
       else if (a == "--ctx") ctx = std::stoll(next());
       else if (a == "--out") out_path = next();
       else if (a == "--profile") profile = true;
+      else if (a == "--ncu") ncu_steps = std::stoll(next());
       else fail("unknown argument ", a);
     }
     std::ostringstream js;
@@ -151,6 +158,10 @@ int main(int argc, char** argv) {
       auto x = run_batch(*model, kv, 1, prompt, steps, rng);
       steady.first = std::min(steady.first, x.first);
       steady.second = std::min(steady.second, x.second);
+    }
+    if (ncu_steps > 0) {
+      run_batch(*model, kv, 1, prompt, ncu_steps, rng, true);
+      std::printf("profiled %d decode steps at batch 1 (cudaProfilerStart/Stop)\n", int(ncu_steps));
     }
     std::printf("first request: prefill %d tokens %.2f ms, %d decode steps %.2f ms; steady state %.2f ms, %.2f ms "
                 "(first / steady: %.2fx)\n",

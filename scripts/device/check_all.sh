@@ -5,7 +5,7 @@
 # run). Full logs go to $OUT (they come back), a short summary is printed last.
 #   TESTS=ops,models,bench,decode,decode_old  BENCH_ARGS="--shapes big --m 1,16"  GTEST_FILTER=...  check_all.sh
 # Optional extras in TESTS: ab (one switch off at a time), cli_bench (mmfp4 bench --device cuda; carry with CLI=1), ops_old (op tests with MMFP4_CUDA_FAST=0), models_old (model tests likewise),
-# models_kvf32, sass. The fast paths and their switches: docs/cuda.md, "Switches".
+# models_kvf32, sass, ncu (NCU_M, NCU_SHAPE, NCU_DECODE=0|1), probe. The fast paths and their switches: docs/cuda.md, "Switches".
 set -u
 OUT=${OUT:-/tmp/mmfp4-out}
 TESTS=${TESTS:-ops,models,bench,decode,decode_old,prefill_bf16}
@@ -43,9 +43,10 @@ has ops && run ops 300 bash -c "$ops_cmd"
 has ops_old && run ops_old 300 env MMFP4_CUDA_FAST=0 bash -c "$ops_cmd"
 # The SASS of the linear kernels (instruction mix of the inner loops), when asked for.
 if has sass; then
-  cuobjdump -sass "$work/bin/test_cuda_ops" 2>/dev/null | awk '/Function : .*gemm_mma_kernel/{p=1} /Function : /{if($0 !~ /gemm_mma_kernel/)p=0} p' \
+  cuobjdump -sass "$work/bin/test_cuda_ops" 2>/dev/null | awk -v pat="${SASS_PAT:-gemm_mma_kernel}" '/Function : /{p=($0 ~ pat)} p' \
     > "$OUT/sass.txt"
   echo "rc=$? sass $(grep -c 'HMMA' "$OUT/sass.txt") HMMA lines" >> "$OUT/summary.txt"
+  xz -T2 "$OUT/sass.txt"
 fi
 has models && run models 300 "$work/bin/test_cuda_models" ${MODEL_FILTER:+--gtest_filter=$MODEL_FILTER}
 has models_old && run models_old 300 env MMFP4_CUDA_FAST=0 "$work/bin/test_cuda_models" ${MODEL_FILTER:+--gtest_filter=$MODEL_FILTER}
@@ -101,14 +102,44 @@ if has nsys && [ -d /tmp/glm ]; then
     echo "rc=1 nsys (not found)" >> "$OUT/summary.txt"
   fi
 fi
+# Nsight Compute, when asked for (TESTS=...,ncu): the 28672x8192 linear at NCU_M (default 1; pipes, stalls, issue
+# slots, memory), and the GPU time of every kernel of one graph-replayed decode step at batch 1 (bench_cuda_decode --ncu).
+if has ncu; then
+  NCU=$(command -v ncu || ls /usr/local/cuda/bin/ncu /opt/nvidia/nsight-compute/*/ncu 2>/dev/null | head -1)
+  if [ -n "$NCU" ]; then
+    for m in ${NCU_M:-1}; do
+      timeout 240 "$NCU" --clock-control none -k regex:gemm_mma_kernel --launch-skip 6 --launch-count 1 \
+        --section SpeedOfLight --section ComputeWorkloadAnalysis --section WarpStateStats --section InstructionStats \
+        --section SchedulerStats --section Occupancy --section LaunchStats --section MemoryWorkloadAnalysis \
+        "$work/bin/bench_cuda_linear" --shapes ${NCU_SHAPE:-28672x8192} --m $m --quick > "$OUT/ncu_gemv_m$m.txt" 2>&1
+      echo "rc=$? ncu_gemv_m$m" >> "$OUT/summary.txt"
+    done
+    if [ "${NCU_DECODE:-1}" = 1 ]; then
+      [ -f /tmp/glm/config.json ] || timeout 300 "$work/bin/bench_cuda_decode" --synth glm-4.7-flash --dir /tmp/glm \
+        --batches 1 --steps 2 --prefill 0 > "$OUT/ncu_decode.err" 2>&1
+      timeout 300 "$NCU" --clock-control none --profile-from-start off --graph-profiling node \
+        --cache-control none --metrics gpu__time_duration.sum --csv "$work/bin/bench_cuda_decode" --model /tmp/glm --batches 1 --steps 2 \
+        --prefill 0 --ncu 1 > "$OUT/ncu_decode.csv" 2>> "$OUT/ncu_decode.err"
+      echo "rc=$? ncu_decode" >> "$OUT/summary.txt"
+    fi
+  else
+    echo "rc=1 ncu (not found)" >> "$OUT/summary.txt"
+  fi
+fi
+# A bf16 mma probe: are subnormal A inputs kept (the raw-bits MMFP4 fragments rely on it)?
+if has probe; then
+  nvcc -arch=sm_90a -o /tmp/probe scripts/device/probe_bf16_subnormal.cu > "$OUT/probe.log" 2>&1 && /tmp/probe >> "$OUT/probe.log" 2>&1
+  echo "rc=$? probe" >> "$OUT/summary.txt"
+fi
 # A/B of single fast paths (one switch off at a time) on the big GEMVs and the full-size model, same run.
 if has ab; then
+  [ -f /tmp/glm/config.json ] || timeout 300 "$work/bin/bench_cuda_decode" --synth glm-4.7-flash --dir /tmp/glm \
+    --batches 1 --steps 2 --prefill 0 > /dev/null 2>&1
   for cfg in ${AB_CFGS:-default MMFP4_CUDA_FAST_DEQUANT=0 MMFP4_CUDA_FAST_PREP=0 MMFP4_CUDA_FAST_PDL=0 MMFP4_CUDA_FAST_ATTN=0}; do
     e=(); [ "$cfg" = default ] || e=("$cfg")
     echo "## $cfg" >> "$OUT/ab.log"
     env "${e[@]}" timeout 120 "$work/bin/bench_cuda_linear" --shapes big --m 1,16 2>&1 | grep -E "^[0-9g]" >> "$OUT/ab.log"
-    [ -d /tmp/glm ] && env "${e[@]}" timeout 200 "$work/bin/bench_cuda_decode" --model /tmp/glm --batches 1,64 \
-      --steps 32 --prefill 2048 2>&1 | grep -E "^decode|^prefill" >> "$OUT/ab.log"
+    [ -d /tmp/glm ] && env "${e[@]}" timeout 200 "$work/bin/bench_cuda_decode" --model /tmp/glm ${AB_DECODE_ARGS:---batches 1,64 --steps 32 --prefill 2048} 2>&1 | grep -E "^decode|^prefill" >> "$OUT/ab.log"
   done
   echo "rc=0 ab" >> "$OUT/summary.txt"
 fi
