@@ -20,7 +20,7 @@ namespace mmfp4::cudatest {
 namespace {
 
 constexpr double kTensorCore = 1.5e-2, kF16 = 4e-3, kSplit = 2e-4, kExact = 2e-5;
-const int64_t kMs[] = {1, 3, 4, 5, 17, 64, 257};
+const int64_t kMs[] = {1, 3, 4, 5, 12, 17, 64, 257};  // 12: two token tiles (the decode GEMV at M 9..16)
 
 struct WeightCase {
   const char* name;
@@ -84,6 +84,29 @@ TEST(CudaOps, LinearMatchesCpuOnAwkwardShapes) {
     std::printf("  linear %-5s %-40s worst row error %.3g (tolerance %.1g)\n", split ? "split" : "bf16", wc.name,
                 worst, wc.tol);
   }
+}
+
+// The decode GEMV where a block's K split is wide (one split, as for large weights): staged activations above 48 KB
+// (M <= 8) and, for two token tiles, the extra splits that make them fit; raw loop and the earlier one.
+TEST(CudaOps, LinearWithWideKSplits) {
+  MMFP4_SKIP_WITHOUT_GPU();
+  Pair p;
+  p.gpu->set_max_splits(1);
+  TestWeight tw = random_fp4(200, 2048, 128, 0, 77);
+  auto w_cpu = p.cpu->upload_linear(tw.hw);
+  auto w_gpu = p.gpu->upload_linear(tw.hw);
+  uint64_t seed = 500;
+  for (bool raw : {true, false})
+    for (int64_t M : {1, 8, 12, 16}) {
+      p.gpu->fast().raw_gemv = raw;
+      Rng r(seed++);
+      auto x = p.act(r.vec(size_t(M * 2048)), M, 2048, 2048);
+      auto y = p.act(std::vector<float>(size_t(M * 200)), M, 200, 200);
+      p.cpu->linear(x.c, *w_cpu, y.c, false, false);
+      p.poison(y.g);
+      p.gpu->linear(x.g, *w_gpu, y.g, false, false);
+      EXPECT_LT(p.err(y), kSplit) << "M=" << M << " raw " << raw;
+    }
 }
 
 // MMFP4_CUDA_PREFILL_BF16: tiled GEMMs of >= 128 rows with one bf16 activation, within the bf16 tolerance.
@@ -558,6 +581,51 @@ TEST(CudaOps, MoeExpertsGroupedByExpert) {
     }
     std::printf("  moe %-5s %-30s worst row error %.3g\n", fast ? "fast" : "old", c.name, worst);
     }
+  }
+}
+
+// The MoE block as the model runs it (router logits -> moe_route -> moe_experts on the device ids), at decode and a
+// little beyond: the ids, weights and outputs are the CPU's. GLM's routing with the shared expert as slot top_k
+// (expert 8 of 9).
+TEST(CudaOps, MoeRouteThenExperts) {
+  MMFP4_SKIP_WITHOUT_GPU();
+  Pair p;
+  p.gpu->fast().blas = false;
+  Rng r(16);
+  RouterParams rp;
+  rp.sigmoid = true, rp.n_experts = 8, rp.top_k = 2, rp.norm_topk_prob = true, rp.routed_scaling_factor = 1.8f;
+  rp.shared_id = 8;
+  const int64_t E = 9, H = 256, I = 128, K = rp.slots();
+  std::vector<HostWeight> gh, uh, dh;
+  std::vector<TestWeight> keep;
+  for (int64_t e = 0; e < E; ++e) {
+    keep.push_back(random_fp4(I, H, 128, 0, uint64_t(100 * e + 1)));
+    keep.push_back(random_fp4(I, H, 128, 0, uint64_t(100 * e + 2)));
+    keep.push_back(random_fp4(H, I, 128, 0, uint64_t(100 * e + 3)));
+  }
+  for (int64_t e = 0; e < E; ++e)
+    gh.push_back(keep[size_t(3 * e)].hw), uh.push_back(keep[size_t(3 * e + 1)].hw), dh.push_back(keep[size_t(3 * e + 2)].hw);
+  auto ec = p.cpu->upload_experts(gh, uh, dh);
+  auto eg = p.gpu->upload_experts(gh, uh, dh);
+  const std::vector<float> bias = r.vec(size_t(rp.n_experts), -0.5f, 0.5f);
+  DeviceVector bc{p.cpu_buf(bias), rp.n_experts}, bg{p.gpu_buf(bias), rp.n_experts};
+  for (int64_t T : {1, 5, 64, 65}) {
+    auto lg = p.act(r.vec(size_t(T * rp.n_experts), -4, 4), T, rp.n_experts);
+    auto x = p.act(r.vec(size_t(T * H)), T, H);
+    auto out = p.act(r.vec(size_t(T * H)), T, H);
+    std::vector<int32_t> ic(size_t(T * K)), ig(size_t(T * K));
+    std::vector<float> wc(size_t(T * K)), wg(size_t(T * K));
+    int32_t* idg = p.gpu_buf(ig);
+    float* wdg = p.gpu_buf(wg);
+    p.cpu->moe_route(lg.c, &bc, rp, ic.data(), wc.data());
+    p.cpu->moe_experts(x.c, ic.data(), wc.data(), K, *ec, out.c);
+    p.gpu->moe_route(lg.g, &bg, rp, idg, wdg);
+    p.gpu->moe_experts(x.g, idg, wdg, K, *eg, out.g);
+    EXPECT_LT(p.err(out), kSplit) << "T=" << T;
+    p.gpu->download(ig.data(), idg, ig.size() * 4);
+    p.gpu->download(wg.data(), wdg, wg.size() * 4);
+    EXPECT_EQ(ic, ig) << "T=" << T;
+    EXPECT_LT(row_rel_err(wg, wc, T, K), 1e-5) << "T=" << T;
   }
 }
 

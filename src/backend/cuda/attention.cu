@@ -46,7 +46,6 @@ __device__ __forceinline__ void unpack_vec(const uint4& v, float (&f)[4]) {  // 
 }
 
 constexpr int kMaxSplits = 16;  // the backend's kAttnMaxSplits
-constexpr int kMinSplitKeys = 2 * kTile;  // keys per split at least: below that a split costs more than it saves
 
 // The merge of a (token, head group)'s splits by its last block: out[t, h] = sum_s w_s o_s / sum_s w_s l_s with
 // w_s = exp(m_s - max_s m_s), splits in order. A split that saw no key has m_s = -inf and weight 0, and its output
@@ -112,11 +111,11 @@ __global__ void __launch_bounds__(kThreads) attention_kernel(AttnArgs p, int sub
   int j_begin = 0, j_end = n;
   bool direct = !SPLIT;  // this block writes the normalised output itself (no partials, no merge)
   if constexpr (SPLIT) {
-    // At least kMinSplitKeys keys per split: short contexts use the first splits only (the split count is fixed by
+    // At least sp.min_keys keys per split: short contexts use the first splits only (the split count is fixed by
     // the context capacity when a graph is recorded; the rest only mark themselves empty). When split 0 holds every
     // key, it is the whole attention: it writes the output as the unsplit kernel does (the same bits as a merge of
     // one split) and the other splits return at once, touching nothing (the counters stay zero).
-    const int per = max((n + sp.splits - 1) / sp.splits, kMinSplitKeys);
+    const int per = max((n + sp.splits - 1) / sp.splits, sp.min_keys);
     if (per >= n) {
       if (blockIdx.z > 0) return;
       direct = true;

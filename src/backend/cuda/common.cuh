@@ -249,6 +249,19 @@ __device__ __forceinline__ void fp4_fragment_v2(uint32_t w, uint32_t (&a)[4]) {
   a[3] = bf16x2_scale_2p126(((w << 1) & 0x80008000u) | ((w >> 5) & 0x01000100u) | ((w >> 4) & 0x00C000C0u));
 }
 
+// Layout-2 fragments without the HMUL2: the bf16 bits as placed, value * 2^-126 (codes +-0.5 are bf16 subnormals,
+// which mma.sync keeps: scripts/device/probe_bf16_subnormal.cu on the H100). The decode GEMV's raw loop multiplies
+// the activations by kRawActScale when it stages them and its sums by kRawOutScale (2^126 in all, exact powers of
+// two), so nothing underflows while |x| < 2^64 (an fp32 rmsnorm of such rows overflows first).
+constexpr float kRawActScale = 0x1p64f, kRawOutScale = 0x1p62f;
+__device__ __forceinline__ void fp4_fragment_raw(uint32_t w, uint32_t (&a)[4]) {
+  constexpr uint32_t M = 0x81C081C0u;
+  a[0] = w & M;
+  a[1] = (w << 3) & M;
+  a[2] = (w << 6) & M;
+  a[3] = ((w << 1) & 0x80008000u) | ((w >> 5) & 0x01000100u) | ((w >> 4) & 0x00C000C0u);
+}
+
 template <int LAYOUT>
 __device__ __forceinline__ void fp4_frag(uint32_t w, uint32_t (&a)[4]) {
   if constexpr (LAYOUT == 2)

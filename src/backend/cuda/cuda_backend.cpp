@@ -97,7 +97,6 @@ constexpr int64_t kPartialCapBytes = 64 << 20;  // split-K partial sums
 constexpr int64_t kCounterCapacity = 1 << 20;
 constexpr int kAttnSplitMaxTokens = 64;  // attention splits the KV length only for steps this small (decode)
 constexpr int64_t kAttnMaxSplits = 16;
-constexpr int64_t kStageMaxBytes = 48 << 10;  // staged activations per block: no opt-in needed, 4 blocks still fit an SM
 
 }  // namespace
 
@@ -127,6 +126,10 @@ CudaBackend::CudaBackend(int device) : device_(device) {
     if (std::strcmp(g, "bf16") == 0) split_ = false;
     else if (std::strcmp(g, "split") != 0) fail("MMFP4_CUDA_GEMM must be 'split' or 'bf16', got '", g, "'");
   }
+  if (const char* k = std::getenv("MMFP4_CUDA_ATTN_MINKEYS")) {
+    attn_min_keys_ = std::atoi(k);
+    if (attn_min_keys_ < 1) fail("MMFP4_CUDA_ATTN_MINKEYS must be a positive number of keys, got '", k, "'");
+  }
   if (const char* k = std::getenv("MMFP4_CUDA_KV")) {
     if (std::strcmp(k, "bf16") == 0) kv_dtype_ = DType::BF16;
     else if (std::strcmp(k, "f32") != 0) fail("MMFP4_CUDA_KV must be 'f32' or 'bf16', got '", k, "'");
@@ -143,8 +146,9 @@ CudaBackend::CudaBackend(int device) : device_(device) {
   flag("MMFP4_CUDA_FAST", all);
   if (!all)
     fast_.absorb = fast_.attn = fast_.moe = fast_.prep = fast_.gemm = fast_.flash = fast_.dequant = fast_.pdl =
-        fast_.norm = fast_.blas = fast_.mla_prep = false;
+        fast_.norm = fast_.blas = fast_.mla_prep = fast_.raw_gemv = false;
   flag("MMFP4_CUDA_FAST_FLASH", fast_.flash);
+  flag("MMFP4_CUDA_FAST_RAWGEMV", fast_.raw_gemv);
   flag("MMFP4_CUDA_FAST_BLAS", fast_.blas);
   flag("MMFP4_CUDA_FAST_MLAPREP", fast_.mla_prep);
   flag("MMFP4_CUDA_FAST_NORM", fast_.norm);
@@ -663,19 +667,41 @@ void CudaBackend::launch_mma(GemmArgs& a, int rows, const PrepArgs& pa, bool fus
     const int per = gw.group_size / 32;
     if ((per & (per - 1)) == 0) a.gshift = __builtin_ctz(unsigned(per));
   }
+  a.raw = fast_.raw_gemv;
   const int row_blocks = int(ceil_div(gw.n_tiles, 8));
   a.splits = choose_splits(row_blocks, a.grid_tiles, gw.k_chunks, 8 * a.nt, int64_t(row_blocks) * kBlockRows, rows,
                            gw.kind, gemm_mma_blocks_per_sm(a));
+  if (max_splits_ > 0) a.splits = std::min(a.splits, max_splits_);
   a.cps = int(ceil_div(gw.k_chunks, a.splits));
+  if (gw.kind == WKind::Fp4 && gw.layout == 2 && a.gshift >= 2 && a.splits > 1) {
+    // Splits start on a scale group, so that the raw decode loop (gemm_mma_raw_ok) takes them.
+    const int per = 1 << (a.gshift - 1);
+    a.cps = int(round_up(a.cps, per));
+    a.splits = int(ceil_div(gw.k_chunks, a.cps));
+  }
+  a.stage = false;
+  const int srows = (a.tiles.tiles || a.heads) ? 8 * a.nt : std::min(8 * a.nt, a.m);
+  auto stage_bytes = [&](int cps) { return int64_t(srows) * (cps * 64 + 32) * 2 * (pa.xb_lo ? 2 : 1); };
+  // Staged shapes whose K split is too wide (M 9..16 on a long K): more splits, each starting on a scale group,
+  // while the partial sums fit.
+  if (fast_.prep && a.nt <= 2 && srows > 0 && gw.kind == WKind::Fp4) {
+    const int per = a.gshift >= 2 ? 1 << (a.gshift - 1) : 1;
+    while (stage_bytes(a.cps) > kStageMaxBytes && a.cps > per) {
+      const int cps = int(round_up(a.cps / 2, per)), splits = int(ceil_div(gw.k_chunks, cps));
+      if (int64_t(a.grid_tiles) * splits * 8 * a.nt * int64_t(row_blocks) * kBlockRows * 4 > int64_t(partial_.bytes) ||
+          int64_t(a.grid_tiles) * row_blocks > counter_capacity_)
+        break;
+      a.cps = cps;
+      a.splits = splits;
+    }
+  }
   if (a.splits > 1) {
     a.partial = static_cast<float*>(partial_.p);
     a.counters = static_cast<int32_t*>(counters_.p);
   }
-  a.stage = false;
   if (fast_.prep && a.nt <= 2) {
-    const int srows = (a.tiles.tiles || a.heads) ? 8 * a.nt : std::min(8 * a.nt, a.m);
     const int stride = a.cps * 64 + 32;
-    const int64_t bytes = int64_t(srows) * stride * 2 * (pa.xb_lo ? 2 : 1);
+    const int64_t bytes = stage_bytes(a.cps);
     if (srows > 0 && bytes <= kStageMaxBytes) {
       a.stage = true;
       a.stage_rows = srows;
@@ -973,16 +999,19 @@ void CudaBackend::run_attention(const AttnArgs& a) {
 }
 
 // Splits of the KV length for a launch with few (token, head group) blocks (decode): enough blocks for ~4 per SM,
-// at most 16 splits, a tile of 32 keys or more per split at the step's capacity (the block tables' width).
+// at most 16. At run time a split takes at least attn_min_keys_ keys (16; MMFP4_CUDA_ATTN_MINKEYS, measurement
+// only), so short contexts use the first splits only and the rest return at once. The count depends on the step's
+// tokens and heads only, not on the block tables' width, so a graph (recorded at the cache's capacity) and the
+// eager step split a context the same way: the same sums in the same order.
 AttnSplit CudaBackend::attention_split(const AttnArgs& a) {
   AttnSplit sp;
   if (!fast_.attn || a.n_tokens > kAttnSplitMaxTokens) return sp;
-  const int64_t keys = a.max_blocks * a.block_size;
-  const int64_t want = std::min<int64_t>({ceil_div(4 * sms_, attention_blocks(a)), kAttnMaxSplits, ceil_div(keys, 32)});
+  const int64_t want = std::min<int64_t>(ceil_div(4 * sms_, attention_blocks(a)), kAttnMaxSplits);
   if (want <= 1) return sp;
   const int64_t rows = int64_t(a.n_tokens) * a.heads * want;
   auto* buf = static_cast<float*>(ws(attn_part_, size_t(rows * (a.dv + 2) * 4), "attention splits"));
   sp.splits = int(want);
+  sp.min_keys = attn_min_keys_;
   sp.o = buf;
   sp.ml = buf + rows * a.dv;
   sp.counters = static_cast<int32_t*>(ws(attn_ctr_, size_t(a.n_tokens) * a.heads * 4, "attention split counters"));

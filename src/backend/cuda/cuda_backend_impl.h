@@ -55,6 +55,7 @@ struct FastPaths {
   bool pdl = true;     // MMFP4_CUDA_FAST_PDL
   bool norm = true;    // MMFP4_CUDA_FAST_NORM: an out-of-place rmsnorm feeding the next (staged) linear runs inside it
   bool mla_prep = true;  // MMFP4_CUDA_FAST_MLAPREP: MLA's latent norm, ropes and cache store in one launch
+  bool raw_gemv = true;  // MMFP4_CUDA_FAST_RAWGEMV: the decode GEMV's raw loop (gemv_fp4.cu, gemm_mma_raw_ok)
   bool blas = true;    // MMFP4_CUDA_FAST_BLAS: products of >= 128 rows (prefill) as bf16 GEMMs on cuBLAS (cuda_backend_blas.cpp)
   bool prefill_bf16 = false;  // MMFP4_CUDA_PREFILL_BF16=1: tiled GEMMs of >= 128 rows take one bf16 activation (no lo): programmatic dependent launch on sm_90 (common.cuh, pdl_enter; process-wide)
 };
@@ -122,6 +123,9 @@ class CudaBackend final : public Backend {
   int sm_count() const { return sms_; }
   // Test hook: force the generic (float32 FMA) linear kernel for every weight.
   void set_force_generic(bool on) { force_generic_ = on; }
+  // Test hook: at most this many splits of K in the skinny tensor-core linears (0: no cap), so that small weights
+  // reach the wide-K-split cases of large ones (staged activations above 48 KB, the split that makes them fit).
+  void set_max_splits(int n) { max_splits_ = n; }
   // Activations enter the tensor cores as hi + lo 16-bit halves (two mma per step, ~float32 accuracy; default) or
   // as one 16-bit value (faster for large compute-bound products, 2^-9 relative rounding).
   void set_split_activations(bool on) { split_ = on; }
@@ -232,6 +236,8 @@ class CudaBackend final : public Backend {
   bool graphs_made_ = false;  // recorded graphs hold workspace pointers: from then on the workspace may not move
   bool force_generic_ = false;
   bool split_ = true;                 // MMFP4_CUDA_GEMM=bf16 turns it off
+  int max_splits_ = 0;                // set_max_splits
+  int attn_min_keys_ = 16;            // keys per attention split at least (attention_split)
   FastPaths fast_;
   DType kv_dtype_ = DType::F32;       // MMFP4_CUDA_KV=bf16 halves the cache (docs/cuda.md: precision)
   size_t allocated_ = 0;

@@ -6,7 +6,8 @@
 //   * MMFP4 weights are in the tile layout of repack.h: one 16-byte load per lane is the A fragments of 4 mma
 //     steps. Codes become bf16 in registers (e2m1x2_to_bf16x2: exact), and the group scale multiplies the float32
 //     partial sum of each 32-column block (exact, unlike a scale folded into a bf16 weight). Nothing dequantized
-//     ever touches memory.
+//     ever touches memory. The decode loop (RAW, gemm_mma_raw_ok) skips the bf16 multiply that makes the codes
+//     exact values: it feeds the placed bits (value x 2^-126) and scales activations and sums by powers of two.
 //   * Dense bf16/f16 weights are read as stored: a lane loads 16 bytes of row g and of row g + 8; the column order
 //     this gives an mma step is the same permutation the activations use (kernels.h, PrepArgs).
 // Weight loads bypass L1 (ld_stream): each weight byte is used by exactly one warp, once, while the activation
@@ -54,6 +55,19 @@ __device__ __forceinline__ void mma(float (&d)[4], const uint32_t (&a)[4], uint3
     mma_bf16_16816(d, a, b0, b1);
 }
 
+// acc += scale * part for the mma tile rows g (low half of the scale word) and g + 8 (high half).
+template <int NT>
+__device__ __forceinline__ void add_scaled(float (&acc)[NT][4], const float (&part)[NT][4], uint32_t sw) {
+  const float s_lo = f16_bits_to_f32(uint16_t(sw & 0xFFFF)), s_hi = f16_bits_to_f32(uint16_t(sw >> 16));
+#pragma unroll
+  for (int t = 0; t < NT; ++t) {
+    acc[t][0] = fmaf(s_lo, part[t][0], acc[t][0]);
+    acc[t][1] = fmaf(s_lo, part[t][1], acc[t][1]);
+    acc[t][2] = fmaf(s_hi, part[t][2], acc[t][2]);
+    acc[t][3] = fmaf(s_hi, part[t][3], acc[t][3]);
+  }
+}
+
 // Decode shapes are register-capped so that enough warps share an SM; the configurations measured best on the
 // H100 (docs/cuda.md; launch_nt below): MMFP4 with one token tile in batches of U = 8 loads per warp at 24 warps per
 // SM (80 registers; MoE tiles: U = 4 at 32 warps), two token tiles U = 2 pipelined at 24 warps; the 16-bit dense
@@ -61,8 +75,9 @@ __device__ __forceinline__ void mma(float (&d)[4], const uint32_t (&a)[4], uint3
 // Staged activations (STAGE, GemmArgs::stage): the block converts rows [row0, row0 + rows) of its token tile,
 // columns [k0, k0 + klen) of its K split, into shared memory: hi [stage_rows][stage_stride] then lo. A row is
 // stage_stride = klen + 32 values, so the 8 lanes of an LDS.128 phase (two rows, 64 bytes each) hit all 32 banks.
+// pre multiplies the staged values (a power of two: kRawActScale for the raw loop, else 1), not norm_out.
 __device__ __forceinline__ void stage_activations(const GemmArgs& p, int row0, int rows, int k0, int klen,
-                                                  uint16_t* sm) {
+                                                  uint16_t* sm, float pre) {
   const int per_row = klen / 8, S = p.stage_rows * p.stage_stride;
   __shared__ float row_inv[16];  // stage_rows <= 16
   const int cols = p.prep.k_valid;
@@ -100,6 +115,8 @@ __device__ __forceinline__ void stage_activations(const GemmArgs& p, int row0, i
       for (int i = 0; i < 8; ++i)
         if (k0 + 8 * q + i < cols) v[i] = v[i] * row_inv[r] * p.norm_w[k0 + 8 * q + i];
     }
+#pragma unroll
+    for (int i = 0; i < 8; ++i) v[i] *= pre;
     uint32_t hi[4], lo[4];
     prep_split8(v, p.prep.f16, hi, lo);
     *reinterpret_cast<uint4*>(sm + r * p.stage_stride + 8 * q) = make_uint4(hi[0], hi[1], hi[2], hi[3]);
@@ -108,8 +125,9 @@ __device__ __forceinline__ void stage_activations(const GemmArgs& p, int row0, i
   __syncthreads();
 }
 
-template <WKind KIND, int NT, int U, bool STAGE, int LAYOUT, int MINB, bool PIPE>
+template <WKind KIND, int NT, int U, bool STAGE, int LAYOUT, int MINB, bool PIPE, bool RAW>
 __global__ void __launch_bounds__(256, MINB) gemm_mma_kernel(GemmArgs p) {
+  static_assert(!RAW || (KIND == WKind::Fp4 && STAGE && LAYOUT == 2 && !PIPE && U % 2 == 0), "raw loop: see raw_ok");
   // Staged MMFP4 plain linears (decode) load their first kPre weight chunks before waiting for the previous kernel:
   // weights never change during a step, so their DRAM latency overlaps the previous kernel's tail (pdl_enter).
   // (Two, not U: more registers live across the staging would spill.)
@@ -161,7 +179,7 @@ __global__ void __launch_bounds__(256, MINB) gemm_mma_kernel(GemmArgs p) {
     for (int i = 0; i < 4; ++i) acc[t][i] = 0.0f;
 
   MMFP4_DYN_SMEM(uint16_t, staged);
-  if constexpr (STAGE) stage_activations(p, row0, rows, kc0 * 64, (kc1 - kc0) * 64, staged);
+  if constexpr (STAGE) stage_activations(p, row0, rows, kc0 * 64, (kc1 - kc0) * 64, staged, RAW ? kRawActScale : 1.0f);
 
   if (nt < p.w.n_tiles) {
     // Activation fragments: [token tile][k32 block][lane] of 16 bytes; the low halves (if split) at the same offsets.
@@ -181,7 +199,68 @@ __global__ void __launch_bounds__(256, MINB) gemm_mma_kernel(GemmArgs p) {
         return __ldg((lo ? xq : xp) + (int64_t(t) * p.kb32 + kb) * 32);
       }
     };
-    if constexpr (kFp4) {
+    if constexpr (RAW) {
+      // The decode loop (raw_ok): staged hi + lo activations (scaled by kRawActScale), layout-2 tiles decoded
+      // without the HMUL2 (fp4_fragment_raw), groups of 2^cshift chunks (>= 2) with splits starting on a group,
+      // so each pair of chunks shares one scale. Rows past the staged ones read the last staged row: their
+      // products land in output columns of tokens that are never stored.
+      const int cshift = p.gshift - 1;
+      const uint4* wp = static_cast<const uint4*>(p.w.data) + expert * p.w.expert_stride +
+                        (int64_t(nt) * p.w.k_chunks + kc0) * 32 + lane;
+      const uint32_t* sp = p.w.scales + expert * p.w.expert_scale_stride + int64_t(nt) * p.w.groups * 8 + g;
+      const int S = p.stage_rows * p.stage_stride;
+      const uint16_t* xrow[NT];
+#pragma unroll
+      for (int t = 0; t < NT; ++t) xrow[t] = staged + min(8 * t + g, p.stage_rows - 1) * p.stage_stride + 8 * c;
+      uint4 wv[U];
+#pragma unroll
+      for (int u = 0; u < kPre; ++u) wv[u] = wpre[u];
+      for (int kc = kc0; kc < kc1; kc += U) {
+        const int j0 = kc - kc0;
+        uint32_t sw[U / 2];
+#pragma unroll
+        for (int u = 0; u < U; ++u)
+          if (kc + u < kc1 && (j0 > 0 || u >= kPre || !prefetched)) wv[u] = ld_stream(wp + (j0 + u) * 32);
+#pragma unroll
+        for (int u = 0; u < U; u += 2)
+          if (kc + u < kc1) sw[u / 2] = __ldg(sp + ((kc + u) >> cshift) * 8);
+#pragma unroll
+        for (int u = 0; u < U; u += 2) {
+          if (kc + u >= kc1) break;
+          float part[NT][4];
+#pragma unroll
+          for (int t = 0; t < NT; ++t)
+#pragma unroll
+            for (int i = 0; i < 4; ++i) part[t][i] = 0.0f;
+#pragma unroll
+          for (int v = 0; v < 2; ++v) {
+            if (v == 1 && kc + u + 1 >= kc1) break;
+            const uint4 w = wv[u + v];
+#pragma unroll
+            for (int b = 0; b < 2; ++b) {
+              uint32_t a0[4], a1[4];
+              fp4_fragment_raw(pick(w, 2 * b), a0);
+              fp4_fragment_raw(pick(w, 2 * b + 1), a1);
+              const int off = (2 * (j0 + u + v) + b) * 32;
+#pragma unroll
+              for (int t = 0; t < NT; ++t) {
+                const uint4 xh = *reinterpret_cast<const uint4*>(xrow[t] + off);
+                const uint4 xl = *reinterpret_cast<const uint4*>(xrow[t] + S + off);
+                mma<KIND>(part[t], a0, xh.x, xh.y);
+                mma<KIND>(part[t], a1, xh.z, xh.w);
+                mma<KIND>(part[t], a0, xl.x, xl.y);
+                mma<KIND>(part[t], a1, xl.z, xl.w);
+              }
+            }
+          }
+          add_scaled(acc, part, sw[u / 2]);
+        }
+      }
+#pragma unroll
+      for (int t = 0; t < NT; ++t)
+#pragma unroll
+        for (int i = 0; i < 4; ++i) acc[t][i] *= kRawOutScale;
+    } else if constexpr (kFp4) {
       const uint4* wp = static_cast<const uint4*>(p.w.data) + expert * p.w.expert_stride +
                         int64_t(nt) * p.w.k_chunks * 32 + lane;
       const uint32_t* sp = p.w.scales + expert * p.w.expert_scale_stride + int64_t(nt) * p.w.groups * 8 + g;
@@ -217,15 +296,7 @@ __global__ void __launch_bounds__(256, MINB) gemm_mma_kernel(GemmArgs p) {
           }
           if (b == 1 || !per_chunk) {
             const int grp = gshift >= 0 ? (kb >> gshift) : (kb * 32) / p.w.group_size;
-            const uint32_t sw = __ldg(sp + grp * 8);
-            const float s_lo = f16_bits_to_f32(uint16_t(sw & 0xFFFF)), s_hi = f16_bits_to_f32(uint16_t(sw >> 16));
-#pragma unroll
-            for (int t = 0; t < NT; ++t) {
-              acc[t][0] = fmaf(s_lo, part[t][0], acc[t][0]);
-              acc[t][1] = fmaf(s_lo, part[t][1], acc[t][1]);
-              acc[t][2] = fmaf(s_hi, part[t][2], acc[t][2]);
-              acc[t][3] = fmaf(s_hi, part[t][3], acc[t][3]);
-            }
+            add_scaled(acc, part, __ldg(sp + grp * 8));
           }
         }
       };
@@ -348,18 +419,26 @@ __global__ void __launch_bounds__(256, MINB) gemm_mma_kernel(GemmArgs p) {
                p.y_stride, out0, p.accumulate);
 }
 
-// U chunks in flight per warp, MINB blocks per SM (the register cap), PIPE: next batch loaded before this one runs.
-template <WKind KIND, int NT, int LAYOUT, int U, int MINB, bool PIPE>
+// U chunks in flight per warp, MINB blocks per SM (the register cap), PIPE: next batch loaded before this one runs,
+// RAW: the decode loop (raw_ok).
+template <WKind KIND, int NT, int LAYOUT, int U, int MINB, bool PIPE, bool RAW = false>
 void launch_cfg(const GemmArgs& a, cudaStream_t s) {
   const dim3 grid((a.w.n_tiles + kWarps - 1) / kWarps, a.grid_tiles, a.splits);
   if constexpr (NT <= 2) {
     if (a.stage) {
       const size_t smem = size_t(a.stage_rows) * a.stage_stride * 2 * (a.prep.xb_lo ? 2 : 1);
-      MMFP4_LAUNCH(grid, kWarps * kWarp, smem, s, gemm_mma_kernel<KIND, NT, U, true, LAYOUT, MINB, PIPE>)(a);
+      static bool opt_in = false;  // per instantiation, once per process: staging above 48 KB (kStageMaxBytes)
+      if (smem > (48 << 10) && !opt_in) {
+        MMFP4_CUDA_CHECK(cudaFuncSetAttribute(gemm_mma_kernel<KIND, NT, U, true, LAYOUT, MINB, PIPE, RAW>,
+                                              cudaFuncAttributeMaxDynamicSharedMemorySize, int(kStageMaxBytes)),
+                         "linear: ", kStageMaxBytes, " bytes of staged activations");
+        opt_in = true;
+      }
+      MMFP4_LAUNCH(grid, kWarps * kWarp, smem, s, gemm_mma_kernel<KIND, NT, U, true, LAYOUT, MINB, PIPE, RAW>)(a);
       return;
     }
   }
-  MMFP4_LAUNCH(grid, kWarps * kWarp, 0, s, gemm_mma_kernel<KIND, NT, U, false, LAYOUT, MINB, PIPE>)(a);
+  if constexpr (!RAW) MMFP4_LAUNCH(grid, kWarps * kWarp, 0, s, gemm_mma_kernel<KIND, NT, U, false, LAYOUT, MINB, PIPE, false>)(a);
 }
 
 // MMFP4 loop variants for one or two token tiles (H100 A/B in bench/results/cuda-gemv-variants-de47cd4.txt):
@@ -367,8 +446,13 @@ void launch_cfg(const GemmArgs& a, cudaStream_t s) {
 //   78.6 -> 69.6 us, decode batch 1 +6%); MoE tiles and per-head launches with one token tile keep U = 4 in batches
 //   at 4 blocks per SM (U = 8 cost batch 64 8%); two token tiles (M 9..16): U = 2, the next batch's loads issued
 //   before the current batch runs (M=16 120.6 -> 107.6 us, batch 64 +2%).
+//   Raw loop (4, where raw_ok; the default since 2026-11-26, bench/results/cuda-*-raw-*): the same batches with a
+//   leaner body (fp4_fragment_raw, one scale per chunk pair, no per-chunk format branches; ~100 instead of ~143
+//   instructions per 1,024 weights): U = 8 for plain one-tile launches, else U = 4 (U = 8 for MoE tiles measured
+//   slower: decode batch 16 -2.5%, batch 64 -4%). 28672x8192 M=1 69.0 -> 51.4 us, decode batch 1 165 -> 185.
 // MMFP4_CUDA_GEMV=0 forces the earlier loop (U = 4 in batches) everywhere, 1 = U 4 pipelined, 2 = U 8 in batches,
-// 3 = U 2 pipelined (measurement only).
+// 3 = U 2 pipelined, 4 = the raw loop where it applies (measurement only); MMFP4_CUDA_FAST_RAWGEMV=0 turns the raw
+// loop off (FastPaths::raw_gemv; the variants before it).
 int gemv_variant() {
   static const int v = [] {
     const char* e = std::getenv("MMFP4_CUDA_GEMV");
@@ -379,7 +463,8 @@ int gemv_variant() {
 
 int fp4_variant(const GemmArgs& a) {
   const int v = gemv_variant();
-  if (v >= 0) return v;
+  if (v >= 0) return v == 4 && !gemm_mma_raw_ok(a) ? -1 : v;
+  if (gemm_mma_raw_ok(a)) return 4;
   return a.nt == 2 ? 3 : (a.tiles.tiles || a.heads) ? 0 : 2;
 }
 
@@ -391,6 +476,18 @@ void launch_nt(const GemmArgs& a, cudaStream_t s) {
       case 1: launch_cfg<KIND, NT, LAYOUT, 4, NT == 1 ? 3 : 2, true>(a, s); return;
       case 2: launch_cfg<KIND, NT, LAYOUT, 8, NT == 1 ? 3 : 2, false>(a, s); return;
       case 3: launch_cfg<KIND, NT, LAYOUT, 2, kMinB, true>(a, s); return;
+      case 4:
+        if constexpr (LAYOUT == 2) {
+          if constexpr (NT == 1) {
+            if (!a.tiles.tiles && !a.heads) {
+              launch_cfg<KIND, NT, LAYOUT, 8, 3, false, true>(a, s);
+              return;
+            }
+          }
+          launch_cfg<KIND, NT, LAYOUT, 4, kMinB, false, true>(a, s);
+          return;
+        }
+        break;
       default: break;
     }
   }
@@ -409,11 +506,19 @@ void launch_kind(const GemmArgs& a, cudaStream_t s) {
 
 }  // namespace
 
+// The raw loop's conditions (kernels.h): MMFP4 in layout 2, one or two token tiles with activations staged as hi + lo
+// bf16, groups of a power of two >= 128 columns, splits of K that start on a group.
+bool gemm_mma_raw_ok(const GemmArgs& a) {
+  return a.raw && a.w.kind == WKind::Fp4 && a.w.layout == 2 && a.stage && a.nt <= 2 && a.prep.xb_lo && !a.prep.f16 &&
+         a.gshift >= 2 && (a.splits == 1 || (a.cps & ((1 << (a.gshift - 1)) - 1)) == 0);
+}
+
 int gemm_mma_blocks_per_sm(const GemmArgs& a) {
   if (a.w.kind != WKind::Fp4) return a.nt <= 2 ? 2 : 1;
   if (a.nt > 2) return 1;
   switch (fp4_variant(a)) {
     case 1: case 2: return a.nt == 1 ? 3 : 2;
+    case 4: return a.nt == 1 && !a.tiles.tiles && !a.heads ? 3 : a.nt == 1 ? 4 : 3;
     default: return a.nt == 1 ? 4 : 3;
   }
 }

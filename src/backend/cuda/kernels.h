@@ -109,13 +109,20 @@ struct GemmArgs {
   float norm_eps = 0.0f;
   float* norm_out = nullptr;
   int64_t norm_out_stride = 0;
+  bool raw = false;          // the raw decode loop where it applies (FastPaths::raw_gemv, gemm_mma_raw_ok)
   int splits = 1, cps = 0;   // splits of the k chunks (64 columns each), cps chunks per split
   float* partial = nullptr;  // splits > 1: [grid_tiles][splits][8 * nt][row blocks * 128]
   int32_t* counters = nullptr;  // splits > 1: [grid_tiles][row blocks], zero between launches
 };
 void launch_gemm_mma(const GemmArgs& a, cudaStream_t s);
+// Staged activations per block at most (hi + lo rows of the block's K split): 3 blocks of the decode GEMV still
+// fit an SM (228 KB); above 48 KB the kernel opts in (launch_cfg).
+constexpr int64_t kStageMaxBytes = 72 << 10;
 // Blocks of that launch resident per SM (its register cap; the loop variant depends on nt, tiles and heads).
 int gemm_mma_blocks_per_sm(const GemmArgs& a);
+// Whether the launch takes the raw decode loop (gemv_fp4.cu): MMFP4 layout 2, staged hi + lo activations, nt <= 2,
+// groups of a power of two >= 128 columns, and splits of K that start on a group.
+bool gemm_mma_raw_ok(const GemmArgs& a);
 
 // The same product for MMFP4 weights and many tokens (gemm_tiled.cu): a block owns 128 weight rows x 8 * nt tokens
 // (nt = 8 or 16), K streamed through shared memory; plain linears or MoE tiles (not per-head). Its shared memory:
@@ -192,6 +199,7 @@ struct AttnArgs {
 // running max and sum of each split, merged by the last split block of each (token, head group) (attention.cu).
 struct AttnSplit {
   int splits = 1;
+  int min_keys = 64;            // keys per split at least: shorter contexts use fewer of the splits
   float* o = nullptr;
   float* ml = nullptr;
   int32_t* counters = nullptr;  // [T][kv heads x head groups], zero between launches (the merging block resets them)

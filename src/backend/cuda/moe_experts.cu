@@ -78,7 +78,9 @@ void launch_moe_plan(const int32_t* ids, int T, int K, int E, int align, int til
   if (E > kMaxPlanExperts) fail("moe: ", E, " experts exceed the CUDA planner's ", kMaxPlanExperts);
   const int n = T * K;
   const int rows_pad = (n + E * (align - 1) + 7) / 8 * 8;
-  MMFP4_LAUNCH(1, kPlanThreads, 0, s, plan_kernel)(ids, n, E, align, tile_rows, sorted, rows_pad, pos, tiles, tile_count,
+  // Decode (a few pairs): 128 threads; the loops stride over whatever the block has.
+  const int threads = n <= 256 && E <= 256 ? 128 : kPlanThreads;
+  MMFP4_LAUNCH(1, threads, 0, s, plan_kernel)(ids, n, E, align, tile_rows, sorted, rows_pad, pos, tiles, tile_count,
                                          max_tiles);
   MMFP4_CUDA_LAUNCHED("moe plan ", T, " tokens x top ", K, " over ", E, " experts");
 }
