@@ -180,6 +180,21 @@ struct Pair {
     return out;
   }
   double err(Twin t) { return row_rel_err(get_gpu(t.g), get_cpu(t.c), t.c.rows, t.c.cols); }
+
+  // A linear's operands on both backends and its CPU result: random x [M, K] (row stride K + 3), y [M, N] (stride
+  // N + 5) from y0, y.c = the CPU's x W^T (+ y0 if accumulate). The GPU y still holds y0.
+  struct LinearCase {
+    Twin x, y;
+    std::vector<float> y0;
+  };
+  LinearCase linear_case(Rng& r, const LinearWeight& w_cpu, int64_t M, int64_t K, int64_t N, bool accumulate) {
+    LinearCase c;
+    c.x = act(r.vec(size_t(M * (K + 3))), M, K, K + 3);
+    c.y0 = r.vec(size_t(M * (N + 5)));
+    c.y = act(c.y0, M, N, N + 5);
+    cpu->linear(c.x.c, w_cpu, c.y.c, accumulate, false);
+    return c;
+  }
 };
 
 // A paged cache with `lens` tokens per sequence (blocks shuffled), filled through the store op on both backends,

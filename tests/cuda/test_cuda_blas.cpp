@@ -49,10 +49,8 @@ TEST(CudaBlas, LinearLayersOfPrefillSize) {
       for (int64_t M : c.ms)
         for (int acc = 0; acc < 2; ++acc) {
           Rng r(seed++);
-          auto x = p.act(r.vec(size_t(M * (K + 3))), M, K, K + 3);
-          const std::vector<float> y0 = r.vec(size_t(M * (N + 5)));
-          auto y = p.act(y0, M, N, N + 5);
-          p.cpu->linear(x.c, *wc, y.c, acc != 0, false);
+          const auto lc = p.linear_case(r, *wc, M, K, N, acc != 0);
+          const auto &x = lc.x, &y = lc.y;
           if (!acc) p.poison(y.g);
           const int64_t calls = p.gpu->cublas_calls();
           p.gpu->linear(x.g, *wg, y.g, acc != 0, false);

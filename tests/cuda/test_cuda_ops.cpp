@@ -65,10 +65,9 @@ TEST(CudaOps, LinearMatchesCpuOnAwkwardShapes) {
     for (int64_t M : wc.ms.empty() ? std::vector<int64_t>(std::begin(kMs), std::end(kMs)) : wc.ms) {
       for (int acc = 0; acc < 2; ++acc) {
         Rng r(seed++);
-        auto x = p.act(r.vec(size_t(M * (K + 3))), M, K, K + 3);
-        const std::vector<float> y0 = r.vec(size_t(M * (N + 5)));
-        auto y = p.act(y0, M, N, N + 5);
-        p.cpu->linear(x.c, *wc_cpu, y.c, acc != 0, false);
+        const auto lc = p.linear_case(r, *wc_cpu, M, K, N, acc != 0);
+        const auto &x = lc.x, &y = lc.y;
+        const std::vector<float>& y0 = lc.y0;
         for (bool prep : {true, false}) {  // staged activations (M <= 16) and the tiled GEMM (M > 16), or neither
           p.gpu->fast().prep = prep;
           p.gpu->fast().gemm = prep;
@@ -100,12 +99,10 @@ TEST(CudaOps, LinearWithWideKSplits) {
     for (int64_t M : {1, 8, 12, 16}) {
       p.gpu->fast().raw_gemv = raw;
       Rng r(seed++);
-      auto x = p.act(r.vec(size_t(M * 2048)), M, 2048, 2048);
-      auto y = p.act(std::vector<float>(size_t(M * 200)), M, 200, 200);
-      p.cpu->linear(x.c, *w_cpu, y.c, false, false);
-      p.poison(y.g);
-      p.gpu->linear(x.g, *w_gpu, y.g, false, false);
-      EXPECT_LT(p.err(y), kSplit) << "M=" << M << " raw " << raw;
+      const auto lc = p.linear_case(r, *w_cpu, M, 2048, 200, false);
+      p.poison(lc.y.g);
+      p.gpu->linear(lc.x.g, *w_gpu, lc.y.g, false, false);
+      EXPECT_LT(p.err(lc.y), kSplit) << "M=" << M << " raw " << raw;
     }
 }
 
