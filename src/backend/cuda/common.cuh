@@ -238,17 +238,6 @@ __device__ __forceinline__ uint32_t bf16x2_scale_2p126(uint32_t bits) {
   return *reinterpret_cast<const uint32_t*>(&r);
 }
 
-// The same fragments from a layout-2 word (repack.h, kV2Bit): pairs 0..2 are one mask after a shift of 0, 3, 6, pair
-// 3 three shifts and masks; then the HMUL2. ~15 operations per word instead of ~23 (integer ops issue at half rate
-// on sm_90, and they are what bounds the skinny GEMM at decode).
-__device__ __forceinline__ void fp4_fragment_v2(uint32_t w, uint32_t (&a)[4]) {
-  constexpr uint32_t M = 0x81C081C0u;
-  a[0] = bf16x2_scale_2p126(w & M);
-  a[1] = bf16x2_scale_2p126((w << 3) & M);
-  a[2] = bf16x2_scale_2p126((w << 6) & M);
-  a[3] = bf16x2_scale_2p126(((w << 1) & 0x80008000u) | ((w >> 5) & 0x01000100u) | ((w >> 4) & 0x00C000C0u));
-}
-
 // Layout-2 fragments without the HMUL2: the bf16 bits as placed, value * 2^-126 (codes +-0.5 are bf16 subnormals,
 // which mma.sync keeps: scripts/device/probe_bf16_subnormal.cu on the H100). The decode GEMV's raw loop multiplies
 // the activations by kRawActScale when it stages them and its sums by kRawOutScale (2^126 in all, exact powers of
@@ -260,6 +249,15 @@ __device__ __forceinline__ void fp4_fragment_raw(uint32_t w, uint32_t (&a)[4]) {
   a[1] = (w << 3) & M;
   a[2] = (w << 6) & M;
   a[3] = ((w << 1) & 0x80008000u) | ((w >> 5) & 0x01000100u) | ((w >> 4) & 0x00C000C0u);
+}
+
+// The same fragments from a layout-2 word (repack.h, kV2Bit): pairs 0..2 are one mask after a shift of 0, 3, 6, pair
+// 3 three shifts and masks (fp4_fragment_raw); then the HMUL2. ~15 operations per word instead of ~23 (integer ops
+// issue at half rate on sm_90, and they are what bounds the skinny GEMM at decode).
+__device__ __forceinline__ void fp4_fragment_v2(uint32_t w, uint32_t (&a)[4]) {
+  fp4_fragment_raw(w, a);
+#pragma unroll
+  for (int i = 0; i < 4; ++i) a[i] = bf16x2_scale_2p126(a[i]);
 }
 
 template <int LAYOUT>

@@ -446,7 +446,7 @@ void launch_cfg(const GemmArgs& a, cudaStream_t s) {
 //   78.6 -> 69.6 us, decode batch 1 +6%); MoE tiles and per-head launches with one token tile keep U = 4 in batches
 //   at 4 blocks per SM (U = 8 cost batch 64 8%); two token tiles (M 9..16): U = 2, the next batch's loads issued
 //   before the current batch runs (M=16 120.6 -> 107.6 us, batch 64 +2%).
-//   Raw loop (4, where raw_ok; the default since 2026-11-26, bench/results/cuda-*-raw-*): the same batches with a
+//   Raw loop (4, where raw_ok; the default since 2026-11-26, bench/results/cuda-ab-decode-raw-2e0e0ba.txt): the same batches with a
 //   leaner body (fp4_fragment_raw, one scale per chunk pair, no per-chunk format branches; ~100 instead of ~143
 //   instructions per 1,024 weights): U = 8 for plain one-tile launches, else U = 4 (U = 8 for MoE tiles measured
 //   slower: decode batch 16 -2.5%, batch 64 -4%). 28672x8192 M=1 69.0 -> 51.4 us, decode batch 1 165 -> 185.
