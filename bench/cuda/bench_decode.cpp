@@ -4,9 +4,12 @@
 //
 //   bench_cuda_decode --model DIR | --synth glm-4.7-flash --dir /tmp/glm [--layers N]
 //                     [--batches 1,16,64] [--steps 32] [--prompt 32] [--prefill 2048] [--ctx 4096] [--out FILE]
-//                     [--ncu N]
+//                     [--ncu N] [--repeat "SPEC;SPEC;..."]
 // --ncu N: after the warm-up, N decode steps at batch 1 run between cudaProfilerStart and cudaProfilerStop, for
 // `ncu --profile-from-start off --graph-profiling node` (the GPU time of every kernel of a graph-replayed step).
+// --repeat: the in-graph cost of ops (repeat_backend.h): for each SPEC the step graphs are recorded again with those
+// ops issued twice, and batch-1 decode is timed against the plain step (measured just before, same process); the
+// difference per extra launch is what one issue of the op adds to a replayed step.
 //
 // Note: Model::forward returns every step's logits to the host (vocab floats per sequence); the time of that copy
 // is measured separately and printed, since an engine that samples on the device (Backend::argmax_rows) skips it.
@@ -28,6 +31,7 @@
 #include "kv/kv_cache.h"
 #include "model/model.h"
 #include "model/synth.h"
+#include "repeat_backend.h"
 
 using namespace mmfp4;
 
@@ -83,7 +87,7 @@ std::pair<double, double> run_batch(Model& m, KVCache& kv, int64_t batch, int64_
 
 int main(int argc, char** argv) {
   try {
-    std::string model_dir, synth, synth_dir = "/tmp/mmfp4-synth", out_path;
+    std::string model_dir, synth, synth_dir = "/tmp/mmfp4-synth", out_path, repeat;
     int64_t layers = 0, steps = 32, prompt = 32, prefill = 2048, ctx = 4096, ncu_steps = 0;
     bool profile = false;
     std::vector<int64_t> batches = {1, 16, 64};
@@ -105,6 +109,7 @@ int main(int argc, char** argv) {
       else if (a == "--out") out_path = next();
       else if (a == "--profile") profile = true;
       else if (a == "--ncu") ncu_steps = std::stoll(next());
+      else if (a == "--repeat") repeat = next();
       else fail("unknown argument ", a);
     }
     std::ostringstream js;
@@ -124,7 +129,9 @@ int main(int argc, char** argv) {
       std::printf("no CUDA GPU: %s\n", cuda_status_message().c_str());
       return 0;
     }
-    auto be = make_backend("cuda");
+    auto real = make_backend("cuda");
+    RepeatBackend rb(*real);  // a plain forwarder unless --repeat sets a spec
+    Backend* be = &rb;
     ModelOptions opt;
     opt.max_tokens = std::max<int64_t>(prefill, *std::max_element(batches.begin(), batches.end()));
     opt.max_context = ctx;
@@ -190,6 +197,43 @@ int main(int argc, char** argv) {
     }
     js << "}\n";
     if (!out_path.empty()) std::ofstream(out_path) << js.str();
+    if (!repeat.empty()) {
+      std::printf("---- in-graph cost of repeated ops (decode batch 1, %d steps, plain step timed just before each)\n",
+                  int(steps));
+      auto timed = [&](const std::string& spec) {
+        rb.set_spec(spec);
+        model->clear_graphs();
+        model->prepare_graphs(kv);
+        run_batch(*model, kv, 1, prompt, 2, rng);  // warm
+        double best = 1e9;
+        for (int r = 0; r < 2; ++r) best = std::min(best, run_batch(*model, kv, 1, prompt, steps, rng).second);
+        return best / steps;
+      };
+      std::stringstream ss(repeat);
+      std::string spec;
+      while (std::getline(ss, spec, ';')) {
+        if (spec.empty()) continue;
+        const double base = timed("");
+        const double with = timed(spec);
+        // Extra launches in one batch-1 step: the prompt runs eagerly, the step records its graph (none is left).
+        model->clear_graphs();
+        rb.reset_extra();
+        run_batch(*model, kv, 1, prompt, 0, rng);
+        const int64_t prompt_extra = rb.extra();
+        model->clear_graphs();
+        rb.reset_extra();
+        run_batch(*model, kv, 1, prompt, 1, rng);
+        const int64_t n = rb.extra() - prompt_extra;
+        std::printf("repeat %-24s step %.3f ms (plain %.3f ms): %+.1f us per step, %lld extra launches per step -> "
+                    "%.2f us each\n",
+                    spec.c_str(), with * 1e3, base * 1e3, (with - base) * 1e6, (long long)n,
+                    n > 0 ? (with - base) * 1e6 / double(n) : 0.0);
+        std::fflush(stdout);
+      }
+      rb.set_spec("");
+      model->clear_graphs();
+      model->prepare_graphs(kv);
+    }
     if (profile) {
       // One eager decode step, then one prefill, with every op synchronised and timed (the model's --verbose tracer,
       // to stderr).

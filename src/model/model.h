@@ -75,6 +75,9 @@ class Model {
   // Records the step graph of every bucket for cache `kv` now (load-time warm-up), so no request pays for it.
   // Without it, a bucket's graph is recorded the first time a step of that size runs. No-op on the CPU.
   void prepare_graphs(KVCache& kv);
+  // Drops the recorded step graphs (the next step of each bucket records again): for measurement tools that change
+  // what the backend issues between recordings.
+  void clear_graphs() { graphs_.clear(); }
 
  private:
   Model(const std::string& dir, Backend& be, const ModelConfig& cfg, const ModelOptions& opt);
