@@ -9,6 +9,12 @@
 // splits are merged in split order (deterministic). The number of splits is fixed at launch (graphs
 // record it); the ranges are computed on the device from the token's position, so an empty range is fine. The
 // last block of each (token, head group) to finish merges the splits.
+// Staged tiles (FastPaths::attn_stage; rows and widths in 16-byte units, the tile fits shared memory): a key tile's
+// rows (and value rows, unless the values are columns of the key row, as MLA's latent is) are copied into shared
+// memory by the whole block at once (cp.async), so a tile costs one memory round trip instead of one per key and
+// warp (block table, then key) plus the value loads; the step metadata (positions, block tables) of the first tile
+// is read before the wait on the previous kernel (it is uploaded before the step starts). Same arithmetic as the
+// 16-byte-vector path of the unstaged kernel.
 #include <cstdlib>
 
 #include "backend/cuda/check.h"
@@ -53,22 +59,30 @@ constexpr int kMaxSplits = 16;  // the backend's kAttnMaxSplits
 // (head, column) outputs are spread over the block. Reads through L2: other blocks wrote the partials.
 template <int HG>
 __device__ void combine_splits(const AttnArgs& p, const AttnSplit& sp, int t, int hfirst, int nh) {
+  __shared__ float ml[HG][kMaxSplits][2];
   __shared__ float wts[HG][kMaxSplits];
   __shared__ float inv_l[HG];
   __shared__ int used[HG];
+  // Every (head, split)'s max and sum in one round trip (a thread each), then the weights per head from shared memory.
+  for (int i = threadIdx.x; i < nh * sp.splits; i += blockDim.x) {
+    const int hh = i / sp.splits, s = i % sp.splits;
+    const int64_t row = (int64_t(t) * p.heads + hfirst + hh) * sp.splits + s;
+    ml[hh][s][0] = __ldcg(sp.ml + 2 * row);
+    ml[hh][s][1] = __ldcg(sp.ml + 2 * row + 1);
+  }
+  __syncthreads();
   if (threadIdx.x < nh) {
     const int hh = threadIdx.x;
-    const int64_t row0 = (int64_t(t) * p.heads + hfirst + hh) * sp.splits;
     float mx = -INFINITY;
-    for (int s = 0; s < sp.splits; ++s) mx = fmaxf(mx, __ldcg(sp.ml + 2 * (row0 + s)));
+    for (int s = 0; s < sp.splits; ++s) mx = fmaxf(mx, ml[hh][s][0]);
     float l = 0.0f;
     int u = 0;
     for (int s = 0; s < sp.splits; ++s) {
-      const float m = __ldcg(sp.ml + 2 * (row0 + s));
+      const float m = ml[hh][s][0];
       const float w = m == -INFINITY ? 0.0f : expf(m - mx);
       wts[hh][s] = w;
       if (w != 0.0f) u = s + 1;
-      l = fmaf(w, __ldcg(sp.ml + 2 * (row0 + s) + 1), l);
+      l = fmaf(w, ml[hh][s][1], l);
     }
     inv_l[hh] = 1.0f / l;
     used[hh] = u;
@@ -77,10 +91,189 @@ __device__ void combine_splits(const AttnArgs& p, const AttnSplit& sp, int t, in
   for (int idx = threadIdx.x; idx < nh * p.dv; idx += blockDim.x) {
     const int hh = idx / p.dv, d = idx % p.dv;
     const int64_t row0 = (int64_t(t) * p.heads + hfirst + hh) * sp.splits;
+    // All splits' values loaded before the sum (independent loads, one round trip), added in split order.
+    float v[kMaxSplits];
+#pragma unroll
+    for (int s = 0; s < kMaxSplits; ++s)
+      v[s] = (s < used[hh] && wts[hh][s] != 0.0f) ? __ldcg(sp.o + (row0 + s) * p.dv + d) : 0.0f;
     float o = 0.0f;
-    for (int s = 0; s < used[hh]; ++s)
-      if (wts[hh][s] != 0.0f) o = fmaf(wts[hh][s], __ldcg(sp.o + (row0 + s) * p.dv + d), o);
+#pragma unroll
+    for (int s = 0; s < kMaxSplits; ++s)
+      if (s < used[hh] && wts[hh][s] != 0.0f) o = fmaf(wts[hh][s], v[s], o);
     p.out[int64_t(t) * p.out_row_stride + int64_t(hfirst + hh) * p.out_head_stride + d] = o * inv_l[hh];
+  }
+}
+
+// The shared memory both kernels start with: q [HG][dk], scores then probabilities sc [HG][kTile], and per head the
+// rescale of the running sums, the running max and the running denominator.
+template <int HG>
+__device__ __forceinline__ void head_smem(float* smem, int dk, float*& q, float*& sc, float*& corr, float*& msum,
+                                          float*& lsum) {
+  q = smem;
+  sc = q + HG * dk;
+  corr = sc + HG * kTile;
+  msum = corr + HG;
+  lsum = msum + HG;
+}
+
+// Pieces both kernels share. A block's place: token t, kv head kvh, query heads [h0, h0 + nh) of its group.
+struct BlockPlace {
+  int t, group, kvh, h0, nh;
+};
+__device__ __forceinline__ BlockPlace block_place(const AttnArgs& p, int sub_groups, int hg) {
+  BlockPlace b;
+  b.t = blockIdx.x;
+  b.group = p.heads / p.kv_heads;
+  b.kvh = blockIdx.y / sub_groups;
+  b.h0 = (blockIdx.y % sub_groups) * hg;
+  b.nh = min(hg, b.group - b.h0);
+  return b;
+}
+
+// This split's keys [j_begin, j_end) of n = pos + 1: at least sp.min_keys keys per split, so short contexts use the
+// first splits only (the split count is fixed by the context capacity when a graph is recorded; the rest only mark
+// themselves empty). When split 0 holds every key it is the whole attention: it writes the output as the unsplit
+// kernel does (the same bits as a merge of one split; direct) and the other splits return at once, touching nothing
+// (the counters stay zero): false.
+__device__ __forceinline__ bool split_range(const AttnSplit& sp, int n, int& j_begin, int& j_end, bool& direct) {
+  const int per = max((n + sp.splits - 1) / sp.splits, sp.min_keys);
+  if (per >= n) {
+    if (blockIdx.z > 0) return false;
+    direct = true;
+  }
+  j_begin = min(n, int(blockIdx.z) * per);
+  j_end = min(n, j_begin + per);
+  return true;
+}
+
+// A split that saw no key: marks itself empty (weight 0 in the merge) and counts itself.
+template <int HG>
+__device__ void empty_split(const AttnArgs& p, const AttnSplit& sp, const BlockPlace& b) {
+  if (threadIdx.x < b.nh) {
+    const int64_t row = (int64_t(b.t) * p.heads + b.kvh * b.group + b.h0 + threadIdx.x) * sp.splits + blockIdx.z;
+    sp.ml[2 * row] = -INFINITY;
+    sp.ml[2 * row + 1] = 0.0f;
+  }
+  if (splitk_last(sp.counters + int64_t(b.t) * gridDim.y + blockIdx.y, sp.splits))
+    combine_splits<HG>(p, sp, b.t, b.kvh * b.group + b.h0, b.nh);
+}
+
+// q [HG][dk] of the block's heads (zeros past nh) into shared memory; the running max and sum start empty.
+template <int HG>
+__device__ void load_q(const AttnArgs& p, const BlockPlace& b, float* q, float* msum, float* lsum) {
+  const int dk = p.d1 + p.d2;
+  for (int i = threadIdx.x; i < HG * dk; i += blockDim.x) {
+    const int hh = i / dk, d = i % dk;
+    float v = 0.0f;
+    if (hh < b.nh) {
+      const int h = b.kvh * b.group + b.h0 + hh;
+      v = d < p.d1 ? p.q1[int64_t(b.t) * p.q_row_stride + int64_t(h) * p.q_head_stride + d]
+                   : p.q2[int64_t(b.t) * p.q2_row_stride + int64_t(h) * p.q2_head_stride + (d - p.d1)];
+    }
+    q[i] = v;
+  }
+  if (threadIdx.x < HG) {
+    msum[threadIdx.x] = -INFINITY;
+    lsum[threadIdx.x] = 0.0f;
+  }
+}
+
+// Online softmax bookkeeping of a tile's scores sc [HG][kTile]: one warp per head; scores become probabilities,
+// corr the rescale of the running sums.
+template <int HG>
+__device__ void softmax_tile(float* sc, float* corr, float* msum, float* lsum) {
+  const int warp = threadIdx.x / kWarp, lane = threadIdx.x % kWarp, nw = blockDim.x / kWarp;
+  for (int hh = warp; hh < HG; hh += nw) {
+    const float v = sc[hh * kTile + lane];  // kTile == 32: one score per lane
+    const float mt = warp_max(v);
+    const float m_old = msum[hh];
+    const float m_new = fmaxf(m_old, mt);
+    const float pv = (m_new == -INFINITY) ? 0.0f : expf(v - m_new);
+    const float ps = warp_sum(pv);
+    sc[hh * kTile + lane] = pv;
+    if (lane == 0) {
+      const float c = (m_old == -INFINITY) ? 0.0f : expf(m_old - m_new);
+      corr[hh] = c;
+      lsum[hh] = lsum[hh] * c + ps;
+      msum[hh] = m_new;
+    }
+  }
+}
+
+// The block's result: normalised output (direct), or this split's partial (running max, sum and unnormalised
+// output), the last split block of the (token, head group) merging them (combine_splits).
+template <int HG>
+__device__ void finish(const AttnArgs& p, const AttnSplit& sp, const BlockPlace& b, bool direct,
+                       const float (&acc)[HG][kMaxDvPerThread], const float* msum, const float* lsum) {
+#pragma unroll
+  for (int hh = 0; hh < HG; ++hh) {
+    if (hh >= b.nh) break;
+    const int h = b.kvh * b.group + b.h0 + hh;
+    if (direct) {
+      const float inv = 1.0f / lsum[hh];
+#pragma unroll
+      for (int i = 0; i < kMaxDvPerThread; ++i) {
+        const int d = threadIdx.x + kThreads * i;
+        if (d < p.dv) p.out[int64_t(b.t) * p.out_row_stride + int64_t(h) * p.out_head_stride + d] = acc[hh][i] * inv;
+      }
+      continue;
+    }
+    const int64_t row = (int64_t(b.t) * p.heads + h) * sp.splits + blockIdx.z;
+    if (threadIdx.x == 0) {
+      sp.ml[2 * row] = msum[hh];
+      sp.ml[2 * row + 1] = lsum[hh];
+    }
+#pragma unroll
+    for (int i = 0; i < kMaxDvPerThread; ++i) {
+      const int d = threadIdx.x + kThreads * i;
+      if (d < p.dv) sp.o[row * p.dv + d] = acc[hh][i];
+    }
+  }
+  if (!direct && splitk_last(sp.counters + int64_t(b.t) * gridDim.y + blockIdx.y, sp.splits))
+    combine_splits<HG>(p, sp, b.t, b.kvh * b.group + b.h0, b.nh);
+}
+
+// dot[hh] += q[hh][d0 .. d0 + kVE) . the kVE key values of one 16-byte vector (q in shared memory, 16-byte loads).
+template <typename T, int HG>
+__device__ __forceinline__ void dot_vec(const uint4& kv, const float* q, int dk, int d0, float (&dot)[HG]) {
+  constexpr int kVE = kVecElems<T>;
+  float kf[kVE];
+  unpack_vec(kv, kf);
+#pragma unroll
+  for (int hh = 0; hh < HG; ++hh) {
+    const float4* qv = reinterpret_cast<const float4*>(q + hh * dk + d0);
+#pragma unroll
+    for (int e = 0; e < kVE; e += 4) {
+      const float4 qq = qv[e / 4];
+      dot[hh] = fmaf(qq.x, kf[e], dot[hh]);
+      dot[hh] = fmaf(qq.y, kf[e + 1], dot[hh]);
+      dot[hh] = fmaf(qq.z, kf[e + 2], dot[hh]);
+      dot[hh] = fmaf(qq.w, kf[e + 3], dot[hh]);
+    }
+  }
+}
+
+// acc[hh][i] (columns threadIdx.x + kThreads i) = corr[hh] acc + sum over the tile's jn keys of p[hh][jj] v_jj; value
+// row jj at vbase + rowoff(jj) (global rows) or vbase + jj * vstride (staged rows).
+template <typename T, int HG>
+__device__ __forceinline__ void accumulate_values(float (&acc)[HG][kMaxDvPerThread], const float* sc, const float* corr,
+                                                  const T* vbase, const int64_t* rowoff, int64_t vstride, int jn,
+                                                  int dv) {
+#pragma unroll
+  for (int hh = 0; hh < HG; ++hh)
+#pragma unroll
+    for (int i = 0; i < kMaxDvPerThread; ++i) acc[hh][i] *= corr[hh];
+  for (int jj = 0; jj < jn; ++jj) {
+    const T* vr = vbase + (rowoff ? rowoff[jj] : jj * vstride);
+#pragma unroll
+    for (int i = 0; i < kMaxDvPerThread; ++i) {
+      const int d = threadIdx.x + kThreads * i;
+      if (d < dv) {
+        const float vv = cache_value(vr, d);
+#pragma unroll
+        for (int hh = 0; hh < HG; ++hh) acc[hh][i] = fmaf(sc[hh * kTile + jj], vv, acc[hh][i]);
+      }
+    }
   }
 }
 
@@ -90,18 +283,12 @@ __global__ void __launch_bounds__(kThreads) attention_kernel(AttnArgs p, int sub
   const T* cache = static_cast<const T*>(p.cache);
   MMFP4_DYN_SMEM(float, smem);
   const int dk = p.d1 + p.d2;
-  float* q = smem;                // [HG][dk]
-  float* sc = q + HG * dk;        // [HG][kTile] scores, then probabilities
-  float* corr = sc + HG * kTile;  // [HG] rescale of the running sums
-  float* msum = corr + HG;        // [HG] running max
-  float* lsum = msum + HG;        // [HG] running denominator
+  float *q, *sc, *corr, *msum, *lsum;
+  head_smem<HG>(smem, dk, q, sc, corr, msum, lsum);
   __shared__ int64_t rowoff[kTile];
 
-  const int t = blockIdx.x;
-  const int group = p.heads / p.kv_heads;
-  const int kvh = blockIdx.y / sub_groups;
-  const int h0 = (blockIdx.y % sub_groups) * HG;
-  const int nh = min(HG, group - h0);
+  const BlockPlace b = block_place(p, sub_groups, HG);
+  const int t = b.t, group = b.group, kvh = b.kvh, h0 = b.h0, nh = b.nh;
   const int warp = threadIdx.x / kWarp, lane = threadIdx.x % kWarp, nw = blockDim.x / kWarp;
 
   const int pos = p.positions[t];
@@ -111,45 +298,16 @@ __global__ void __launch_bounds__(kThreads) attention_kernel(AttnArgs p, int sub
   int j_begin = 0, j_end = n;
   bool direct = !SPLIT;  // this block writes the normalised output itself (no partials, no merge)
   if constexpr (SPLIT) {
-    // At least sp.min_keys keys per split: short contexts use the first splits only (the split count is fixed by
-    // the context capacity when a graph is recorded; the rest only mark themselves empty). When split 0 holds every
-    // key, it is the whole attention: it writes the output as the unsplit kernel does (the same bits as a merge of
-    // one split) and the other splits return at once, touching nothing (the counters stay zero).
-    const int per = max((n + sp.splits - 1) / sp.splits, sp.min_keys);
-    if (per >= n) {
-      if (blockIdx.z > 0) return;
-      direct = true;
-    }
-    j_begin = min(n, int(blockIdx.z) * per);
-    j_end = min(n, j_begin + per);
+    if (!split_range(sp, n, j_begin, j_end, direct)) return;
     if (j_begin >= j_end) {
-      if (threadIdx.x < min(HG, group - h0)) {
-        const int64_t row = (int64_t(t) * p.heads + kvh * group + h0 + threadIdx.x) * sp.splits + blockIdx.z;
-        sp.ml[2 * row] = -INFINITY;
-        sp.ml[2 * row + 1] = 0.0f;
-      }
-      if (splitk_last(sp.counters + int64_t(t) * gridDim.y + blockIdx.y, sp.splits))
-        combine_splits<HG>(p, sp, t, kvh * group + h0, min(HG, group - h0));
+      empty_split<HG>(p, sp, b);
       return;
     }
   }
   const int64_t k_off = p.k_off + int64_t(kvh) * p.k_off_per_kvh;
   const int64_t v_off = p.v_off + int64_t(kvh) * p.v_off_per_kvh;
 
-  for (int i = threadIdx.x; i < HG * dk; i += blockDim.x) {
-    const int hh = i / dk, d = i % dk;
-    float v = 0.0f;
-    if (hh < nh) {
-      const int h = kvh * group + h0 + hh;
-      v = d < p.d1 ? p.q1[int64_t(t) * p.q_row_stride + int64_t(h) * p.q_head_stride + d]
-                   : p.q2[int64_t(t) * p.q2_row_stride + int64_t(h) * p.q2_head_stride + (d - p.d1)];
-    }
-    q[i] = v;
-  }
-  if (threadIdx.x < HG) {
-    msum[threadIdx.x] = -INFINITY;
-    lsum[threadIdx.x] = 0.0f;
-  }
+  load_q<HG>(p, b, q, msum, lsum);
   float acc[HG][kMaxDvPerThread];
 #pragma unroll
   for (int hh = 0; hh < HG; ++hh)
@@ -184,20 +342,7 @@ __global__ void __launch_bounds__(kThreads) attention_kernel(AttnArgs p, int sub
           for (int i = 0; i < kMaxKeyVecs; ++i) {
             const int d0 = (i * kWarp + lane) * kVE;
             if (d0 >= dk) break;
-            float kf[kVE];
-            unpack_vec(kv4[i], kf);
-#pragma unroll
-            for (int hh = 0; hh < HG; ++hh) {
-              const float4* qv = reinterpret_cast<const float4*>(q + hh * dk + d0);  // 16-byte shared loads
-#pragma unroll
-              for (int e = 0; e < kVE; e += 4) {
-                const float4 qq = qv[e / 4];
-                dot[hh] = fmaf(qq.x, kf[e], dot[hh]);
-                dot[hh] = fmaf(qq.y, kf[e + 1], dot[hh]);
-                dot[hh] = fmaf(qq.z, kf[e + 2], dot[hh]);
-                dot[hh] = fmaf(qq.w, kf[e + 3], dot[hh]);
-              }
-            }
+            dot_vec<T, HG>(kv4[i], q, dk, d0, dot);
           }
         } else {
           for (int d = lane; d < dk; d += kWarp) {
@@ -214,81 +359,156 @@ __global__ void __launch_bounds__(kThreads) attention_kernel(AttnArgs p, int sub
       }
     }
     __syncthreads();
-    // Online softmax bookkeeping: one warp per head.
-    for (int hh = warp; hh < HG; hh += nw) {
-      const float v = sc[hh * kTile + lane];  // kTile == 32: one score per lane
-      const float mt = warp_max(v);
-      const float m_old = msum[hh];
-      const float m_new = fmaxf(m_old, mt);
-      const float pv = (m_new == -INFINITY) ? 0.0f : expf(v - m_new);
-      const float ps = warp_sum(pv);
-      sc[hh * kTile + lane] = pv;
-      if (lane == 0) {
-        const float c = (m_old == -INFINITY) ? 0.0f : expf(m_old - m_new);
-        corr[hh] = c;
-        lsum[hh] = lsum[hh] * c + ps;
-        msum[hh] = m_new;
+    softmax_tile<HG>(sc, corr, msum, lsum);
+    __syncthreads();
+    // Values: each thread owns columns threadIdx.x + kThreads * i of every head.
+    accumulate_values<T, HG>(acc, sc, corr, cache + v_off, rowoff, 0, min(kTile, j_end - j0), p.dv);
+    __syncthreads();  // sc and rowoff are rewritten by the next tile
+  }
+  finish<HG>(p, sp, b, direct, acc, msum, lsum);
+}
+
+// Shared memory of the staged kernel: the unstaged layout (q, scores, softmax state) rounded to 16 bytes, then
+// the key tile [kTile][dk] and, when the values are not inside the key rows, the value tile [kTile][dv].
+struct StagedLayout {
+  int head_floats = 0;  // q + sc + corr/msum/lsum, rounded up to 4 floats
+  int64_t bytes = 0;
+  bool v_in_k = false;
+};
+template <typename T>
+StagedLayout staged_layout(const AttnArgs& a, int hg) {
+  StagedLayout l;
+  const int dk = a.d1 + a.d2;
+  l.head_floats = (hg * dk + hg * kTile + 3 * hg + 3) / 4 * 4;
+  l.v_in_k = a.kv_heads == 1 && a.v_off >= a.k_off && a.v_off + a.dv <= a.k_off + dk;
+  l.bytes = int64_t(l.head_floats) * 4 + int64_t(kTile) * dk * int64_t(sizeof(T)) +
+            (l.v_in_k ? 0 : int64_t(kTile) * a.dv * int64_t(sizeof(T)));
+  return l;
+}
+
+template <typename T, bool SPLIT, int HG>
+__global__ void __launch_bounds__(kThreads) attention_staged_kernel(AttnArgs p, int sub_groups, AttnSplit sp,
+                                                                    int head_floats, int v_in_k) {
+  constexpr int kVE = kVecElems<T>;
+  MMFP4_DYN_SMEM(float, smem);
+  const int dk = p.d1 + p.d2;
+  float *q, *sc, *corr, *msum, *lsum;
+  head_smem<HG>(smem, dk, q, sc, corr, msum, lsum);
+  T* sk = reinterpret_cast<T*>(smem + head_floats);  // [kTile][dk] key rows of the tile
+  T* sv = sk + kTile * dk;                           // [kTile][dv] value rows (unless inside the key rows)
+  __shared__ int64_t rowoff[kTile];
+
+  const BlockPlace b = block_place(p, sub_groups, HG);
+  const int warp = threadIdx.x / kWarp, lane = threadIdx.x % kWarp, nw = blockDim.x / kWarp;
+  const int64_t k_off = p.k_off + int64_t(b.kvh) * p.k_off_per_kvh;
+  const int64_t v_off = p.v_off + int64_t(b.kvh) * p.v_off_per_kvh;
+
+  // Before the wait: positions, sequences and block tables are the step's inputs (uploaded, synchronously, before
+  // its first kernel); nothing earlier in the step writes them. Nothing is written to global memory here.
+  const int n = p.positions[b.t] + 1, s = p.seq[b.t];
+  int j_begin = 0, j_end = n;
+  bool direct = !SPLIT;
+  if constexpr (SPLIT)
+    if (!split_range(sp, n, j_begin, j_end, direct)) return;
+  auto row_offsets = [&](int j0) {
+    const int j = j0 + int(threadIdx.x);
+    if (threadIdx.x < kTile && j < j_end) {
+      const int32_t blk = p.block_tables[int64_t(s) * p.max_blocks + j / p.block_size];
+      rowoff[threadIdx.x] = (int64_t(blk) * p.block_size + j % p.block_size) * p.width;
+    }
+  };
+  if (j_begin < j_end) row_offsets(j_begin);
+  pdl_enter();
+  if constexpr (SPLIT) {
+    if (j_begin >= j_end) {
+      empty_split<HG>(p, sp, b);
+      return;
+    }
+  }
+  const T* cache = static_cast<const T*>(p.cache);
+  const int kvec = dk / kVE, vvec = p.dv / kVE;  // 16-byte vectors per key / value row
+  // The tile's rows -> shared memory (rowoff must be visible: a barrier before), one commit group.
+  auto stage = [&](int jn) {
+    for (int i = threadIdx.x; i < jn * kvec; i += blockDim.x) {
+      const int jj = i / kvec, v = i - jj * kvec;
+      cp_async16(sk + jj * dk + v * kVE, cache + rowoff[jj] + k_off + v * kVE);
+    }
+    if (!v_in_k)
+      for (int i = threadIdx.x; i < jn * vvec; i += blockDim.x) {
+        const int jj = i / vvec, v = i - jj * vvec;
+        cp_async16(sv + jj * p.dv + v * kVE, cache + rowoff[jj] + v_off + v * kVE);
+      }
+    cp_async_commit();
+  };
+  __syncthreads();
+  stage(min(kTile, j_end - j_begin));  // in flight while q is loaded
+  load_q<HG>(p, b, q, msum, lsum);
+  float acc[HG][kMaxDvPerThread];
+#pragma unroll
+  for (int hh = 0; hh < HG; ++hh)
+#pragma unroll
+    for (int j = 0; j < kMaxDvPerThread; ++j) acc[hh][j] = 0.0f;
+
+  for (int j0 = j_begin; j0 < j_end; j0 += kTile) {
+    const int jn = min(kTile, j_end - j0);
+    if (j0 != j_begin) {
+      __syncthreads();  // the previous tile's rows and offsets are no longer read
+      row_offsets(j0);
+      __syncthreads();
+      stage(jn);
+    }
+    cp_async_wait<0>();
+    __syncthreads();
+    // Scores: one warp per key, lanes along the key's 16-byte vectors, all heads of the group at once.
+    for (int jj = warp; jj < kTile; jj += nw) {
+      float dot[HG];
+#pragma unroll
+      for (int hh = 0; hh < HG; ++hh) dot[hh] = 0.0f;
+      if (jj < jn)
+        for (int v = lane; v < kvec; v += kWarp)
+          dot_vec<T, HG>(*reinterpret_cast<const uint4*>(sk + jj * dk + v * kVE), q, dk, v * kVE, dot);
+#pragma unroll
+      for (int hh = 0; hh < HG; ++hh) {
+        const float v = warp_sum(dot[hh]);
+        if (lane == 0) sc[hh * kTile + jj] = (jj < jn && hh < b.nh) ? v * p.scale : -INFINITY;
       }
     }
     __syncthreads();
-    // Values: each thread owns columns threadIdx.x + kThreads * i of every head.
-    const int jn = min(kTile, j_end - j0);
-#pragma unroll
-    for (int hh = 0; hh < HG; ++hh)
-#pragma unroll
-      for (int i = 0; i < kMaxDvPerThread; ++i) acc[hh][i] *= corr[hh];
-    for (int jj = 0; jj < jn; ++jj) {
-      const T* vr = cache + rowoff[jj] + v_off;
-#pragma unroll
-      for (int i = 0; i < kMaxDvPerThread; ++i) {
-        const int d = threadIdx.x + kThreads * i;
-        if (d < p.dv) {
-          const float vv = cache_value(vr, d);
-#pragma unroll
-          for (int hh = 0; hh < HG; ++hh) acc[hh][i] = fmaf(sc[hh * kTile + jj], vv, acc[hh][i]);
-        }
-      }
-    }
-    __syncthreads();  // sc and rowoff are rewritten by the next tile
+    softmax_tile<HG>(sc, corr, msum, lsum);
+    __syncthreads();
+    accumulate_values<T, HG>(acc, sc, corr, v_in_k ? sk + (v_off - k_off) : sv, nullptr, v_in_k ? dk : p.dv, jn,
+                             p.dv);
   }
-  if (!direct) {
-    // Partial result of this split: running max and sum, and the unnormalised output (combine_splits above).
-#pragma unroll
-    for (int hh = 0; hh < HG; ++hh) {
-      if (hh >= nh) break;
-      const int h = kvh * group + h0 + hh;
-      const int64_t row = (int64_t(t) * p.heads + h) * sp.splits + blockIdx.z;
-      if (threadIdx.x == 0) {
-        sp.ml[2 * row] = msum[hh];
-        sp.ml[2 * row + 1] = lsum[hh];
-      }
-#pragma unroll
-      for (int i = 0; i < kMaxDvPerThread; ++i) {
-        const int d = threadIdx.x + kThreads * i;
-        if (d < p.dv) sp.o[row * p.dv + d] = acc[hh][i];
-      }
-    }
-    // The last split block of this (token, head group) to finish merges the splits (common.cuh, splitk_last).
-    if (splitk_last(sp.counters + int64_t(t) * gridDim.y + blockIdx.y, sp.splits))
-      combine_splits<HG>(p, sp, t, kvh * group + h0, nh);
-  } else {
-#pragma unroll
-    for (int hh = 0; hh < HG; ++hh) {
-      if (hh >= nh) break;
-      const int h = kvh * group + h0 + hh;
-      const float inv = 1.0f / lsum[hh];
-#pragma unroll
-      for (int i = 0; i < kMaxDvPerThread; ++i) {
-        const int d = threadIdx.x + kThreads * i;
-        if (d < p.dv) p.out[int64_t(t) * p.out_row_stride + int64_t(h) * p.out_head_stride + d] = acc[hh][i] * inv;
-      }
-    }
-  }
+  finish<HG>(p, sp, b, direct, acc, msum, lsum);
+}
+
+// The staged kernel takes the launch: 16-byte rows and offsets, and a tile that fits kStagedMaxBytes.
+constexpr int64_t kStagedMaxBytes = 160 * 1024;
+template <typename T, bool SPLIT, int HG>
+bool launch_staged(const AttnArgs& a, const AttnSplit& sp, int sub, cudaStream_t s) {
+  constexpr int kVE = kVecElems<T>;
+  const int dk = a.d1 + a.d2;
+  const StagedLayout l = staged_layout<T>(a, HG);
+  const bool aligned = dk % kVE == 0 && a.dv % kVE == 0 && a.width % kVE == 0 && a.k_off % kVE == 0 &&
+                       a.v_off % kVE == 0 && a.k_off_per_kvh % kVE == 0 && a.v_off_per_kvh % kVE == 0 &&
+                       reinterpret_cast<uintptr_t>(a.cache) % 16 == 0;
+  if (!aligned || l.bytes > kStagedMaxBytes) return false;
+  if (l.bytes > 48 * 1024)
+    MMFP4_CUDA_CHECK(cudaFuncSetAttribute(attention_staged_kernel<T, SPLIT, HG>,
+                                          cudaFuncAttributeMaxDynamicSharedMemorySize, int(l.bytes)),
+                     "attention (staged): shared memory ", l.bytes);
+  const dim3 grid(unsigned(a.n_tokens), unsigned(a.kv_heads * sub), unsigned(SPLIT ? sp.splits : 1));
+  MMFP4_LAUNCH(grid, kThreads, size_t(l.bytes), s, attention_staged_kernel<T, SPLIT, HG>)(a, sub, sp, l.head_floats,
+                                                                                        int(l.v_in_k));
+  return true;
 }
 
 template <bool SPLIT, int HG>
-void launch_kind(const AttnArgs& a, const AttnSplit& sp, cudaStream_t s) {
+void launch_kind(const AttnArgs& a, const AttnSplit& sp, cudaStream_t s, bool staged) {
   const int sub = (a.heads / a.kv_heads + HG - 1) / HG;
+  if (staged && (a.cache_f32 ? launch_staged<float, SPLIT, HG>(a, sp, sub, s)
+                             : launch_staged<uint16_t, SPLIT, HG>(a, sp, sub, s)))
+    return;
   const size_t smem = (size_t(HG) * (a.d1 + a.d2) + HG * kTile + 3 * HG) * sizeof(float);
   if (smem > 48 * 1024) {
     MMFP4_CUDA_CHECK(cudaFuncSetAttribute(attention_kernel<float, SPLIT, HG>,
@@ -326,17 +546,17 @@ int attention_blocks(const AttnArgs& a) {
   return a.n_tokens * a.kv_heads * ((a.heads / a.kv_heads + hg - 1) / hg);
 }
 
-void launch_attention(const AttnArgs& a, cudaStream_t s, const AttnSplit& sp) {
+void launch_attention(const AttnArgs& a, cudaStream_t s, const AttnSplit& sp, bool staged) {
   if (a.n_tokens == 0) return;
   if (a.dv > kThreads * kMaxDvPerThread) fail("attention: value width ", a.dv, " > ", kThreads * kMaxDvPerThread);
   const bool few = heads_per_block(a) == 2;
   if (sp.splits > 1) {
-    few ? launch_kind<true, 2>(a, sp, s) : launch_kind<true, kHeads>(a, sp, s);
+    few ? launch_kind<true, 2>(a, sp, s, staged) : launch_kind<true, kHeads>(a, sp, s, staged);
     MMFP4_CUDA_LAUNCHED("attention (split ", sp.splits, ") ", a.n_tokens, " tokens, ", a.heads, " heads / ",
                         a.kv_heads, " kv heads, key ", a.d1, " + ", a.d2, ", value ", a.dv);
     return;
   }
-  few ? launch_kind<false, 2>(a, sp, s) : launch_kind<false, kHeads>(a, sp, s);
+  few ? launch_kind<false, 2>(a, sp, s, staged) : launch_kind<false, kHeads>(a, sp, s, staged);
   MMFP4_CUDA_LAUNCHED("attention ", a.n_tokens, " tokens, ", a.heads, " heads / ", a.kv_heads, " kv heads, key ",
                       a.d1, " + ", a.d2, ", value ", a.dv, ", cache width ", a.width);
 }

@@ -146,9 +146,10 @@ CudaBackend::CudaBackend(int device) : device_(device) {
   flag("MMFP4_CUDA_FAST", all);
   if (!all)
     fast_.absorb = fast_.attn = fast_.moe = fast_.prep = fast_.gemm = fast_.flash = fast_.dequant = fast_.pdl =
-        fast_.norm = fast_.blas = fast_.mla_prep = fast_.raw_gemv = false;
+        fast_.norm = fast_.blas = fast_.mla_prep = fast_.raw_gemv = fast_.attn_stage = false;
   flag("MMFP4_CUDA_FAST_FLASH", fast_.flash);
   flag("MMFP4_CUDA_FAST_RAWGEMV", fast_.raw_gemv);
+  flag("MMFP4_CUDA_FAST_ATTNSTAGE", fast_.attn_stage);
   flag("MMFP4_CUDA_FAST_BLAS", fast_.blas);
   flag("MMFP4_CUDA_FAST_MLAPREP", fast_.mla_prep);
   flag("MMFP4_CUDA_FAST_NORM", fast_.norm);
@@ -995,7 +996,7 @@ void CudaBackend::run_attention(const AttnArgs& a) {
     launch_attention_tc(a, tc, stream_);
     return;
   }
-  launch_attention(a, stream_, attention_split(a));
+  launch_attention(a, stream_, attention_split(a), fast_.attn_stage);
 }
 
 // Splits of the KV length for a launch with few (token, head group) blocks (decode): enough blocks for ~4 per SM,

@@ -55,6 +55,7 @@ struct FastPaths {
   bool pdl = true;     // MMFP4_CUDA_FAST_PDL
   bool norm = true;    // MMFP4_CUDA_FAST_NORM: an out-of-place rmsnorm feeding the next (staged) linear runs inside it
   bool mla_prep = true;  // MMFP4_CUDA_FAST_MLAPREP: MLA's latent norm, ropes and cache store in one launch
+  bool attn_stage = true;  // MMFP4_CUDA_FAST_ATTNSTAGE: decode attention's key/value tiles via shared memory (attention.cu)
   bool raw_gemv = true;  // MMFP4_CUDA_FAST_RAWGEMV: the decode GEMV's raw loop (gemv_fp4.cu, gemm_mma_raw_ok)
   bool blas = true;    // MMFP4_CUDA_FAST_BLAS: products of >= 128 rows (prefill) as bf16 GEMMs on cuBLAS (cuda_backend_blas.cpp)
   bool prefill_bf16 = false;  // MMFP4_CUDA_PREFILL_BF16=1: tiled GEMMs of >= 128 rows take one bf16 activation (no lo): programmatic dependent launch on sm_90 (common.cuh, pdl_enter; process-wide)

@@ -204,7 +204,8 @@ struct AttnSplit {
   float* ml = nullptr;
   int32_t* counters = nullptr;  // [T][kv heads x head groups], zero between launches (the merging block resets them)
 };
-void launch_attention(const AttnArgs& a, cudaStream_t s, const AttnSplit& split = AttnSplit{});
+// staged: key/value tiles through shared memory where the shapes allow (attention.cu; FastPaths::attn_stage).
+void launch_attention(const AttnArgs& a, cudaStream_t s, const AttnSplit& split = AttnSplit{}, bool staged = false);
 // Blocks of the unsplit launch (token x kv head x group of up to 8 query heads).
 int attention_blocks(const AttnArgs& a);
 // Tensor-core attention for long prefill batches (attention_tc.cu): attention_tc_plan fills the geometry and says
