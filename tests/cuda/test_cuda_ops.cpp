@@ -134,15 +134,18 @@ TEST(CudaOps, RmsNormDeferredIntoTheNextLinear) {
   Rng r(41);
   TestWeight plain = random_fp4(200, 256, 32, 0, 42), rotated = random_fp4(70, 200, 64, 64, 43);
   TestWeight dense = random_dense(90, 256, DType::F16, 44);
+  // 5: a wider K (several K splits and row blocks write the norm's output) read with an odd row stride (no 16-byte
+  // loads in the fused sums of squares).
+  TestWeight wide = random_fp4(300, 1024, 128, 0, 45);
   for (bool on : {true, false})
-    for (int next = 0; next < 5; ++next)  // 0..2: linear on the norm's output (plain, rotated, F16); 3: add; 4: other x
-      for (int64_t M : {1, 3, 16}) {
+    for (int next = 0; next < 6; ++next)  // 0..2: linear on the norm's output (plain, rotated, F16); 3: add; 4: other x
+      for (int64_t M : {1, 3, 8, 16}) {
         p.gpu->fast().norm = on;
-        const TestWeight& tw = next == 1 ? rotated : next == 2 ? dense : plain;
+        const TestWeight& tw = next == 1 ? rotated : next == 2 ? dense : next == 5 ? wide : plain;
         auto wc = p.cpu->upload_linear(tw.hw);
         auto wg = p.gpu->upload_linear(tw.hw);
-        const int64_t K = tw.hw.k;
-        auto x = p.act(r.vec(size_t(M * (K + 4)), -3, 3), M, K, K + 4);
+        const int64_t K = tw.hw.k, xs = K + (next == 5 ? 1 : 4);
+        auto x = p.act(r.vec(size_t(M * xs), -3, 3), M, K, xs);
         auto other = p.act(r.vec(size_t(M * K)), M, K);
         auto h = p.act(std::vector<float>(size_t(M * K)), M, K);
         auto y = p.act(std::vector<float>(size_t(M * tw.hw.n)), M, tw.hw.n);
@@ -152,7 +155,7 @@ TEST(CudaOps, RmsNormDeferredIntoTheNextLinear) {
         p.poison(y.g);
         p.cpu->rmsnorm(x.c, nc, 1e-5f, h.c);
         p.gpu->rmsnorm(x.g, ng, 1e-5f, h.g);
-        if (next <= 2) {
+        if (next <= 2 || next == 5) {
           p.cpu->linear(h.c, *wc, y.c, false, false);
           p.gpu->linear(h.g, *wg, y.g, false, false);
           EXPECT_LT(p.err(y), next == 2 ? kF16 : kSplit) << "linear after the norm, case " << next << " M=" << M;

@@ -82,29 +82,43 @@ __device__ __forceinline__ void stage_activations(const GemmArgs& p, int row0, i
   __shared__ float row_inv[16];  // stage_rows <= 16
   const int cols = p.prep.k_valid;
   if (p.norm_w) {
-    // rmsnorm's reduction exactly (rmsnorm.cu: the same threads stride the row, then block_sum): threads past its
-    // count add zeros, which leaves the sum's bits unchanged.
-    __shared__ float red[32];
-    const int nthr = cols >= 1024 ? 256 : cols >= 256 ? 128 : 64;
-    for (int r = 0; r < p.stage_rows; ++r) {
-      const int64_t src = r < rows ? prep_source_row(p.prep, row0 + r) : -1;
-      float ss = 0.0f;
-      if (src >= 0 && int(threadIdx.x) < nthr) {
-        const float* xr = p.prep.x + src * p.prep.x_stride;
-        for (int c = threadIdx.x; c < cols; c += nthr) ss = fmaf(xr[c], xr[c], ss);
+    // Sums of squares of all staged rows at once, every row's loads in flight together: the staged rows rounded up
+    // to a power of two R share the block, G = blockDim.x / R threads per row, each striding the row by G (16-byte
+    // loads where aligned) in unrolled batches; then sums in segments of min(G, 32) lanes and per row over its
+    // segments in order. A row's sum does not depend on the other rows (batch == singles) and is the same on every
+    // run; its order differs from rmsnorm.cu's (one block per row), which prefill uses.
+    __shared__ float red[16];
+    int R = 1;
+    while (R < p.stage_rows) R *= 2;
+    const int G = int(blockDim.x) / R, r = int(threadIdx.x) / G, j = int(threadIdx.x) % G, seg = G < kWarp ? G : kWarp;
+    float ss = 0.0f;
+    const int64_t src = r < rows && r < p.stage_rows ? prep_source_row(p.prep, row0 + r) : -1;
+    if (src >= 0) {
+      const float* xr = p.prep.x + src * p.prep.x_stride;
+      if (p.stage_vec && cols % 4 == 0) {
+#pragma unroll 8
+        for (int c = j; c < cols / 4; c += G) {
+          const float4 v = *reinterpret_cast<const float4*>(xr + 4 * c);
+          ss = fmaf(v.x, v.x, ss);
+          ss = fmaf(v.y, v.y, ss);
+          ss = fmaf(v.z, v.z, ss);
+          ss = fmaf(v.w, v.w, ss);
+        }
+      } else {
+#pragma unroll 8
+        for (int c = j; c < cols; c += G) ss = fmaf(xr[c], xr[c], ss);
       }
-      const float ms = block_sum(ss, red) / float(cols);
-      if (threadIdx.x == 0) row_inv[r] = 1.0f / sqrtf(ms + p.norm_eps);
+    }
+    for (int o = seg / 2; o > 0; o >>= 1) ss += __shfl_xor_sync(0xffffffffu, ss, o);
+    if (int(threadIdx.x) % seg == 0) red[threadIdx.x / seg] = ss;
+    __syncthreads();
+    if (int(threadIdx.x) < p.stage_rows) {
+      const int per = G / seg;
+      float t = 0.0f;
+      for (int q = 0; q < per; ++q) t += red[threadIdx.x * per + q];
+      row_inv[threadIdx.x] = 1.0f / sqrtf(t / float(cols) + p.norm_eps);
     }
     __syncthreads();
-    if (blockIdx.x == 0 && blockIdx.y == 0 && blockIdx.z == 0)  // the normalised rows, for the later readers
-      for (int r = 0; r < rows && r < p.stage_rows; ++r) {
-        const int64_t src = prep_source_row(p.prep, row0 + r);
-        if (src < 0) continue;
-        const float* xr = p.prep.x + src * p.prep.x_stride;
-        for (int c = threadIdx.x; c < cols; c += blockDim.x)
-          p.norm_out[src * p.norm_out_stride + c] = xr[c] * row_inv[r] * p.norm_w[c];
-      }
   }
   for (int it = threadIdx.x; it < p.stage_rows * per_row; it += blockDim.x) {
     const int r = it / per_row, q = it % per_row;
@@ -114,6 +128,15 @@ __device__ __forceinline__ void stage_activations(const GemmArgs& p, int row0, i
 #pragma unroll
       for (int i = 0; i < 8; ++i)
         if (k0 + 8 * q + i < cols) v[i] = v[i] * row_inv[r] * p.norm_w[k0 + 8 * q + i];
+      // The normalised rows, for the later readers: the blocks of row block 0 write the columns they stage (their
+      // K splits cover the row), so no block reads a row twice.
+      if (blockIdx.x == 0 && r < rows) {
+        const int64_t src = prep_source_row(p.prep, row0 + r);
+        if (src >= 0)
+#pragma unroll
+          for (int i = 0; i < 8; ++i)
+            if (k0 + 8 * q + i < cols) p.norm_out[src * p.norm_out_stride + k0 + 8 * q + i] = v[i];
+      }
     }
 #pragma unroll
     for (int i = 0; i < 8; ++i) v[i] *= pre;

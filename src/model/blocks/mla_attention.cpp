@@ -34,7 +34,7 @@ class MlaAttention final : public AttentionBlock {
       if (!qkv_a_) q_a_ = lc.linear(p + "q_a_proj.weight", c.q_lora_rank, hidden);  // [q_lora, hidden]
       q_a_norm_ = lc.vector(p + "q_a_layernorm.weight", c.q_lora_rank);
       q_b_ = lc.linear(p + "q_b_proj.weight", H_ * QK, c.q_lora_rank);     // [H*(nope+rope), q_lora]
-      bcq_ = scratch.add(c.q_lora_rank);
+      bcq_ = scratch.add(c.q_lora_rank);  // q_a's output, or (fused q_a + kv_a) its normalised copy
     } else {
       q_b_ = lc.linear(p + "q_proj.weight", H_ * QK, hidden);              // [H*(nope+rope), hidden]
     }
@@ -69,7 +69,11 @@ class MlaAttention final : public AttentionBlock {
       be.linear(h, *q_a_, cq, false);
     }
     if (Q_ > 0) {
-      be.rmsnorm(cq, q_a_norm_, kMlaNormEps, cq);
+      // Out of place when q_a is part of the fused product (its output is not cq's own buffer): a device backend
+      // may then compute the norm inside q_b's input staging (decode) instead of a launch of its own.
+      Act cqn = qkv_a_ ? scratch.get(bcq_, T) : cq;
+      be.rmsnorm(cq, q_a_norm_, kMlaNormEps, cqn);
+      cq = cqn;
       ctx.after("attn.q_a+norm", cq);
     }
     be.linear(Q_ > 0 ? cq : h, *q_b_, q, false);
