@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 
 #include <fstream>
+#include <regex>
 
 #include "common/cli_runner.h"
 #include "common/temp_dir.h"
@@ -83,6 +84,15 @@ TEST(CliRun, PerplexityScoresFullWindows) {
   EXPECT_EQ(v["tokens_scored"].as_int(), v["windows"].as_int() * 15);
   auto small = mmfp4("perplexity --device cpu -m " + kModel + " -f " + f + " --ctx 100000");
   EXPECT_NE(small.rc, 0);
+}
+
+// `mmfp4 bench` names the commit its binary was built from (stamped at build time), so a result copied from another
+// machine still says which sources produced it.
+TEST(CliRun, BenchNamesTheCommitItWasBuiltFrom) {
+  auto r = mmfp4("bench --device cpu -m " + kModel + " -p 8 -n 4 -b 1 -r 1 --json");
+  ASSERT_EQ(r.rc, 0) << r.err;
+  const std::string c = json::parse(r.out, "bench --json")["commit"].as_string();
+  EXPECT_TRUE(std::regex_match(c, std::regex("[0-9a-f]{12}(\\+dirty)?|unknown"))) << c;
 }
 
 TEST(CliRun, UserErrorsAreMessagesNotCrashes) {

@@ -33,30 +33,13 @@
 #include "kv/kv_cache.h"
 #include "model/model.h"
 
+#include "build_commit.h"
+
 namespace mmfp4::cli {
 namespace {
 
-// The commit this binary was built from: `git rev-parse` in the source tree this file was compiled in.
-std::string source_commit() {
-  std::string dir = __FILE__;
-  dir = dir.substr(0, dir.rfind('/'));
-  const std::string cmd = "git -C '" + dir + "' rev-parse --short=12 HEAD 2>/dev/null";
-  std::string out;
-  if (FILE* p = popen(cmd.c_str(), "r")) {
-    char buf[128];
-    while (std::fgets(buf, sizeof buf, p)) out += buf;
-    pclose(p);
-  }
-  while (!out.empty() && (out.back() == '\n' || out.back() == ' ')) out.pop_back();
-  if (out.empty()) return "unknown";
-  const std::string dirty = "git -C '" + dir + "' status --porcelain --untracked-files=no 2>/dev/null";
-  if (FILE* p = popen(dirty.c_str(), "r")) {
-    char buf[8];
-    if (std::fgets(buf, sizeof buf, p)) out += "+dirty";
-    pclose(p);
-  }
-  return out;
-}
+// The commit this binary was built from (stamped at build time: tools/cli/build_commit.cmake).
+std::string source_commit() { return MMFP4_BUILD_COMMIT; }
 
 // Weights of the checkpoint as the forward pass reads them.
 struct WeightCensus {
