@@ -121,6 +121,15 @@ __device__ __forceinline__ float e2m1_value(uint32_t code) {
   return (code & 8) ? -v : v;
 }
 
+// bf16 bits v * 2^-126 (E2M1 bits placed at bf16 bits 6..8 and 15) -> exact v: one HMUL2 by 2^126 in both halves.
+__device__ __forceinline__ uint32_t bf16x2_scale_2p126(uint32_t bits) {
+  const uint32_t k_bits = 0x7E807E80u;
+  const __nv_bfloat162 v = *reinterpret_cast<const __nv_bfloat162*>(&bits);
+  const __nv_bfloat162 k = *reinterpret_cast<const __nv_bfloat162*>(&k_bits);
+  const __nv_bfloat162 r = __hmul2(v, k);
+  return *reinterpret_cast<const uint32_t*>(&r);
+}
+
 // Two E2M1 codes at bits [3:0] and [19:16] of `t` -> two exact bf16 values in one register.
 // E2M1 is a tiny float (1 sign, 2 exponent bits with bias 1, 1 mantissa bit). Placing e1 e0 m at bf16 bits
 // [8:6] (the lowest exponent bits and the top mantissa bit) and the sign at bit 15 gives the bf16 number
@@ -129,12 +138,7 @@ __device__ __forceinline__ float e2m1_value(uint32_t code) {
 __device__ __forceinline__ uint32_t e2m1x2_to_bf16x2(uint32_t t) {
   const uint32_t mag = (t << 6) & 0x01C001C0u;
   const uint32_t sgn = (t << 12) & 0x80008000u;
-  const uint32_t bits = mag | sgn;
-  const uint32_t k_bits = 0x7E807E80u;  // bf16 2^126 in both halves
-  const __nv_bfloat162 v = *reinterpret_cast<const __nv_bfloat162*>(&bits);
-  const __nv_bfloat162 k = *reinterpret_cast<const __nv_bfloat162*>(&k_bits);
-  const __nv_bfloat162 r = __hmul2(v, k);
-  return *reinterpret_cast<const uint32_t*>(&r);
+  return bf16x2_scale_2p126(mag | sgn);
 }
 
 // D = A (16x16, row) * B (16x8, col) + C, bf16 inputs, float32 accumulation.
@@ -227,15 +231,6 @@ __device__ __forceinline__ void fp4_fragment(uint32_t q, uint32_t (&a)[4]) {
   a[1] = e2m1x2_to_bf16x2(q >> 4);
   a[2] = e2m1x2_to_bf16x2(q >> 8);
   a[3] = e2m1x2_to_bf16x2(q >> 12);
-}
-
-// bf16 bits v * 2^-126 (E2M1 bits placed at bf16 bits 6..8 and 15) -> exact v: one HMUL2 (e2m1x2_to_bf16x2).
-__device__ __forceinline__ uint32_t bf16x2_scale_2p126(uint32_t bits) {
-  const uint32_t k_bits = 0x7E807E80u;
-  const __nv_bfloat162 v = *reinterpret_cast<const __nv_bfloat162*>(&bits);
-  const __nv_bfloat162 k = *reinterpret_cast<const __nv_bfloat162*>(&k_bits);
-  const __nv_bfloat162 r = __hmul2(v, k);
-  return *reinterpret_cast<const uint32_t*>(&r);
 }
 
 // Layout-2 fragments without the HMUL2: the bf16 bits as placed, value * 2^-126 (codes +-0.5 are bf16 subnormals,
