@@ -200,10 +200,13 @@ int main(int argc, char** argv) {
     if (!repeat.empty()) {
       std::printf("---- in-graph cost of repeated ops (decode batch 1, %d steps, plain step timed just before each)\n",
                   int(steps));
+      int64_t per_step = 0;  // extra launches the spec adds to one recorded step
       auto timed = [&](const std::string& spec) {
         rb.set_spec(spec);
         model->clear_graphs();
+        rb.reset_extra();
         model->prepare_graphs(kv);
+        per_step = rb.graphs() > 0 ? rb.extra() / rb.graphs() : 0;
         run_batch(*model, kv, 1, prompt, 2, rng);  // warm
         double best = 1e9;
         for (int r = 0; r < 2; ++r) best = std::min(best, run_batch(*model, kv, 1, prompt, steps, rng).second);
@@ -215,15 +218,7 @@ int main(int argc, char** argv) {
         if (spec.empty()) continue;
         const double base = timed("");
         const double with = timed(spec);
-        // Extra launches in one batch-1 step: the prompt runs eagerly, the step records its graph (none is left).
-        model->clear_graphs();
-        rb.reset_extra();
-        run_batch(*model, kv, 1, prompt, 0, rng);
-        const int64_t prompt_extra = rb.extra();
-        model->clear_graphs();
-        rb.reset_extra();
-        run_batch(*model, kv, 1, prompt, 1, rng);
-        const int64_t n = rb.extra() - prompt_extra;
+        const int64_t n = per_step;
         std::printf("repeat %-24s step %.3f ms (plain %.3f ms): %+.1f us per step, %lld extra launches per step -> "
                     "%.2f us each\n",
                     spec.c_str(), with * 1e3, base * 1e3, (with - base) * 1e6, (long long)n,

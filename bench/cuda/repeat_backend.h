@@ -54,9 +54,11 @@ class RepeatBackend final : public Backend {
     }
   }
 
-  // Extra issues since the last reset (a recorded step: how many launches of the op(s) the spec added).
+  // Extra issues and graphs recorded since the last reset (every bucket's graph issues the same ops, so extra() /
+  // graphs() after Model::prepare_graphs is what the spec adds to one step).
   int64_t extra() const { return extra_; }
-  void reset_extra() { extra_ = 0; }
+  int64_t graphs() const { return graphs_; }
+  void reset_extra() { extra_ = graphs_ = 0; }
 
   std::string name() const override { return b_.name(); }
   bool is_cpu() const override { return b_.is_cpu(); }
@@ -131,7 +133,10 @@ class RepeatBackend final : public Backend {
   void argmax_rows(Act x, int32_t* ids) override { rep("argmax_rows", [&] { b_.argmax_rows(x, ids); }); }
   double device_read_gbs(size_t bytes) override { return b_.device_read_gbs(bytes); }
   bool supports_graphs() const override { return b_.supports_graphs(); }
-  void begin_graph() override { b_.begin_graph(); }
+  void begin_graph() override {
+    ++graphs_;
+    b_.begin_graph();
+  }
   std::unique_ptr<StepGraph> end_graph() override { return b_.end_graph(); }
   void replay_graph(const StepGraph& g) override { b_.replay_graph(g); }
 
@@ -145,7 +150,7 @@ class RepeatBackend final : public Backend {
   }
 
   Backend& b_;
-  int64_t extra_ = 0;
+  int64_t extra_ = 0, graphs_ = 0;
   std::map<std::string, int> ops_;
   std::vector<std::pair<std::string, int>> linears_;
 };
