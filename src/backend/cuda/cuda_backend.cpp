@@ -1132,6 +1132,21 @@ void CudaBackend::moe_route(Act logits, const DeviceVector* bias, const RouterPa
                      p.norm_topk_prob, p.routed_scaling_factor, int(p.shared_id), ids, weights, stream_);
 }
 
+// Measurement only (bench_cuda_decode --repeat measures whole ops): MMFP4_CUDA_REPEAT_MOE=plan,gate_up,down,combine
+// issues the named stages of moe_experts twice, so that their cost inside a replayed step can be told apart. Repeating
+// plan, gate_up or down leaves the results unchanged (each rewrites its own buffers); combine adds twice.
+static int moe_repeat(const char* stage) {
+  static const std::string spec = [] {
+    std::string v = ",";
+    if (const char* e = std::getenv("MMFP4_CUDA_REPEAT_MOE")) v += e;
+    return v + ",";
+  }();
+  std::string key = ",";
+  key += stage;
+  key += ",";
+  return spec.find(key) != std::string::npos ? 2 : 1;
+}
+
 void CudaBackend::moe_experts(Act x, const int32_t* ids, const float* weights, int64_t K, const ExpertWeights& ew_in,
                               Act out) {
   flush_norm();
@@ -1167,7 +1182,8 @@ void CudaBackend::moe_experts(Act x, const int32_t* ids, const float* weights, i
   auto* pos = static_cast<int32_t*>(ws(moe_pos_, size_t(n * 4), "moe positions"));
   auto* tiles = static_cast<int32_t*>(ws(moe_tiles_, size_t(max_tiles * 3 * 4), "moe tiles"));
   auto* count = static_cast<int32_t*>(ws(moe_count_, 4, "moe tile count"));
-  launch_moe_plan(ids, int(T), int(K), int(E), align, tile_rows, sorted, pos, tiles, count, int(max_tiles), stream_);
+  for (int r = moe_repeat("plan"); r > 0; --r)
+    launch_moe_plan(ids, int(T), int(K), int(E), align, tile_rows, sorted, pos, tiles, count, int(max_tiles), stream_);
 
   const int64_t Ip = ew.down.k_stored;  // the down projection's stored width (rotation padding included)
   auto* g = static_cast<float*>(ws(moe_g_, size_t(rows_pad * Ip * 4), "moe gate"));
@@ -1209,7 +1225,7 @@ void CudaBackend::moe_experts(Act x, const int32_t* ids, const float* weights, i
     c.gw = ew.gate_up.gw;
     c.y = gu;
     c.y_stride = W2;
-    gemm(c);
+    for (int r = moe_repeat("gate_up"); r > 0; --r) gemm(c);
     // down can read [gate | up] and apply silu(gate) * up while converting its activations (no silu launch).
     fused_silu = ew.down.hadamard_block == 0 && ew.down.mma_ok && !force_generic_;
     if (fused_silu) {
@@ -1257,8 +1273,9 @@ void CudaBackend::moe_experts(Act x, const int32_t* ids, const float* weights, i
   c.w = &ew.down;
   c.gw = ew.down.gw;
   c.y = d;
-  gemm(c);
-  launch_moe_combine(d, H, pos, weights, int(T), int(K), int(H), out.data, out.stride, stream_);
+  for (int r = moe_repeat("down"); r > 0; --r) gemm(c);
+  for (int r = moe_repeat("combine"); r > 0; --r)
+    launch_moe_combine(d, H, pos, weights, int(T), int(K), int(H), out.data, out.stride, stream_);
 }
 
 // ---------------------------------------------------------------------------------------------------------------
