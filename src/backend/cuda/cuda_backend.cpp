@@ -488,8 +488,8 @@ std::unique_ptr<ExpertWeights> CudaBackend::upload_experts(const std::vector<Hos
 // ---------------------------------------------------------------------------------------------------------------
 // Linear layers
 // ---------------------------------------------------------------------------------------------------------------
-int CudaBackend::choose_splits(int row_blocks, int tiles, int k_chunks, int tm, int64_t npad, int rows, WKind kind,
-                               int blocks_per_sm) {
+int CudaBackend::best_splits(int row_blocks, int tiles, int k_chunks, int tm, int64_t npad, int rows, WKind kind,
+                             int blocks_per_sm) const {
   // Split K only for skinny products (decode). Blocks are scheduled dynamically, so the busiest SM runs
   // ceil(blocks / SMs) of them: choose the split that minimises those blocks' weight bytes plus the partial sums'
   // traffic (written and read once per split) and a fixed cost for the reduction's extra step.
@@ -507,9 +507,7 @@ int CudaBackend::choose_splits(int row_blocks, int tiles, int k_chunks, int tm, 
       const int cps = int(ceil_div(k_chunks, s));
       const int se = int(ceil_div(k_chunks, cps));
       if (se != s && s > 1) continue;
-      if (se > 1 && (int64_t(tiles) * se * tm * npad * 4 > int64_t(partial_.bytes) ||
-                     int64_t(tiles) * row_blocks > counter_capacity_))
-        break;
+      if (se > 1 && !splits_fit(tiles, se, tm, npad, row_blocks)) break;
       const double cost = double(ceil_div(blocks1 * se, capacity)) * cps * (1.0 + 0.02 * (se - 1)) + (se > 1 ? 1.0 : 0.0);
       if (cost < best_cost - 1e-9) {
         best_cost = cost;
@@ -525,9 +523,7 @@ int CudaBackend::choose_splits(int row_blocks, int tiles, int k_chunks, int tm, 
     const int cps = int(ceil_div(k_chunks, s));
     const int se = int(ceil_div(k_chunks, cps));
     if (se != s) continue;
-    if (se > 1 && (int64_t(tiles) * se * tm * npad * 4 > int64_t(partial_.bytes) ||
-                   int64_t(tiles) * row_blocks > counter_capacity_))
-      break;
+    if (se > 1 && !splits_fit(tiles, se, tm, npad, row_blocks)) break;
     const double busiest = double(ceil_div(blocks1 * se, sms_)) * cps * chunk_bytes;
     const double partials = se > 1 ? 2.0 * tiles * se * std::min(tm, rows) * double(npad) * 4 / sms_ + 16384 : 0;
     const double cost = busiest + partials;
@@ -537,6 +533,38 @@ int CudaBackend::choose_splits(int row_blocks, int tiles, int k_chunks, int tm, 
     }
   }
   return best;
+}
+
+// Whether the partial sums of `splits` K splits (and the row blocks' counters) fit the workspace.
+bool CudaBackend::splits_fit(int tiles, int splits, int tm, int64_t npad, int row_blocks) const {
+  return int64_t(tiles) * splits * tm * npad * 4 <= int64_t(partial_.bytes) &&
+         int64_t(tiles) * row_blocks <= counter_capacity_;
+}
+
+// The split of K of a tensor-core launch: the cost model's count (best_splits, capped by the test hook), then the
+// rules of the launch: splits start on multiples of align chunks (a scale group of layout-2 MMFP4, which the raw
+// decode loop needs), and
+// a staged launch (stage_col_bytes per staged column) takes more splits until its K split fits kStageMaxBytes
+// (M 9..16 on a long K) while the partial sums fit.
+SplitK CudaBackend::choose_splits(int row_blocks, int tiles, int k_chunks, int tm, int rows, WKind kind,
+                                  int blocks_per_sm, int align, int64_t stage_col_bytes) const {
+  const int64_t npad = int64_t(row_blocks) * kBlockRows;
+  SplitK k;
+  k.splits = best_splits(row_blocks, tiles, k_chunks, tm, npad, rows, kind, blocks_per_sm);
+  if (max_splits_ > 0) k.splits = std::min(k.splits, max_splits_);
+  k.cps = int(ceil_div(k_chunks, k.splits));
+  if (k.splits > 1) {
+    k.cps = int(round_up(k.cps, align));
+    k.splits = int(ceil_div(k_chunks, k.cps));
+  }
+  auto stage_bytes = [&](int cps) { return stage_col_bytes * (cps * 64 + 32); };
+  while (stage_col_bytes > 0 && stage_bytes(k.cps) > kStageMaxBytes && k.cps > align) {
+    const int cps = int(round_up(k.cps / 2, align)), splits = int(ceil_div(k_chunks, cps));
+    if (!splits_fit(tiles, splits, tm, npad, row_blocks)) break;
+    k.cps = cps;
+    k.splits = splits;
+  }
+  return k;
 }
 
 void CudaBackend::gemm(const GemmCall& c) {
@@ -670,40 +698,24 @@ void CudaBackend::launch_mma(GemmArgs& a, int rows, const PrepArgs& pa, bool fus
   }
   a.raw = fast_.raw_gemv;
   const int row_blocks = int(ceil_div(gw.n_tiles, 8));
-  a.splits = choose_splits(row_blocks, a.grid_tiles, gw.k_chunks, 8 * a.nt, int64_t(row_blocks) * kBlockRows, rows,
-                           gw.kind, gemm_mma_blocks_per_sm(a));
-  if (max_splits_ > 0) a.splits = std::min(a.splits, max_splits_);
-  a.cps = int(ceil_div(gw.k_chunks, a.splits));
-  if (gw.kind == WKind::Fp4 && gw.layout == 2 && a.gshift >= 2 && a.splits > 1) {
-    // Splits start on a scale group, so that the raw decode loop (gemm_mma_raw_ok) takes them.
-    const int per = 1 << (a.gshift - 1);
-    a.cps = int(round_up(a.cps, per));
-    a.splits = int(ceil_div(gw.k_chunks, a.cps));
-  }
   a.stage = false;
   const int srows = (a.tiles.tiles || a.heads) ? 8 * a.nt : std::min(8 * a.nt, a.m);
-  auto stage_bytes = [&](int cps) { return int64_t(srows) * (cps * 64 + 32) * 2 * (pa.xb_lo ? 2 : 1); };
-  // Staged shapes whose K split is too wide (M 9..16 on a long K): more splits, each starting on a scale group,
-  // while the partial sums fit.
-  if (fast_.prep && a.nt <= 2 && srows > 0 && gw.kind == WKind::Fp4) {
-    const int per = a.gshift >= 2 ? 1 << (a.gshift - 1) : 1;
-    while (stage_bytes(a.cps) > kStageMaxBytes && a.cps > per) {
-      const int cps = int(round_up(a.cps / 2, per)), splits = int(ceil_div(gw.k_chunks, cps));
-      if (int64_t(a.grid_tiles) * splits * 8 * a.nt * int64_t(row_blocks) * kBlockRows * 4 > int64_t(partial_.bytes) ||
-          int64_t(a.grid_tiles) * row_blocks > counter_capacity_)
-        break;
-      a.cps = cps;
-      a.splits = splits;
-    }
-  }
+  const int64_t stage_col_bytes = int64_t(srows) * 2 * (pa.xb_lo ? 2 : 1);  // staged rows x (hi (+ lo)) x 16 bits
+  const bool staged = fast_.prep && a.nt <= 2 && srows > 0;
+  // Chunks per scale group: the raw loop (layout 2) takes only splits that start on one.
+  const int align = gw.kind == WKind::Fp4 && gw.layout == 2 && a.gshift >= 2 ? 1 << (a.gshift - 1) : 1;
+  const SplitK k = choose_splits(row_blocks, a.grid_tiles, gw.k_chunks, 8 * a.nt, rows, gw.kind,
+                                 gemm_mma_blocks_per_sm(a), align,
+                                 staged && gw.kind == WKind::Fp4 ? stage_col_bytes : 0);
+  a.splits = k.splits;
+  a.cps = k.cps;
   if (a.splits > 1) {
     a.partial = static_cast<float*>(partial_.p);
     a.counters = static_cast<int32_t*>(counters_.p);
   }
-  if (fast_.prep && a.nt <= 2) {
+  if (staged) {
     const int stride = a.cps * 64 + 32;
-    const int64_t bytes = stage_bytes(a.cps);
-    if (srows > 0 && bytes <= kStageMaxBytes) {
+    if (stage_col_bytes * stride <= kStageMaxBytes) {
       a.stage = true;
       a.stage_rows = srows;
       a.stage_stride = stride;

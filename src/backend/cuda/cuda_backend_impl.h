@@ -67,6 +67,11 @@ struct CudaStepGraph final : StepGraph {
   cudaGraphExec_t exec = nullptr;
 };
 
+// A split of K: splits of cps 64-column chunks each (CudaBackend::choose_splits).
+struct SplitK {
+  int splits = 1, cps = 0;
+};
+
 class CudaBackend final : public Backend {
  public:
   explicit CudaBackend(int device);
@@ -193,8 +198,11 @@ class CudaBackend final : public Backend {
   void run_attention(const AttnArgs& a);
   bool tiled_ok(const CudaLinear& w) const;
   void launch_tiled(GemmArgs& a, const PrepArgs& pa);
-  int choose_splits(int row_blocks, int tiles, int k_chunks, int tm, int64_t npad, int rows, WKind kind,
-                    int blocks_per_sm);
+  int best_splits(int row_blocks, int tiles, int k_chunks, int tm, int64_t npad, int rows, WKind kind,
+                  int blocks_per_sm) const;
+  bool splits_fit(int tiles, int splits, int tm, int64_t npad, int row_blocks) const;
+  SplitK choose_splits(int row_blocks, int tiles, int k_chunks, int tm, int rows, WKind kind, int blocks_per_sm,
+                       int align, int64_t stage_col_bytes) const;
 
   // Prefill on cuBLAS (cuda_backend_blas.cpp, FastPaths::blas): each returns false where it does not apply, and the
   // caller then runs the tile kernels.

@@ -199,7 +199,7 @@ struct AttnArgs {
 // running max and sum of each split, merged by the last split block of each (token, head group) (attention.cu).
 struct AttnSplit {
   int splits = 1;
-  int min_keys = 64;            // keys per split at least: shorter contexts use fewer of the splits
+  int min_keys = 16;            // keys per split at least: shorter contexts use fewer of the splits
   float* o = nullptr;
   float* ml = nullptr;
   int32_t* counters = nullptr;  // [T][kv heads x head groups], zero between launches (the merging block resets them)
