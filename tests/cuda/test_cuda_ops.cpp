@@ -622,6 +622,20 @@ TEST(CudaOps, MoeRouteThenExperts) {
     p.gpu->moe_route(lg.g, &bg, rp, idg, wdg);
     p.gpu->moe_experts(x.g, idg, wdg, K, *eg, out.g);
     EXPECT_LT(p.err(out), kSplit) << "T=" << T;
+    if (T == 1) {  // one token: each slot its own tile, no plan (FastPaths::moe_direct); the plan's bits without it
+      EXPECT_EQ(p.gpu->moe_direct_calls(), 1);
+      std::vector<float> direct(size_t(T * H)), planned(size_t(T * H));
+      p.gpu->upload(out.g.data, out.c.data, direct.size() * 4);  // any start, the same for both
+      p.gpu->moe_experts(x.g, idg, wdg, K, *eg, out.g);
+      p.gpu->download(direct.data(), out.g.data, direct.size() * 4);
+      p.gpu->fast().moe_direct = false;
+      p.gpu->upload(out.g.data, out.c.data, direct.size() * 4);
+      p.gpu->moe_experts(x.g, idg, wdg, K, *eg, out.g);
+      p.gpu->download(planned.data(), out.g.data, planned.size() * 4);
+      p.gpu->fast().moe_direct = true;
+      EXPECT_EQ(p.gpu->moe_direct_calls(), 2);
+      EXPECT_EQ(direct, planned);
+    }
     p.gpu->download(ig.data(), idg, ig.size() * 4);
     p.gpu->download(wg.data(), wdg, wg.size() * 4);
     EXPECT_EQ(ic, ig) << "T=" << T;

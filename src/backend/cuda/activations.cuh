@@ -19,7 +19,7 @@ __device__ __forceinline__ int64_t prep_source_row(const PrepArgs& p, int row) {
     const int32_t r = p.row_map[row];
     return r < 0 ? -1 : (p.map_is_mask ? row : r / p.row_div);
   }
-  return row;
+  return p.row_div > 1 ? row / p.row_div : row;  // no map: row i of a direct MoE tile reads token i / slots
 }
 
 // Eight columns [k0, k0 + 8) of x row `src` (zeros past k_valid or for src < 0).

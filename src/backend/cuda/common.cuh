@@ -266,6 +266,12 @@ __device__ __forceinline__ void fp4_frag(uint32_t w, uint32_t (&a)[4]) {
 // Token tile `tile` of a plain or MoE linear launch (GemmArgs): its expert, first activation row and rows; false
 // for a slot of the MoE tile table that is not used this step (the whole block returns: nothing has synchronised).
 __device__ __forceinline__ bool token_tile(const GemmArgs& p, int tile, int tm, int& expert, int& row0, int& rows) {
+  if (p.tiles.direct) {
+    expert = p.tiles.tiles[tile];
+    row0 = tile;
+    rows = 1;
+    return expert >= 0 && expert < p.tiles.n_experts;
+  }
   if (p.tiles.tiles) {
     if (tile >= *p.tiles.count) return false;
     expert = p.tiles.tiles[3 * tile];

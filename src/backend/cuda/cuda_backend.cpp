@@ -146,7 +146,8 @@ CudaBackend::CudaBackend(int device) : device_(device) {
   flag("MMFP4_CUDA_FAST", all);
   if (!all)
     fast_.absorb = fast_.attn = fast_.moe = fast_.prep = fast_.gemm = fast_.flash = fast_.dequant = fast_.pdl =
-        fast_.norm = fast_.blas = fast_.mla_prep = fast_.raw_gemv = fast_.attn_stage = false;
+        fast_.norm = fast_.blas = fast_.mla_prep = fast_.raw_gemv = fast_.attn_stage = fast_.moe_direct = false;
+  flag("MMFP4_CUDA_FAST_MOEDIRECT", fast_.moe_direct);
   flag("MMFP4_CUDA_FAST_FLASH", fast_.flash);
   flag("MMFP4_CUDA_FAST_RAWGEMV", fast_.raw_gemv);
   flag("MMFP4_CUDA_FAST_ATTNSTAGE", fast_.attn_stage);
@@ -165,7 +166,7 @@ CudaBackend::CudaBackend(int device) : device_(device) {
   pdl_flag() = fast_.pdl;
   name_ += cat(", ", split_ ? "split" : "bf16", " activations, fast paths: absorb ", fast_.absorb, " attn ",
                fast_.attn, " moe ", fast_.moe, " prep ", fast_.prep, " gemm ", fast_.gemm, " flash ", fast_.flash,
-               " dequant ", fast_.dequant, " norm ", fast_.norm, " pdl ", fast_.pdl);
+               " dequant ", fast_.dequant, " norm ", fast_.norm, " pdl ", fast_.pdl, " moe_direct ", fast_.moe_direct);
 }
 
 // Programmatic dependent launch must work in captured graphs (the decode steps are graphs): record y += x, y += y,
@@ -1194,8 +1195,17 @@ void CudaBackend::moe_experts(Act x, const int32_t* ids, const float* weights, i
   auto* pos = static_cast<int32_t*>(ws(moe_pos_, size_t(n * 4), "moe positions"));
   auto* tiles = static_cast<int32_t*>(ws(moe_tiles_, size_t(max_tiles * 3 * 4), "moe tiles"));
   auto* count = static_cast<int32_t*>(ws(moe_count_, 4, "moe tile count"));
-  for (int r = moe_repeat("plan"); r > 0; --r)
-    launch_moe_plan(ids, int(T), int(K), int(E), align, tile_rows, sorted, pos, tiles, count, int(max_tiles), stream_);
+  // One token (decode of one sequence; FastPaths::moe_direct): its slots name distinct experts, so each slot is its
+  // own one-row tile read straight from ids (TileTable::direct) and the plan kernel (~9 us of a decode layer in the
+  // H100's replayed step) is not launched. Only where every product takes the staged tensor-core path made for it.
+  const bool direct = fast_.moe_direct && fast_.moe && T == 1 && nt == 1 && ew.stacked() && ew.gate_up.mma_ok &&
+                      ew.down.mma_ok && !force_generic_ && ew.gate.hadamard_block == 0 &&
+                      ew.down.hadamard_block == 0 && ew.gate_up.gw.row0 == 0;
+  moe_direct_calls_ += direct;
+  if (!direct)
+    for (int r = moe_repeat("plan"); r > 0; --r)
+      launch_moe_plan(ids, int(T), int(K), int(E), align, tile_rows, sorted, pos, tiles, count, int(max_tiles),
+                      stream_);
 
   const int64_t Ip = ew.down.k_stored;  // the down projection's stored width (rotation padding included)
   auto* g = static_cast<float*>(ws(moe_g_, size_t(rows_pad * Ip * 4), "moe gate"));
@@ -1223,6 +1233,12 @@ void CudaBackend::moe_experts(Act x, const int32_t* ids, const float* weights, i
   c.row_div = int(K);
   c.tiles = TileTable{tiles, count};
   c.max_tiles = int(max_tiles);
+  if (direct) {  // row i is slot i: token i / K
+    c.m = int(n);
+    c.row_map = nullptr;
+    c.tiles = TileTable{ids, nullptr, true, int(E)};
+    c.max_tiles = int(n);
+  }
   c.tile_rows = tile_rows;
   c.prefill = fast_.blas && T >= kBlasMinRows;
   c.y_stride = Ip;
@@ -1279,7 +1295,8 @@ void CudaBackend::moe_experts(Act x, const int32_t* ids, const float* weights, i
     c.k_valid = dval;
   }
   c.row_div = 1;
-  c.map_is_mask = true;
+  c.map_is_mask = !direct;
+  if (direct) c.row_map = nullptr;
   c.y_stride = H;
   c.what = fused_silu ? "moe down (silu fused)" : "moe down";
   c.w = &ew.down;
@@ -1287,7 +1304,7 @@ void CudaBackend::moe_experts(Act x, const int32_t* ids, const float* weights, i
   c.y = d;
   for (int r = moe_repeat("down"); r > 0; --r) gemm(c);
   for (int r = moe_repeat("combine"); r > 0; --r)
-    launch_moe_combine(d, H, pos, weights, int(T), int(K), int(H), out.data, out.stride, stream_);
+    launch_moe_combine(d, H, direct ? nullptr : pos, weights, int(T), int(K), int(H), out.data, out.stride, stream_);
 }
 
 // ---------------------------------------------------------------------------------------------------------------

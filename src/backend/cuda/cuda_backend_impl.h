@@ -58,6 +58,7 @@ struct FastPaths {
   bool attn_stage = true;  // MMFP4_CUDA_FAST_ATTNSTAGE: decode attention's key/value tiles via shared memory (attention.cu)
   bool raw_gemv = true;  // MMFP4_CUDA_FAST_RAWGEMV: the decode GEMV's raw loop (gemv_fp4.cu, gemm_mma_raw_ok)
   bool blas = true;    // MMFP4_CUDA_FAST_BLAS: products of >= 128 rows (prefill) as bf16 GEMMs on cuBLAS (cuda_backend_blas.cpp)
+  bool moe_direct = true;  // MMFP4_CUDA_FAST_MOEDIRECT: a one-token MoE step runs each slot as its own tile (no plan)
   bool prefill_bf16 = false;  // MMFP4_CUDA_PREFILL_BF16=1: tiled GEMMs of >= 128 rows take one bf16 activation (no lo): programmatic dependent launch on sm_90 (common.cuh, pdl_enter; process-wide)
 };
 
@@ -144,6 +145,8 @@ class CudaBackend final : public Backend {
   bool split_activations() const { return split_; }
   // Test hooks: the speed paths (FastPaths) on or off. `moe` also decides, at upload, whether gate and up are stacked.
   FastPaths& fast() { return fast_; }
+  // Test hook: MoE steps that ran as direct one-row tiles without the plan (FastPaths::moe_direct).
+  int64_t moe_direct_calls() const { return moe_direct_calls_; }
   // Test hooks of the cuBLAS prefill path: whether cuBLAS can be used (opens it), and the products it has run.
   bool cublas_available() { return blas() != nullptr; }
   int64_t cublas_calls() const { return blas_ ? blas_->calls() : 0; }
@@ -248,6 +251,7 @@ class CudaBackend final : public Backend {
   int max_splits_ = 0;                // set_max_splits
   int attn_min_keys_ = 16;            // keys per attention split at least (attention_split)
   FastPaths fast_;
+  int64_t moe_direct_calls_ = 0;
   DType kv_dtype_ = DType::F32;       // MMFP4_CUDA_KV=bf16 halves the cache (docs/cuda.md: precision)
   size_t allocated_ = 0;
 

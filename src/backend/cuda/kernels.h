@@ -44,6 +44,10 @@ struct GemmWeight {
 struct TileTable {
   const int32_t* tiles = nullptr;
   const int32_t* count = nullptr;
+  // Direct (one token's slots, FastPaths::moe_direct): `tiles` is the slots' expert ids and tile t is slot t alone
+  // (expert tiles[t] if in [0, n_experts), else skipped; row t, one row): no plan kernel, no count.
+  bool direct = false;
+  int n_experts = 0;
 };
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -56,7 +60,7 @@ struct PrepArgs {
   int64_t x_stride = 0;
   int m = 0;                         // rows of x (without row_map), or entries of row_map
   int k_valid = 0;                   // columns of x that exist
-  const int32_t* row_map = nullptr;  // xb row i <- x row row_map[i] / row_div (negative: zeros); null: row i
+  const int32_t* row_map = nullptr;  // xb row i <- x row row_map[i] / row_div (negative: zeros); null: i / row_div
   int row_div = 1;
   bool map_is_mask = false;          // row_map only marks missing rows (negative); present rows map to themselves
   // Head-major gather (hm_heads > 0): xb row r = h * hm_tpad + t <- x row t * hm_heads + h (t < hm_tokens).
@@ -240,7 +244,7 @@ void launch_moe_route_warp(const float* logits, int64_t ls, int T, int E, const 
 // expert's rows starting at a multiple of `align`; pos[flat] = its sorted row; tile table of up to `tile_rows` rows.
 void launch_moe_plan(const int32_t* ids, int T, int K, int E, int align, int tile_rows, int32_t* sorted,
                      int32_t* pos, int32_t* tiles, int32_t* tile_count, int max_tiles, cudaStream_t s);
-// out[t] += sum_j w[t, j] * d[pos[t * K + j]] in slot order.
+// out[t] += sum_j w[t, j] * d[pos[t * K + j]] in slot order (pos null: row t * K + j, the direct tiles' order).
 void launch_moe_combine(const float* d, int64_t ds, const int32_t* pos, const float* w, int T, int K, int H,
                         float* out, int64_t os, cudaStream_t s);
 

@@ -65,7 +65,7 @@ __global__ void combine_kernel(const float* d, int64_t ds, const int32_t* pos, c
   const int t = int(i / H), c = int(i % H);
   float o = out[int64_t(t) * os + c];
   for (int j = 0; j < K; ++j) {
-    const float y = w[t * K + j] * d[int64_t(pos[t * K + j]) * ds + c];
+    const float y = w[t * K + j] * d[int64_t(pos ? pos[t * K + j] : t * K + j) * ds + c];
     o += y;
   }
   out[int64_t(t) * os + c] = o;
