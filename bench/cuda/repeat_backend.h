@@ -125,6 +125,10 @@ class RepeatBackend final : public Backend {
   void moe_route(Act logits, const DeviceVector* bias, const RouterParams& p, int32_t* ids, float* w) override {
     rep("moe_route", [&] { b_.moe_route(logits, bias, p, ids, w); });
   }
+  void moe_router(Act h, const LinearWeight& rw, Act logits, const DeviceVector* bias, const RouterParams& p,
+                  int32_t* ids, float* w) override {
+    rep("moe_router", [&] { b_.moe_router(h, rw, logits, bias, p, ids, w); });
+  }
   void moe_experts(Act x, const int32_t* ids, const float* w, int64_t K, const ExpertWeights& ew, Act out) override {
     rep("moe_experts", [&] { b_.moe_experts(x, ids, w, K, ew, out); });
   }

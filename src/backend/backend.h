@@ -216,6 +216,13 @@ class Backend {
   // MoE. logits [T, E] (float32) -> ids [T, top_k], weights [T, top_k] (device buffers). bias may be null.
   virtual void moe_route(Act logits, const DeviceVector* bias, const RouterParams& p, int32_t* ids,
                          float* weights) = 0;
+  // The router of a MoE block: logits = h w^T (w [E, hidden]), then moe_route. A backend may do both in one pass;
+  // the default runs linear then moe_route.
+  virtual void moe_router(Act h, const LinearWeight& w, Act logits, const DeviceVector* bias, const RouterParams& p,
+                          int32_t* ids, float* weights) {
+    linear(h, w, logits, false);
+    moe_route(logits, bias, p, ids, weights);
+  }
   // out[t] += sum_j weights[t, j] * expert_{ids[t, j]}(x[t]), tokens grouped by expert.
   virtual void moe_experts(Act x, const int32_t* ids, const float* weights, int64_t top_k, const ExpertWeights& ew,
                            Act out) = 0;

@@ -645,6 +645,66 @@ TEST(CudaOps, MoeRouteThenExperts) {
   }
 }
 
+// The router (linear) and its routing in one launch (CudaBackend::moe_router, FastPaths::moe_router): sigmoid routing
+// of GLM's 64 experts + the shared slot, and of 128 (one row block) at 1..8 tokens, with one K split and with
+// several (the epilogue of the single block, and of the last block to finish): the ids, weights and logits of the
+// linear and the routing kernel, bit for bit, and that it was taken. 256 experts, 12 tokens and softmax routing take
+// the two launches (counted as not fused) and still match.
+TEST(CudaOps, MoeRouterFusedIsTheLinearThenTheRouting) {
+  MMFP4_SKIP_WITHOUT_GPU();
+  Pair p;
+  p.gpu->fast().blas = false;
+  Rng r(18);
+  struct Case {
+    int64_t E, T;
+    bool sigmoid, fused;
+    int max_splits;
+  };
+  const Case cases[] = {{64, 1, true, true, 0},  {64, 1, true, true, 1},  {64, 3, true, true, 0},
+                        {64, 8, true, true, 1},  {128, 5, true, true, 0}, {256, 1, true, false, 0},
+                        {64, 12, true, false, 0}, {64, 2, false, false, 0}};
+  const int64_t H = 512;
+  for (const Case& c : cases) {
+    RouterParams rp;
+    rp.sigmoid = c.sigmoid, rp.n_experts = c.E, rp.top_k = 4, rp.norm_topk_prob = true;
+    rp.routed_scaling_factor = 1.8f;
+    rp.shared_id = c.sigmoid ? c.E : -1;
+    const int64_t K = rp.slots();
+    TestWeight tw = random_fp4(c.E, H, 128, 0, uint64_t(c.E + c.T));
+    auto wg = p.gpu->upload_linear(tw.hw);
+    const std::vector<float> bias = r.vec(size_t(c.E), -0.2f, 0.2f);
+    DeviceVector bg{p.gpu_buf(bias), c.E};
+    auto x = p.act(r.vec(size_t(c.T * H)), c.T, H);
+    std::vector<int32_t> i0(size_t(c.T * K)), i1(i0);
+    std::vector<float> w0(size_t(c.T * K)), w1(w0), l0(size_t(c.T * c.E)), l1(l0);
+    int32_t* ids = p.gpu_buf(i0);
+    float* wd = p.gpu_buf(w0);
+    auto lg = p.act(std::vector<float>(size_t(c.T * c.E)), c.T, c.E);
+    p.gpu->set_max_splits(c.max_splits);
+    p.gpu->linear(x.g, *wg, lg.g, false, false);
+    p.gpu->moe_route(lg.g, c.sigmoid ? &bg : nullptr, rp, ids, wd);
+    p.gpu->download(i0.data(), ids, i0.size() * 4);
+    p.gpu->download(w0.data(), wd, w0.size() * 4);
+    p.gpu->download(l0.data(), lg.g.data, l0.size() * 4);
+    p.poison(lg.g);
+    p.gpu->upload(ids, std::vector<int32_t>(i0.size(), -7).data(), i0.size() * 4);
+    const int64_t before = p.gpu->moe_router_fused_calls();
+    p.gpu->moe_router(x.g, *wg, lg.g, c.sigmoid ? &bg : nullptr, rp, ids, wd);
+    p.gpu->download(i1.data(), ids, i1.size() * 4);
+    p.gpu->download(w1.data(), wd, w1.size() * 4);
+    p.gpu->download(l1.data(), lg.g.data, l1.size() * 4);
+    p.gpu->set_max_splits(0);
+    const std::string what = "E " + std::to_string(c.E) + " T " + std::to_string(c.T) + " splits cap " +
+                             std::to_string(c.max_splits);
+    const bool on = p.gpu->fast().moe_router && p.gpu->fast().moe;  // both off under MMFP4_CUDA_FAST=0
+    EXPECT_EQ(p.gpu->moe_router_fused_calls() - before, c.fused && on ? 1 : 0) << what;
+    EXPECT_EQ(i0, i1) << what;
+    EXPECT_EQ(w0, w1) << what;
+    EXPECT_EQ(l0, l1) << what;
+    for (float v : w1) EXPECT_TRUE(std::isfinite(v)) << what;
+  }
+}
+
 TEST(CudaOps, ArgmaxRowsTiesToLowestIndex) {
   MMFP4_SKIP_WITHOUT_GPU();
   Pair p;

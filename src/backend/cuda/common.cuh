@@ -14,12 +14,15 @@
 // Kernel launches and dynamic shared memory go through these two macros, so that the same sources also build as
 // plain C++ for the CPU simulator of tests/cuda/sim (-DMMFP4_CUDA_SIM=ON), which runs every kernel on the CPU:
 //   MMFP4_LAUNCH(grid, block, smem, stream, kernel<T...>)(args...);   MMFP4_DYN_SMEM(float, name);
+// MMFP4_NOINLINE: a device function kept out of line (its registers do not count against the caller's).
 #ifdef MMFP4_SIM
 #define MMFP4_LAUNCH(grid, block, smem, stream, ...) ::mmfp4::sim::Launcher(grid, block, smem, stream, __VA_ARGS__)
 #define MMFP4_DYN_SMEM(T, name) T* name = ::mmfp4::sim::dyn_smem<T>()
+#define MMFP4_NOINLINE
 #else
 #define MMFP4_LAUNCH(grid, block, smem, stream, ...) ::mmfp4::cuda::KernelLaunch(grid, block, smem, stream, __VA_ARGS__)
 #define MMFP4_DYN_SMEM(T, name) extern __shared__ __align__(16) T name[]
+#define MMFP4_NOINLINE __noinline__
 #endif
 
 namespace mmfp4::cuda {

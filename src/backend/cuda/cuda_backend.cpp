@@ -146,8 +146,10 @@ CudaBackend::CudaBackend(int device) : device_(device) {
   flag("MMFP4_CUDA_FAST", all);
   if (!all)
     fast_.absorb = fast_.attn = fast_.moe = fast_.prep = fast_.gemm = fast_.flash = fast_.dequant = fast_.pdl =
-        fast_.norm = fast_.blas = fast_.mla_prep = fast_.raw_gemv = fast_.attn_stage = fast_.moe_direct = false;
+        fast_.norm = fast_.blas = fast_.mla_prep = fast_.raw_gemv = fast_.attn_stage = fast_.moe_direct =
+            fast_.moe_router = false;
   flag("MMFP4_CUDA_FAST_MOEDIRECT", fast_.moe_direct);
+  flag("MMFP4_CUDA_FAST_MOEROUTER", fast_.moe_router);
   flag("MMFP4_CUDA_FAST_FLASH", fast_.flash);
   flag("MMFP4_CUDA_FAST_RAWGEMV", fast_.raw_gemv);
   flag("MMFP4_CUDA_FAST_ATTNSTAGE", fast_.attn_stage);
@@ -166,7 +168,7 @@ CudaBackend::CudaBackend(int device) : device_(device) {
   pdl_flag() = fast_.pdl;
   name_ += cat(", ", split_ ? "split" : "bf16", " activations, fast paths: absorb ", fast_.absorb, " attn ",
                fast_.attn, " moe ", fast_.moe, " prep ", fast_.prep, " gemm ", fast_.gemm, " flash ", fast_.flash,
-               " dequant ", fast_.dequant, " norm ", fast_.norm, " pdl ", fast_.pdl, " moe_direct ", fast_.moe_direct);
+               " dequant ", fast_.dequant, " norm ", fast_.norm, " pdl ", fast_.pdl, " moe_direct ", fast_.moe_direct, " moe_router ", fast_.moe_router);
 }
 
 // Programmatic dependent launch must work in captured graphs (the decode steps are graphs): record y += x, y += y,
@@ -736,6 +738,11 @@ void CudaBackend::launch_mma(GemmArgs& a, int rows, const PrepArgs& pa, bool fus
   } else if (fuse_norm) {
     flush_norm();
   }
+  // The router's routing (moe_router): only where one block holds every logit of the token rows.
+  if (route_req_.ids && row_blocks == 1 && a.grid_tiles == 1 && a.nt == 1 && !a.tiles.tiles && !a.heads && a.m <= 8) {
+    a.route = route_req_;
+    route_req_ = RouteArgs{};
+  }
   if (!a.stage) launch_prepare_activations(pa, stream_);
   launch_gemm_mma(a, stream_);
 }
@@ -1128,13 +1135,44 @@ void CudaBackend::mla_expand_v(Act o_lat, const LinearWeight& kv_b_in, int64_t h
 // ---------------------------------------------------------------------------------------------------------------
 // Mixture of experts
 // ---------------------------------------------------------------------------------------------------------------
-void CudaBackend::moe_route(Act logits, const DeviceVector* bias, const RouterParams& p, int32_t* ids,
-                            float* weights) {
-  flush_norm();
+void CudaBackend::check_route(Act logits, const RouterParams& p) const {
   if (logits.cols != p.n_experts || p.top_k <= 0 || p.top_k > p.n_experts || p.n_experts > 1024 ||
       (p.sigmoid && p.n_group > 0 && p.n_experts % p.n_group != 0) || p.topk_group > p.n_group)
     fail("moe_route: logits [", logits.rows, ", ", logits.cols, "], ", p.n_experts, " experts, top ", p.top_k,
          ", groups ", p.n_group, "/", p.topk_group, " (the CUDA router takes up to 1024 experts)");
+}
+
+// Router GEMM + routing (FastPaths::moe_router): with sigmoid routing and no expert groups, for a router of one row
+// block (E <= 128) on the tensor-core GEMV with one token tile (decode up to 8 tokens), the block that stores the
+// logits routes the rows (GemmArgs::route: the routing kernel's function, the same bits); one launch less per MoE layer.
+// Everything else (and a GEMM launch that cannot take it) runs the linear and then moe_route.
+void CudaBackend::moe_router(Act h, const LinearWeight& w, Act logits, const DeviceVector* bias, const RouterParams& p,
+                             int32_t* ids, float* weights) {
+  const bool fuse = fast_.moe_router && fast_.moe && p.sigmoid && p.n_group <= 1 && p.top_k <= 32 &&
+                    p.n_experts <= kBlockRows && h.rows <= 8;
+  if (!fuse) {
+    linear(h, w, logits, false, false);
+    moe_route(logits, bias, p, ids, weights);
+    return;
+  }
+  check_route(logits, p);
+  route_req_ = RouteArgs{};
+  route_req_.ids = ids, route_req_.w = weights, route_req_.bias = bias ? bias->data : nullptr;
+  route_req_.E = int(p.n_experts), route_req_.K = int(p.top_k), route_req_.shared = int(p.shared_id);
+  route_req_.sigmoid = true, route_req_.norm = p.norm_topk_prob, route_req_.scaling = p.routed_scaling_factor;
+  linear(h, w, logits, false, false);
+  if (route_req_.ids) {  // the GEMM did not take it
+    route_req_ = RouteArgs{};
+    moe_route(logits, bias, p, ids, weights);
+  } else {
+    ++moe_router_fused_;
+  }
+}
+
+void CudaBackend::moe_route(Act logits, const DeviceVector* bias, const RouterParams& p, int32_t* ids,
+                            float* weights) {
+  flush_norm();
+  check_route(logits, p);
   if (fast_.moe && (!p.sigmoid || p.n_group <= 1) && p.top_k <= 32)
     launch_moe_route_warp(logits.data, logits.stride, int(logits.rows), int(p.n_experts), bias ? bias->data : nullptr,
                           p.sigmoid, int(p.top_k), p.norm_topk_prob, p.routed_scaling_factor, int(p.shared_id), ids,

@@ -58,6 +58,7 @@ struct FastPaths {
   bool attn_stage = true;  // MMFP4_CUDA_FAST_ATTNSTAGE: decode attention's key/value tiles via shared memory (attention.cu)
   bool raw_gemv = true;  // MMFP4_CUDA_FAST_RAWGEMV: the decode GEMV's raw loop (gemv_fp4.cu, gemm_mma_raw_ok)
   bool blas = true;    // MMFP4_CUDA_FAST_BLAS: products of >= 128 rows (prefill) as bf16 GEMMs on cuBLAS (cuda_backend_blas.cpp)
+  bool moe_router = true;  // MMFP4_CUDA_FAST_MOEROUTER: sigmoid routing in the router GEMM's last block (one row block)
   bool moe_direct = true;  // MMFP4_CUDA_FAST_MOEDIRECT: a one-token MoE step runs each slot as its own tile (no plan)
   bool prefill_bf16 = false;  // MMFP4_CUDA_PREFILL_BF16=1: tiled GEMMs of >= 128 rows take one bf16 activation (no lo): programmatic dependent launch on sm_90 (common.cuh, pdl_enter; process-wide)
 };
@@ -114,6 +115,8 @@ class CudaBackend final : public Backend {
                     Act q_lat) override;
   void mla_expand_v(Act o_lat, const LinearWeight& kv_b, int64_t heads, int64_t nope, int64_t v, Act out) override;
   void moe_route(Act logits, const DeviceVector* bias, const RouterParams& p, int32_t* ids, float* weights) override;
+  void moe_router(Act h, const LinearWeight& w, Act logits, const DeviceVector* bias, const RouterParams& p,
+                  int32_t* ids, float* weights) override;
   void moe_experts(Act x, const int32_t* ids, const float* weights, int64_t top_k, const ExpertWeights& ew,
                    Act out) override;
   void sync() override;
@@ -147,6 +150,8 @@ class CudaBackend final : public Backend {
   FastPaths& fast() { return fast_; }
   // Test hook: MoE steps that ran as direct one-row tiles without the plan (FastPaths::moe_direct).
   int64_t moe_direct_calls() const { return moe_direct_calls_; }
+  // Test hook: routers whose routing ran in the GEMM's epilogue (FastPaths::moe_router).
+  int64_t moe_router_fused_calls() const { return moe_router_fused_; }
   // Test hooks of the cuBLAS prefill path: whether cuBLAS can be used (opens it), and the products it has run.
   bool cublas_available() { return blas() != nullptr; }
   int64_t cublas_calls() const { return blas_ ? blas_->calls() : 0; }
@@ -252,6 +257,10 @@ class CudaBackend final : public Backend {
   int attn_min_keys_ = 16;            // keys per attention split at least (attention_split)
   FastPaths fast_;
   int64_t moe_direct_calls_ = 0;
+  int64_t moe_router_fused_ = 0;
+  // moe_router: the routing the next launch_mma may take into its epilogue (GemmArgs::route), or none.
+  RouteArgs route_req_;
+  void check_route(Act logits, const RouterParams& p) const;
   DType kv_dtype_ = DType::F32;       // MMFP4_CUDA_KV=bf16 halves the cache (docs/cuda.md: precision)
   size_t allocated_ = 0;
 

@@ -21,6 +21,7 @@
 
 #include "backend/cuda/activations.cuh"
 #include "backend/cuda/check.h"
+#include "backend/cuda/moe_route.cuh"
 
 namespace mmfp4::cuda {
 
@@ -146,6 +147,13 @@ __device__ __forceinline__ void stage_activations(const GemmArgs& p, int row0, i
     if (p.prep.xb_lo) *reinterpret_cast<uint4*>(sm + S + r * p.stage_stride + 8 * q) = make_uint4(lo[0], lo[1], lo[2], lo[3]);
   }
   __syncthreads();
+}
+
+// The router launch's epilogue (GemmArgs::route): warp w routes token rows w, w + 8, ... of the tile. Not inlined, so
+// that its registers do not count against the GEMM loop's.
+__device__ MMFP4_NOINLINE void route_tile_rows(RouteArgs a, const float* yb, int64_t y_stride, int out0, int rows) {
+  for (int r = int(threadIdx.x) / kWarp; r < rows; r += kWarps)
+    route_token_warp<kBlockRows / 32>(yb + int64_t(out0 + r) * y_stride, a, out0 + r, nullptr);
 }
 
 template <WKind KIND, int NT, int U, bool STAGE, int LAYOUT, int MINB, bool PIPE, bool RAW>
@@ -411,18 +419,28 @@ __global__ void __launch_bounds__(256, MINB) gemm_mma_kernel(GemmArgs p) {
 
   // Epilogue. This lane holds D[row g (+8)][token 8t + 2c (+1)].
   const int n_lo = nt * 16 + g, n_hi = n_lo + 8;
+  // The router's launch (GemmArgs::route; one row block): once the block has stored all logits of its token rows,
+  // a warp per row routes it. The barrier makes the block's global stores visible to its own threads.
+  auto route_rows = [&] {  // one token tile of 8 rows only (the backend asks no more: a spill in the two-tile loop)
+    if constexpr (NT == 1) {
+      __syncthreads();
+      route_tile_rows(p.route, yb, p.y_stride, out0, rows);
+    }
+  };
   if (p.splits == 1) {
-    if (nt >= p.w.n_tiles) return;
+    if (nt < p.w.n_tiles) {
 #pragma unroll
-    for (int t = 0; t < NT; ++t)
+      for (int t = 0; t < NT; ++t)
 #pragma unroll
-      for (int i = 0; i < 4; ++i) {
-        const int tok = 8 * t + 2 * c + (i & 1), n = (i < 2) ? n_lo : n_hi;
-        if (tok < rows && n < p.w.n) {
-          float* o = yb + int64_t(out0 + tok) * p.y_stride + n;
-          *o = p.accumulate ? *o + acc[t][i] : acc[t][i];
+        for (int i = 0; i < 4; ++i) {
+          const int tok = 8 * t + 2 * c + (i & 1), n = (i < 2) ? n_lo : n_hi;
+          if (tok < rows && n < p.w.n) {
+            float* o = yb + int64_t(out0 + tok) * p.y_stride + n;
+            *o = p.accumulate ? *o + acc[t][i] : acc[t][i];
+          }
         }
-      }
+    }
+    if (p.route.ids) route_rows();
     return;
   }
   const int rbs = gridDim.x, npad = rbs * kBlockRows;
@@ -440,6 +458,7 @@ __global__ void __launch_bounds__(256, MINB) gemm_mma_kernel(GemmArgs p) {
   if (!splitk_last(p.counters + int64_t(tile) * rbs + rb, p.splits)) return;
   splitk_store(p.partial + int64_t(tile) * p.splits * TM * npad, p.splits, TM, npad, rows, rb * kBlockRows, p.w.n, yb,
                p.y_stride, out0, p.accumulate);
+  if (p.route.ids) route_rows();
 }
 
 // U chunks in flight per warp, MINB blocks per SM (the register cap), PIPE: next batch loaded before this one runs,

@@ -81,6 +81,16 @@ void launch_rotate_pad(const float* x, int64_t x_stride, int m, int k, int k_pad
 
 // y (+)= x W^T on tensor cores (bf16 or f16 operands, float32 accumulation). One warp owns a 16-row tile of W and
 // a token tile of 8 * nt rows; a block is 8 warps (128 rows); grid = (row blocks, token tiles, splits of K).
+// MoE routing of one token (moe_route.cuh): ids/w rows of K (+1 with shared >= 0) slots, as launch_moe_route_warp.
+struct RouteArgs {
+  int32_t* ids = nullptr;     // null: no routing
+  float* w = nullptr;
+  const float* bias = nullptr;
+  int E = 0, K = 0, shared = -1;
+  bool sigmoid = false, norm = false;
+  float scaling = 1.0f;
+};
+
 struct GemmArgs {
   GemmWeight w;
   const void* xb = nullptr;  // prepared activations
@@ -114,6 +124,9 @@ struct GemmArgs {
   float* norm_out = nullptr;
   int64_t norm_out_stride = 0;
   bool raw = false;          // the raw decode loop where it applies (FastPaths::raw_gemv, gemm_mma_raw_ok)
+  // Router GEMM (one row block, one 8-row token tile, sigmoid routing; CudaBackend::moe_router): the block that
+  // stores the logits then routes every token row, a warp per row (the routing kernel's function and bits).
+  RouteArgs route;
   int splits = 1, cps = 0;   // splits of the k chunks (64 columns each), cps chunks per split
   float* partial = nullptr;  // splits > 1: [grid_tiles][splits][8 * nt][row blocks * 128]
   int32_t* counters = nullptr;  // splits > 1: [grid_tiles][row blocks], zero between launches

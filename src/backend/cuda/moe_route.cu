@@ -5,6 +5,7 @@
 #include "backend/cuda/check.h"
 #include "backend/cuda/common.cuh"
 #include "backend/cuda/kernels.h"
+#include "backend/cuda/moe_route.cuh"
 
 namespace mmfp4::cuda {
 
@@ -88,91 +89,14 @@ __global__ void route_kernel(const float* logits, int64_t ls, int T, int E, cons
   for (int j = 0; j < K; ++j) w[j] *= scaling;
 }
 
-// Fast path (FastPaths::moe; no expert groups, E <= 1024): a warp per token. Lane l holds experts l, l + 32, ...;
-// the per-expert values are computed exactly as above, the softmax denominator is summed by lane 0 in expert order
-// (as above), and each of the K picks is a warp argmax of (value, index) that prefers the lower index on ties: the
+// Fast path (FastPaths::moe; no expert groups, E <= 1024): a warp per token (route_token_warp, moe_route.cuh): the
 // same choices and the same bits as the one-thread loops, in ~K x 5 shuffles instead of K x E dependent steps.
-constexpr int kSlots = kMaxExperts / 32;
-
-__device__ __forceinline__ void warp_best(float& v, int& i) {
-#pragma unroll
-  for (int o = 16; o > 0; o >>= 1) {
-    const float ov = __shfl_xor_sync(0xffffffffu, v, o);
-    const int oi = __shfl_xor_sync(0xffffffffu, i, o);
-    if (oi >= 0 && (i < 0 || ov > v || (ov == v && oi < i))) v = ov, i = oi;
-  }
-}
-
-__global__ void route_warp_kernel(const float* logits, int64_t ls, int T, int E, const float* bias, bool sigmoid,
-                                  int K, bool norm, float scaling, int shared, int32_t* ids, float* wout) {
+__global__ void route_warp_kernel(const float* logits, int64_t ls, int T, RouteArgs a) {
   pdl_enter();
   __shared__ float sm[4][kMaxExperts];
-  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, t = blockIdx.x * 4 + warp;
+  const int warp = threadIdx.x / 32, t = blockIdx.x * 4 + warp;
   if (t >= T) return;  // whole warp
-  const float* z = logits + int64_t(t) * ls;
-  float s[kSlots], key[kSlots];
-  uint32_t taken = 0;
-  if (!sigmoid) {
-    float mx = -INFINITY;
-#pragma unroll
-    for (int i = 0; i < kSlots; ++i)
-      if (i * 32 + lane < E) mx = fmaxf(mx, z[i * 32 + lane]);
-    mx = warp_max(mx);
-#pragma unroll
-    for (int i = 0; i < kSlots; ++i)
-      if (i * 32 + lane < E) sm[warp][i * 32 + lane] = s[i] = expf(z[i * 32 + lane] - mx);
-    __syncwarp();
-    float sum = 0.0f;
-    if (lane == 0)
-      for (int e = 0; e < E; ++e) sum += sm[warp][e];
-    sum = __shfl_sync(0xffffffffu, sum, 0);
-#pragma unroll
-    for (int i = 0; i < kSlots; ++i)
-      if (i * 32 + lane < E) key[i] = s[i] = s[i] / sum;
-  } else {
-#pragma unroll
-    for (int i = 0; i < kSlots; ++i)
-      if (i * 32 + lane < E) {
-        s[i] = 1.0f / (1.0f + expf(-z[i * 32 + lane]));
-        key[i] = s[i] + (bias ? bias[i * 32 + lane] : 0.0f);
-      }
-  }
-  float wsel[32];
-  int isel[32];
-  float tot = 0.0f;
-  for (int j = 0; j < K && j < 32; ++j) {
-    float v = 0.0f, wv = 0.0f;
-    int idx = -1, slot = -1;
-#pragma unroll
-    for (int i = 0; i < kSlots; ++i)
-      if (i * 32 + lane < E && !(taken >> i & 1) && (idx < 0 || key[i] > v)) v = key[i], idx = i * 32 + lane, slot = i;
-    int best = idx;
-    float bv = v;
-    warp_best(bv, best);
-    if (best == idx && idx >= 0) {
-      taken |= 1u << slot;
-#pragma unroll
-      for (int i = 0; i < kSlots; ++i)
-        if (i == slot) wv = s[i];
-    }
-    wv = __shfl_sync(0xffffffffu, wv, best % 32);
-    wsel[j] = wv;
-    isel[j] = best;
-    tot += wv;
-  }
-  if (lane != 0) return;
-  const int S = K + (shared >= 0 ? 1 : 0);
-  for (int j = 0; j < K; ++j) {
-    float wj = wsel[j];
-    if (norm) wj /= sigmoid ? (tot + 1e-20f) : tot;
-    if (sigmoid) wj *= scaling;
-    ids[int64_t(t) * S + j] = isel[j];
-    wout[int64_t(t) * S + j] = wj;
-  }
-  if (shared >= 0) {
-    ids[int64_t(t) * S + K] = shared;
-    wout[int64_t(t) * S + K] = 1.0f;
-  }
+  route_token_warp<kMaxExperts / 32>(logits + int64_t(t) * ls, a, t, sm[warp]);
 }
 
 }  // namespace
@@ -181,8 +105,10 @@ void launch_moe_route_warp(const float* logits, int64_t ls, int T, int E, const 
                            bool norm_topk_prob, float scaling, int shared, int32_t* ids, float* w, cudaStream_t s) {
   if (E > kMaxExperts || top_k > 32) fail("moe_route (warp): ", E, " experts, top ", top_k);
   if (T == 0) return;
-  MMFP4_LAUNCH((T + 3) / 4, 128, 0, s, route_warp_kernel)(logits, ls, T, E, bias, sigmoid, top_k, norm_topk_prob,
-                                                         scaling, shared, ids, w);
+  RouteArgs a;
+  a.ids = ids, a.w = w, a.bias = bias, a.E = E, a.K = top_k, a.shared = shared, a.sigmoid = sigmoid;
+  a.norm = norm_topk_prob, a.scaling = scaling;
+  MMFP4_LAUNCH((T + 3) / 4, 128, 0, s, route_warp_kernel)(logits, ls, T, a);
   MMFP4_CUDA_LAUNCHED("moe_route (warp) ", T, " tokens x ", E, " experts, top ", top_k, sigmoid ? " (sigmoid)" : "");
 }
 

@@ -65,11 +65,10 @@ class Moe final : public FfnBlock {
   void forward(ForwardContext& ctx, Act h, Act x) override {
     const int64_t T = ctx.T();
     Act logits = scratch.get(blogits_, T);
-    ctx.be.linear(h, *router_, logits, false);
-    ctx.after("moe.router_logits", logits);
     auto* ids = reinterpret_cast<int32_t*>(scratch.get(bids_, T).data);
     float* w = scratch.get(bw_, T).data;
-    ctx.be.moe_route(logits, bias_.data ? &bias_ : nullptr, params_, ids, w);
+    ctx.be.moe_router(h, *router_, logits, bias_.data ? &bias_ : nullptr, params_, ids, w);  // linear + routing
+    ctx.after("moe.router_logits", logits);
     ctx.be.moe_experts(h, ids, w, params_.slots(), *experts_, x);
     ctx.after("moe.experts+residual", x);
     if (shared_) shared_->forward(ctx, h, x);
