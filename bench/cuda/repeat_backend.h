@@ -44,8 +44,8 @@ class RepeatBackend final : public Backend {
       } else {
         static const char* known[] = {"embed", "rmsnorm", "hadamard", "rope", "silu_mul", "add", "add_bias",
                                       "gather_rows", "kv_store", "attention", "mla_store", "mla_prepare",
-                                      "mla_attention", "mla_absorb_q", "mla_expand_v", "moe_route", "moe_experts",
-                                      "argmax_rows"};
+                                      "mla_attention", "mla_absorb_q", "mla_expand_v", "moe_route", "moe_router",
+                                      "moe_experts", "argmax_rows"};
         bool ok = false;
         for (const char* k : known) ok = ok || item == k;
         if (!ok) fail("--repeat: unknown op '", item, "' (Backend op names, or linear:TEXT)");
