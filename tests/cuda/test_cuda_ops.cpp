@@ -432,6 +432,61 @@ TEST(CudaOps, MlaPrepareMatchesTheOpsOneByOne) {
 
 // Decode: one query token per sequence (the last of each) over long cached contexts, GQA and MLA, both the KV-split
 // kernel (few blocks: eligible) and the one-pass kernel, float32 and bf16 caches.
+// Decode's mla_prepare held for the next mla_absorb_q and run as extra blocks of its launch (FastPaths::mla_fuse):
+// latent, roped q and kpe, cache rows and q_lat are the bits of the two launches, on GLM's shapes and both caches.
+TEST(CudaOps, MlaPrepareJoinsTheAbsorbLaunch) {
+  MMFP4_SKIP_WITHOUT_GPU();
+  Pair p;
+  p.gpu->fast().blas = false;
+  Rng r(24);
+  const int64_t H = 20, R = 512, P = 64, NOPE = 192, V = 256, W = R + P, QK = NOPE + P, maxpos = 300;
+  TestWeight kvb = random_fp4(H * (NOPE + V), R, 128, 0, 31);
+  auto wg = p.gpu->upload_linear(kvb.hw);
+  for (const std::vector<int64_t>& lens : {std::vector<int64_t>{1}, std::vector<int64_t>{3, 1}})
+  for (DType dt : {DType::F32, DType::BF16}) {
+    PagedBatch b = make_paged(p, lens, 16, W, r, dt);
+    const int64_t T = int64_t(b.tokens.size());
+    const std::vector<float> ckv0 = r.vec(size_t(T * W)), q0 = r.vec(size_t(T * H * QK)), wv = r.vec(size_t(R)),
+                             cs = r.vec(size_t(maxpos * P / 2)), sn = r.vec(size_t(maxpos * P / 2));
+    auto ckv = p.act(ckv0, T, W);
+    auto q = p.act(q0, T, H * QK);
+    auto lat = p.act(std::vector<float>(size_t(T * R)), T, R);
+    auto qlat = p.act(std::vector<float>(size_t(T * H * R)), T * H, R);
+    DeviceVector wgv{p.gpu_buf(wv), R};
+    RopeTable tg{p.gpu_buf(cs), p.gpu_buf(sn), maxpos, int(P), true};
+    const size_t cache_bytes = size_t(int64_t(b.bt.size() + 3) * 16 * W) * (dt == DType::F32 ? 4 : 2);
+    const std::vector<uint8_t> cache0(cache_bytes, 0);
+    auto run = [&](bool fuse) {
+      p.gpu->fast().mla_fuse = fuse;
+      p.gpu->upload(ckv.g.data, ckv0.data(), ckv0.size() * 4);
+      p.gpu->upload(q.g.data, q0.data(), q0.size() * 4);
+      p.gpu->upload(b.kg.data, cache0.data(), cache_bytes);
+      p.poison(lat.g);
+      p.poison(qlat.g);
+      const int64_t before = p.gpu->mla_fused_calls();
+      p.gpu->mla_prepare(ckv.g, wgv, 1e-6f, lat.g, q.g, H, QK, NOPE, 0, tg, b.kg, b.gpu_meta);
+      Act q_nope(q.g.data, T * H, NOPE, QK);
+      p.gpu->mla_absorb_q(q_nope, *wg, H, NOPE, V, qlat.g);
+      const bool on = fuse && p.gpu->fast().absorb && p.gpu->fast().mla_prep;  // all off under MMFP4_CUDA_FAST=0
+      EXPECT_EQ(p.gpu->mla_fused_calls() - before, on ? 1 : 0);
+      std::vector<float> all(size_t(T * (W + H * QK + R + H * R)));
+      float* o = all.data();
+      p.gpu->download(o, ckv.g.data, size_t(T * W) * 4);
+      p.gpu->download(o + T * W, q.g.data, size_t(T * H * QK) * 4);
+      p.gpu->download(o + T * (W + H * QK), lat.g.data, size_t(T * R) * 4);
+      p.gpu->download(o + T * (W + H * QK + R), qlat.g.data, size_t(T * H * R) * 4);
+      std::vector<uint8_t> cache(cache_bytes);
+      p.gpu->download(cache.data(), b.kg.data, cache_bytes);
+      for (float v : all) EXPECT_TRUE(std::isfinite(v));
+      return std::make_pair(all, cache);
+    };
+    const auto two = run(false), one = run(true);
+    EXPECT_EQ(one.first, two.first) << T << " tokens, cache " << dtype_name(dt);
+    EXPECT_EQ(one.second, two.second) << T << " tokens, cache " << dtype_name(dt);
+  }
+  p.gpu->fast().mla_fuse = true;
+}
+
 TEST(CudaOps, AttentionAtDecodeOverLongContexts) {
   MMFP4_SKIP_WITHOUT_GPU();
   Pair p;

@@ -147,7 +147,8 @@ CudaBackend::CudaBackend(int device) : device_(device) {
   if (!all)
     fast_.absorb = fast_.attn = fast_.moe = fast_.prep = fast_.gemm = fast_.flash = fast_.dequant = fast_.pdl =
         fast_.norm = fast_.blas = fast_.mla_prep = fast_.raw_gemv = fast_.attn_stage = fast_.moe_direct =
-            fast_.moe_router = false;
+            fast_.moe_router = fast_.mla_fuse = false;
+  flag("MMFP4_CUDA_FAST_MLAFUSE", fast_.mla_fuse);
   flag("MMFP4_CUDA_FAST_MOEDIRECT", fast_.moe_direct);
   flag("MMFP4_CUDA_FAST_MOEROUTER", fast_.moe_router);
   flag("MMFP4_CUDA_FAST_FLASH", fast_.flash);
@@ -168,7 +169,7 @@ CudaBackend::CudaBackend(int device) : device_(device) {
   pdl_flag() = fast_.pdl;
   name_ += cat(", ", split_ ? "split" : "bf16", " activations, fast paths: absorb ", fast_.absorb, " attn ",
                fast_.attn, " moe ", fast_.moe, " prep ", fast_.prep, " gemm ", fast_.gemm, " flash ", fast_.flash,
-               " dequant ", fast_.dequant, " norm ", fast_.norm, " pdl ", fast_.pdl, " moe_direct ", fast_.moe_direct, " moe_router ", fast_.moe_router);
+               " dequant ", fast_.dequant, " norm ", fast_.norm, " pdl ", fast_.pdl, " moe_direct ", fast_.moe_direct, " moe_router ", fast_.moe_router, " mla_fuse ", fast_.mla_fuse);
 }
 
 // Programmatic dependent launch must work in captured graphs (the decode steps are graphs): record y += x, y += y,
@@ -815,7 +816,14 @@ void CudaBackend::rmsnorm(Act x, const DeviceVector& w, float eps, Act out) {
   launch_rmsnorm(x.data, x.stride, out.data, out.stride, int(x.rows), int(x.cols), w.data, eps, stream_);
 }
 
+void CudaBackend::flush_prep() {
+  if (!prep_pending_) return;
+  prep_pending_ = false;
+  launch_mla_prepare(pending_prep_, stream_);
+}
+
 void CudaBackend::flush_norm() {
+  flush_prep();
   if (!pending_.on) return;
   pending_.on = false;
   const PendingNorm& n = pending_;
@@ -974,6 +982,12 @@ void CudaBackend::mla_prepare(Act ckv, const DeviceVector& norm_w, float eps, Ac
   a.cache = kv.data;
   a.cache_f32 = kv.dtype == DType::F32;
   a.width = kv.width;
+  // Decode: held for the absorb_q launch that follows (its tile kernel takes 128-thread prepare blocks).
+  if (fast_.mla_fuse && fast_.absorb && !force_generic_ && a.rows <= 64 && mla_prepare_threads(a.R) == 128) {
+    pending_prep_ = a;
+    prep_pending_ = true;
+    return;
+  }
   launch_mla_prepare(a, stream_);
 }
 
@@ -1041,6 +1055,8 @@ AttnSplit CudaBackend::attention_split(const AttnArgs& a) {
 
 void CudaBackend::mla_absorb_q(Act q_nope, const LinearWeight& kv_b_in, int64_t heads, int64_t nope, int64_t v,
                                Act q_lat) {
+  const bool prep = prep_pending_;  // a held mla_prepare (mla_fuse): its rows join the tile kernel's launch
+  prep_pending_ = false;
   flush_norm();
   const auto& w = static_cast<const CudaLinear&>(kv_b_in);
   const int64_t R = w.k_stored;
@@ -1048,10 +1064,14 @@ void CudaBackend::mla_absorb_q(Act q_nope, const LinearWeight& kv_b_in, int64_t 
       w.n != heads * (nope + v))
     fail("mla_absorb_q ", w.name, " [", w.n, ", ", w.k, "]: q_nope [", q_nope.rows, ", ", q_nope.cols, "], q_lat [",
          q_lat.rows, ", ", q_lat.cols, "], ", heads, " heads, nope ", nope, ", v ", v);
+  const bool tiles = fast_.absorb && !force_generic_ && w.gw.kind == WKind::Fp4 && w.mma_ok && w.gw.row0 == 0;
+  const bool join = prep && tiles && pending_prep_.rows == q_nope.rows / heads && q_nope.rows / heads < kBlasMinRows;
+  if (prep && !join) launch_mla_prepare(pending_prep_, stream_);  // first, as it was issued
+  if (join) ++mla_fused_;
   if (kv_b_heads_blas(q_nope, w, heads, nope, v, false, q_lat, "mla_absorb_q")) return;
-  if (fast_.absorb && !force_generic_ && w.gw.kind == WKind::Fp4 && w.mma_ok && w.gw.row0 == 0)
+  if (tiles)
     launch_mla_absorb_q_tiles(q_nope.data, q_nope.stride, int(q_nope.rows), int(heads), int(nope), int(v), w.gw,
-                              int(R), q_lat.data, q_lat.stride, stream_);
+                              int(R), q_lat.data, q_lat.stride, stream_, join ? &pending_prep_ : nullptr);
   else
     launch_mla_absorb_q(q_nope.data, q_nope.stride, int(q_nope.rows), int(heads), int(nope), int(v), w.gw, int(R),
                         q_lat.data, q_lat.stride, stream_);

@@ -59,7 +59,8 @@ struct FastPaths {
   bool raw_gemv = true;  // MMFP4_CUDA_FAST_RAWGEMV: the decode GEMV's raw loop (gemv_fp4.cu, gemm_mma_raw_ok)
   bool blas = true;    // MMFP4_CUDA_FAST_BLAS: products of >= 128 rows (prefill) as bf16 GEMMs on cuBLAS (cuda_backend_blas.cpp)
   bool moe_router = true;  // MMFP4_CUDA_FAST_MOEROUTER: sigmoid routing in the router GEMM's last block (one row block)
-  bool moe_direct = true;  // MMFP4_CUDA_FAST_MOEDIRECT: a one-token MoE step runs each slot as its own tile (no plan)
+  bool moe_direct = true;
+  bool mla_fuse = true;    // MMFP4_CUDA_FAST_MLAFUSE: decode's mla_prepare runs as extra blocks of the absorb_q launch  // MMFP4_CUDA_FAST_MOEDIRECT: a one-token MoE step runs each slot as its own tile (no plan)
   bool prefill_bf16 = false;  // MMFP4_CUDA_PREFILL_BF16=1: tiled GEMMs of >= 128 rows take one bf16 activation (no lo): programmatic dependent launch on sm_90 (common.cuh, pdl_enter; process-wide)
 };
 
@@ -152,6 +153,8 @@ class CudaBackend final : public Backend {
   int64_t moe_direct_calls() const { return moe_direct_calls_; }
   // Test hook: routers whose routing ran in the GEMM's epilogue (FastPaths::moe_router).
   int64_t moe_router_fused_calls() const { return moe_router_fused_; }
+  // Test hook: mla_prepare calls that ran inside the next absorb_q launch (FastPaths::mla_fuse).
+  int64_t mla_fused_calls() const { return mla_fused_; }
   // Test hooks of the cuBLAS prefill path: whether cuBLAS can be used (opens it), and the products it has run.
   bool cublas_available() { return blas() != nullptr; }
   int64_t cublas_calls() const { return blas_ ? blas_->calls() : 0; }
@@ -199,6 +202,11 @@ class CudaBackend final : public Backend {
   };
   PendingNorm pending_;
   void flush_norm();
+  // A deferred mla_prepare (FastPaths::mla_fuse): run by the next mla_absorb_q's launch, or launched by flush_prep()
+  // (called by flush_norm, that is at the start of every other op, and by linear).
+  MlaPrepArgs pending_prep_;
+  bool prep_pending_ = false;
+  void flush_prep();
   void gemm(const GemmCall& c);
   void launch_mma(GemmArgs& a, int rows, const PrepArgs& pa, bool fuse_norm = false);
   bool probe_pdl();
@@ -258,6 +266,7 @@ class CudaBackend final : public Backend {
   FastPaths fast_;
   int64_t moe_direct_calls_ = 0;
   int64_t moe_router_fused_ = 0;
+  int64_t mla_fused_ = 0;
   // moe_router: the routing the next launch_mma may take into its epilogue (GemmArgs::route), or none.
   RouteArgs route_req_;
   void check_route(Act logits, const RouterParams& p) const;

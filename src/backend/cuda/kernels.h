@@ -242,8 +242,11 @@ void launch_attention_tc(const AttnArgs& a, const AttnTc& tc, cudaStream_t s);
 void launch_mla_absorb_q(const float* q_nope, int64_t qs, int rows, int heads, int nope, int v, const GemmWeight& w,
                          int R, float* q_lat, int64_t ls, cudaStream_t s);
 // The same for MMFP4 kv_b with group size % 32 == 0, from whole 16-byte tile fragments (FastPaths::absorb).
+// With prep (FastPaths::mla_fuse): the same launch also runs mla_prepare's rows as blocks of their own (its T rows,
+// 128-thread blocks: latent width 256..1023).
+struct MlaPrepArgs;
 void launch_mla_absorb_q_tiles(const float* q_nope, int64_t qs, int rows, int heads, int nope, int v,
-                               const GemmWeight& w, int R, float* q_lat, int64_t ls, cudaStream_t s);
+                               const GemmWeight& w, int R, float* q_lat, int64_t ls, cudaStream_t s, const MlaPrepArgs* prep = nullptr);
 
 // MoE (moe_route.cu, moe_experts.cu). ids/w rows: top_k entries, and with shared >= 0 one more (expert `shared`,
 // weight 1: RouterParams::shared_id).
@@ -301,6 +304,8 @@ struct MlaPrepArgs {
   int64_t width = 0;
 };
 void launch_mla_prepare(const MlaPrepArgs& a, cudaStream_t s);
+// Threads of a prepare block: rmsnorm.cu's choice for a row of R, so that the latent's sum is the norm kernel's.
+inline int mla_prepare_threads(int R) { return R >= 1024 ? 256 : R >= 256 ? 128 : 64; }
 
 // ids[r] = argmax of row r (ties to the lowest index).
 void launch_argmax_rows(const float* x, int64_t xs, int rows, int cols, int32_t* ids, cudaStream_t s);

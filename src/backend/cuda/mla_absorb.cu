@@ -5,6 +5,7 @@
 // below reads MMFP4 weights as whole tile fragments instead.
 #include "backend/cuda/check.h"
 #include "backend/cuda/common.cuh"
+#include "backend/cuda/mla_prepare.cuh"
 #include "backend/cuda/kernels.h"
 #include "backend/cuda/weight_access.cuh"
 
@@ -67,12 +68,11 @@ __global__ void __launch_bounds__(kWarps * 32) absorb_q_kernel(const float* q_no
 constexpr int kFastWarps = 4;
 constexpr int kFastTokens = 4;
 
-__global__ void __launch_bounds__(kFastWarps * 32) absorb_q_tiles_kernel(const float* q_nope, int64_t qs, int T,
-                                                                        int heads, int nope, int v, GemmWeight w,
-                                                                        int R, float* q_lat, int64_t ls) {
-  pdl_enter();
+// Block (head h, chunk kc, tokens from t0) of the tile kernel.
+__device__ __forceinline__ void absorb_q_tiles_block(const float* q_nope, int64_t qs, int T, int heads, int nope,
+                                                     int v, const GemmWeight& w, int R, float* q_lat, int64_t ls,
+                                                     int h, int kc, int t0) {
   __shared__ float red[kFastWarps][kFastTokens][64];
-  const int h = blockIdx.x, kc = blockIdx.y, t0 = blockIdx.z * kFastTokens;
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, g = lane >> 2, c = lane & 3;
   const int row0 = h * (nope + v);  // the head's first W_UK row; its rows are [row0, row0 + nope)
   const int tile_lo = row0 / 16, tile_hi = (row0 + nope + 15) / 16;
@@ -155,13 +155,54 @@ __global__ void __launch_bounds__(kFastWarps * 32) absorb_q_tiles_kernel(const f
   }
 }
 
+__global__ void __launch_bounds__(kFastWarps * 32) absorb_q_tiles_kernel(const float* q_nope, int64_t qs, int T,
+                                                                        int heads, int nope, int v, GemmWeight w,
+                                                                        int R, float* q_lat, int64_t ls) {
+  pdl_enter();
+  absorb_q_tiles_block(q_nope, qs, T, heads, nope, v, w, R, q_lat, ls, blockIdx.x, blockIdx.y,
+                       blockIdx.z * kFastTokens);
+}
+
+// The same launch with MLA's prepare rows as blocks of their own after the absorb blocks (FastPaths::mla_fuse): the
+// two read and write disjoint data (absorb: q's nope columns -> q_lat; prepare: ckv, q's rope columns -> latent,
+// cache), so one launch does both. Grid: heads x k_chunks x token groups absorb blocks (x fastest), then p.rows.
+template <typename T>
+__global__ void __launch_bounds__(kFastWarps * 32) absorb_prepare_kernel(const float* q_nope, int64_t qs, int Tn,
+                                                                        int heads, int nope, int v, GemmWeight w,
+                                                                        int R, float* q_lat, int64_t ls,
+                                                                        MlaPrepArgs p) {
+  pdl_enter();
+  const int nabs = heads * w.k_chunks * ((Tn + kFastTokens - 1) / kFastTokens), b = blockIdx.x;
+  if (b >= nabs) {
+    mla_prepare_row<T>(p, b - nabs);
+    return;
+  }
+  absorb_q_tiles_block(q_nope, qs, Tn, heads, nope, v, w, R, q_lat, ls, b % heads, (b / heads) % w.k_chunks,
+                       b / (heads * w.k_chunks) * kFastTokens);
+}
+
 }  // namespace
 
 void launch_mla_absorb_q_tiles(const float* q_nope, int64_t qs, int rows, int heads, int nope, int v,
-                               const GemmWeight& w, int R, float* q_lat, int64_t ls, cudaStream_t s) {
+                               const GemmWeight& w, int R, float* q_lat, int64_t ls, cudaStream_t s,
+                               const MlaPrepArgs* prep) {
   const int T = rows / heads;
   if (T == 0) return;
   if (w.kind != WKind::Fp4 || w.group_size % 32 != 0) fail("mla_absorb_q (tiles): MMFP4 with groups of 32k only");
+  if (prep) {
+    if (mla_prepare_threads(prep->R) != kFastWarps * 32 || prep->rows != T)
+      fail("mla_absorb_q (tiles) + mla_prepare: ", prep->rows, " rows of latent ", prep->R, " do not fit the launch");
+    const unsigned blocks = unsigned(heads * w.k_chunks * ((T + kFastTokens - 1) / kFastTokens) + prep->rows);
+    if (prep->cache_f32)
+      MMFP4_LAUNCH(blocks, kFastWarps * 32, 0, s, absorb_prepare_kernel<float>)(q_nope, qs, T, heads, nope, v, w, R,
+                                                                               q_lat, ls, *prep);
+    else
+      MMFP4_LAUNCH(blocks, kFastWarps * 32, 0, s, absorb_prepare_kernel<uint16_t>)(q_nope, qs, T, heads, nope, v, w,
+                                                                                  R, q_lat, ls, *prep);
+    MMFP4_CUDA_LAUNCHED("mla_absorb_q (tiles) + mla_prepare ", T, " tokens x ", heads, " heads, nope ", nope, ", R ",
+                        R);
+    return;
+  }
   const dim3 grid(unsigned(heads), unsigned(w.k_chunks), unsigned((T + kFastTokens - 1) / kFastTokens));
   MMFP4_LAUNCH(grid, kFastWarps * 32, 0, s, absorb_q_tiles_kernel)(q_nope, qs, T, heads, nope, v, w, R, q_lat, ls);
   MMFP4_CUDA_LAUNCHED("mla_absorb_q (tiles) ", T, " tokens x ", heads, " heads, nope ", nope, ", R ", R);
