@@ -749,6 +749,7 @@ void CudaBackend::launch_mma(GemmArgs& a, int rows, const PrepArgs& pa, bool fus
 }
 
 void CudaBackend::linear(Act x, const LinearWeight& w_in, Act out, bool accumulate, bool input_rotated) {
+  flush_prep();  // (flush_norm below may not run: the pending norm can be fused)
   const auto& w = static_cast<const CudaLinear&>(w_in);
   // The pending norm's output is this linear's input (and nothing else here touches it): compute it in the GEMM.
   const bool fuse = pending_.on && x.data == pending_.out.data && x.rows == pending_.out.rows &&
