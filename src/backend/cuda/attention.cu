@@ -526,17 +526,20 @@ void launch_kind(const AttnArgs& a, const AttnSplit& sp, cudaStream_t s, bool st
 }
 
 // Query heads per block: 8 (each key row read once for 8 heads) unless that gives fewer than kFewBlocks blocks (decode
-// of a few tokens: MLA's 20 heads are 3 blocks per token), then 2, so that more SMs share the step.
-// MMFP4_CUDA_ATTN_HEADS=8 keeps 8 always (measurement only).
+// of a few tokens: MLA's 20 heads are 3 blocks per token), then 1, so that more SMs share the step: a block's time
+// follows its heads' serial work, not the key rows it reads (L2). H100, GLM-4.7-Flash decode batch 1: 2 heads per
+// block (the default before 2026-11-26, fifth session) -> 1: +1..+4%, bench/results/cuda-ab-decode-3a42dad.txt.
+// MMFP4_CUDA_ATTN_HEADS=8 keeps 8 always, =2 takes 2 instead of 1 (measurement only).
 constexpr int kFewBlocks = 64;
 int heads_per_block(const AttnArgs& a) {
-  static const bool always8 = [] {
+  static const int forced = [] {
     const char* e = std::getenv("MMFP4_CUDA_ATTN_HEADS");
-    return e && std::atoi(e) == 8;
+    return e ? std::atoi(e) : 0;
   }();
   const int group = a.heads / a.kv_heads;
-  if (always8) return kHeads;
-  return int64_t(a.n_tokens) * a.kv_heads * ((group + kHeads - 1) / kHeads) < kFewBlocks ? 2 : kHeads;
+  if (forced == 8) return kHeads;
+  if (int64_t(a.n_tokens) * a.kv_heads * ((group + kHeads - 1) / kHeads) >= kFewBlocks) return kHeads;
+  return forced == 2 ? 2 : 1;
 }
 
 }  // namespace
@@ -549,14 +552,18 @@ int attention_blocks(const AttnArgs& a) {
 void launch_attention(const AttnArgs& a, cudaStream_t s, const AttnSplit& sp, bool staged) {
   if (a.n_tokens == 0) return;
   if (a.dv > kThreads * kMaxDvPerThread) fail("attention: value width ", a.dv, " > ", kThreads * kMaxDvPerThread);
-  const bool few = heads_per_block(a) == 2;
+  const int hg = heads_per_block(a);
   if (sp.splits > 1) {
-    few ? launch_kind<true, 2>(a, sp, s, staged) : launch_kind<true, kHeads>(a, sp, s, staged);
+    hg == 1   ? launch_kind<true, 1>(a, sp, s, staged)
+    : hg == 2 ? launch_kind<true, 2>(a, sp, s, staged)
+              : launch_kind<true, kHeads>(a, sp, s, staged);
     MMFP4_CUDA_LAUNCHED("attention (split ", sp.splits, ") ", a.n_tokens, " tokens, ", a.heads, " heads / ",
                         a.kv_heads, " kv heads, key ", a.d1, " + ", a.d2, ", value ", a.dv);
     return;
   }
-  few ? launch_kind<false, 2>(a, sp, s, staged) : launch_kind<false, kHeads>(a, sp, s, staged);
+  hg == 1   ? launch_kind<false, 1>(a, sp, s, staged)
+  : hg == 2 ? launch_kind<false, 2>(a, sp, s, staged)
+            : launch_kind<false, kHeads>(a, sp, s, staged);
   MMFP4_CUDA_LAUNCHED("attention ", a.n_tokens, " tokens, ", a.heads, " heads / ", a.kv_heads, " kv heads, key ",
                       a.d1, " + ", a.d2, ", value ", a.dv, ", cache width ", a.width);
 }
