@@ -169,7 +169,8 @@ CudaBackend::CudaBackend(int device) : device_(device) {
   pdl_flag() = fast_.pdl;
   name_ += cat(", ", split_ ? "split" : "bf16", " activations, fast paths: absorb ", fast_.absorb, " attn ",
                fast_.attn, " moe ", fast_.moe, " prep ", fast_.prep, " gemm ", fast_.gemm, " flash ", fast_.flash,
-               " dequant ", fast_.dequant, " norm ", fast_.norm, " pdl ", fast_.pdl, " moe_direct ", fast_.moe_direct, " moe_router ", fast_.moe_router, " mla_fuse ", fast_.mla_fuse);
+               " dequant ", fast_.dequant, " norm ", fast_.norm, " pdl ", fast_.pdl, " moe_direct ", fast_.moe_direct,
+               " moe_router ", fast_.moe_router, " mla_fuse ", fast_.mla_fuse);
 }
 
 // Programmatic dependent launch must work in captured graphs (the decode steps are graphs): record y += x, y += y,
@@ -1165,7 +1166,8 @@ void CudaBackend::check_route(Act logits, const RouterParams& p) const {
 
 // Router GEMM + routing (FastPaths::moe_router): with sigmoid routing and no expert groups, for a router of one row
 // block (E <= 128) on the tensor-core GEMV with one token tile (decode up to 8 tokens), the block that stores the
-// logits routes the rows (GemmArgs::route: the routing kernel's function, the same bits); one launch less per MoE layer.
+// logits routes the rows (GemmArgs::route: the routing kernel's function, the same bits); one launch less per MoE
+// layer.
 // Everything else (and a GEMM launch that cannot take it) runs the linear and then moe_route.
 void CudaBackend::moe_router(Act h, const LinearWeight& w, Act logits, const DeviceVector* bias, const RouterParams& p,
                              int32_t* ids, float* weights) {
@@ -1177,7 +1179,10 @@ void CudaBackend::moe_router(Act h, const LinearWeight& w, Act logits, const Dev
     return;
   }
   check_route(logits, p);
-  route_req_ = RouteArgs{};
+  struct Clear {  // the request never outlives this call (an error in linear must not leave it to a later GEMV)
+    RouteArgs& r;
+    ~Clear() { r = RouteArgs{}; }
+  } clear{route_req_};
   route_req_.ids = ids, route_req_.w = weights, route_req_.bias = bias ? bias->data : nullptr;
   route_req_.E = int(p.n_experts), route_req_.K = int(p.top_k), route_req_.shared = int(p.shared_id);
   route_req_.sigmoid = true, route_req_.norm = p.norm_topk_prob, route_req_.scaling = p.routed_scaling_factor;

@@ -79,8 +79,6 @@ void launch_prepare_activations(const PrepArgs& a, cudaStream_t s);
 void launch_rotate_pad(const float* x, int64_t x_stride, int m, int k, int k_pad, int had, float* out,
                        cudaStream_t s);
 
-// y (+)= x W^T on tensor cores (bf16 or f16 operands, float32 accumulation). One warp owns a 16-row tile of W and
-// a token tile of 8 * nt rows; a block is 8 warps (128 rows); grid = (row blocks, token tiles, splits of K).
 // MoE routing of one token (moe_route.cuh): ids/w rows of K (+1 with shared >= 0) slots, as launch_moe_route_warp.
 struct RouteArgs {
   int32_t* ids = nullptr;     // null: no routing
@@ -91,6 +89,8 @@ struct RouteArgs {
   float scaling = 1.0f;
 };
 
+// y (+)= x W^T on tensor cores (bf16 or f16 operands, float32 accumulation). One warp owns a 16-row tile of W and
+// a token tile of 8 * nt rows; a block is 8 warps (128 rows); grid = (row blocks, token tiles, splits of K).
 struct GemmArgs {
   GemmWeight w;
   const void* xb = nullptr;  // prepared activations
@@ -246,7 +246,8 @@ void launch_mla_absorb_q(const float* q_nope, int64_t qs, int rows, int heads, i
 // 128-thread blocks: latent width 256..1023).
 struct MlaPrepArgs;
 void launch_mla_absorb_q_tiles(const float* q_nope, int64_t qs, int rows, int heads, int nope, int v,
-                               const GemmWeight& w, int R, float* q_lat, int64_t ls, cudaStream_t s, const MlaPrepArgs* prep = nullptr);
+                               const GemmWeight& w, int R, float* q_lat, int64_t ls, cudaStream_t s,
+                               const MlaPrepArgs* prep = nullptr);
 
 // MoE (moe_route.cu, moe_experts.cu). ids/w rows: top_k entries, and with shared >= 0 one more (expert `shared`,
 // weight 1: RouterParams::shared_id).
