@@ -528,7 +528,7 @@ void launch_kind(const AttnArgs& a, const AttnSplit& sp, cudaStream_t s, bool st
 // Query heads per block: 8 (each key row read once for 8 heads) unless that gives fewer than kFewBlocks blocks (decode
 // of a few tokens: MLA's 20 heads are 3 blocks per token), then 1, so that more SMs share the step: a block's time
 // follows its heads' serial work, not the key rows it reads (L2). H100, GLM-4.7-Flash decode batch 1: 2 heads per
-// block (the default before 2026-11-26, fifth session) -> 1: +1..+4%, bench/results/cuda-ab-decode-3a42dad.txt.
+// block (the default before 2026-11-26, fifth session) -> 1: +1..+5%, bench/results/cuda-ab-decode-a3d9a21.txt.
 // MMFP4_CUDA_ATTN_HEADS=8 keeps 8 always, =2 takes 2 instead of 1 (measurement only).
 constexpr int kFewBlocks = 64;
 int heads_per_block(const AttnArgs& a) {
