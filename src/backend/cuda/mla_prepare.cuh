@@ -54,5 +54,4 @@ __device__ __forceinline__ void mla_prepare_row(const MlaPrepArgs& p, int t) {
   }
 }
 
-
 }  // namespace mmfp4::cuda

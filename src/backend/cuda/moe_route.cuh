@@ -11,8 +11,6 @@
 
 namespace mmfp4::cuda {
 
-constexpr int kRouteMaxExperts = 1024;
-
 // (v, i) of the warp's best: larger v, then lower i; i < 0 is "none".
 __device__ __forceinline__ void route_warp_best(float& v, int& i) {
 #pragma unroll
