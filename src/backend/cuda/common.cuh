@@ -314,8 +314,18 @@ __device__ __forceinline__ void splitk_store(const float* all, int splits, int t
   for (int idx = threadIdx.x; idx < tm * 128; idx += blockDim.x) {
     const int tok = idx / 128, col = n0 + idx % 128;
     if (tok >= rows || col >= n) continue;
+    // The splits' values through L2 (__ldcg: not L1-stale), 8 loads in flight, added in split order.
+    const float* src = all + int64_t(tok) * npad + col;
+    const int64_t step = int64_t(tm) * npad;
     float v = 0.0f;
-    for (int s = 0; s < splits; ++s) v += __ldcg(all + (int64_t(s) * tm + tok) * npad + col);  // L2: not L1-stale
+    for (int s0 = 0; s0 < splits; s0 += 8) {
+      float t[8];
+#pragma unroll
+      for (int i = 0; i < 8; ++i) t[i] = s0 + i < splits ? __ldcg(src + (s0 + i) * step) : 0.0f;
+#pragma unroll
+      for (int i = 0; i < 8; ++i)
+        if (s0 + i < splits) v += t[i];
+    }
     float* o = y + int64_t(out0 + tok) * y_stride + col;
     *o = accumulate ? *o + v : v;
   }

@@ -121,30 +121,39 @@ __device__ __forceinline__ void stage_activations(const GemmArgs& p, int row0, i
     }
     __syncthreads();
   }
-  for (int it = threadIdx.x; it < p.stage_rows * per_row; it += blockDim.x) {
-    const int r = it / per_row, q = it % per_row;
-    float v[8];
-    prep_load8(p.prep, r < rows ? prep_source_row(p.prep, row0 + r) : -1, k0 + 8 * q, p.stage_vec, v);
-    if (p.norm_w) {
-#pragma unroll
-      for (int i = 0; i < 8; ++i)
-        if (k0 + 8 * q + i < cols) v[i] = v[i] * row_inv[r] * p.norm_w[k0 + 8 * q + i];
-      // The normalised rows, for the later readers: the blocks of row block 0 write the columns they stage (their
-      // K splits cover the row), so no block reads a row twice.
-      if (blockIdx.x == 0 && r < rows) {
-        const int64_t src = prep_source_row(p.prep, row0 + r);
-        if (src >= 0)
+  // Thread -> staged row r (the rows rounded up to a power of two share the block, G threads per row) and its
+  // 8-column pieces j, j + G, ...: no division per piece, the row's source and norm factor read once.
+  {
+    int R = 1;
+    while (R < p.stage_rows) R *= 2;
+    const int G = int(blockDim.x) / R, r = int(threadIdx.x) / G;
+    if (r < p.stage_rows) {
+      const int64_t src = r < rows ? prep_source_row(p.prep, row0 + r) : -1;
+      const float inv = p.norm_w ? row_inv[r] : 1.0f;
+      uint16_t* hi_row = sm + r * p.stage_stride;
+      uint16_t* lo_row = sm + S + r * p.stage_stride;
+      for (int q = int(threadIdx.x) % G; q < per_row; q += G) {
+        float v[8];
+        prep_load8(p.prep, src, k0 + 8 * q, p.stage_vec, v);
+        if (p.norm_w) {
 #pragma unroll
           for (int i = 0; i < 8; ++i)
-            if (k0 + 8 * q + i < cols) p.norm_out[src * p.norm_out_stride + k0 + 8 * q + i] = v[i];
+            if (k0 + 8 * q + i < cols) v[i] = v[i] * inv * p.norm_w[k0 + 8 * q + i];
+          // The normalised rows, for the later readers: the blocks of row block 0 write the columns they stage
+          // (their K splits cover the row), so no block reads a row twice.
+          if (blockIdx.x == 0 && src >= 0)
+#pragma unroll
+            for (int i = 0; i < 8; ++i)
+              if (k0 + 8 * q + i < cols) p.norm_out[src * p.norm_out_stride + k0 + 8 * q + i] = v[i];
+        }
+#pragma unroll
+        for (int i = 0; i < 8; ++i) v[i] *= pre;
+        uint32_t hi[4], lo[4];
+        prep_split8(v, p.prep.f16, hi, lo);
+        *reinterpret_cast<uint4*>(hi_row + 8 * q) = make_uint4(hi[0], hi[1], hi[2], hi[3]);
+        if (p.prep.xb_lo) *reinterpret_cast<uint4*>(lo_row + 8 * q) = make_uint4(lo[0], lo[1], lo[2], lo[3]);
       }
     }
-#pragma unroll
-    for (int i = 0; i < 8; ++i) v[i] *= pre;
-    uint32_t hi[4], lo[4];
-    prep_split8(v, p.prep.f16, hi, lo);
-    *reinterpret_cast<uint4*>(sm + r * p.stage_stride + 8 * q) = make_uint4(hi[0], hi[1], hi[2], hi[3]);
-    if (p.prep.xb_lo) *reinterpret_cast<uint4*>(sm + S + r * p.stage_stride + 8 * q) = make_uint4(lo[0], lo[1], lo[2], lo[3]);
   }
   __syncthreads();
 }
