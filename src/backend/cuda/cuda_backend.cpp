@@ -165,6 +165,13 @@ CudaBackend::CudaBackend(int device) : device_(device) {
   flag("MMFP4_CUDA_FAST_MOE", fast_.moe);
   flag("MMFP4_CUDA_FAST_PREP", fast_.prep);
   flag("MMFP4_CUDA_FAST_PDL", fast_.pdl);
+  if (const char* e = std::getenv("MMFP4_CUDA_MAX_SPLITS")) {  // measurement: set_max_splits for every linear
+    char* end = nullptr;
+    const long v = std::strtol(e, &end, 10);
+    if (end == e || *end != '\0' || v < 0 || v > 64)
+      fail("MMFP4_CUDA_MAX_SPLITS must be a count of K splits 0..64 (0: no cap), got '", e, "'");
+    max_splits_ = int(v);
+  }
   fast_.pdl = fast_.pdl && p.major >= 9 && probe_pdl();  // griddepcontrol is sm_90
   pdl_flag() = fast_.pdl;
   name_ += cat(", ", split_ ? "split" : "bf16", " activations, fast paths: absorb ", fast_.absorb, " attn ",
@@ -521,6 +528,9 @@ int CudaBackend::best_splits(int row_blocks, int tiles, int k_chunks, int tm, in
     }
     return best;
   }
+  // Dense 16-bit weights: as MMFP4, no split once the row blocks alone are several waves of resident blocks (the F16
+  // lm_head at M=1: 4 splits 283 us, none 241 us on the H100, bench/results/cuda-ab-decode-869685a.txt).
+  if (blocks1 >= 4 * int64_t(sms_) * blocks_per_sm) return 1;
   const double chunk_bytes = (kind == WKind::Fp4 ? 512.0 : 2048.0) * 8;  // one 64-column chunk of a block's 128 rows
   double best_cost = 1e300;
   int best = 1;

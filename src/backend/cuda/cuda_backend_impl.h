@@ -261,7 +261,7 @@ class CudaBackend final : public Backend {
   bool graphs_made_ = false;  // recorded graphs hold workspace pointers: from then on the workspace may not move
   bool force_generic_ = false;
   bool split_ = true;                 // MMFP4_CUDA_GEMM=bf16 turns it off
-  int max_splits_ = 0;                // set_max_splits
+  int max_splits_ = 0;                // set_max_splits, MMFP4_CUDA_MAX_SPLITS
   int attn_min_keys_ = 16;            // keys per attention split at least (attention_split)
   FastPaths fast_;
   int64_t moe_direct_calls_ = 0;
