@@ -106,6 +106,44 @@ TEST(CudaOps, LinearWithWideKSplits) {
     }
 }
 
+// The one-wave decode GEMV compiled for 2 blocks per SM (FastPaths::gemv_wide): the same splits and arithmetic as
+// the 3-per-SM build, so the same bits; taken for launches of few blocks, not for a weight of many row blocks.
+TEST(CudaOps, WideDecodeGemvIsTheSameProduct) {
+  MMFP4_SKIP_WITHOUT_GPU();
+  Pair p;
+  auto& f = p.gpu->fast();
+  f.prep = f.raw_gemv = f.dequant = true;  // the raw loop (also under MMFP4_CUDA_FAST=0)
+  uint64_t seed = 900;
+  for (int64_t n : {200, 1000, 4096}) {
+    TestWeight tw = random_fp4(n, 2048, 128, 0, uint64_t(n));
+    auto wc = p.cpu->upload_linear(tw.hw);
+    auto wg = p.gpu->upload_linear(tw.hw);
+    for (int64_t M : {1, 3, 8})
+      for (int acc = 0; acc < 2; ++acc) {
+        Rng r(seed++);
+        const auto lc = p.linear_case(r, *wc, M, 2048, n, acc != 0);
+        std::vector<float> out[2];
+        int64_t wide_launches[2] = {0, 0};
+        for (int wide = 0; wide < 2; ++wide) {
+          f.gemv_wide = wide != 0;
+          p.gpu->upload(lc.y.g.data, lc.y0.data(), lc.y0.size() * 4);
+          if (!acc) p.poison(lc.y.g);
+          const int64_t before = p.gpu->gemv_wide_launches();
+          p.gpu->linear(lc.x.g, *wg, lc.y.g, acc != 0, false);
+          wide_launches[wide] = p.gpu->gemv_wide_launches() - before;
+          EXPECT_LT(p.err(lc.y), kSplit) << "[" << n << ", 2048] M=" << M << " wide " << wide;
+          out[wide] = p.get_gpu(lc.y.g);
+        }
+        EXPECT_EQ(wide_launches[0], 0);
+        // Whether the 4096-row weight's launch fits one wave depends on the GPU's SM count: only the small weights'
+        // choice is asserted.
+        if (n <= 1000) EXPECT_EQ(wide_launches[1], 1) << "[" << n << ", 2048] M=" << M;
+        EXPECT_TRUE(out[0] == out[1]) << "[" << n << ", 2048] M=" << M << ": bits differ";
+      }
+  }
+  f.gemv_wide = true;
+}
+
 // MMFP4_CUDA_PREFILL_BF16: tiled GEMMs of >= 128 rows with one bf16 activation, within the bf16 tolerance.
 TEST(CudaOps, PrefillBf16ActivationsOnLargeM) {
   MMFP4_SKIP_WITHOUT_GPU();

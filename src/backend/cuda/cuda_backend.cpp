@@ -147,12 +147,13 @@ CudaBackend::CudaBackend(int device) : device_(device) {
   if (!all)
     fast_.absorb = fast_.attn = fast_.moe = fast_.prep = fast_.gemm = fast_.flash = fast_.dequant = fast_.pdl =
         fast_.norm = fast_.blas = fast_.mla_prep = fast_.raw_gemv = fast_.attn_stage = fast_.moe_direct =
-            fast_.moe_router = fast_.mla_fuse = false;
+            fast_.moe_router = fast_.mla_fuse = fast_.gemv_wide = false;
   flag("MMFP4_CUDA_FAST_MLAFUSE", fast_.mla_fuse);
   flag("MMFP4_CUDA_FAST_MOEDIRECT", fast_.moe_direct);
   flag("MMFP4_CUDA_FAST_MOEROUTER", fast_.moe_router);
   flag("MMFP4_CUDA_FAST_FLASH", fast_.flash);
   flag("MMFP4_CUDA_FAST_RAWGEMV", fast_.raw_gemv);
+  flag("MMFP4_CUDA_FAST_GEMVWIDE", fast_.gemv_wide);
   flag("MMFP4_CUDA_FAST_ATTNSTAGE", fast_.attn_stage);
   flag("MMFP4_CUDA_FAST_BLAS", fast_.blas);
   flag("MMFP4_CUDA_FAST_MLAPREP", fast_.mla_prep);
@@ -177,7 +178,7 @@ CudaBackend::CudaBackend(int device) : device_(device) {
   name_ += cat(", ", split_ ? "split" : "bf16", " activations, fast paths: absorb ", fast_.absorb, " attn ",
                fast_.attn, " moe ", fast_.moe, " prep ", fast_.prep, " gemm ", fast_.gemm, " flash ", fast_.flash,
                " dequant ", fast_.dequant, " norm ", fast_.norm, " pdl ", fast_.pdl, " moe_direct ", fast_.moe_direct,
-               " moe_router ", fast_.moe_router, " mla_fuse ", fast_.mla_fuse);
+               " moe_router ", fast_.moe_router, " mla_fuse ", fast_.mla_fuse, " gemv_wide ", fast_.gemv_wide);
 }
 
 // Programmatic dependent launch must work in captured graphs (the decode steps are graphs): record y += x, y += y,
@@ -750,6 +751,12 @@ void CudaBackend::launch_mma(GemmArgs& a, int rows, const PrepArgs& pa, bool fus
   } else if (fuse_norm) {
     flush_norm();
   }
+  // Few blocks (a launch that fits one wave at 2 blocks per SM, with the split chosen for 3): the raw loop with
+  // registers for 2 blocks per SM, whose chunk pairs overlap (GemmArgs::wide). On the H100 (bench/results/
+  // cuda-ab-decode-869685a.txt): q_a 5.9 -> 5.4 us, q_b 6.3 -> 5.7, o 8.6 -> 7.7 at M=1; decode batch 1 +2.7%. Where
+  // the launch has more blocks, fewer resident warps cost more (28672x8192 51 -> 60 us): those keep 3 per SM.
+  a.wide = fast_.gemv_wide && a.nt == 1 && !a.tiles.tiles && !a.heads &&
+           int64_t(row_blocks) * a.grid_tiles * a.splits <= 2 * int64_t(sms_);
   // The router's routing (moe_router): only where one block holds every logit of the token rows.
   if (route_req_.ids && row_blocks == 1 && a.grid_tiles == 1 && a.nt == 1 && !a.tiles.tiles && !a.heads && a.m <= 8) {
     a.route = route_req_;
@@ -757,6 +764,7 @@ void CudaBackend::launch_mma(GemmArgs& a, int rows, const PrepArgs& pa, bool fus
   }
   if (!a.stage) launch_prepare_activations(pa, stream_);
   launch_gemm_mma(a, stream_);
+  gemv_wide_launches_ += a.wide && gemm_mma_raw_ok(a);
 }
 
 void CudaBackend::linear(Act x, const LinearWeight& w_in, Act out, bool accumulate, bool input_rotated) {

@@ -61,6 +61,7 @@ struct FastPaths {
   bool moe_router = true;  // MMFP4_CUDA_FAST_MOEROUTER: sigmoid routing in the router GEMM's last block (one row block)
   bool moe_direct = true;  // MMFP4_CUDA_FAST_MOEDIRECT: a one-token MoE step runs each slot as its own tile (no plan)
   bool mla_fuse = true;    // MMFP4_CUDA_FAST_MLAFUSE: decode's mla_prepare runs as extra blocks of the absorb_q launch
+  bool gemv_wide = true;   // MMFP4_CUDA_FAST_GEMVWIDE: one-wave decode GEMVs with registers for 2 blocks per SM, not 3
   bool prefill_bf16 = false;  // MMFP4_CUDA_PREFILL_BF16=1: tiled GEMMs of >= 128 rows take one bf16 activation (no lo)
 };
 
@@ -155,6 +156,8 @@ class CudaBackend final : public Backend {
   int64_t moe_router_fused_calls() const { return moe_router_fused_; }
   // Test hook: mla_prepare calls that ran inside the next absorb_q launch (FastPaths::mla_fuse).
   int64_t mla_fused_calls() const { return mla_fused_; }
+  // Test hook: decode GEMVs launched with registers for 2 blocks per SM (FastPaths::gemv_wide, GemmArgs::wide).
+  int64_t gemv_wide_launches() const { return gemv_wide_launches_; }
   // Test hooks of the cuBLAS prefill path: whether cuBLAS can be used (opens it), and the products it has run.
   bool cublas_available() { return blas() != nullptr; }
   int64_t cublas_calls() const { return blas_ ? blas_->calls() : 0; }
@@ -267,6 +270,7 @@ class CudaBackend final : public Backend {
   int64_t moe_direct_calls_ = 0;
   int64_t moe_router_fused_ = 0;
   int64_t mla_fused_ = 0;
+  int64_t gemv_wide_launches_ = 0;
   // moe_router: the routing the next launch_mma may take into its epilogue (GemmArgs::route), or none.
   RouteArgs route_req_;
   void check_route(Act logits, const RouterParams& p) const;

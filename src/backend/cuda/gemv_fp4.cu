@@ -531,7 +531,10 @@ void launch_nt(const GemmArgs& a, cudaStream_t s) {
         if constexpr (LAYOUT == 2) {
           if constexpr (NT == 1) {
             if (!a.tiles.tiles && !a.heads) {
-              launch_cfg<KIND, NT, LAYOUT, 8, 3, false, true>(a, s);
+              if (a.wide)
+                launch_cfg<KIND, NT, LAYOUT, 8, 2, false, true>(a, s);
+              else
+                launch_cfg<KIND, NT, LAYOUT, 8, 3, false, true>(a, s);
               return;
             }
           }
@@ -569,7 +572,7 @@ int gemm_mma_blocks_per_sm(const GemmArgs& a) {
   if (a.nt > 2) return 1;
   switch (fp4_variant(a)) {
     case 1: case 2: return a.nt == 1 ? 3 : 2;
-    case 4: return a.nt == 1 && !a.tiles.tiles && !a.heads ? 3 : a.nt == 1 ? 4 : 3;
+    case 4: return a.nt == 1 && !a.tiles.tiles && !a.heads ? (a.wide ? 2 : 3) : a.nt == 1 ? 4 : 3;
     default: return a.nt == 1 ? 4 : 3;
   }
 }
