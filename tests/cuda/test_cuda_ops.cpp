@@ -118,7 +118,7 @@ TEST(CudaOps, WideDecodeGemvIsTheSameProduct) {
     TestWeight tw = random_fp4(n, 2048, 128, 0, uint64_t(n));
     auto wc = p.cpu->upload_linear(tw.hw);
     auto wg = p.gpu->upload_linear(tw.hw);
-    for (int64_t M : {1, 3, 8})
+    for (int64_t M : {1, 3, 8, 12, 16})  // one and two token tiles
       for (int acc = 0; acc < 2; ++acc) {
         Rng r(seed++);
         const auto lc = p.linear_case(r, *wc, M, 2048, n, acc != 0);

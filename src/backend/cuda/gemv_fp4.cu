@@ -130,8 +130,7 @@ __device__ __forceinline__ void stage_activations(const GemmArgs& p, int row0, i
     if (r < p.stage_rows) {
       const int64_t src = r < rows ? prep_source_row(p.prep, row0 + r) : -1;
       const float inv = p.norm_w ? row_inv[r] : 1.0f;
-      uint16_t* hi_row = sm + r * p.stage_stride;
-      uint16_t* lo_row = sm + S + r * p.stage_stride;
+      uint16_t* hi_row = sm + r * p.stage_stride;  // the low halves at hi_row + S
       for (int q = int(threadIdx.x) % G; q < per_row; q += G) {
         float v[8];
         prep_load8(p.prep, src, k0 + 8 * q, p.stage_vec, v);
@@ -151,7 +150,7 @@ __device__ __forceinline__ void stage_activations(const GemmArgs& p, int row0, i
         uint32_t hi[4], lo[4];
         prep_split8(v, p.prep.f16, hi, lo);
         *reinterpret_cast<uint4*>(hi_row + 8 * q) = make_uint4(hi[0], hi[1], hi[2], hi[3]);
-        if (p.prep.xb_lo) *reinterpret_cast<uint4*>(lo_row + 8 * q) = make_uint4(lo[0], lo[1], lo[2], lo[3]);
+        if (p.prep.xb_lo) *reinterpret_cast<uint4*>(hi_row + S + 8 * q) = make_uint4(lo[0], lo[1], lo[2], lo[3]);
       }
     }
   }
@@ -538,6 +537,12 @@ void launch_nt(const GemmArgs& a, cudaStream_t s) {
               return;
             }
           }
+          if constexpr (NT == 2) {  // (GemmArgs::wide: U = 8 at 2 blocks per SM, 109 registers)
+            if (!a.tiles.tiles && !a.heads && a.wide) {
+              launch_cfg<KIND, NT, LAYOUT, 8, 2, false, true>(a, s);
+              return;
+            }
+          }
           launch_cfg<KIND, NT, LAYOUT, 4, kMinB, false, true>(a, s);
           return;
         }
@@ -572,7 +577,7 @@ int gemm_mma_blocks_per_sm(const GemmArgs& a) {
   if (a.nt > 2) return 1;
   switch (fp4_variant(a)) {
     case 1: case 2: return a.nt == 1 ? 3 : 2;
-    case 4: return a.nt == 1 && !a.tiles.tiles && !a.heads ? (a.wide ? 2 : 3) : a.nt == 1 ? 4 : 3;
+    case 4: return !a.tiles.tiles && !a.heads ? (a.wide ? 2 : 3) : a.nt == 1 ? 4 : 3;
     default: return a.nt == 1 ? 4 : 3;
   }
 }
