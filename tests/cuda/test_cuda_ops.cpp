@@ -141,6 +141,28 @@ TEST(CudaOps, WideDecodeGemvIsTheSameProduct) {
         EXPECT_TRUE(out[0] == out[1]) << "[" << n << ", 2048] M=" << M << ": bits differ";
       }
   }
+  // MLA's per-head W_UV at decode (GLM-4.7-Flash sizes: 20 heads, latent 512, nope 192, v 256).
+  const int64_t H = 20, R = 512, nope = 192, v = 256;
+  TestWeight kvb = random_fp4(H * (nope + v), R, 128, 0, 31);
+  auto wc = p.cpu->upload_linear(kvb.hw);
+  auto wg = p.gpu->upload_linear(kvb.hw);
+  for (int64_t T : {1, 3}) {
+    Rng r(seed++);
+    auto olat = p.act(r.vec(size_t(T * H * R)), T * H, R);
+    auto o = p.act(std::vector<float>(size_t(T * H * v)), T * H, v);
+    p.cpu->mla_expand_v(olat.c, *wc, H, nope, v, o.c);
+    std::vector<float> out[2];
+    for (int wide = 0; wide < 2; ++wide) {
+      f.gemv_wide = wide != 0;
+      p.poison(o.g);
+      const int64_t before = p.gpu->gemv_wide_launches();
+      p.gpu->mla_expand_v(olat.g, *wg, H, nope, v, o.g);
+      EXPECT_EQ(p.gpu->gemv_wide_launches() - before, wide) << "mla_expand_v T=" << T;
+      EXPECT_LT(p.err(o), kSplit) << "mla_expand_v T=" << T << " wide " << wide;
+      out[wide] = p.get_gpu(o.g);
+    }
+    EXPECT_TRUE(out[0] == out[1]) << "mla_expand_v T=" << T << ": bits differ";
+  }
   f.gemv_wide = true;
 }
 

@@ -754,9 +754,10 @@ void CudaBackend::launch_mma(GemmArgs& a, int rows, const PrepArgs& pa, bool fus
   // Few blocks (a launch that fits one wave at 2 blocks per SM, with the split chosen for 3): the raw loop with
   // registers for 2 blocks per SM, whose chunk pairs overlap (GemmArgs::wide). On the H100 (bench/results/
   // cuda-ab-decode-869685a.txt): q_a 5.9 -> 5.4 us, q_b 6.1 -> 5.6, o 8.6 -> 7.6 at M=1, o 16.0 -> 14.4 at M=16;
-  // decode batch 1 +0..2.5%, batch 12/16 +1.5..3%. Where the launch has more blocks, fewer resident warps cost more
-  // (28672x8192 at M=1 51 -> 60 us): those keep 3 per SM.
-  a.wide = fast_.gemv_wide && a.nt <= 2 && !a.tiles.tiles && !a.heads &&
+  // decode batch 1 +0..2.5%, batch 12/16 +1.5..3%; MLA's per-head W_UV at decode (heads, one token tile) too: batch 1
+  // +2%. Where the launch has more blocks, fewer resident warps cost more (28672x8192 at M=1 51 -> 60 us): those
+  // keep 3 per SM.
+  a.wide = fast_.gemv_wide && (a.nt == 1 || (a.nt == 2 && !a.heads)) && !a.tiles.tiles &&
            int64_t(row_blocks) * a.grid_tiles * a.splits <= 2 * int64_t(sms_);
   // The router's routing (moe_router): only where one block holds every logit of the token rows.
   if (route_req_.ids && row_blocks == 1 && a.grid_tiles == 1 && a.nt == 1 && !a.tiles.tiles && !a.heads && a.m <= 8) {

@@ -528,8 +528,8 @@ void launch_nt(const GemmArgs& a, cudaStream_t s) {
       case 3: launch_cfg<KIND, NT, LAYOUT, 2, kMinB, true>(a, s); return;
       case 4:
         if constexpr (LAYOUT == 2) {
-          if constexpr (NT == 1) {
-            if (!a.tiles.tiles && !a.heads) {
+          if constexpr (NT == 1) {  // plain linears, and MLA's per-head W_UV (heads) when wide
+            if (!a.tiles.tiles && (!a.heads || a.wide)) {
               if (a.wide)
                 launch_cfg<KIND, NT, LAYOUT, 8, 2, false, true>(a, s);
               else
@@ -577,7 +577,7 @@ int gemm_mma_blocks_per_sm(const GemmArgs& a) {
   if (a.nt > 2) return 1;
   switch (fp4_variant(a)) {
     case 1: case 2: return a.nt == 1 ? 3 : 2;
-    case 4: return !a.tiles.tiles && !a.heads ? (a.wide ? 2 : 3) : a.nt == 1 ? 4 : 3;
+    case 4: return a.wide ? 2 : !a.tiles.tiles && !a.heads ? 3 : a.nt == 1 ? 4 : 3;
     default: return a.nt == 1 ? 4 : 3;
   }
 }

@@ -124,9 +124,9 @@ struct GemmArgs {
   float* norm_out = nullptr;
   int64_t norm_out_stride = 0;
   bool raw = false;          // the raw decode loop where it applies (FastPaths::raw_gemv, gemm_mma_raw_ok)
-  // Raw loop of a plain linear whose blocks all fit one wave at 2 per SM: compiled for 2 blocks per SM (U = 8 chunks
-  // per batch; 102 / 109 registers for one / two token tiles, so the compiler overlaps a batch's chunk pairs)
-  // instead of 3 (80 registers; U = 8 / 4). CudaBackend::launch_mma.
+  // Raw loop of a plain linear (or per-head W_UV, one token tile) whose blocks all fit one wave at 2 per SM: compiled
+  // for 2 blocks per SM (U = 8 chunks per batch; 102 / 109 registers for one / two token tiles, so the compiler
+  // overlaps a batch's chunk pairs) instead of 3 or 4 (80 / 64 registers). CudaBackend::launch_mma.
   bool wide = false;
   // Router GEMM (one row block, one 8-row token tile, sigmoid routing; CudaBackend::moe_router): the block that
   // stores the logits then routes every token row, a warp per row (the routing kernel's function and bits).
