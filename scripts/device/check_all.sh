@@ -26,7 +26,7 @@ export LD_LIBRARY_PATH=/usr/local/cuda/lib64:/usr/local/cuda/lib:${cub}:${LD_LIB
   nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.sm,clocks.max.sm,temperature.gpu,power.draw \
     --format=csv
   echo "commit: $(git rev-parse --short HEAD 2>/dev/null) $(git status --short 2>/dev/null | wc -l) changed files"
-  echo "cuBLAS: ${cub:-not found as a pip wheel}"
+  echo "cuBLAS: ${cub:-no pip wheel; from /usr/local/cuda/lib64 if the toolkit has it} ($(ls /usr/local/cuda/lib64/libcublas.so.* ${cub:+$cub/libcublas.so.*} 2>/dev/null | head -1))"
   ls "$work/shared" "$work/shared/"* 2>/dev/null | head -30
 } > "$OUT/env.txt" 2>&1
 run() {  # name, timeout, command...
