@@ -121,8 +121,8 @@ __device__ __forceinline__ void stage_activations(const GemmArgs& p, int row0, i
     }
     __syncthreads();
   }
-  // Thread -> staged row r (the rows rounded up to a power of two share the block, G threads per row) and its
-  // 8-column pieces j, j + G, ...: no division per piece, the row's source and norm factor read once.
+  // Thread -> staged row r (the rows rounded up to a power of two share the block, G threads per row) and the row's
+  // 8-column pieces threadIdx % G, + G, ...: no division per piece, the row's source and norm factor read once.
   {
     int R = 1;
     while (R < p.stage_rows) R *= 2;
