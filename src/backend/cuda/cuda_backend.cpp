@@ -508,12 +508,15 @@ int CudaBackend::best_splits(int row_blocks, int tiles, int k_chunks, int tm, in
   // traffic (written and read once per split) and a fixed cost for the reduction's extra step.
   if (tm > 16 || k_chunks < 2) return 1;
   const int64_t blocks1 = int64_t(row_blocks) * tiles;
+  // No split once the row blocks alone are several waves of resident blocks (blocks_per_sm: 3 or 4 for MMFP4's one
+  // token tile, 3 for two, 2 for 16-bit weights). Measured for both kinds: the F16 lm_head at M=1 ran 4 splits in
+  // 283 us and none in 241 us on the H100 (bench/results/cuda-ab-decode-869685a.txt).
+  const int64_t capacity = int64_t(sms_) * blocks_per_sm;
+  if (blocks1 >= 4 * capacity) return 1;
   if (kind == WKind::Fp4) {
-    // MMFP4 keeps the partitioning its kernel was measured with (docs/cuda.md): whole waves of resident blocks
-    // (blocks_per_sm: 3 or 4 for one token tile, 3 for two), each split of K paying ~2% for its partial sums.
+    // MMFP4 keeps the partitioning its kernel was measured with (docs/cuda.md): whole waves of resident blocks, each
+    // split of K paying ~2% for its partial sums.
     if (k_chunks < 4) return 1;
-    const int64_t capacity = int64_t(sms_) * blocks_per_sm;
-    if (blocks1 >= 4 * capacity) return 1;
     double best_cost = 1e300;
     int best = 1;
     for (int s = 1; s <= 16 && s <= k_chunks / 2; ++s) {
@@ -529,9 +532,6 @@ int CudaBackend::best_splits(int row_blocks, int tiles, int k_chunks, int tm, in
     }
     return best;
   }
-  // Dense 16-bit weights: as MMFP4, no split once the row blocks alone are several waves of resident blocks (the F16
-  // lm_head at M=1: 4 splits 283 us, none 241 us on the H100, bench/results/cuda-ab-decode-869685a.txt).
-  if (blocks1 >= 4 * int64_t(sms_) * blocks_per_sm) return 1;
   const double chunk_bytes = (kind == WKind::Fp4 ? 512.0 : 2048.0) * 8;  // one 64-column chunk of a block's 128 rows
   double best_cost = 1e300;
   int best = 1;
