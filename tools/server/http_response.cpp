@@ -60,7 +60,15 @@ void HttpResponseWriter::send(int status, std::string_view content_type, std::st
   status_ = status;
   std::string out = head(status, content_type, extra, false, body.size());
   if (!head_only_) out += body;
+  complete();
   send_all(out);
+}
+
+void HttpResponseWriter::complete() {
+  if (!on_complete) return;
+  const auto f = std::move(on_complete);
+  on_complete = nullptr;
+  f(status_);
 }
 
 bool HttpResponseWriter::begin_stream(int status, std::string_view content_type, const std::vector<HttpHeader>& extra) {
@@ -89,6 +97,7 @@ bool HttpResponseWriter::end_stream() {
   MMFP4_ASSERT(streaming_);
   if (ended_) return !failed_;
   ended_ = true;
+  complete();
   if (version_minor_ == 0 || head_only_) return !failed_;
   return send_all("0\r\n\r\n");
 }

@@ -4,6 +4,7 @@
 // at once and the connection is closed after the handler returns.
 #pragma once
 
+#include <functional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -39,10 +40,15 @@ class HttpResponseWriter {
   // Answer with "Connection: close" (e.g. after a request whose body was not read).
   void close_after() { keep_alive_ = false; }
 
+  // Called once with the status just before the last bytes of a complete response (send, or end_stream's end) are
+  // written: whatever it records is in place before the client can see the response end (the server's metrics).
+  std::function<void(int status)> on_complete;
+
  private:
   std::string head(int status, std::string_view content_type, const std::vector<HttpHeader>& extra, bool streaming,
                    size_t content_length) const;
   bool send_all(std::string_view data);
+  void complete();  // runs on_complete once
 
   int fd_;
   int version_minor_;

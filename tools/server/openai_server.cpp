@@ -173,6 +173,17 @@ void OpenAIServer::add_routes() {
 void OpenAIServer::handle(const HttpRequest& req, HttpResponseWriter& w) {
   const Router::Match m = router_.find(req.method, req.path);
   const std::string endpoint = m.pattern.empty() ? "other" : m.pattern;
+  // The response is counted as it completes, before the client can see its end (a client reading /metrics right
+  // after its response finds it counted); a response that never completes is counted on the way out.
+  bool counted = false;
+  w.on_complete = [&](int status) {
+    metrics_.count_response(endpoint, status);
+    counted = true;
+  };
+  struct Unhook {  // the writer may outlive this call: no callback into this frame afterwards
+    HttpResponseWriter& w;
+    ~Unhook() { w.on_complete = nullptr; }
+  } unhook{w};
   try {
     if (m.pattern.empty())
       throw ApiError(404, cat("no such endpoint: ", req.method, " ", req.path.substr(0, 200)), "", "not_found");
@@ -185,7 +196,7 @@ void OpenAIServer::handle(const HttpRequest& req, HttpResponseWriter& w) {
   } catch (const std::exception& ex) {
     if (w.started()) {
       // Mid-stream: the response cannot change any more; the connection is closed.
-      metrics_.count_response(endpoint, w.status());
+      if (!counted) metrics_.count_response(endpoint, w.status());
       throw;
     }
     ApiError e(500, cat("internal error: ", ex.what()));
@@ -198,7 +209,7 @@ void OpenAIServer::handle(const HttpRequest& req, HttpResponseWriter& w) {
     if (e.status == 500) log_warn("server: ", req.method, " ", req.path, ": ", e.message);
     w.send(e.status, "application/json", error_body(e), extra);
   }
-  metrics_.count_response(endpoint, w.started() ? w.status() : 499);
+  if (!counted) metrics_.count_response(endpoint, w.started() ? w.status() : 499);
 }
 
 void OpenAIServer::on_http_error(const HttpRequest* req, int status, const std::string& message, HttpResponseWriter& w) {
