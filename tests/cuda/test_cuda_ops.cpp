@@ -166,6 +166,56 @@ TEST(CudaOps, WideDecodeGemvIsTheSameProduct) {
   f.gemv_wide = true;
 }
 
+// 32- and 64-token tiles of the tiled GEMM on wgmma (FastPaths::wgmma, sm_90a devices; gemm_tiled_wg.cu): against
+// the CPU and the mma.sync kernel, with split and single bf16 activations, a last row block whose warpgroup runs past
+// the weight's last tile (200 rows), an odd count of scale groups (640 columns), groups of 64 and 256 columns, one
+// and several K splits, 33..64 rows as two 32-token tiles or one of 64, and token counts that leave a tile partly
+// empty. Elsewhere (no such device, the simulator) it is never launched and only the fallback is checked.
+TEST(CudaOps, WgmmaTiledGemmMatchesTheCpu) {
+  MMFP4_SKIP_WITHOUT_GPU();
+  Pair p;
+  auto& f = p.gpu->fast();
+  f.gemm = f.prep = f.dequant = true;
+  f.blas = false;  // M >= 128 on the tile kernels here
+  if (!p.gpu->wgmma_ok()) std::printf("  (no wgmma on this device or build: only the fallback is checked)\n");
+  struct Shape {
+    int64_t n, k, group;
+  };
+  uint64_t seed = 970;
+  for (const Shape& sh : {Shape{200, 2048, 128}, Shape{1000, 640, 128}, Shape{4096, 1024, 64}, Shape{300, 1024, 256}})
+    for (bool split : {true, false}) {
+      p.gpu->set_split_activations(split);
+      TestWeight tw = random_fp4(sh.n, sh.k, int(sh.group), 0, uint64_t(sh.n + sh.k));
+      auto wc = p.cpu->upload_linear(tw.hw);
+      auto wg = p.gpu->upload_linear(tw.hw);
+      for (int max_splits : {0, 1}) {
+        p.gpu->set_max_splits(max_splits);
+        p.gpu->set_wgmma_two_tile_bytes(max_splits ? 0 : int64_t(1) << 40);  // 33..64 rows: one tile, or two
+        for (int64_t M : {17, 33, 64, 100})
+          for (int acc = 0; acc < 2; ++acc) {
+            Rng r(seed++);
+            const auto lc = p.linear_case(r, *wc, M, sh.k, sh.n, acc != 0);
+            for (int on = 0; on < 2; ++on) {
+              f.wgmma = on != 0;
+              p.gpu->upload(lc.y.g.data, lc.y0.data(), lc.y0.size() * 4);
+              if (!acc) p.poison(lc.y.g);
+              const int64_t before = p.gpu->wgmma_launches();
+              p.gpu->linear(lc.x.g, *wg, lc.y.g, acc != 0, false);
+              const std::string at = "[" + std::to_string(sh.n) + ", " + std::to_string(sh.k) + "] g" +
+                                     std::to_string(sh.group) + " M=" + std::to_string(M) + (split ? " split" : " bf16") +
+                                     " splits<=" + std::to_string(max_splits) + " wgmma " + std::to_string(on);
+              const int64_t tiles64 = M <= 64 ? 1 : 0;  // 64-token tiles (more rows take 128-token tiles)
+              EXPECT_EQ(p.gpu->wgmma_launches() - before, on && p.gpu->wgmma_ok() ? tiles64 : 0) << at;
+              EXPECT_LT(p.err(lc.y), split ? kSplit : kTensorCore) << at;
+            }
+          }
+      }
+    }
+  p.gpu->set_max_splits(0);
+  p.gpu->set_wgmma_two_tile_bytes(cuda::CudaBackend::kWgTwoTileBytes);
+  p.gpu->set_split_activations(true);
+}
+
 // MMFP4_CUDA_PREFILL_BF16: tiled GEMMs of >= 128 rows with one bf16 activation, within the bf16 tolerance.
 TEST(CudaOps, PrefillBf16ActivationsOnLargeM) {
   MMFP4_SKIP_WITHOUT_GPU();

@@ -21,6 +21,14 @@ __global__ void prepare_kernel(PrepArgs p, bool vec_ok) {
   prep_load8(p, prep_source_row(p, row), k0, vec_ok, v);
   uint32_t hi[4], lo[4];
   prep_split8(v, p.f16, hi, lo);
+  if (p.wg_order) {  // register i of this lane -> word 32 i + lane of the item (PrepArgs::wg_order)
+#pragma unroll
+    for (int i = 0; i < 4; ++i) {
+      static_cast<uint32_t*>(p.xb)[wid * 128 + 32 * i + lane] = hi[i];
+      if (p.xb_lo) static_cast<uint32_t*>(p.xb_lo)[wid * 128 + 32 * i + lane] = lo[i];
+    }
+    return;
+  }
   static_cast<uint4*>(p.xb)[wid * 32 + lane] = make_uint4(hi[0], hi[1], hi[2], hi[3]);
   if (p.xb_lo) static_cast<uint4*>(p.xb_lo)[wid * 32 + lane] = make_uint4(lo[0], lo[1], lo[2], lo[3]);
 }

@@ -331,6 +331,27 @@ __device__ __forceinline__ void splitk_store(const float* all, int splits, int t
   }
 }
 
+// The tiled GEMMs' results (gemm_tiled.cu, gemm_tiled_wg.cu), token tiles of tm rows and blocks of 128 weight rows:
+// one value for token tok (activation row row0 + tok) and weight row n, to y (added when accumulating) or, with K
+// splits, to this split's partials `mine` [tm][npad]; then tiled_finish, in which the last split's block of the
+// row block adds the partials in split order.
+__device__ __forceinline__ void tiled_store(const GemmArgs& p, float* mine, int64_t npad, int row0, int tok, int n,
+                                            float v) {
+  if (p.splits > 1) {
+    mine[int64_t(tok) * npad + n] = v;
+  } else if (n < p.w.n) {
+    float* o = p.y + int64_t(row0 + tok) * p.y_stride + n;
+    *o = p.accumulate ? *o + v : v;
+  }
+}
+__device__ __forceinline__ void tiled_finish(const GemmArgs& p, int tile, int tm, int64_t npad, int rows, int row0) {
+  if (p.splits == 1) return;
+  const int rb = blockIdx.x;
+  if (!splitk_last(p.counters + int64_t(tile) * gridDim.x + rb, p.splits)) return;
+  splitk_store(p.partial + int64_t(tile) * p.splits * tm * npad, p.splits, tm, npad, rows, rb * 128, p.w.n, p.y,
+               p.y_stride, row0, p.accumulate);
+}
+
 // In-register normalized Walsh-Hadamard transform of n = 32 * E values held E per lane (lane l holds elements
 // [l*E, l*E + E)), Sylvester order as backend/cpu/fwht.h, float32 butterflies in the same order.
 template <int E>

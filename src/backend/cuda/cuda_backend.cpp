@@ -147,13 +147,14 @@ CudaBackend::CudaBackend(int device) : device_(device) {
   if (!all)
     fast_.absorb = fast_.attn = fast_.moe = fast_.prep = fast_.gemm = fast_.flash = fast_.dequant = fast_.pdl =
         fast_.norm = fast_.blas = fast_.mla_prep = fast_.raw_gemv = fast_.attn_stage = fast_.moe_direct =
-            fast_.moe_router = fast_.mla_fuse = fast_.gemv_wide = false;
+            fast_.moe_router = fast_.mla_fuse = fast_.gemv_wide = fast_.wgmma = false;
   flag("MMFP4_CUDA_FAST_MLAFUSE", fast_.mla_fuse);
   flag("MMFP4_CUDA_FAST_MOEDIRECT", fast_.moe_direct);
   flag("MMFP4_CUDA_FAST_MOEROUTER", fast_.moe_router);
   flag("MMFP4_CUDA_FAST_FLASH", fast_.flash);
   flag("MMFP4_CUDA_FAST_RAWGEMV", fast_.raw_gemv);
   flag("MMFP4_CUDA_FAST_GEMVWIDE", fast_.gemv_wide);
+  flag("MMFP4_CUDA_FAST_WGMMA", fast_.wgmma);
   flag("MMFP4_CUDA_FAST_ATTNSTAGE", fast_.attn_stage);
   flag("MMFP4_CUDA_FAST_BLAS", fast_.blas);
   flag("MMFP4_CUDA_FAST_MLAPREP", fast_.mla_prep);
@@ -175,10 +176,13 @@ CudaBackend::CudaBackend(int device) : device_(device) {
   }
   fast_.pdl = fast_.pdl && p.major >= 9 && probe_pdl();  // griddepcontrol is sm_90
   pdl_flag() = fast_.pdl;
+  wgmma_ok_ = p.major == 9 && p.minor == 0 && wgmma_available(stream_);  // sm_90a code runs on sm_90 only
+  fast_.wgmma = fast_.wgmma && wgmma_ok_;
   name_ += cat(", ", split_ ? "split" : "bf16", " activations, fast paths: absorb ", fast_.absorb, " attn ",
                fast_.attn, " moe ", fast_.moe, " prep ", fast_.prep, " gemm ", fast_.gemm, " flash ", fast_.flash,
                " dequant ", fast_.dequant, " norm ", fast_.norm, " pdl ", fast_.pdl, " moe_direct ", fast_.moe_direct,
-               " moe_router ", fast_.moe_router, " mla_fuse ", fast_.mla_fuse, " gemv_wide ", fast_.gemv_wide);
+               " moe_router ", fast_.moe_router, " mla_fuse ", fast_.mla_fuse, " gemv_wide ", fast_.gemv_wide,
+               " wgmma ", fast_.wgmma);
 }
 
 // Programmatic dependent launch must work in captured graphs (the decode steps are graphs): record y += x, y += y,
@@ -620,7 +624,13 @@ void CudaBackend::gemm(const GemmCall& c) {
     nt = c.tile_rows / 8;
     grid_tiles = c.max_tiles;
   } else if (tiled) {
-    nt = c.m <= 64 ? 8 : 16;
+    // 32-token tiles where they run on wgmma (half the activation traffic and tensor work of 64; gemm_tiled_wg.cu):
+    // up to 32 rows, and up to 64 for a weight that stays in L2 while the second tile's blocks read it again. On the
+    // H100 (bench/results/cuda-ab-wgmma-*): 28672x8192 (121 MB) at M=32 255 -> 141 us, but at M=64 two 32-token
+    // tiles 258 us vs one 64-token tile 228; the GLM weights (<= 21 MB) at M=64 -2..-25% with two.
+    const bool wg_ok = fast_.wgmma && wgmma_ok_ && gw.kind == WKind::Fp4 && gw.group_size % 64 == 0;
+    const bool wg32 = wg_ok && (c.m <= 32 || (c.m <= 64 && c.w->bytes <= wg_two_tile_bytes_));
+    nt = wg32 ? 4 : c.m <= 64 ? 8 : 16;
     grid_tiles = int(ceil_div(c.m, 8 * nt));
   } else {
     const int mt = rows_pad / 8;
@@ -684,8 +694,9 @@ void CudaBackend::launch_tiled(GemmArgs& a, const PrepArgs& pa) {
   const GemmWeight& gw = a.w;
   const int row_blocks = int(ceil_div(gw.n_tiles, 8)), bn = 8 * a.nt;
   const int64_t blocks = int64_t(row_blocks) * a.grid_tiles, npad = int64_t(row_blocks) * kBlockRows;
-  // ~2 blocks per SM for 64-token tiles (registers allow two), ~1 for 128; at least 4 chunks per split.
-  const int64_t target = int64_t(sms_) * (bn == 64 ? 2 : 1);
+  const bool wg = fast_.wgmma && wgmma_ok_ && gemm_tiled_wg_ok(a);  // 32/64-token tiles on wgmma (gemm_tiled_wg.cu)
+  // ~2 blocks per SM for 64-token tiles (registers allow two) and on wgmma, ~1 for 128; at least 4 chunks per split.
+  const int64_t target = int64_t(sms_) * (bn == 64 || wg ? 2 : 1);
   int splits = 1;
   if (blocks < target && gw.k_chunks >= 8)
     splits = int(std::min<int64_t>({ceil_div(target, blocks), gw.k_chunks / 4, 16}));
@@ -699,8 +710,14 @@ void CudaBackend::launch_tiled(GemmArgs& a, const PrepArgs& pa) {
     a.counters = static_cast<int32_t*>(counters_.p);
   }
   a.stage = false;
-  launch_prepare_activations(pa, stream_);
-  launch_gemm_tiled(a, stream_);
+  PrepArgs p = pa;
+  p.wg_order = wg;
+  launch_prepare_activations(p, stream_);
+  if (wg)
+    launch_gemm_tiled_wg(a, stream_);
+  else
+    launch_gemm_tiled(a, stream_);
+  wgmma_launches_ += wg;
 }
 
 // Group-index shift, split of K and partial-sum buffers of a tensor-core launch; the activations are prepared by

@@ -62,6 +62,7 @@ struct FastPaths {
   bool moe_direct = true;  // MMFP4_CUDA_FAST_MOEDIRECT: a one-token MoE step runs each slot as its own tile (no plan)
   bool mla_fuse = true;    // MMFP4_CUDA_FAST_MLAFUSE: decode's mla_prepare runs as extra blocks of the absorb_q launch
   bool gemv_wide = true;   // MMFP4_CUDA_FAST_GEMVWIDE: one-wave decode GEMVs with registers for 2 blocks per SM, not 3
+  bool wgmma = true;       // MMFP4_CUDA_FAST_WGMMA: 64-token tiles of the tiled GEMM on wgmma (sm_90a; gemm_tiled_wg.cu)
   bool prefill_bf16 = false;  // MMFP4_CUDA_PREFILL_BF16=1: tiled GEMMs of >= 128 rows take one bf16 activation (no lo)
 };
 
@@ -138,6 +139,11 @@ class CudaBackend final : public Backend {
   // Test hook: at most this many splits of K in the skinny tensor-core linears (0: no cap), so that small weights
   // reach the wide-K-split cases of large ones (staged activations above 48 KB, the split that makes them fit).
   void set_max_splits(int n) { max_splits_ = n; }
+  // Batched decode on wgmma (gemm_tiled_wg.cu): 33..64 rows as two 32-token tiles for weights of at most this many
+  // device bytes (half the H100's 50 MB L2: the second tile's blocks find the weight there), else one 64-token tile.
+  static constexpr int64_t kWgTwoTileBytes = 25 << 20;
+  // Test hook: that bound (wg_two_tile_bytes_).
+  void set_wgmma_two_tile_bytes(int64_t b) { wg_two_tile_bytes_ = b; }
   // Activations enter the tensor cores as hi + lo 16-bit halves (two mma per step, ~float32 accuracy; default) or
   // as one 16-bit value (faster for large compute-bound products, 2^-9 relative rounding).
   void set_split_activations(bool on) { split_ = on; }
@@ -158,6 +164,9 @@ class CudaBackend final : public Backend {
   int64_t mla_fused_calls() const { return mla_fused_; }
   // Test hook: decode GEMVs launched with registers for 2 blocks per SM (FastPaths::gemv_wide, GemmArgs::wide).
   int64_t gemv_wide_launches() const { return gemv_wide_launches_; }
+  // Test hook: tiled GEMMs launched on wgmma (FastPaths::wgmma), and whether the device runs wgmma at all.
+  int64_t wgmma_launches() const { return wgmma_launches_; }
+  bool wgmma_ok() const { return wgmma_ok_; }
   // Test hooks of the cuBLAS prefill path: whether cuBLAS can be used (opens it), and the products it has run.
   bool cublas_available() { return blas() != nullptr; }
   int64_t cublas_calls() const { return blas_ ? blas_->calls() : 0; }
@@ -265,12 +274,15 @@ class CudaBackend final : public Backend {
   bool force_generic_ = false;
   bool split_ = true;                 // MMFP4_CUDA_GEMM=bf16 turns it off
   int max_splits_ = 0;                // set_max_splits, MMFP4_CUDA_MAX_SPLITS
+  int64_t wg_two_tile_bytes_ = kWgTwoTileBytes;  // set_wgmma_two_tile_bytes
   int attn_min_keys_ = 16;            // keys per attention split at least (attention_split)
   FastPaths fast_;
   int64_t moe_direct_calls_ = 0;
   int64_t moe_router_fused_ = 0;
   int64_t mla_fused_ = 0;
   int64_t gemv_wide_launches_ = 0;
+  int64_t wgmma_launches_ = 0;
+  bool wgmma_ok_ = false;
   // moe_router: the routing the next launch_mma may take into its epilogue (GemmArgs::route), or none.
   RouteArgs route_req_;
   void check_route(Act logits, const RouterParams& p) const;

@@ -164,18 +164,9 @@ __global__ void __launch_bounds__(256, 1) gemm_tiled_kernel(GemmArgs p) {
       for (int e = 0; e < 4; ++e) {
         const int n = (tile0 + 2 * wr + mt) * 16 + g + (e >= 2 ? 8 : 0);
         const int tok = (wc * NTW + t) * 8 + 2 * c + (e & 1);
-        if (tok >= rows) continue;
-        if (p.splits > 1) {
-          mine[int64_t(tok) * npad + n] = acc[mt][t][e];
-        } else if (n < p.w.n) {
-          float* o = p.y + int64_t(row0 + tok) * p.y_stride + n;
-          *o = p.accumulate ? *o + acc[mt][t][e] : acc[mt][t][e];
-        }
+        if (tok < rows) tiled_store(p, mine, npad, row0, tok, n, acc[mt][t][e]);
       }
-  if (p.splits == 1) return;
-  if (!splitk_last(p.counters + int64_t(tile) * rbs + rb, p.splits)) return;
-  splitk_store(p.partial + int64_t(tile) * p.splits * BN * npad, p.splits, BN, npad, rows, rb * kTiles * 16, p.w.n,
-               p.y, p.y_stride, row0, p.accumulate);
+  tiled_finish(p, tile, BN, npad, rows, row0);
 }
 
 template <int BN, bool SX, int LAYOUT>

@@ -72,6 +72,9 @@ struct PrepArgs {
   void* xb = nullptr;
   // Non-null: also the low halves, x - hi rounded again (hi + lo carries ~16 significant bits, nearly float32).
   void* xb_lo = nullptr;
+  // The wgmma tiled GEMM's order (gemm_tiled_wg.cu): the same 512 bytes per 8 rows and 32 columns, as 4 wgmma core
+  // matrices [8 rows][8 k] of 128 bytes: 32-bit word 32 i + 4 g + c is register i of lane 4 g + c above.
+  bool wg_order = false;
 };
 void launch_prepare_activations(const PrepArgs& a, cudaStream_t s);
 
@@ -149,6 +152,11 @@ bool gemm_mma_raw_ok(const GemmArgs& a);
 // (nt = 8 or 16), K streamed through shared memory; plain linears or MoE tiles (not per-head). Its shared memory:
 void launch_gemm_tiled(const GemmArgs& a, cudaStream_t s);
 int gemm_tiled_smem(int bn, bool split_x);
+// The same on wgmma (sm_90a; gemm_tiled_wg.cu): 64-token tiles (nt = 8), groups of a multiple of 64 columns,
+// activations prepared with PrepArgs::wg_order. wgmma_available(): the device runs this build's sm_90a code.
+void launch_gemm_tiled_wg(const GemmArgs& a, cudaStream_t s);
+bool gemm_tiled_wg_ok(const GemmArgs& a);
+bool wgmma_available(cudaStream_t s);
 
 // Fallback for any shape and format (float32 FMA, exact weights): y (+)= x W^T.
 struct GenericArgs {
