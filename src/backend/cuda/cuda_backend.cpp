@@ -628,8 +628,8 @@ void CudaBackend::gemm(const GemmCall& c) {
     // up to 32 rows, and up to 64 for a weight that stays in L2 while the second tile's blocks read it again. On the
     // H100 (bench/results/cuda-ab-wgmma-*): 28672x8192 (121 MB) at M=32 255 -> 141 us, but at M=64 two 32-token
     // tiles 258 us vs one 64-token tile 228; the GLM weights (<= 21 MB) at M=64 -2..-25% with two.
-    const bool wg_ok = fast_.wgmma && wgmma_ok_ && gw.kind == WKind::Fp4 && gw.group_size % 64 == 0;
-    const bool wg32 = wg_ok && (c.m <= 32 || (c.m <= 64 && c.w->bytes <= wg_two_tile_bytes_));
+    const bool wg32 = fast_.wgmma && wgmma_ok_ && gemm_tiled_wg_weight_ok(gw) &&
+                      (c.m <= 32 || (c.m <= 64 && c.w->bytes <= wg_two_tile_bytes_));
     nt = wg32 ? 4 : c.m <= 64 ? 8 : 16;
     grid_tiles = int(ceil_div(c.m, 8 * nt));
   } else {

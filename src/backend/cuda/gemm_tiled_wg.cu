@@ -55,7 +55,7 @@ __global__ void __launch_bounds__(256, 2) gemm_tiled_wg_kernel(GemmArgs p) {
 
   auto load_stage = [&](int kc, int st) {
     uint8_t* base = smem + st * L::kStage;
-    {  // codes: thread i copies lane i % 32 of tile i / 32 (a tile past the weight's rows: the last one again, unstored)
+    {  // codes: thread i copies lane i % 32 of tile i / 32 (a tile past the weight's rows: the last again, unstored)
       const int j = threadIdx.x >> 5, l = threadIdx.x & 31, nt = min(tile0 + j, p.w.n_tiles - 1);
       cp_async16(base + j * 512 + l * 16, wbase + (int64_t(nt) * p.w.k_chunks + kc) * 32 + l);
     }
@@ -161,8 +161,10 @@ __global__ void wgmma_build_kernel(int* out) {
 
 }  // namespace
 
+bool gemm_tiled_wg_weight_ok(const GemmWeight& w) { return w.kind == WKind::Fp4 && w.group_size % 64 == 0; }
+
 bool gemm_tiled_wg_ok(const GemmArgs& a) {
-  return a.w.kind == WKind::Fp4 && !a.heads && (a.nt == 4 || a.nt == 8) && a.w.group_size % 64 == 0;
+  return gemm_tiled_wg_weight_ok(a.w) && !a.heads && (a.nt == 4 || a.nt == 8);
 }
 
 void launch_gemm_tiled_wg(const GemmArgs& a, cudaStream_t s) {

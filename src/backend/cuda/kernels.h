@@ -152,9 +152,11 @@ bool gemm_mma_raw_ok(const GemmArgs& a);
 // (nt = 8 or 16), K streamed through shared memory; plain linears or MoE tiles (not per-head). Its shared memory:
 void launch_gemm_tiled(const GemmArgs& a, cudaStream_t s);
 int gemm_tiled_smem(int bn, bool split_x);
-// The same on wgmma (sm_90a; gemm_tiled_wg.cu): 64-token tiles (nt = 8), groups of a multiple of 64 columns,
-// activations prepared with PrepArgs::wg_order. wgmma_available(): the device runs this build's sm_90a code.
+// The same on wgmma (sm_90a; gemm_tiled_wg.cu): 32- or 64-token tiles (nt = 4 or 8) of MMFP4 weights in groups of a
+// multiple of 64 columns (gemm_tiled_wg_weight_ok), activations prepared with PrepArgs::wg_order. wgmma_available():
+// the device runs this build's sm_90a code.
 void launch_gemm_tiled_wg(const GemmArgs& a, cudaStream_t s);
+bool gemm_tiled_wg_weight_ok(const GemmWeight& w);
 bool gemm_tiled_wg_ok(const GemmArgs& a);
 bool wgmma_available(cudaStream_t s);
 
