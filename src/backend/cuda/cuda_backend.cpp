@@ -698,8 +698,13 @@ void CudaBackend::launch_tiled(GemmArgs& a, const PrepArgs& pa) {
   // ~2 blocks per SM for 64-token tiles (registers allow two) and on wgmma, ~1 for 128; at least 4 chunks per split.
   const int64_t target = int64_t(sms_) * (bn == 64 || wg ? 2 : 1);
   int splits = 1;
-  if (blocks < target && gw.k_chunks >= 8)
-    splits = int(std::min<int64_t>({ceil_div(target, blocks), gw.k_chunks / 4, 16}));
+  if (blocks < target && gw.k_chunks >= 8) {
+    // wgmma tiles: as many splits as fit the resident blocks (rounded down), not one more that starts a second
+    // wave of a few blocks. On the H100 (cuda-ab-wgmma-07538e6.txt, part 9): kv_b at M=64 23.0 -> 12.8 us, o 35 ->
+    // 25, 28672x8192 at M=17..64 -8..-13%; the others unchanged.
+    const int64_t want = wg ? std::max<int64_t>(1, target / blocks) : ceil_div(target, blocks);
+    splits = int(std::min<int64_t>({want, gw.k_chunks / 4, 16}));
+  }
   while (splits > 1 && (int64_t(a.grid_tiles) * splits * bn * npad * 4 > int64_t(partial_.bytes) ||
                         int64_t(a.grid_tiles) * row_blocks > counter_capacity_))
     --splits;
