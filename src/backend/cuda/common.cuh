@@ -114,6 +114,17 @@ struct KernelLaunch {
 };
 #endif
 
+// Lets kernel K launch with `bytes` of dynamic shared memory (above the 48 KB default). Set once per kernel and
+// process: for launchers whose size for K is fixed (a layout constant, or a cap they never exceed).
+template <auto K>
+void smem_opt_in(int bytes, const char* what) {
+  static bool done = false;
+  if (done) return;
+  MMFP4_CUDA_CHECK(cudaFuncSetAttribute(K, cudaFuncAttributeMaxDynamicSharedMemorySize, bytes), what, ": ", bytes,
+                   " bytes of shared memory");
+  done = true;
+}
+
 // silu(g) * u: one definition for the elementwise op and for the GEMM's activation conversion (same bits).
 __device__ __forceinline__ float silu_mul_value(float g, float u) { return g / (1.0f + expf(-g)) * u; }
 

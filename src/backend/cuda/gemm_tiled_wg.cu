@@ -138,13 +138,7 @@ __global__ void __launch_bounds__(256, 2) gemm_tiled_wg_kernel(GemmArgs p) {
 template <int BN, bool SX, int LAYOUT>
 void launch_wg(const GemmArgs& a, cudaStream_t s) {
   using L = WgLayout<BN, SX>;
-  static bool attr_set = false;  // per instantiation, once per process
-  if (!attr_set) {
-    MMFP4_CUDA_CHECK(cudaFuncSetAttribute(gemm_tiled_wg_kernel<BN, SX, LAYOUT>,
-                                          cudaFuncAttributeMaxDynamicSharedMemorySize, L::kBytes),
-                     "tiled GEMM (wgmma): ", L::kBytes, " bytes of shared memory");
-    attr_set = true;
-  }
+  smem_opt_in<gemm_tiled_wg_kernel<BN, SX, LAYOUT>>(L::kBytes, "tiled GEMM (wgmma)");
   const dim3 grid((a.w.n_tiles + kTiles - 1) / kTiles, a.grid_tiles, a.splits);
   MMFP4_LAUNCH(grid, 256, L::kBytes, s, gemm_tiled_wg_kernel<BN, SX, LAYOUT>)(a);
 }

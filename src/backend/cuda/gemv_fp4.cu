@@ -477,13 +477,9 @@ void launch_cfg(const GemmArgs& a, cudaStream_t s) {
   if constexpr (NT <= 2) {
     if (a.stage) {
       const size_t smem = size_t(a.stage_rows) * a.stage_stride * 2 * (a.prep.xb_lo ? 2 : 1);
-      static bool opt_in = false;  // per instantiation, once per process: staging above 48 KB (kStageMaxBytes)
-      if (smem > (48 << 10) && !opt_in) {
-        MMFP4_CUDA_CHECK(cudaFuncSetAttribute(gemm_mma_kernel<KIND, NT, U, true, LAYOUT, MINB, PIPE, RAW>,
-                                              cudaFuncAttributeMaxDynamicSharedMemorySize, int(kStageMaxBytes)),
-                         "linear: ", kStageMaxBytes, " bytes of staged activations");
-        opt_in = true;
-      }
+      if (smem > (48 << 10))  // staging above 48 KB: up to kStageMaxBytes
+        smem_opt_in<gemm_mma_kernel<KIND, NT, U, true, LAYOUT, MINB, PIPE, RAW>>(int(kStageMaxBytes),
+                                                                                "linear (staged activations)");
       MMFP4_LAUNCH(grid, kWarps * kWarp, smem, s, gemm_mma_kernel<KIND, NT, U, true, LAYOUT, MINB, PIPE, RAW>)(a);
       return;
     }

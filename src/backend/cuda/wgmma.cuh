@@ -11,8 +11,8 @@
 //   (k / 8) * 8 N + 8 n + k % 8        (16-bit units)
 // so the core matrices adjacent in N are 128 bytes apart (the descriptor's stride byte offset) and those adjacent in K
 // 16 N bytes (its leading byte offset); the k16 step at column k0 starts 2 k0 N bytes in.
-// scripts/device/probe_wgmma.cu checks these layouts on the device against a host product (H100: exact for N = 8,
-// 16, 32, also with the subnormal bf16 codes of the raw decode; swapped offsets fault).
+// scripts/device/probe_wgmma.cu checks these layouts on the device against a host product (H100: exact for every N
+// here; swapped offsets fault).
 #pragma once
 
 #include <cuda_runtime.h>
@@ -75,38 +75,10 @@ __device__ __forceinline__ void wg_wait() {
 #endif
 }
 
-// d (+)= A B for one k16 step; N = 8, 16, 32, 64 or 128 columns (N / 2 accumulators per thread). acc = false: d = A B.
+// d (+)= A B for one k16 step; N = 32, 64 or 128 columns (N / 2 accumulators per thread; the tiled kernel's
+// 32/64 tokens with one bf16 activation or hi + lo). acc = false: d = A B.
 template <int N>
 __device__ __forceinline__ void wg_mma(float (&d)[N / 2], const uint32_t (&a)[4], uint64_t desc, bool acc);
-
-template <>
-__device__ __forceinline__ void wg_mma<8>(float (&d)[4], const uint32_t (&a)[4], uint64_t desc, bool acc) {
-#ifdef MMFP4_WGMMA_BUILD
-  asm volatile(
-      "{\n.reg .pred p;\nsetp.ne.b32 p, %9, 0;\n"
-      "wgmma.mma_async.sync.aligned.m64n8k16.f32.bf16.bf16 {%0,%1,%2,%3}, {%4,%5,%6,%7}, %8, p, 1, 1, 0;\n}\n"
-      : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
-      : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(desc), "r"(int(acc))
-      : "memory");
-#else
-  (void)d, (void)a, (void)desc, (void)acc;
-#endif
-}
-
-template <>
-__device__ __forceinline__ void wg_mma<16>(float (&d)[8], const uint32_t (&a)[4], uint64_t desc, bool acc) {
-#ifdef MMFP4_WGMMA_BUILD
-  asm volatile(
-      "{\n.reg .pred p;\nsetp.ne.b32 p, %13, 0;\n"
-      "wgmma.mma_async.sync.aligned.m64n16k16.f32.bf16.bf16 {%0,%1,%2,%3,%4,%5,%6,%7}, {%8,%9,%10,%11}, %12, p, 1, "
-      "1, 0;\n}\n"
-      : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), "+f"(d[6]), "+f"(d[7])
-      : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(desc), "r"(int(acc))
-      : "memory");
-#else
-  (void)d, (void)a, (void)desc, (void)acc;
-#endif
-}
 
 template <>
 __device__ __forceinline__ void wg_mma<32>(float (&d)[16], const uint32_t (&a)[4], uint64_t desc, bool acc) {
