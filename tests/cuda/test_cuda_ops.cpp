@@ -698,6 +698,10 @@ TEST(CudaOps, MoeExpertsGroupedByExpert) {
       {"fp4 E8 [128, 256]", 8, 256, 128, 2, 128, 0, DType::F32, kSplit},
       {"fp4 rotated E16 [128, 256]", 16, 256, 128, 4, 128, 64, DType::F32, kSplit},
       {"bf16 E8 [128, 256]", 8, 256, 128, 2, 0, 0, DType::BF16, kSplit},
+      // Intermediate sizes whose silu(gate) * up input (read inside the down GEMM) is not all 16-byte pieces: the
+      // up half 8 bytes off alignment (90), and a last piece of 4 columns (92).
+      {"bf16 E4 [90, 192] (odd intermediate)", 4, 192, 90, 2, 0, 0, DType::BF16, kSplit},
+      {"bf16 E4 [92, 192] (odd intermediate)", 4, 192, 92, 2, 0, 0, DType::BF16, kSplit},
       {"fp4 g40 E4 (generic)", 4, 160, 80, 2, 40, 0, DType::F32, 1e-4},
       {"fp4 E64 [1536, 2048] (GLM)", 64, 2048, 1536, 4, 128, 0, DType::F32, kSplit},
   };
