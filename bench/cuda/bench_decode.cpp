@@ -4,8 +4,8 @@
 //
 //   bench_cuda_decode --model DIR | --synth glm-4.7-flash --dir /tmp/glm [--layers N]
 //                     [--batches 1,16,64] [--steps 32] [--prompt 32] [--prefill 2048] [--ctx 4096] [--out FILE]
-//                     [--ncu N] [--repeat "SPEC;SPEC;..."]
-// --ncu N: after the warm-up, N decode steps at batch 1 run between cudaProfilerStart and cudaProfilerStop, for
+//                     [--ncu N] [--ncu-batch B] [--repeat "SPEC;SPEC;..."]
+// --ncu N: after the warm-up, N decode steps at batch B (1) run between cudaProfilerStart and cudaProfilerStop, for
 // `ncu --profile-from-start off --graph-profiling node` (the GPU time of every kernel of a graph-replayed step).
 // --repeat: the in-graph cost of ops (repeat_backend.h): for each SPEC the step graphs are recorded again with those
 // ops issued twice, and batch-1 decode is timed against the plain step (measured just before, same process); the
@@ -88,7 +88,7 @@ std::pair<double, double> run_batch(Model& m, KVCache& kv, int64_t batch, int64_
 int main(int argc, char** argv) {
   try {
     std::string model_dir, synth, synth_dir = "/tmp/mmfp4-synth", out_path, repeat;
-    int64_t layers = 0, steps = 32, prompt = 32, prefill = 2048, ctx = 4096, ncu_steps = 0;
+    int64_t layers = 0, steps = 32, prompt = 32, prefill = 2048, ctx = 4096, ncu_steps = 0, ncu_batch = 1;
     bool profile = false;
     std::vector<int64_t> batches = {1, 16, 64};
     for (int i = 1; i < argc; ++i) {
@@ -109,6 +109,7 @@ int main(int argc, char** argv) {
       else if (a == "--out") out_path = next();
       else if (a == "--profile") profile = true;
       else if (a == "--ncu") ncu_steps = std::stoll(next());
+      else if (a == "--ncu-batch") ncu_batch = std::stoll(next());
       else if (a == "--repeat") repeat = next();
       else fail("unknown argument ", a);
     }
@@ -167,8 +168,8 @@ int main(int argc, char** argv) {
       steady.second = std::min(steady.second, x.second);
     }
     if (ncu_steps > 0) {
-      run_batch(*model, kv, 1, prompt, ncu_steps, rng, true);
-      std::printf("profiled %d decode steps at batch 1 (cudaProfilerStart/Stop)\n", int(ncu_steps));
+      run_batch(*model, kv, ncu_batch, prompt, ncu_steps, rng, true);
+      std::printf("profiled %d decode steps at batch %d (cudaProfilerStart/Stop)\n", int(ncu_steps), int(ncu_batch));
     }
     std::printf("first request: prefill %d tokens %.2f ms, %d decode steps %.2f ms; steady state %.2f ms, %.2f ms "
                 "(first / steady: %.2fx)\n",

@@ -4,7 +4,7 @@
 # GLM-4.7-Flash decode/prefill benchmark, and the same decode benchmark with every new fast path off (A/B in one
 # run). Full logs go to $OUT (they come back), a short summary is printed last.
 #   TESTS=ops,models,bench,decode,decode_old  BENCH_ARGS="--shapes big --m 1,16"  GTEST_FILTER=...  check_all.sh
-# Optional extras in TESTS: ab (one switch off at a time; AB_CFGS, AB_DECODE_ARGS, AB_LINEAR=0 skips the linear bench), cli_bench (mmfp4 bench --device cuda; carry with CLI=1), ops_old (op tests with MMFP4_CUDA_FAST=0), models_old (model tests likewise),
+# Optional extras in TESTS: ab (one switch off at a time; AB_CFGS, AB_DECODE_ARGS, AB_LINEAR_ARGS, AB_LINEAR=0 skips the linear bench), cli_bench (mmfp4 bench --device cuda; carry with CLI=1), ops_old (op tests with MMFP4_CUDA_FAST=0), models_old (model tests likewise),
 # models_kvf32, sass, ncu (NCU_M, NCU_SHAPE, NCU_DECODE=0|1), probe. The fast paths and their switches: docs/cuda.md, "Switches".
 set -u
 OUT=${OUT:-/tmp/mmfp4-out}
@@ -138,7 +138,7 @@ if has ab; then
   for cfg in ${AB_CFGS:-default MMFP4_CUDA_FAST_DEQUANT=0 MMFP4_CUDA_FAST_PREP=0 MMFP4_CUDA_FAST_PDL=0 MMFP4_CUDA_FAST_ATTN=0}; do
     e=(); [ "$cfg" = default ] || e=("$cfg")
     echo "## $cfg" >> "$OUT/ab.log"
-    [ "${AB_LINEAR:-1}" = 1 ] && env "${e[@]}" timeout 120 "$work/bin/bench_cuda_linear" --shapes big --m 1,16 2>&1 | grep -E "^[0-9g]" >> "$OUT/ab.log"
+    [ "${AB_LINEAR:-1}" = 1 ] && env "${e[@]}" timeout 120 "$work/bin/bench_cuda_linear" ${AB_LINEAR_ARGS:---shapes big --m 1,16} 2>&1 | grep -E "^[0-9g]" >> "$OUT/ab.log"
     [ -d /tmp/glm ] && env "${e[@]}" timeout 200 "$work/bin/bench_cuda_decode" --model /tmp/glm ${AB_DECODE_ARGS:---batches 1,64 --steps 32 --prefill 2048} 2>&1 | grep -E "^decode|^prefill" >> "$OUT/ab.log"
   done
   echo "rc=0 ab" >> "$OUT/summary.txt"
