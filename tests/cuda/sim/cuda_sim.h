@@ -106,6 +106,19 @@ inline T __shfl_down_sync(unsigned mask, T v, unsigned d, int width = 32) {
   return sim_shfl_(mask, v, (src / width == lane / width) ? src : lane);
 }
 template <typename T>
+inline T __shfl_up_sync(unsigned mask, T v, unsigned d, int width = 32) {
+  const int lane = ::mmfp4::sim::lane_id();
+  const int src = lane - int(d);
+  return sim_shfl_(mask, v, (src >= 0 && src / width == lane / width) ? src : lane);
+}
+// The warp's predicates as a bit mask: a butterfly of shuffles (the simulator has no vote unit).
+inline unsigned __ballot_sync(unsigned mask, int pred) {
+  unsigned v = pred ? 1u << ::mmfp4::sim::lane_id() : 0u;
+  for (int o = 16; o > 0; o >>= 1) v |= __shfl_xor_sync(mask, v, o);
+  return v;
+}
+inline int __popc(unsigned v) { return __builtin_popcount(v); }
+template <typename T>
 inline T __ldg(const T* p) {
   return *p;
 }
