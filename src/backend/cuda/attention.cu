@@ -530,7 +530,7 @@ void launch_kind(const AttnArgs& a, const AttnSplit& sp, cudaStream_t s, bool st
 // follows its heads' serial work, not the key rows it reads (L2). H100, GLM-4.7-Flash decode batch 1: 2 heads per
 // block (the default before 2026-11-26, fifth session) -> 1: +1..+5%, bench/results/cuda-ab-decode-a3d9a21.txt.
 // One key/value stream for all heads (MLA, MQA) with many blocks: 2 instead of 8. H100, GLM-4.7-Flash decode batch 64:
-// +5.5% at a 33-token context, +10.7% at 2,080; batch 32 +1.4% (bench/results/cuda-ab-session8-7d28238.txt, part 6).
+// +5.5% at a 33-token context, +10.7% at 2,080; batch 32 +1.4% (bench/results/cuda-ab-session8-7d28238.txt, part 7).
 // GQA groups keep 8 (not measured).
 // MMFP4_CUDA_ATTN_HEADS=8 keeps 8 always, =2 takes 2 instead of 1; =-1 / -2 take 1 / 2 always (measurement only).
 constexpr int kFewBlocks = 64;
