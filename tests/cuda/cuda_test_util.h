@@ -195,6 +195,12 @@ struct Pair {
     cpu->linear(c.x.c, w_cpu, c.y.c, accumulate, false);
     return c;
   }
+  // The GPU's linear of a case, from y0 again (poisoned first when not accumulating): for runs under several switches.
+  void run_linear(const LinearCase& c, const LinearWeight& w_gpu, bool accumulate) {
+    gpu->upload(c.y.g.data, c.y0.data(), c.y0.size() * 4);
+    if (!accumulate) poison(c.y.g);
+    gpu->linear(c.x.g, w_gpu, c.y.g, accumulate, false);
+  }
 };
 
 // A paged cache with `lens` tokens per sequence (blocks shuffled), filled through the store op on both backends,

@@ -66,15 +66,11 @@ TEST(CudaOps, LinearMatchesCpuOnAwkwardShapes) {
       for (int acc = 0; acc < 2; ++acc) {
         Rng r(seed++);
         const auto lc = p.linear_case(r, *wc_cpu, M, K, N, acc != 0);
-        const auto &x = lc.x, &y = lc.y;
-        const std::vector<float>& y0 = lc.y0;
         for (bool prep : {true, false}) {  // staged activations (M <= 16) and the tiled GEMM (M > 16), or neither
           p.gpu->fast().prep = prep;
           p.gpu->fast().gemm = prep;
-          p.gpu->upload(y.g.data, y0.data(), y0.size() * 4);
-          if (!acc) p.poison(y.g);
-          p.gpu->linear(x.g, *wc_gpu, y.g, acc != 0, false);
-          const double e = p.err(y);
+          p.run_linear(lc, *wc_gpu, acc != 0);
+          const double e = p.err(lc.y);
           worst = std::max(worst, e);
           EXPECT_LT(e, wc.tol) << wc.name << " M=" << M << (acc ? " accumulate" : "") << " prep " << prep;
         }
@@ -126,10 +122,8 @@ TEST(CudaOps, WideDecodeGemvIsTheSameProduct) {
         int64_t wide_launches[2] = {0, 0};
         for (int wide = 0; wide < 2; ++wide) {
           f.gemv_wide = wide != 0;
-          p.gpu->upload(lc.y.g.data, lc.y0.data(), lc.y0.size() * 4);
-          if (!acc) p.poison(lc.y.g);
           const int64_t before = p.gpu->gemv_wide_launches();
-          p.gpu->linear(lc.x.g, *wg, lc.y.g, acc != 0, false);
+          p.run_linear(lc, *wg, acc != 0);
           wide_launches[wide] = p.gpu->gemv_wide_launches() - before;
           EXPECT_LT(p.err(lc.y), kSplit) << "[" << n << ", 2048] M=" << M << " wide " << wide;
           out[wide] = p.get_gpu(lc.y.g);
@@ -197,10 +191,8 @@ TEST(CudaOps, WgmmaTiledGemmMatchesTheCpu) {
             const auto lc = p.linear_case(r, *wc, M, sh.k, sh.n, acc != 0);
             for (int on = 0; on < 2; ++on) {
               f.wgmma = on != 0;
-              p.gpu->upload(lc.y.g.data, lc.y0.data(), lc.y0.size() * 4);
-              if (!acc) p.poison(lc.y.g);
               const int64_t before = p.gpu->wgmma_launches();
-              p.gpu->linear(lc.x.g, *wg, lc.y.g, acc != 0, false);
+              p.run_linear(lc, *wg, acc != 0);
               const std::string at = "[" + std::to_string(sh.n) + ", " + std::to_string(sh.k) + "] g" +
                                      std::to_string(sh.group) + " M=" + std::to_string(M) + (split ? " split" : " bf16") +
                                      " splits<=" + std::to_string(max_splits) + " wgmma " + std::to_string(on);
