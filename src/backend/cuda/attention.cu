@@ -532,19 +532,19 @@ void launch_kind(const AttnArgs& a, const AttnSplit& sp, cudaStream_t s, bool st
 // One key/value stream for all heads (MLA, MQA) with many blocks: 2 instead of 8. H100, GLM-4.7-Flash decode batch 64:
 // +5.5% at a 33-token context, +10.7% at 2,080; batch 32 +1.4% (bench/results/cuda-ab-session8-7d28238.txt, part 7).
 // GQA groups keep 8 (not measured).
-// MMFP4_CUDA_ATTN_HEADS=8 keeps 8 always, =2 takes 2 instead of 1; =-1 / -2 take 1 / 2 always (measurement only).
+// MMFP4_CUDA_ATTN_HEADS=1, 2 or 8 takes that many for every launch (measurement only).
 constexpr int kFewBlocks = 64;
 int heads_per_block(const AttnArgs& a) {
   static const int forced = [] {
     const char* e = std::getenv("MMFP4_CUDA_ATTN_HEADS");
-    return e ? std::atoi(e) : 0;
+    const int v = e ? std::atoi(e) : 0;
+    return v == 1 || v == 2 || v == kHeads ? v : 0;
   }();
+  if (forced) return forced;
   const int group = a.heads / a.kv_heads;
-  if (forced == 8) return kHeads;
-  if (forced < 0) return -forced;
   if (int64_t(a.n_tokens) * a.kv_heads * ((group + kHeads - 1) / kHeads) >= kFewBlocks)
     return a.kv_heads == 1 ? 2 : kHeads;
-  return forced == 2 ? 2 : 1;
+  return 1;
 }
 
 }  // namespace
