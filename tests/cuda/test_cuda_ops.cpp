@@ -324,7 +324,7 @@ TEST(CudaOps, RmsNormRopeElementwiseHadamard) {
   Pair p;
   Rng r(5);
   for (int64_t rows : {1, 5, 257})
-    for (int64_t cols : {64, 100, 2048}) {
+    for (int64_t cols : {64, 100, 2048, 3000, 5000}) {  // 3000, 5000: 12 and 20 columns per thread
       auto x = p.act(r.vec(size_t(rows * (cols + 1)), -3, 3), rows, cols, cols + 1);
       auto o = p.act(std::vector<float>(size_t(rows * cols)), rows, cols);
       const std::vector<float> wv = r.vec(size_t(cols));

@@ -184,6 +184,10 @@ void launch_gemm_generic(const GenericArgs& a, cudaStream_t s);
 void launch_hadamard(float* x, int64_t stride, int rows, int cols, int block, cudaStream_t s);
 void launch_rmsnorm(const float* x, int64_t xs, float* out, int64_t os, int rows, int cols, const float* w,
                     float eps, cudaStream_t s);
+// The same norm, also writing out's rows as 16-bit (bf16, or saturated f16) into ob [rows, ld], zero past cols up
+// to cols_pad: the input of a cuBLAS product, as launch_to_16bit would make it from out.
+void launch_rmsnorm_16bit(const float* x, int64_t xs, float* out, int64_t os, int rows, int cols, const float* w,
+                          float eps, uint16_t* ob, int64_t ld, int cols_pad, bool f16, cudaStream_t s);
 void launch_rope(float* x, int64_t stride, int rows, int heads, int64_t head_stride, int off, const float* cos,
                  const float* sin, int dim, bool interleaved, const int32_t* positions, int max_positions,
                  cudaStream_t s);
