@@ -5,7 +5,10 @@
 //   bench_cuda_linear [--shapes all|big|glm|NAME,...] [--m 1,2,4,...] [--out FILE.json] [--quick]
 //
 // Prints one row per (shape, M): time per call, weight bytes read per second (the decode figure of merit),
-// TFLOP/s, and the same for cuBLAS BF16 (bf16 weights: 3.9x the bytes of MMFP4).
+// TFLOP/s, and the same for cuBLAS BF16 (bf16 weights: 3.9x the bytes of MMFP4). From M = 128 (the cuBLAS prefill
+// path) two more columns: the product from activations already in 16 bits (CudaBackend::linear_16bit: what runs
+// after an rmsnorm that wrote them, FastPaths::norm_blas; the operands cuBLAS BF16 gets) and its ratio to cuBLAS
+// BF16, and an rmsnorm + linear pair with that fusion against the pair without it (norm, conversion, product).
 #include <cublas_v2.h>
 #include <cuda_runtime.h>
 
@@ -142,8 +145,8 @@ int main(int argc, char** argv) {
     be.release(rbuf);
     std::printf("device: %s, %d SMs, L2 %d MB, driver %d; streaming read %.2f TB/s (4 GiB)\n", prop.name,
                 prop.multiProcessorCount, prop.l2CacheSize >> 20, driver, read_tbs);
-    std::printf("%-20s %6s | %9s %8s %8s | %9s %8s %8s | %6s\n", "shape", "M", "mmfp4 us", "TB/s", "TFLOP/s",
-                "cublas us", "TB/s", "TFLOP/s", "ratio");
+    std::printf("%-20s %6s | %9s %8s %8s | %9s %8s %8s | %6s | %9s %6s | %9s %9s\n", "shape", "M", "mmfp4 us", "TB/s",
+                "TFLOP/s", "cublas us", "TB/s", "TFLOP/s", "ratio", "x16 us", "ratio", "norm+lin", "fused");
     std::ostringstream js;
     js << "{\"device\": \"" << prop.name << "\", \"sms\": " << prop.multiProcessorCount << ", \"driver\": " << driver
        << ", \"read_tbs\": " << read_tbs << ", \"rows\": [";
@@ -236,15 +239,46 @@ int main(int argc, char** argv) {
                                     yb, CUDA_R_16BF, int(sh.n), CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT),
                        "gemm");
         });
+        // From 16-bit activations (ld = K: every shape's K is a multiple of 64), and rmsnorm + linear without and
+        // with the norm writing them (0: not on the cuBLAS path).
+        double us16 = 0, pair_off = 0, pair_on = 0;
+        if (M >= 128 && be.linear_16bit(static_cast<const uint16_t*>(xb), sh.k, M, *copies[0], Act(y, M, sh.n), false)) {
+          us16 = time_us(st, iters, quick ? 3 : 7, [&](int i) {
+            be.linear_16bit(static_cast<const uint16_t*>(xb), sh.k, M, *copies[size_t(i % n_copies)], Act(y, M, sh.n),
+                            false);
+          });
+          auto* h = static_cast<float*>(be.alloc(size_t(M * sh.k * 4), "normed x"));
+          auto* nw = static_cast<float*>(be.alloc(size_t(sh.k * 4), "norm weight"));
+          bench::launch_fill(nw, sh.k, 8, 0x807FFFFFu, 0x3F000000u, st);
+          const DeviceVector norm_w{nw, sh.k};
+          pair_off = pair_on = 1e30;
+          for (int rep = 0; rep < 4; ++rep) {  // alternated, the faster of two each: no order bias (clocks)
+            const bool on = rep % 2 == 1;
+            be.fast().norm_blas = on;
+            double& best = on ? pair_on : pair_off;
+            best = std::min(best, time_us(st, iters, quick ? 3 : 7, [&](int i) {
+              be.rmsnorm(Act(x, M, sh.k), norm_w, 1e-5f, Act(h, M, sh.k));
+              be.linear(Act(h, M, sh.k), *copies[size_t(i % n_copies)], Act(y, M, sh.n), false, false);
+            }));
+          }
+          be.release(h);
+          be.release(nw);
+        }
         const double tbs = double(wbytes) / (us * 1e-6) / 1e12, tf = flops / (us * 1e-6) / 1e12;
         const double ctbs = double(bf_bytes) / (cu * 1e-6) / 1e12, ctf = flops / (cu * 1e-6) / 1e12;
-        std::printf("%-20s %6lld | %9.2f %8.3f %8.2f | %9.2f %8.3f %8.2f | %6.2f\n", sh.name.c_str(), (long long)M, us,
-                    tbs, tf, cu, ctbs, ctf, cu / us);
+        std::printf("%-20s %6lld | %9.2f %8.3f %8.2f | %9.2f %8.3f %8.2f | %6.2f", sh.name.c_str(), (long long)M, us, tbs,
+                    tf, cu, ctbs, ctf, cu / us);
+        if (us16 > 0) std::printf(" | %9.2f %6.2f | %9.2f %9.2f\n", us16, cu / us16, pair_off, pair_on);
+        else std::printf(" |\n");
         std::fflush(stdout);
         js << (first ? "" : ",") << "\n  {\"shape\": \"" << sh.name << "\", \"n\": " << sh.n << ", \"k\": " << sh.k
            << ", \"m\": " << M << ", \"weight_bytes\": " << wbytes << ", \"us\": " << us << ", \"tbs\": " << tbs
            << ", \"tflops\": " << tf << ", \"cublas_bf16_us\": " << cu << ", \"cublas_tflops\": " << ctf
-           << ", \"speedup_vs_cublas\": " << cu / us << "}";
+           << ", \"speedup_vs_cublas\": " << cu / us;
+        if (us16 > 0)
+          js << ", \"x16_us\": " << us16 << ", \"x16_speedup_vs_cublas\": " << cu / us16
+             << ", \"norm_linear_us\": " << pair_off << ", \"norm_linear_fused_us\": " << pair_on;
+        js << "}";
         first = false;
         be.release(x);
         be.release(y);

@@ -6,6 +6,8 @@
 #include "cuda_test_util.h"
 
 #include <algorithm>
+#include <cstring>
+#include <string>
 #include <numeric>
 
 namespace mmfp4::cudatest {
@@ -62,6 +64,74 @@ TEST(CudaBlas, LinearLayersOfPrefillSize) {
         }
     }
   }
+}
+
+// A prefill-sized rmsnorm held for the cuBLAS linear that reads its output writes that linear's 16-bit input itself
+// (FastPaths::norm_blas): the norm's output and the product are bit for bit those of the norm, the conversion pass
+// and the product one by one, whatever comes after the norm (the linear on its output, MMFP4 or F16; a rotated
+// weight, which cannot take it; an add; a linear of another input). The 16-bit product entry the linear benchmark
+// times (linear_16bit) gives the same bits from the same operands.
+TEST(CudaBlas, RmsNormWritesTheInputOfTheNextProduct) {
+  MMFP4_SKIP_WITHOUT_GPU();
+  Pair p;
+  MMFP4_SKIP_WITHOUT_CUBLAS(p);
+  Rng r(51);
+  const TestWeight plain = random_fp4(200, 384, 128, 0, 52), dense = random_dense(90, 256, DType::F16, 53);
+  const TestWeight rotated = random_fp4(70, 200, 64, 64, 54);
+  for (int next = 0; next < 5; ++next)  // 0, 1: linear on the norm's output (MMFP4, F16); 2: rotated; 3: add; 4: other
+    for (int64_t M : {128, 131, 300}) {
+      const TestWeight& tw = next == 1 ? dense : next == 2 ? rotated : plain;
+      auto wc = p.cpu->upload_linear(tw.hw);
+      auto wg = p.gpu->upload_linear(tw.hw);
+      const int64_t K = tw.hw.k, N = tw.hw.n, xs = K + (M == 131 ? 1 : 4);  // an odd stride: no 16-byte loads
+      auto x = p.act(r.vec(size_t(M * xs), -3, 3), M, K, xs);
+      auto other = p.act(r.vec(size_t(M * K)), M, K);
+      auto h = p.act(std::vector<float>(size_t(M * K)), M, K);
+      auto y = p.act(std::vector<float>(size_t(M * N)), M, N);
+      const std::vector<float> wv = r.vec(size_t(K));
+      DeviceVector nc{p.cpu_buf(wv), K}, ng{p.gpu_buf(wv), K};
+      p.cpu->rmsnorm(x.c, nc, 1e-5f, h.c);
+      if (next <= 2) p.cpu->linear(h.c, *wc, y.c, false, false);
+      if (next == 3) p.cpu->add(h.c, other.c);
+      if (next == 4) p.cpu->linear(other.c, *wc, y.c, false, false);
+      std::vector<float> hs[2], ys[2];
+      for (bool on : {false, true}) {
+        p.gpu->fast().norm_blas = on;
+        p.poison(h.g);
+        p.poison(y.g);
+        const int64_t fused = p.gpu->norm_blas_fused_calls(), calls = p.gpu->cublas_calls();
+        p.gpu->rmsnorm(x.g, ng, 1e-5f, h.g);
+        if (next <= 2) p.gpu->linear(h.g, *wg, y.g, false, false);
+        if (next == 3) p.gpu->add(h.g, other.g);
+        if (next == 4) p.gpu->linear(other.g, *wg, y.g, false, false);
+        hs[on] = p.get_gpu(h.g);
+        ys[on] = p.get_gpu(y.g);
+        const std::string what = "case " + std::to_string(next) + " M=" + std::to_string(M) + (on ? " on" : " off");
+        EXPECT_EQ(p.gpu->norm_blas_fused_calls() - fused, on && next <= 1 ? 1 : 0) << what;
+        EXPECT_LT(p.err(h), 2e-5) << "the norm's output, " << what;
+        if (next != 3) {
+          EXPECT_GT(p.gpu->cublas_calls(), calls) << what << ": not on cuBLAS";
+          EXPECT_LT(p.err(y), next == 1 ? kF16 : kBf16) << what;
+        }
+      }
+      EXPECT_EQ(0, std::memcmp(hs[0].data(), hs[1].data(), hs[0].size() * 4)) << "norm, case " << next << " M=" << M;
+      if (next != 3) {
+        EXPECT_EQ(0, std::memcmp(ys[0].data(), ys[1].data(), ys[0].size() * 4)) << "product, case " << next << " M=" << M;
+      }
+      if (next <= 1) {  // the same product from a 16-bit copy of the norm's output, as the benchmark times it
+        const auto& cw = static_cast<const cuda::CudaLinear&>(*wg);
+        const int64_t ld = next == 1 ? (K + 7) / 8 * 8 : int64_t(cw.gw.k_chunks) * 64;
+        std::vector<uint16_t> hb(size_t(M * ld), 0);
+        for (int64_t i = 0; i < M; ++i)
+          for (int64_t k = 0; k < K; ++k)
+            hb[size_t(i * ld + k)] = next == 1 ? f32_to_f16(std::clamp(hs[0][size_t(i * K + k)], -65504.0f, 65504.0f))
+                                               : f32_to_bf16(hs[0][size_t(i * K + k)]);
+        p.poison(y.g);
+        ASSERT_TRUE(p.gpu->linear_16bit(p.gpu_buf(hb), ld, M, *wg, y.g, false)) << "case " << next << " M=" << M;
+        EXPECT_EQ(0, std::memcmp(p.get_gpu(y.g).data(), ys[0].data(), ys[0].size() * 4))
+            << "linear_16bit, case " << next << " M=" << M;
+      }
+    }
 }
 
 // The tokens of `b` at positions >= prefix[s] of each sequence (the cache already holds the earlier ones).

@@ -147,7 +147,7 @@ CudaBackend::CudaBackend(int device) : device_(device) {
   if (!all)
     fast_.absorb = fast_.attn = fast_.moe = fast_.prep = fast_.gemm = fast_.flash = fast_.dequant = fast_.pdl =
         fast_.norm = fast_.blas = fast_.mla_prep = fast_.raw_gemv = fast_.attn_stage = fast_.moe_direct =
-            fast_.moe_router = fast_.mla_fuse = fast_.gemv_wide = fast_.wgmma = false;
+            fast_.moe_router = fast_.mla_fuse = fast_.gemv_wide = fast_.wgmma = fast_.norm_blas = false;
   flag("MMFP4_CUDA_FAST_MLAFUSE", fast_.mla_fuse);
   flag("MMFP4_CUDA_FAST_MOEDIRECT", fast_.moe_direct);
   flag("MMFP4_CUDA_FAST_MOEROUTER", fast_.moe_router);
@@ -159,6 +159,7 @@ CudaBackend::CudaBackend(int device) : device_(device) {
   flag("MMFP4_CUDA_FAST_BLAS", fast_.blas);
   flag("MMFP4_CUDA_FAST_MLAPREP", fast_.mla_prep);
   flag("MMFP4_CUDA_FAST_NORM", fast_.norm);
+  flag("MMFP4_CUDA_FAST_NORMBLAS", fast_.norm_blas);
   flag("MMFP4_CUDA_PREFILL_BF16", fast_.prefill_bf16);
   flag("MMFP4_CUDA_FAST_GEMM", fast_.gemm);
   flag("MMFP4_CUDA_FAST_DEQUANT", fast_.dequant);
@@ -182,7 +183,7 @@ CudaBackend::CudaBackend(int device) : device_(device) {
                fast_.attn, " moe ", fast_.moe, " prep ", fast_.prep, " gemm ", fast_.gemm, " flash ", fast_.flash,
                " dequant ", fast_.dequant, " norm ", fast_.norm, " pdl ", fast_.pdl, " moe_direct ", fast_.moe_direct,
                " moe_router ", fast_.moe_router, " mla_fuse ", fast_.mla_fuse, " gemv_wide ", fast_.gemv_wide,
-               " wgmma ", fast_.wgmma);
+               " wgmma ", fast_.wgmma, " norm_blas ", fast_.norm_blas);
 }
 
 // Programmatic dependent launch must work in captured graphs (the decode steps are graphs): record y += x, y += y,
@@ -592,8 +593,9 @@ void CudaBackend::gemm(const GemmCall& c) {
   if (c.m == 0 || gw.n == 0) return;
   const bool mma = c.w->mma_ok && !force_generic_ && gw.row0 == 0;
   if (!mma && c.glu_off) fail(c.what, ": the fused silu input needs the tensor-core kernels");
+  // Prefill-sized: bf16 on cuBLAS (FastPaths::blas), which may take the pending norm along (FastPaths::norm_blas).
+  if (mma && c.m >= kBlasMinRows && gemm_blas(c)) return;
   if (c.fuse_norm && (!mma || c.tiles.tiles || c.m > 16)) flush_norm();  // only the staged path computes the norm
-  if (mma && c.m >= kBlasMinRows && gemm_blas(c)) return;  // prefill-sized: bf16 on cuBLAS (FastPaths::blas)
   if (!mma) {
     GenericArgs a;
     a.w = gw;
@@ -853,7 +855,10 @@ void CudaBackend::rmsnorm(Act x, const DeviceVector& w, float eps, Act out) {
   if (w.n != x.cols || out.cols != x.cols || out.rows != x.rows)
     fail("rmsnorm: x [", x.rows, ", ", x.cols, "], weight [", w.n, "], out [", out.rows, ", ", out.cols, "]");
   // Decode: an out-of-place norm is held back, so that the next linear can compute it while staging its input.
-  if (fast_.norm && fast_.prep && x.rows > 0 && x.rows <= 16 && !may_overlap(x, out)) {
+  // Prefill: so that the next linear, on cuBLAS, gets its bf16 input from the norm instead of a conversion pass.
+  const bool decode = fast_.prep && x.rows > 0 && x.rows <= 16;
+  const bool prefill = fast_.norm_blas && fast_.blas && !capturing_ && x.rows >= kBlasMinRows;
+  if (fast_.norm && (decode || prefill) && !may_overlap(x, out)) {
     pending_ = PendingNorm{true, x, out, w.data, eps};
     return;
   }

@@ -100,8 +100,9 @@ int64_t CudaBackend::slice_rows(WKind kind, int64_t n, int64_t kpad) const {
   return std::min<int64_t>((cap / (kpad * 2)) / 16 * 16, (n + 15) / 16 * 16);
 }
 
-// y [m, n] (+)= x [m, k] W^T. Plain rows only (no MoE tiles, row maps or fused silu); the caller has flushed any
-// pending norm.
+// y [m, n] (+)= x [m, k] W^T. Plain rows only (no MoE tiles, row maps or fused silu). When x is the pending norm's
+// output (c.fuse_norm), the norm writes the bf16 input itself (FastPaths::norm_blas); a false return leaves it
+// pending.
 bool CudaBackend::gemm_blas(const GemmCall& c) {
   const GemmWeight& gw = c.gw;
   if (c.tiles.tiles || c.row_map || c.glu_off || gw.row0 != 0 || !c.w->mma_ok || c.w->exact || !blas_ok(c.m))
@@ -113,20 +114,53 @@ bool CudaBackend::gemm_blas(const GemmCall& c) {
   if (rows_per_slice < 16) return false;
   auto* xb = static_cast<uint16_t*>(ws_try(abf_, size_t(c.m) * size_t(ldx) * 2, "activations (bf16, cuBLAS)"));
   if (!xb) return false;
-  launch_to_16bit(c.x, c.x_stride, c.m, int(std::min<int64_t>(c.k_valid, kpad)), int(ldx), f16, xb, ldx, 0, stream_);
-  const BlasType t = f16 ? BlasType::F16 : BlasType::BF16;
-  if (!fp4) {
-    blas_->gemm(linear_product(gw.data, gw.k, gw.n, t, xb, ldx, c.m, int(kpad), c.y, c.y_stride, c.accumulate), c.what);
-    return true;
+  const int cols = int(std::min<int64_t>(c.k_valid, kpad));
+  if (c.fuse_norm && pending_.on && pending_.x.cols == cols) {
+    const PendingNorm& n = pending_;
+    pending_.on = false;
+    launch_rmsnorm_16bit(n.x.data, n.x.stride, n.out.data, n.out.stride, int(n.x.rows), cols, n.w, n.eps, xb, ldx,
+                         int(ldx), f16, stream_);
+    ++norm_blas_fused_;
+  } else {
+    flush_norm();
+    launch_to_16bit(c.x, c.x_stride, c.m, cols, int(ldx), f16, xb, ldx, 0, stream_);
   }
+  blas_linear_products(gw, xb, ldx, c.m, c.y, c.y_stride, c.accumulate, c.what);
+  return true;
+}
+
+// y [m, n] (+)= xb [m, kpad] W^T on cuBLAS, xb 16-bit with row stride ldx: dense weights as stored, MMFP4 dequantized
+// to bf16 in row slices (the slice buffer fits at least 16 rows: gemm_blas and linear_16bit checked).
+void CudaBackend::blas_linear_products(const GemmWeight& gw, const uint16_t* xb, int64_t ldx, int m, float* y,
+                                       int64_t y_stride, bool accumulate, const char* what) {
+  const bool fp4 = gw.kind == WKind::Fp4;
+  const int64_t kpad = fp4 ? int64_t(gw.k_chunks) * 64 : gw.k;
+  const BlasType t = gw.kind == WKind::F16 ? BlasType::F16 : BlasType::BF16;
+  if (!fp4) {
+    blas_->gemm(linear_product(gw.data, gw.k, gw.n, t, xb, ldx, m, int(kpad), y, y_stride, accumulate), what);
+    return;
+  }
+  const int64_t rows_per_slice = slice_rows(gw.kind, gw.n, kpad);
   auto* wd = static_cast<uint16_t*>(ws(wdq_, size_t(rows_per_slice * kpad * 2), "dequantized weight slice"));
   wdq_uid_ = 0;
   for (int64_t r0 = 0; r0 < gw.n; r0 += rows_per_slice) {
     const int64_t rows = std::min<int64_t>(rows_per_slice, gw.n - r0);
     launch_dequant_bf16(gw, int(r0 / 16), int((rows + 15) / 16), wd, kpad, stream_);
-    blas_->gemm(linear_product(wd, kpad, int(rows), t, xb, ldx, c.m, int(kpad), c.y + r0, c.y_stride, c.accumulate),
-                c.what);
+    blas_->gemm(linear_product(wd, kpad, int(rows), t, xb, ldx, m, int(kpad), y + r0, y_stride, accumulate), what);
   }
+}
+
+bool CudaBackend::linear_16bit(const uint16_t* xb, int64_t ld, int64_t m, const LinearWeight& w_in, Act out,
+                               bool accumulate) {
+  flush_norm();
+  const auto& w = static_cast<const CudaLinear&>(w_in);
+  const GemmWeight& gw = w.gw;
+  const int64_t kpad = gw.kind == WKind::Fp4 ? int64_t(gw.k_chunks) * 64 : gw.k;
+  if (out.rows != m || out.cols != w.n || ld < up8(kpad))
+    fail("linear_16bit ", w.name, " [", w.n, ", ", w.k, "]: x [", m, ", ld ", ld, "], out [", out.rows, ", ",
+         out.cols, "]");
+  if (gw.row0 != 0 || !w.mma_ok || w.exact || !blas_ok(m) || slice_rows(gw.kind, gw.n, kpad) < 16) return false;
+  blas_linear_products(gw, xb, ld, int(m), out.data, out.stride, accumulate, "linear_16bit");
   return true;
 }
 

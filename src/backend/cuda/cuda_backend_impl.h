@@ -54,6 +54,7 @@ struct FastPaths {
   bool dequant = true; // MMFP4_CUDA_FAST_DEQUANT: MMFP4 tiles in layout 2 (repack.h; cheaper decode), at upload
   bool pdl = true;     // MMFP4_CUDA_FAST_PDL
   bool norm = true;    // MMFP4_CUDA_FAST_NORM: an out-of-place rmsnorm feeding the next (staged) linear runs inside it
+  bool norm_blas = true;  // MMFP4_CUDA_FAST_NORMBLAS: a prefill rmsnorm feeding a cuBLAS linear writes its bf16 input
   bool mla_prep = true;  // MMFP4_CUDA_FAST_MLAPREP: MLA's latent norm, ropes and cache store in one launch
   bool attn_stage = true;  // MMFP4_CUDA_FAST_ATTNSTAGE: decode attention's key/value tiles via shared memory (attention.cu)
   bool raw_gemv = true;  // MMFP4_CUDA_FAST_RAWGEMV: the decode GEMV's raw loop (gemv_fp4.cu, gemm_mma_raw_ok)
@@ -171,6 +172,13 @@ class CudaBackend final : public Backend {
   bool cublas_available() { return blas() != nullptr; }
   int64_t cublas_calls() const { return blas_ ? blas_->calls() : 0; }
   const std::string& cublas_why() const { return blas_why_; }  // why cublas_available() is false
+  // Test hook: rmsnorms that wrote the 16-bit input of the cuBLAS linear after them (FastPaths::norm_blas).
+  int64_t norm_blas_fused_calls() const { return norm_blas_fused_; }
+  // The product of a linear whose input is already 16-bit (bf16; f16 for F16 weights), xb [m, ld] with ld >= the
+  // stored width rounded up to 8 and zero past the input's columns: what gemm_blas runs after a norm that wrote its
+  // input (FastPaths::norm_blas). For the linear benchmark, which times it against cuBLAS BF16 on the same operands;
+  // false where the cuBLAS path does not take this weight or size.
+  bool linear_16bit(const uint16_t* xb, int64_t ld, int64_t m, const LinearWeight& w, Act out, bool accumulate);
 
  private:
   // One named, growable device buffer of the per-step workspace. Growing is refused while a graph is recorded.
@@ -244,6 +252,8 @@ class CudaBackend final : public Backend {
   bool blas_ok(int64_t rows);
   void* ws_try(Buffer& b, size_t bytes, const char* what);
   bool gemm_blas(const GemmCall& c);
+  void blas_linear_products(const GemmWeight& gw, const uint16_t* xb, int64_t ldx, int m, float* y, int64_t y_stride,
+                            bool accumulate, const char* what);
   const void* kv_b_rows(const CudaLinear& w, int64_t* ld, BlasType* type);
   int64_t slice_rows(WKind kind, int64_t n, int64_t kpad) const;
   uint64_t wdq_uid_ = 0;  // the weight whose bf16 rows wdq_ holds whole (kv_b, for absorb then expand), or 0
@@ -280,6 +290,7 @@ class CudaBackend final : public Backend {
   int64_t moe_direct_calls_ = 0;
   int64_t moe_router_fused_ = 0;
   int64_t mla_fused_ = 0;
+  int64_t norm_blas_fused_ = 0;
   int64_t gemv_wide_launches_ = 0;
   int64_t wgmma_launches_ = 0;
   bool wgmma_ok_ = false;
