@@ -7,6 +7,8 @@
 #   NCU_KERNELS="attention_staged gemm_mma_kernel" NCU_SKIP=17 OUT=... scripts/device/ncu_decode.sh
 #     one launch of each regex at batch 1, counted from the start of one decode step (the order is in the CSVs
 #     above): speed of light, occupancy, warp states, and the SASS with where its warps stall (src_*.csv.xz).
+#   NCU_BATCHES=64 NCU_KERNELS=gemm_mma_kernel NCU_GRID="(24, 96, 1)" NCU_NTH=3 OUT=... scripts/device/ncu_decode.sh
+#     the same for the NCU_NTH-th launch of that grid at the last of NCU_BATCHES (the skip found in its step CSV).
 set -u
 OUT=${OUT:-/tmp/mmfp4-out}
 work=/tmp/mmfp4-dev
@@ -42,11 +44,33 @@ for k, v in sorted(tot.items(), key=lambda x: -x[1])[:30]:
     print("%9.1f us %5.1f%% x%-4d %s" % (v, 100 * v / s, cnt[k], k))
 PY
 done
+kb=1
+for b in ${NCU_BATCHES:-}; do kb=$b; done
 for k in ${NCU_KERNELS:-}; do
-  timeout 240 "$NCU" --profile-from-start off --clock-control none -k "regex:$k" --launch-skip "${NCU_SKIP:-0}" \
+  skip=${NCU_SKIP:-0}
+  if [ -n "${NCU_GRID:-}" ]; then
+    skip=$(python3 - "$OUT/ncu_step_b$kb.csv" "$k" "$NCU_GRID" "${NCU_NTH:-1}" <<'PY'
+import csv, re, sys
+rows = [r for r in csv.reader(open(sys.argv[1])) if len(r) > 10]
+rows = rows[next(i for i, r in enumerate(rows) if r[0] == "ID"):]
+ix = {k: i for i, k in enumerate(rows[0])}
+seen, hits = [], 0
+for r in rows[1:]:
+    if r[ix["Metric Name"]] != "gpu__time_duration.sum": continue
+    base = r[ix["Kernel Name"]].split("(")[0].split("<")[0].replace("void ", "").split("::")[-1]
+    if not re.search(sys.argv[2], base): continue
+    if r[ix["Grid Size"]] == sys.argv[3]:
+        hits += 1
+        if hits == int(sys.argv[4]): print(len(seen)); break
+    seen.append(1)
+PY
+)
+    echo "== $k grid $NCU_GRID launch ${NCU_NTH:-1} at batch $kb: skip ${skip:-?}"
+  fi
+  timeout 240 "$NCU" --profile-from-start off --clock-control none -k "regex:$k" --launch-skip "${skip:-0}" \
     --launch-count 1 --section SpeedOfLight --section LaunchStats --section Occupancy --section WarpStateStats \
     --section SchedulerStats --section MemoryWorkloadAnalysis --section SourceCounters --import-source no \
-    -o "/tmp/ncu_$k" -f "${bench[@]}" --batches 1 > "$OUT/ncu_$k.log" 2>&1
+    -o "/tmp/ncu_$k" -f "${bench[@]}" --batches "$kb" --ncu-batch "$kb" > "$OUT/ncu_$k.log" 2>&1
   echo "rc=$? $k" >> "$OUT/ncu_$k.log"
   "$NCU" -i "/tmp/ncu_$k.ncu-rep" --page details >> "$OUT/ncu_$k.log" 2>&1
   "$NCU" -i "/tmp/ncu_$k.ncu-rep" --page source --print-source sass --csv > "$OUT/src_$k.csv" 2>&1
