@@ -241,7 +241,7 @@ TEST(CudaOps, RmsNormDeferredIntoTheNextLinear) {
   TestWeight wide = random_fp4(300, 1024, 128, 0, 45);
   for (bool on : {true, false})
     for (int next = 0; next < 6; ++next)  // 0..2: linear on the norm's output (plain, rotated, F16); 3: add; 4: other x
-      for (int64_t M : {1, 3, 8, 16}) {
+      for (int64_t M : {1, 3, 8, 16, 17, 40, 100}) {  // > 16: the norm launched, then the tiled GEMM
         p.gpu->fast().norm = on;
         const TestWeight& tw = next == 1 ? rotated : next == 2 ? dense : next == 5 ? wide : plain;
         auto wc = p.cpu->upload_linear(tw.hw);

@@ -115,7 +115,7 @@ bool CudaBackend::gemm_blas(const GemmCall& c) {
   auto* xb = static_cast<uint16_t*>(ws_try(abf_, size_t(c.m) * size_t(ldx) * 2, "activations (bf16, cuBLAS)"));
   if (!xb) return false;
   const int cols = int(std::min<int64_t>(c.k_valid, kpad));
-  if (c.fuse_norm && pending_.on && pending_.x.cols == cols) {
+  if (c.fuse_norm && pending_.on && fast_.norm_blas && pending_.x.cols == cols) {
     const PendingNorm& n = pending_;
     pending_.on = false;
     launch_rmsnorm_16bit(n.x.data, n.x.stride, n.out.data, n.out.stride, int(n.x.rows), cols, n.w, n.eps, xb, ldx,
