@@ -96,6 +96,7 @@ TEST(CudaBlas, RmsNormWritesTheInputOfTheNextProduct) {
       if (next == 4) p.cpu->linear(other.c, *wc, y.c, false, false);
       std::vector<float> hs[2], ys[2];
       for (bool on : {false, true}) {
+        p.gpu->fast().norm = true;  // the held norm (on whatever the environment says, as blas above)
         p.gpu->fast().norm_blas = on;
         p.poison(h.g);
         p.poison(y.g);
