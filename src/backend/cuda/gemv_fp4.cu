@@ -217,6 +217,18 @@ __global__ void __launch_bounds__(256, MINB) gemm_mma_kernel(GemmArgs p) {
 #pragma unroll
     for (int i = 0; i < 4; ++i) acc[t][i] = 0.0f;
 
+  // MoE tiles and per-head launches learn their expert (head) only here, after the wait: their first chunks load
+  // while the activations are staged.
+  if constexpr (STAGE && kFp4) {
+    if (!prefetched && (p.tiles.tiles || p.heads) && nt < p.w.n_tiles) {
+      const uint4* w0 = static_cast<const uint4*>(p.w.data) + expert * p.w.expert_stride +
+                        (int64_t(nt) * p.w.k_chunks + kc0) * 32 + lane;
+#pragma unroll
+      for (int u = 0; u < kPre; ++u)
+        if (kc0 + u < kc1) wpre[u] = ld_stream(w0 + u * 32);
+      prefetched = true;
+    }
+  }
   MMFP4_DYN_SMEM(uint16_t, staged);
   if constexpr (STAGE) stage_activations(p, row0, rows, kc0 * 64, (kc1 - kc0) * 64, staged, RAW ? kRawActScale : 1.0f);
 
