@@ -102,6 +102,36 @@ TEST(CudaOps, LinearWithWideKSplits) {
     }
 }
 
+// MLA's per-head W_UV at decode (mla_expand_v; GLM-4.7-Flash sizes: 20 heads, latent 512, nope 192, v 256), for
+// runs under several switch settings: the weights on both backends, inputs of T tokens with the CPU's result, and a
+// GPU run (output poisoned first) returning its output, after checking it against the CPU and the count of
+// launches `counted` reports.
+struct ExpandV {
+  static constexpr int64_t H = 20, R = 512, nope = 192, v = 256;
+  TestWeight w;
+  std::unique_ptr<LinearWeight> wc, wg;
+  ExpandV(Pair& p, uint64_t seed)
+      : w(random_fp4(H * (nope + v), R, 128, 0, seed)), wc(p.cpu->upload_linear(w.hw)), wg(p.gpu->upload_linear(w.hw)) {}
+  struct Case {
+    int64_t T;
+    Pair::Twin olat, o;
+  };
+  Case make(Pair& p, Rng& r, int64_t T) const {
+    Case c{T, p.act(r.vec(size_t(T * H * R)), T * H, R), p.act(std::vector<float>(size_t(T * H * v)), T * H, v)};
+    p.cpu->mla_expand_v(c.olat.c, *wc, H, nope, v, c.o.c);
+    return c;
+  }
+  std::vector<float> run(Pair& p, const Case& c, const std::function<int64_t()>& counted, int64_t expected,
+                         const std::string& what) const {
+    p.poison(c.o.g);
+    const int64_t before = counted();
+    p.gpu->mla_expand_v(c.olat.g, *wg, H, nope, v, c.o.g);
+    EXPECT_EQ(counted() - before, expected) << "mla_expand_v T=" << c.T << " " << what;
+    EXPECT_LT(p.err(c.o), kSplit) << "mla_expand_v T=" << c.T << " " << what;
+    return p.get_gpu(c.o.g);
+  }
+};
+
 // The one-wave decode GEMV compiled for 2 blocks per SM (FastPaths::gemv_wide): the same splits and arithmetic as
 // the 3-per-SM build, so the same bits; taken for launches of few blocks, not for a weight of many row blocks.
 TEST(CudaOps, WideDecodeGemvIsTheSameProduct) {
@@ -109,6 +139,7 @@ TEST(CudaOps, WideDecodeGemvIsTheSameProduct) {
   Pair p;
   auto& f = p.gpu->fast();
   f.prep = f.raw_gemv = f.dequant = true;  // the raw loop (also under MMFP4_CUDA_FAST=0)
+  f.gemv_kwarps = false;  // K split across warps chooses its own blocks (KSlicedDecodeGemvMatchesTheCpu)
   uint64_t seed = 900;
   for (int64_t n : {200, 1000, 4096}) {
     TestWeight tw = random_fp4(n, 2048, 128, 0, uint64_t(n));
@@ -135,29 +166,112 @@ TEST(CudaOps, WideDecodeGemvIsTheSameProduct) {
         EXPECT_TRUE(out[0] == out[1]) << "[" << n << ", 2048] M=" << M << ": bits differ";
       }
   }
-  // MLA's per-head W_UV at decode (GLM-4.7-Flash sizes: 20 heads, latent 512, nope 192, v 256).
-  const int64_t H = 20, R = 512, nope = 192, v = 256;
-  TestWeight kvb = random_fp4(H * (nope + v), R, 128, 0, 31);
-  auto wc = p.cpu->upload_linear(kvb.hw);
-  auto wg = p.gpu->upload_linear(kvb.hw);
+  const ExpandV ev(p, 31);
   for (int64_t T : {1, 3}) {
     Rng r(seed++);
-    auto olat = p.act(r.vec(size_t(T * H * R)), T * H, R);
-    auto o = p.act(std::vector<float>(size_t(T * H * v)), T * H, v);
-    p.cpu->mla_expand_v(olat.c, *wc, H, nope, v, o.c);
+    const auto c = ev.make(p, r, T);
     std::vector<float> out[2];
     for (int wide = 0; wide < 2; ++wide) {
       f.gemv_wide = wide != 0;
-      p.poison(o.g);
-      const int64_t before = p.gpu->gemv_wide_launches();
-      p.gpu->mla_expand_v(olat.g, *wg, H, nope, v, o.g);
-      EXPECT_EQ(p.gpu->gemv_wide_launches() - before, wide) << "mla_expand_v T=" << T;
-      EXPECT_LT(p.err(o), kSplit) << "mla_expand_v T=" << T << " wide " << wide;
-      out[wide] = p.get_gpu(o.g);
+      out[wide] = ev.run(p, c, [&] { return p.gpu->gemv_wide_launches(); }, wide, "wide " + std::to_string(wide));
     }
     EXPECT_TRUE(out[0] == out[1]) << "mla_expand_v T=" << T << ": bits differ";
   }
-  f.gemv_wide = true;
+  f.gemv_wide = f.gemv_kwarps = true;
+}
+
+// Paired hi/lo columns (FastPaths::gemv_pair): the raw decode loop of one token tile of at most 4 rows takes each
+// step's hi and lo halves in one mma (GemmArgs::pair). Taken at M = 1..4, with one K split and several, one-wave
+// (wide) launches and others, an odd count of scale groups (640 columns); not at M = 5. Against the CPU and the
+// two-mma loop (the same products summed in another order: not the same bits). Also MLA's per-head W_UV at 1 and
+// 3 tokens.
+TEST(CudaOps, PairedDecodeGemvMatchesTheCpu) {
+  MMFP4_SKIP_WITHOUT_GPU();
+  Pair p;
+  auto& f = p.gpu->fast();
+  f.prep = f.raw_gemv = f.dequant = true;  // the raw loop (also under MMFP4_CUDA_FAST=0)
+  uint64_t seed = 1200;
+  for (int64_t n : {200, 1000, 4096})
+    for (int64_t k : {2048, 640}) {
+      TestWeight tw = random_fp4(n, k, 128, 0, uint64_t(n + k));
+      auto wc = p.cpu->upload_linear(tw.hw);
+      auto wg = p.gpu->upload_linear(tw.hw);
+      for (int64_t M : {1, 2, 3, 4, 5})
+        for (int acc = 0; acc < 2; ++acc) {
+          Rng r(seed++);
+          const auto lc = p.linear_case(r, *wc, M, k, n, acc != 0);
+          std::vector<float> out[2];
+          for (int pair = 0; pair < 2; ++pair) {
+            f.gemv_pair = pair != 0;
+            const int64_t before = p.gpu->gemv_pair_launches();
+            p.run_linear(lc, *wg, acc != 0);
+            EXPECT_EQ(p.gpu->gemv_pair_launches() - before, pair && M <= 4 ? 1 : 0) << "[" << n << ", " << k << "] M=" << M;
+            EXPECT_LT(p.err(lc.y), kSplit) << "[" << n << ", " << k << "] M=" << M << " pair " << pair;
+            out[pair] = p.get_gpu(lc.y.g);
+          }
+          EXPECT_LT(row_rel_err(out[1], out[0], M, n), 1e-5) << "[" << n << ", " << k << "] M=" << M;
+        }
+    }
+  const ExpandV ev(p, 41);
+  for (int64_t T : {1, 3}) {
+    Rng r(seed++);
+    const auto c = ev.make(p, r, T);
+    for (int pair = 0; pair < 2; ++pair) {
+      f.gemv_pair = pair != 0;
+      ev.run(p, c, [&] { return p.gpu->gemv_pair_launches(); }, pair, "pair " + std::to_string(pair));
+    }
+  }
+  f.gemv_pair = true;
+}
+
+// K split across a block's warps (FastPaths::gemv_kwarps, GemmArgs::kslices): a one-tile raw launch whose whole K
+// fits the staging and whose blocks fit one wave takes 1, 2 or 4 weight tiles per block (8, 4 or 2 K slices each; on
+// 132 SMs: [8192, 1024] 2 tiles, [20480, 512] 4, the others 1), their sums added in shared memory. Odd counts of
+// scale groups (640 and 384 columns), slices left empty (12 chunks in 8 slices), paired and unpaired rows (M = 1, 3,
+// 5, 8), accumulate, MLA's per-head W_UV; against the CPU and the K-split path.
+TEST(CudaOps, KSlicedDecodeGemvMatchesTheCpu) {
+  MMFP4_SKIP_WITHOUT_GPU();
+  Pair p;
+  auto& f = p.gpu->fast();
+  f.prep = f.raw_gemv = f.dequant = true;  // the raw loop (also under MMFP4_CUDA_FAST=0)
+  uint64_t seed = 1300;
+  struct Shape {
+    int64_t n, k;
+  };
+  for (const Shape& sh : {Shape{200, 2048}, Shape{200, 640}, Shape{1000, 768}, Shape{77, 384}, Shape{4096, 2048},
+                          Shape{2048, 5120}, Shape{8192, 1024}, Shape{20480, 512}}) {
+    TestWeight tw = random_fp4(sh.n, sh.k, 128, 0, uint64_t(sh.n + 3 * sh.k));
+    auto wc = p.cpu->upload_linear(tw.hw);
+    auto wg = p.gpu->upload_linear(tw.hw);
+    const std::string name = "[" + std::to_string(sh.n) + ", " + std::to_string(sh.k) + "]";
+    for (int64_t M : {1, 3, 5, 8})
+      for (int acc = 0; acc < 2; ++acc) {
+        Rng r(seed++);
+        const auto lc = p.linear_case(r, *wc, M, sh.k, sh.n, acc != 0);
+        std::vector<float> out[2];
+        for (int kw = 0; kw < 2; ++kw) {
+          f.gemv_kwarps = kw != 0;
+          const int64_t before = p.gpu->gemv_kwarps_launches();
+          p.run_linear(lc, *wg, acc != 0);
+          const int64_t sliced = p.gpu->gemv_kwarps_launches() - before;
+          if (!kw) EXPECT_EQ(sliced, 0);
+          if (kw && sh.n <= 1000) EXPECT_EQ(sliced, 1) << name << " M=" << M;  // few tiles: one wave on any GPU
+          EXPECT_LT(p.err(lc.y), kSplit) << name << " M=" << M << " kwarps " << kw;
+          out[kw] = p.get_gpu(lc.y.g);
+        }
+        EXPECT_LT(row_rel_err(out[1], out[0], M, sh.n), 1e-5) << name << " M=" << M;
+      }
+  }
+  const ExpandV ev(p, 43);
+  for (int64_t T : {1, 3, 8}) {
+    Rng r(seed++);
+    const auto c = ev.make(p, r, T);
+    for (int kw = 0; kw < 2; ++kw) {
+      f.gemv_kwarps = kw != 0;
+      ev.run(p, c, [&] { return p.gpu->gemv_kwarps_launches(); }, kw, "kwarps " + std::to_string(kw));
+    }
+  }
+  f.gemv_kwarps = true;
 }
 
 // 32- and 64-token tiles of the tiled GEMM on wgmma (FastPaths::wgmma, sm_90a devices; gemm_tiled_wg.cu): against
@@ -785,19 +899,36 @@ TEST(CudaOps, MoeRouteThenExperts) {
     EXPECT_LT(p.err(out), kSplit) << "T=" << T;
     // One token: each slot its own tile, no plan (FastPaths::moe_direct, with the fast MoE path it builds on; both
     // off under MMFP4_CUDA_FAST=0); the plan's bits without it.
+    // The direct tiles (one row each) take paired hi/lo columns (FastPaths::gemv_pair), the plan's 8-row tiles do
+    // not, and either may split K across warps (FastPaths::gemv_kwarps, which depends on the launch's tile count):
+    // the same products summed in another order. Without both, the plan's bits.
     if (T == 1 && p.gpu->fast().moe_direct && p.gpu->fast().moe) {
       EXPECT_EQ(p.gpu->moe_direct_calls(), 1);
-      std::vector<float> direct(size_t(T * H)), planned(size_t(T * H));
-      p.gpu->upload(out.g.data, out.c.data, direct.size() * 4);  // any start, the same for both
-      p.gpu->moe_experts(x.g, idg, wdg, K, *eg, out.g);
-      p.gpu->download(direct.data(), out.g.data, direct.size() * 4);
-      p.gpu->fast().moe_direct = false;
-      p.gpu->upload(out.g.data, out.c.data, direct.size() * 4);
-      p.gpu->moe_experts(x.g, idg, wdg, K, *eg, out.g);
-      p.gpu->download(planned.data(), out.g.data, planned.size() * 4);
-      p.gpu->fast().moe_direct = true;
-      EXPECT_EQ(p.gpu->moe_direct_calls(), 2);
+      std::vector<float> direct(size_t(T * H)), fast(size_t(T * H)), planned(size_t(T * H));
+      auto run = [&](std::vector<float>& got) {
+        p.gpu->upload(out.g.data, out.c.data, got.size() * 4);  // any start, the same for all
+        p.gpu->moe_experts(x.g, idg, wdg, K, *eg, out.g);
+        p.gpu->download(got.data(), out.g.data, got.size() * 4);
+      };
+      auto& f = p.gpu->fast();
+      const bool pair = f.gemv_pair, kwarps = f.gemv_kwarps;
+      f.gemv_pair = f.gemv_kwarps = false;
+      run(direct);
+      f.moe_direct = false;
+      run(planned);
+      f.moe_direct = true;
+      f.gemv_pair = f.gemv_kwarps = true;
+      const int64_t pairs = p.gpu->gemv_pair_launches(), sliced = p.gpu->gemv_kwarps_launches();
+      run(fast);
+      if (f.raw_gemv && f.prep && f.dequant) {
+        EXPECT_EQ(p.gpu->gemv_pair_launches() - pairs, 2) << "gate/up and down";
+        EXPECT_EQ(p.gpu->gemv_kwarps_launches() - sliced, 2) << "gate/up and down";
+      }
+      f.gemv_pair = pair;
+      f.gemv_kwarps = kwarps;
+      EXPECT_EQ(p.gpu->moe_direct_calls(), 3);
       EXPECT_EQ(direct, planned);
+      EXPECT_LT(row_rel_err(fast, planned, T, H), 1e-5);
     }
     p.gpu->download(ig.data(), idg, ig.size() * 4);
     p.gpu->download(wg.data(), wdg, wg.size() * 4);
@@ -825,6 +956,9 @@ TEST(CudaOps, MoeRouterFusedIsTheLinearThenTheRouting) {
                         {64, 8, true, true, 1},  {128, 5, true, true, 0}, {256, 1, true, false, 0},
                         {64, 12, true, false, 0}, {64, 2, false, false, 0}};
   const int64_t H = 512;
+  // The fused launch has one row block and K splits; the linear alone could split K across warps instead
+  // (FastPaths::gemv_kwarps), the same products summed in another order.
+  p.gpu->fast().gemv_kwarps = false;
   for (const Case& c : cases) {
     RouterParams rp;
     rp.sigmoid = c.sigmoid, rp.n_experts = c.E, rp.top_k = 4, rp.norm_topk_prob = true;

@@ -147,13 +147,16 @@ CudaBackend::CudaBackend(int device) : device_(device) {
   if (!all)
     fast_.absorb = fast_.attn = fast_.moe = fast_.prep = fast_.gemm = fast_.flash = fast_.dequant = fast_.pdl =
         fast_.norm = fast_.blas = fast_.mla_prep = fast_.raw_gemv = fast_.attn_stage = fast_.moe_direct =
-            fast_.moe_router = fast_.mla_fuse = fast_.gemv_wide = fast_.wgmma = fast_.norm_blas = false;
+            fast_.moe_router = fast_.mla_fuse = fast_.gemv_wide = fast_.wgmma = fast_.norm_blas =
+                fast_.gemv_pair = fast_.gemv_kwarps = false;
   flag("MMFP4_CUDA_FAST_MLAFUSE", fast_.mla_fuse);
   flag("MMFP4_CUDA_FAST_MOEDIRECT", fast_.moe_direct);
   flag("MMFP4_CUDA_FAST_MOEROUTER", fast_.moe_router);
   flag("MMFP4_CUDA_FAST_FLASH", fast_.flash);
   flag("MMFP4_CUDA_FAST_RAWGEMV", fast_.raw_gemv);
   flag("MMFP4_CUDA_FAST_GEMVWIDE", fast_.gemv_wide);
+  flag("MMFP4_CUDA_FAST_GEMVPAIR", fast_.gemv_pair);
+  flag("MMFP4_CUDA_FAST_GEMVKWARPS", fast_.gemv_kwarps);
   flag("MMFP4_CUDA_FAST_WGMMA", fast_.wgmma);
   flag("MMFP4_CUDA_FAST_ATTNSTAGE", fast_.attn_stage);
   flag("MMFP4_CUDA_FAST_BLAS", fast_.blas);
@@ -183,7 +186,8 @@ CudaBackend::CudaBackend(int device) : device_(device) {
                fast_.attn, " moe ", fast_.moe, " prep ", fast_.prep, " gemm ", fast_.gemm, " flash ", fast_.flash,
                " dequant ", fast_.dequant, " norm ", fast_.norm, " pdl ", fast_.pdl, " moe_direct ", fast_.moe_direct,
                " moe_router ", fast_.moe_router, " mla_fuse ", fast_.mla_fuse, " gemv_wide ", fast_.gemv_wide,
-               " wgmma ", fast_.wgmma, " norm_blas ", fast_.norm_blas);
+               " wgmma ", fast_.wgmma, " norm_blas ", fast_.norm_blas, " gemv_pair ", fast_.gemv_pair,
+               " gemv_kwarps ", fast_.gemv_kwarps);
 }
 
 // Programmatic dependent launch must work in captured graphs (the decode steps are graphs): record y += x, y += y,
@@ -565,10 +569,10 @@ bool CudaBackend::splits_fit(int tiles, int splits, int tm, int64_t npad, int ro
 // The split of K of a tensor-core launch: the cost model's count (best_splits, capped by the test hook), then the
 // rules of the launch: splits start on multiples of align chunks (a scale group of layout-2 MMFP4, which the raw
 // decode loop needs), and
-// a staged launch (stage_col_bytes per staged column) takes more splits until its K split fits kStageMaxBytes
-// (M 9..16 on a long K) while the partial sums fit.
+// a staged launch (stage_rows > 0 rows, hi and lo if stage_split) takes more splits until its K split fits
+// kStageMaxBytes (M 9..16 on a long K) while the partial sums fit.
 SplitK CudaBackend::choose_splits(int row_blocks, int tiles, int k_chunks, int tm, int rows, WKind kind,
-                                  int blocks_per_sm, int align, int64_t stage_col_bytes) const {
+                                  int blocks_per_sm, int align, int stage_rows, bool stage_split) const {
   const int64_t npad = int64_t(row_blocks) * kBlockRows;
   SplitK k;
   k.splits = best_splits(row_blocks, tiles, k_chunks, tm, npad, rows, kind, blocks_per_sm);
@@ -578,8 +582,8 @@ SplitK CudaBackend::choose_splits(int row_blocks, int tiles, int k_chunks, int t
     k.cps = int(round_up(k.cps, align));
     k.splits = int(ceil_div(k_chunks, k.cps));
   }
-  auto stage_bytes = [&](int cps) { return stage_col_bytes * (cps * 64 + 32); };
-  while (stage_col_bytes > 0 && stage_bytes(k.cps) > kStageMaxBytes && k.cps > align) {
+  auto stage_bytes = [&](int cps) { return staged_bytes(stage_rows, cps * 64 + 32, stage_split); };
+  while (stage_rows > 0 && stage_bytes(k.cps) > kStageMaxBytes && k.cps > align) {
     const int cps = int(round_up(k.cps / 2, align)), splits = int(ceil_div(k_chunks, cps));
     if (!splits_fit(tiles, splits, tm, npad, row_blocks)) break;
     k.cps = cps;
@@ -739,14 +743,40 @@ void CudaBackend::launch_mma(GemmArgs& a, int rows, const PrepArgs& pa, bool fus
   a.raw = fast_.raw_gemv;
   const int row_blocks = int(ceil_div(gw.n_tiles, 8));
   a.stage = false;
-  const int srows = (a.tiles.tiles || a.heads) ? 8 * a.nt : std::min(8 * a.nt, a.m);
-  const int64_t stage_col_bytes = int64_t(srows) * 2 * (pa.xb_lo ? 2 : 1);  // staged rows x (hi (+ lo)) x 16 bits
+  // Rows to stage: the most a token tile holds (one for the direct MoE tiles of one token).
+  const int srows = a.tiles.direct ? 1
+                    : a.tiles.tiles ? 8 * a.nt
+                    : a.heads       ? std::min(8 * a.nt, a.head_tokens)
+                                    : std::min(8 * a.nt, a.m);
   const bool staged = fast_.prep && a.nt <= 2 && srows > 0;
   // Chunks per scale group: the raw loop (layout 2) takes only splits that start on one.
   const int align = gw.kind == WKind::Fp4 && gw.layout == 2 && a.gshift >= 2 ? 1 << (a.gshift - 1) : 1;
-  const SplitK k = choose_splits(row_blocks, a.grid_tiles, gw.k_chunks, 8 * a.nt, rows, gw.kind,
-                                 gemm_mma_blocks_per_sm(a), align,
-                                 staged && gw.kind == WKind::Fp4 ? stage_col_bytes : 0);
+  // The router's routing (moe_router): only where one block holds every logit of the token rows.
+  const bool routing = route_req_.ids && row_blocks == 1 && a.grid_tiles == 1 && a.nt == 1 && !a.tiles.tiles &&
+                       !a.heads && a.m <= 8;
+  // K split across the warps of a block (FastPaths::gemv_kwarps, GemmArgs::kslices): a raw one-tile launch whose
+  // whole K fits the staging takes the fewest weight tiles per block (1, 2 or 4) whose blocks all fit one wave of
+  // resident blocks; its slices' sums meet in shared memory, instead of K splits' partial sums meeting in global
+  // memory through a counter and the last block to finish. Not under a cap on K splits (set_max_splits: tests and
+  // measurements of the split path), not for the router's launch (one block holding every logit, 2 K slices: decode
+  // batch 1 -1.5%, batch 4 -2.5%) nor for the plan's MoE tiles (batch 4 -5%); H100 numbers in docs/cuda.md.
+  a.kslices = 1;
+  if (fast_.gemv_kwarps && max_splits_ == 0 && staged && a.nt == 1 && !routing && (!a.tiles.tiles || a.tiles.direct) &&
+      a.raw && gw.kind == WKind::Fp4 && gw.layout == 2 && a.gshift >= 2 && pa.xb_lo && !pa.f16 &&
+      staged_bytes(srows, gw.k_chunks * 64 + 32, true) <= kStageMaxBytes) {
+    const int64_t wave = int64_t(sms_) * (a.tiles.tiles || a.heads ? 4 : 3);  // blocks per SM (gemm_mma_blocks_per_sm)
+    for (int tpb = 1; tpb <= 4 && a.kslices == 1; tpb *= 2)
+      if (ceil_div(gw.n_tiles, tpb) * a.grid_tiles <= wave) a.kslices = 8 / tpb;
+  }
+  SplitK k;
+  if (a.kslices > 1) {
+    k.splits = 1;
+    k.cps = gw.k_chunks;
+    a.slice_chunks = int(round_up(ceil_div(gw.k_chunks, a.kslices), 2));  // whole chunk pairs (one scale each)
+  } else {
+    k = choose_splits(row_blocks, a.grid_tiles, gw.k_chunks, 8 * a.nt, rows, gw.kind, gemm_mma_blocks_per_sm(a), align,
+                      staged && gw.kind == WKind::Fp4 ? srows : 0, pa.xb_lo != nullptr);
+  }
   a.splits = k.splits;
   a.cps = k.cps;
   if (a.splits > 1) {
@@ -755,10 +785,11 @@ void CudaBackend::launch_mma(GemmArgs& a, int rows, const PrepArgs& pa, bool fus
   }
   if (staged) {
     const int stride = a.cps * 64 + 32;
-    if (stage_col_bytes * stride <= kStageMaxBytes) {
+    if (staged_bytes(srows, stride, pa.xb_lo != nullptr) <= kStageMaxBytes) {
       a.stage = true;
       a.stage_rows = srows;
       a.stage_stride = stride;
+      a.stage_lo = stage_lo_offset(srows, stride);
       a.stage_vec = (pa.x_stride % 4) == 0 && (reinterpret_cast<uintptr_t>(pa.x) % 16) == 0;
       a.prep = pa;
     }
@@ -781,16 +812,19 @@ void CudaBackend::launch_mma(GemmArgs& a, int rows, const PrepArgs& pa, bool fus
   // decode batch 1 +0..2.5%, batch 12/16 +1.5..3%; MLA's per-head W_UV at decode (heads, one token tile) too: batch 1
   // +2%. Where the launch has more blocks, fewer resident warps cost more (28672x8192 at M=1 51 -> 60 us): those
   // keep 3 per SM.
-  a.wide = fast_.gemv_wide && (a.nt == 1 || (a.nt == 2 && !a.heads)) && !a.tiles.tiles &&
-           int64_t(row_blocks) * a.grid_tiles * a.splits <= 2 * int64_t(sms_);
-  // The router's routing (moe_router): only where one block holds every logit of the token rows.
-  if (route_req_.ids && row_blocks == 1 && a.grid_tiles == 1 && a.nt == 1 && !a.tiles.tiles && !a.heads && a.m <= 8) {
+  const int64_t blocks = ceil_div(gw.n_tiles, 8 / a.kslices) * a.grid_tiles * a.splits;
+  a.wide = fast_.gemv_wide && (a.nt == 1 || (a.nt == 2 && !a.heads)) && !a.tiles.tiles && blocks <= 2 * int64_t(sms_);
+  a.pair = fast_.gemv_pair && a.stage && a.nt == 1 && a.stage_rows <= 4 && gemm_mma_raw_ok(a);
+  MMFP4_ASSERT(a.kslices == 1 || gemm_mma_raw_ok(a));  // the eligibility above is the raw loop's
+  if (routing) {
     a.route = route_req_;
     route_req_ = RouteArgs{};
   }
   if (!a.stage) launch_prepare_activations(pa, stream_);
   launch_gemm_mma(a, stream_);
   gemv_wide_launches_ += a.wide && gemm_mma_raw_ok(a);
+  gemv_pair_launches_ += a.pair;
+  gemv_kwarps_launches_ += a.kslices > 1;
 }
 
 void CudaBackend::linear(Act x, const LinearWeight& w_in, Act out, bool accumulate, bool input_rotated) {

@@ -63,6 +63,8 @@ struct FastPaths {
   bool moe_direct = true;  // MMFP4_CUDA_FAST_MOEDIRECT: a one-token MoE step runs each slot as its own tile (no plan)
   bool mla_fuse = true;    // MMFP4_CUDA_FAST_MLAFUSE: decode's mla_prepare runs as extra blocks of the absorb_q launch
   bool gemv_wide = true;   // MMFP4_CUDA_FAST_GEMVWIDE: one-wave decode GEMVs with registers for 2 blocks per SM, not 3
+  bool gemv_kwarps = true;  // MMFP4_CUDA_FAST_GEMVKWARPS: decode GEMVs split K across a block's warps (GemmArgs::kslices)
+  bool gemv_pair = true;   // MMFP4_CUDA_FAST_GEMVPAIR: decode GEMVs of <= 4 token rows take hi and lo in one mma (GemmArgs::pair)
   bool wgmma = true;       // MMFP4_CUDA_FAST_WGMMA: tiled-GEMM tiles of 32/64 tokens on wgmma (gemm_tiled_wg.cu)
   bool prefill_bf16 = false;  // MMFP4_CUDA_PREFILL_BF16=1: tiled GEMMs of >= 128 rows take one bf16 activation (no lo)
 };
@@ -165,6 +167,10 @@ class CudaBackend final : public Backend {
   int64_t mla_fused_calls() const { return mla_fused_; }
   // Test hook: decode GEMVs launched with registers for 2 blocks per SM (FastPaths::gemv_wide, GemmArgs::wide).
   int64_t gemv_wide_launches() const { return gemv_wide_launches_; }
+  // Test hook: raw decode GEMVs launched with paired hi/lo columns (FastPaths::gemv_pair, GemmArgs::pair).
+  int64_t gemv_pair_launches() const { return gemv_pair_launches_; }
+  // Test hook: launches with K split across a block's warps (FastPaths::gemv_kwarps, GemmArgs::kslices).
+  int64_t gemv_kwarps_launches() const { return gemv_kwarps_launches_; }
   // Test hook: tiled GEMMs launched on wgmma (FastPaths::wgmma), and whether the device runs wgmma at all.
   int64_t wgmma_launches() const { return wgmma_launches_; }
   bool wgmma_ok() const { return wgmma_ok_; }
@@ -238,7 +244,7 @@ class CudaBackend final : public Backend {
                   int blocks_per_sm) const;
   bool splits_fit(int tiles, int splits, int tm, int64_t npad, int row_blocks) const;
   SplitK choose_splits(int row_blocks, int tiles, int k_chunks, int tm, int rows, WKind kind, int blocks_per_sm,
-                       int align, int64_t stage_col_bytes) const;
+                       int align, int stage_rows, bool stage_split) const;
 
   // Prefill on cuBLAS (cuda_backend_blas.cpp, FastPaths::blas): each returns false where it does not apply, and the
   // caller then runs the tile kernels.
@@ -292,6 +298,8 @@ class CudaBackend final : public Backend {
   int64_t mla_fused_ = 0;
   int64_t norm_blas_fused_ = 0;
   int64_t gemv_wide_launches_ = 0;
+  int64_t gemv_pair_launches_ = 0;
+  int64_t gemv_kwarps_launches_ = 0;
   int64_t wgmma_launches_ = 0;
   bool wgmma_ok_ = false;
   // moe_router: the routing the next launch_mma may take into its epilogue (GemmArgs::route), or none.

@@ -74,12 +74,12 @@ __device__ __forceinline__ void add_scaled(float (&acc)[NT][4], const float (&pa
 // SM (80 registers; MoE tiles: U = 4 at 32 warps), two token tiles U = 2 pipelined at 24 warps; the 16-bit dense
 // stream with its ring of loads at 16 warps per SM (128 registers).
 // Staged activations (STAGE, GemmArgs::stage): the block converts rows [row0, row0 + rows) of its token tile,
-// columns [k0, k0 + klen) of its K split, into shared memory: hi [stage_rows][stage_stride] then lo. A row is
-// stage_stride = klen + 32 values, so the 8 lanes of an LDS.128 phase (two rows, 64 bytes each) hit all 32 banks.
+// columns [k0, k0 + klen) of its K split, into shared memory: hi [stage_rows][stage_stride], lo at stage_lo. A row
+// is stage_stride = klen + 32 values, so the 8 lanes of an LDS.128 phase (two rows, 64 bytes each) hit all 32 banks.
 // pre multiplies the staged values (a power of two: kRawActScale for the raw loop, else 1), not norm_out.
 __device__ __forceinline__ void stage_activations(const GemmArgs& p, int row0, int rows, int k0, int klen,
                                                   uint16_t* sm, float pre) {
-  const int per_row = klen / 8, S = p.stage_rows * p.stage_stride;
+  const int per_row = klen / 8, S = p.stage_lo;
   __shared__ float row_inv[16];  // stage_rows <= 16
   const int cols = p.prep.k_valid;
   if (p.norm_w) {
@@ -157,6 +157,30 @@ __device__ __forceinline__ void stage_activations(const GemmArgs& p, int row0, i
   __syncthreads();
 }
 
+// A warp's share of a launch: weight tile nt, chunks [kc0, kc1) of the block's range [kb0, kb1) (the K split
+// blockIdx.z). SLICED (the raw loop of one token tile, the only one that adds K slices): its slice of the tile
+// (GemmArgs::kslices) too; else each warp has a tile of its own over the block's range.
+struct WarpWork {
+  int nt, kc0, kc1, kb0, kb1;
+};
+template <bool SLICED>
+__device__ __forceinline__ WarpWork warp_work(const GemmArgs& p, int warp) {
+  WarpWork w;
+  w.kb0 = int(blockIdx.z) * p.cps;
+  w.kb1 = min(p.w.k_chunks, w.kb0 + p.cps);
+  if constexpr (SLICED) {
+    const int ks = p.kslices, slice = warp % ks, per = ks == 1 ? p.cps : p.slice_chunks;
+    w.nt = int(blockIdx.x) * (kWarps / ks) + warp / ks;
+    w.kc0 = min(w.kb1, w.kb0 + slice * per);
+    w.kc1 = min(w.kb1, w.kc0 + per);
+  } else {
+    w.nt = int(blockIdx.x) * kWarps + warp;
+    w.kc0 = w.kb0;
+    w.kc1 = w.kb1;
+  }
+  return w;
+}
+
 // The router launch's epilogue (GemmArgs::route): warp w routes token rows w, w + 8, ... of the tile. Not inlined, so
 // that its registers do not count against the GEMM loop's.
 __device__ MMFP4_NOINLINE void route_tile_rows(RouteArgs a, const float* yb, int64_t y_stride, int out0, int rows) {
@@ -164,23 +188,24 @@ __device__ MMFP4_NOINLINE void route_tile_rows(RouteArgs a, const float* yb, int
     route_token_warp<kBlockRows / 32>(yb + int64_t(out0 + r) * y_stride, a, out0 + r, nullptr);
 }
 
-template <WKind KIND, int NT, int U, bool STAGE, int LAYOUT, int MINB, bool PIPE, bool RAW>
+template <WKind KIND, int NT, int U, bool STAGE, int LAYOUT, int MINB, bool PIPE, bool RAW, bool PAIR>
 __global__ void __launch_bounds__(256, MINB) gemm_mma_kernel(GemmArgs p) {
   static_assert(!RAW || (KIND == WKind::Fp4 && STAGE && LAYOUT == 2 && !PIPE && U % 2 == 0), "raw loop: see raw_ok");
+  static_assert(!PAIR || (RAW && NT == 1), "paired hi/lo columns: the raw loop of one token tile (GemmArgs::pair)");
   // Staged MMFP4 plain linears (decode) load their first kPre weight chunks before waiting for the previous kernel:
   // weights never change during a step, so their DRAM latency overlaps the previous kernel's tail (pdl_enter).
-  // (Two, not U: more registers live across the staging would spill.)
-  constexpr int kPre = U < 2 ? U : 2;
+  // (Two, not U: more registers live across the staging would spill; four in the raw loop built for 2 blocks per
+  // SM, whose register cap leaves room.)
+  constexpr int kPre = U < 2 ? U : RAW && MINB <= 2 && U >= 4 ? 4 : 2;
   uint4 wpre[kPre];
   bool prefetched = false;
   if constexpr (STAGE && KIND == WKind::Fp4) {
-    const int nt0 = int(blockIdx.x) * kWarps + int(threadIdx.x) / kWarp;
-    const int k0 = int(blockIdx.z) * p.cps, k1 = min(p.w.k_chunks, k0 + p.cps);
-    if (!p.tiles.tiles && !p.heads && nt0 < p.w.n_tiles) {
-      const uint4* w0 = static_cast<const uint4*>(p.w.data) + int64_t(nt0) * p.w.k_chunks * 32 + threadIdx.x % kWarp;
+    const WarpWork w = warp_work<RAW && NT == 1>(p, int(threadIdx.x) / kWarp);
+    if (!p.tiles.tiles && !p.heads && w.nt < p.w.n_tiles) {
+      const uint4* w0 = static_cast<const uint4*>(p.w.data) + int64_t(w.nt) * p.w.k_chunks * 32 + threadIdx.x % kWarp;
 #pragma unroll
       for (int u = 0; u < kPre; ++u)
-        if (k0 + u < k1) wpre[u] = ld_stream(w0 + int64_t(k0 + u) * 32);
+        if (w.kc0 + u < w.kc1) wpre[u] = ld_stream(w0 + int64_t(w.kc0 + u) * 32);
       prefetched = true;
     }
   }
@@ -208,8 +233,8 @@ __global__ void __launch_bounds__(256, MINB) gemm_mma_kernel(GemmArgs p) {
   }
   if (!p.heads) out0 = row0;
   const int rb = blockIdx.x, split = blockIdx.z;
-  const int nt = rb * kWarps + warp;
-  const int kc0 = split * p.cps, kc1 = min(p.w.k_chunks, kc0 + p.cps);
+  const WarpWork ww = warp_work<RAW && NT == 1>(p, warp);
+  const int nt = ww.nt, kc0 = ww.kc0, kc1 = ww.kc1;
 
   float acc[NT][4];
 #pragma unroll
@@ -230,7 +255,8 @@ __global__ void __launch_bounds__(256, MINB) gemm_mma_kernel(GemmArgs p) {
     }
   }
   MMFP4_DYN_SMEM(uint16_t, staged);
-  if constexpr (STAGE) stage_activations(p, row0, rows, kc0 * 64, (kc1 - kc0) * 64, staged, RAW ? kRawActScale : 1.0f);
+  if constexpr (STAGE)
+    stage_activations(p, row0, rows, ww.kb0 * 64, (ww.kb1 - ww.kb0) * 64, staged, RAW ? kRawActScale : 1.0f);
 
   if (nt < p.w.n_tiles) {
     // Activation fragments: [token tile][k32 block][lane] of 16 bytes; the low halves (if split) at the same offsets.
@@ -244,8 +270,8 @@ __global__ void __launch_bounds__(256, MINB) gemm_mma_kernel(GemmArgs p) {
       if constexpr (STAGE) {
         const int r = 8 * t + g;
         if (r >= p.stage_rows) return make_uint4(0u, 0u, 0u, 0u);
-        return *reinterpret_cast<const uint4*>(staged + (lo ? p.stage_rows * p.stage_stride : 0) +
-                                               r * p.stage_stride + (kb - 2 * kc0) * 32 + 8 * c);
+        return *reinterpret_cast<const uint4*>(staged + (lo ? p.stage_lo : 0) +
+                                               r * p.stage_stride + (kb - 2 * ww.kb0) * 32 + 8 * c);
       } else {
         return __ldg((lo ? xq : xp) + (int64_t(t) * p.kb32 + kb) * 32);
       }
@@ -254,15 +280,21 @@ __global__ void __launch_bounds__(256, MINB) gemm_mma_kernel(GemmArgs p) {
       // The decode loop (raw_ok): staged hi + lo activations (scaled by kRawActScale), layout-2 tiles decoded
       // without the HMUL2 (fp4_fragment_raw), groups of 2^cshift chunks (>= 2) with splits starting on a group,
       // so each pair of chunks shares one scale. Rows past the staged ones read the last staged row: their
-      // products land in output columns of tokens that are never stored.
+      // products land in output columns of tokens that are never stored. PAIR (GemmArgs::pair): lane column g is
+      // token g / 2's hi (g even) or lo (g odd) half, one mma per step.
       const int cshift = p.gshift - 1;
       const uint4* wp = static_cast<const uint4*>(p.w.data) + expert * p.w.expert_stride +
                         (int64_t(nt) * p.w.k_chunks + kc0) * 32 + lane;
       const uint32_t* sp = p.w.scales + expert * p.w.expert_scale_stride + int64_t(nt) * p.w.groups * 8 + g;
-      const int S = p.stage_rows * p.stage_stride;
+      const int S = p.stage_lo;
       const uint16_t* xrow[NT];
+      const uint16_t* xs = staged + (kc0 - ww.kb0) * 64 + 8 * c;  // the warp's first chunk in the staged range
+      if constexpr (PAIR) {
+        xrow[0] = xs + ((g & 1) ? S : 0) + min(g >> 1, p.stage_rows - 1) * p.stage_stride;
+      } else {
 #pragma unroll
-      for (int t = 0; t < NT; ++t) xrow[t] = staged + min(8 * t + g, p.stage_rows - 1) * p.stage_stride + 8 * c;
+        for (int t = 0; t < NT; ++t) xrow[t] = xs + min(8 * t + g, p.stage_rows - 1) * p.stage_stride;
+      }
       uint4 wv[U];
 #pragma unroll
       for (int u = 0; u < kPre; ++u) wv[u] = wpre[u];
@@ -296,16 +328,22 @@ __global__ void __launch_bounds__(256, MINB) gemm_mma_kernel(GemmArgs p) {
 #pragma unroll
               for (int t = 0; t < NT; ++t) {
                 const uint4 xh = *reinterpret_cast<const uint4*>(xrow[t] + off);
-                const uint4 xl = *reinterpret_cast<const uint4*>(xrow[t] + S + off);
                 mma<KIND>(part[t], a0, xh.x, xh.y);
                 mma<KIND>(part[t], a1, xh.z, xh.w);
-                mma<KIND>(part[t], a0, xl.x, xl.y);
-                mma<KIND>(part[t], a1, xl.z, xl.w);
+                if constexpr (!PAIR) {
+                  const uint4 xl = *reinterpret_cast<const uint4*>(xrow[t] + S + off);
+                  mma<KIND>(part[t], a0, xl.x, xl.y);
+                  mma<KIND>(part[t], a1, xl.z, xl.w);
+                }
               }
             }
           }
           add_scaled(acc, part, sw[u / 2]);
         }
+      }
+      if constexpr (PAIR) {  // token c = its hi column 2c + its lo column 2c + 1 (rows g and g + 8)
+        acc[0][0] += acc[0][1];
+        acc[0][2] += acc[0][3];
       }
 #pragma unroll
       for (int t = 0; t < NT; ++t)
@@ -437,8 +475,28 @@ __global__ void __launch_bounds__(256, MINB) gemm_mma_kernel(GemmArgs p) {
     }
   }
 
-  // Epilogue. This lane holds D[row g (+8)][token 8t + 2c (+1)].
+  // Epilogue. This lane holds D[row g (+8)][token 8t + 2c (+1)]; paired, token c in D[g (+8)][2c] only.
   const int n_lo = nt * 16 + g, n_hi = n_lo + 8;
+  auto token_of = [&](int t, int i) { return PAIR ? ((i & 1) ? TM : c) : 8 * t + 2 * c + (i & 1); };
+  // K slices (GemmArgs::kslices; the raw loop of one token tile, one K split): slice 0 of each tile adds the other
+  // slices' sums in slice order and stores; the others store nothing.
+  bool store = true;
+  if constexpr (RAW && NT == 1) {
+    if (p.kslices > 1) {
+      __shared__ float4 red[kWarps][kWarp];
+      red[warp][lane] = make_float4(acc[0][0], acc[0][1], acc[0][2], acc[0][3]);
+      __syncthreads();
+      store = warp % p.kslices == 0;
+      if (store)
+        for (int s = 1; s < p.kslices; ++s) {
+          const float4 o = red[warp + s][lane];
+          acc[0][0] += o.x;
+          acc[0][1] += o.y;
+          acc[0][2] += o.z;
+          acc[0][3] += o.w;
+        }
+    }
+  }
   // The router's launch (GemmArgs::route; one row block): once the block has stored all logits of its token rows,
   // a warp per row routes it. The barrier makes the block's global stores visible to its own threads.
   auto route_rows = [&] {  // one token tile of 8 rows only (the backend asks no more: a spill in the two-tile loop)
@@ -448,12 +506,12 @@ __global__ void __launch_bounds__(256, MINB) gemm_mma_kernel(GemmArgs p) {
     }
   };
   if (p.splits == 1) {
-    if (nt < p.w.n_tiles) {
+    if (nt < p.w.n_tiles && store) {
 #pragma unroll
       for (int t = 0; t < NT; ++t)
 #pragma unroll
         for (int i = 0; i < 4; ++i) {
-          const int tok = 8 * t + 2 * c + (i & 1), n = (i < 2) ? n_lo : n_hi;
+          const int tok = token_of(t, i), n = (i < 2) ? n_lo : n_hi;
           if (tok < rows && n < p.w.n) {
             float* o = yb + int64_t(out0 + tok) * p.y_stride + n;
             *o = p.accumulate ? *o + acc[t][i] : acc[t][i];
@@ -470,7 +528,7 @@ __global__ void __launch_bounds__(256, MINB) gemm_mma_kernel(GemmArgs p) {
     for (int t = 0; t < NT; ++t)
 #pragma unroll
       for (int i = 0; i < 4; ++i) {
-        const int tok = 8 * t + 2 * c + (i & 1), n = (i < 2) ? n_lo : n_hi;
+        const int tok = token_of(t, i), n = (i < 2) ? n_lo : n_hi;
         if (tok < rows) part[int64_t(tok) * npad + n] = acc[t][i];
       }
   }
@@ -483,20 +541,22 @@ __global__ void __launch_bounds__(256, MINB) gemm_mma_kernel(GemmArgs p) {
 
 // U chunks in flight per warp, MINB blocks per SM (the register cap), PIPE: next batch loaded before this one runs,
 // RAW: the decode loop (raw_ok).
-template <WKind KIND, int NT, int LAYOUT, int U, int MINB, bool PIPE, bool RAW = false>
+template <WKind KIND, int NT, int LAYOUT, int U, int MINB, bool PIPE, bool RAW = false, bool PAIR = false>
 void launch_cfg(const GemmArgs& a, cudaStream_t s) {
-  const dim3 grid((a.w.n_tiles + kWarps - 1) / kWarps, a.grid_tiles, a.splits);
+  const int tpb = kWarps / a.kslices;  // weight tiles per block
+  const dim3 grid((a.w.n_tiles + tpb - 1) / tpb, a.grid_tiles, a.splits);
   if constexpr (NT <= 2) {
     if (a.stage) {
-      const size_t smem = size_t(a.stage_rows) * a.stage_stride * 2 * (a.prep.xb_lo ? 2 : 1);
+      const size_t smem = size_t(staged_bytes(a.stage_rows, a.stage_stride, a.prep.xb_lo != nullptr));
       if (smem > (48 << 10))  // staging above 48 KB: up to kStageMaxBytes
-        smem_opt_in<gemm_mma_kernel<KIND, NT, U, true, LAYOUT, MINB, PIPE, RAW>>(int(kStageMaxBytes),
-                                                                                "linear (staged activations)");
-      MMFP4_LAUNCH(grid, kWarps * kWarp, smem, s, gemm_mma_kernel<KIND, NT, U, true, LAYOUT, MINB, PIPE, RAW>)(a);
+        smem_opt_in<gemm_mma_kernel<KIND, NT, U, true, LAYOUT, MINB, PIPE, RAW, PAIR>>(int(kStageMaxBytes),
+                                                                                      "linear (staged activations)");
+      MMFP4_LAUNCH(grid, kWarps * kWarp, smem, s, gemm_mma_kernel<KIND, NT, U, true, LAYOUT, MINB, PIPE, RAW, PAIR>)(a);
       return;
     }
   }
-  if constexpr (!RAW) MMFP4_LAUNCH(grid, kWarps * kWarp, 0, s, gemm_mma_kernel<KIND, NT, U, false, LAYOUT, MINB, PIPE, false>)(a);
+  if constexpr (!RAW)
+    MMFP4_LAUNCH(grid, kWarps * kWarp, 0, s, gemm_mma_kernel<KIND, NT, U, false, LAYOUT, MINB, PIPE, false, false>)(a);
 }
 
 // MMFP4 loop variants for one or two token tiles (H100 A/B in bench/results/cuda-gemv-variants-de47cd4.txt):
@@ -520,6 +580,7 @@ int gemv_variant() {
 }
 
 int fp4_variant(const GemmArgs& a) {
+  if (a.kslices > 1) return 4;  // only the raw loop adds K slices (the backend checks raw_ok)
   const int v = gemv_variant();
   if (v >= 0) return v == 4 && !gemm_mma_raw_ok(a) ? -1 : v;
   if (gemm_mma_raw_ok(a)) return 4;
@@ -539,9 +600,15 @@ void launch_nt(const GemmArgs& a, cudaStream_t s) {
           if constexpr (NT == 1) {  // plain linears, and MLA's per-head W_UV (heads) when wide
             if (!a.tiles.tiles && (!a.heads || a.wide)) {
               if (a.wide)
-                launch_cfg<KIND, NT, LAYOUT, 8, 2, false, true>(a, s);
+                a.pair ? launch_cfg<KIND, NT, LAYOUT, 8, 2, false, true, true>(a, s)
+                       : launch_cfg<KIND, NT, LAYOUT, 8, 2, false, true>(a, s);
               else
-                launch_cfg<KIND, NT, LAYOUT, 8, 3, false, true>(a, s);
+                a.pair ? launch_cfg<KIND, NT, LAYOUT, 8, 3, false, true, true>(a, s)
+                       : launch_cfg<KIND, NT, LAYOUT, 8, 3, false, true>(a, s);
+              return;
+            }
+            if (a.pair) {
+              launch_cfg<KIND, NT, LAYOUT, 4, kMinB, false, true, true>(a, s);
               return;
             }
           }

@@ -117,6 +117,7 @@ struct GemmArgs {
   // 16-bit values, hi then lo), with the same rounding as launch_prepare_activations: no separate launch.
   bool stage = false;
   int stage_rows = 0, stage_stride = 0;
+  int stage_lo = 0;          // offset of the low halves (stage_lo_offset)
   bool stage_vec = false;    // prep.x rows are 16-byte aligned (float4 loads)
   PrepArgs prep;
   // Staged only (FastPaths::norm): the activations are rmsnorm(x) of a deferred Backend::rmsnorm over prep.k_valid
@@ -131,10 +132,19 @@ struct GemmArgs {
   // for 2 blocks per SM (U = 8 chunks per batch; 102 / 109 registers for one / two token tiles, so the compiler
   // overlaps a batch's chunk pairs) instead of 3 or 4 (80 / 64 registers). CudaBackend::launch_mma.
   bool wide = false;
+  // Raw loop, one token tile of at most 4 rows (FastPaths::gemv_pair): the tile's 8 mma columns hold its tokens' hi
+  // and lo halves side by side (column 2i: token i's hi, 2i + 1: its lo), so one mma per step takes both halves
+  // (half the mma and shared-memory reads of two mma per step); each lane adds its two columns at the end.
+  bool pair = false;
   // Router GEMM (one row block, one 8-row token tile, sigmoid routing; CudaBackend::moe_router): the block that
   // stores the logits then routes every token row, a warp per row (the routing kernel's function and bits).
   RouteArgs route;
   int splits = 1, cps = 0;   // splits of the k chunks (64 columns each), cps chunks per split
+  // K split across a block's warps (raw loop, one token tile, splits == 1; FastPaths::gemv_kwarps): kslices warps
+  // (2, 4 or 8) share a weight tile, warp slice s streaming chunks [s * slice_chunks, (s + 1) * slice_chunks) of the
+  // block's range, so a block holds 8 / kslices tiles; the slices' sums are added in slice order through shared
+  // memory (no partial sums in global memory, no counter). 1: each warp its own tile over the whole range.
+  int kslices = 1, slice_chunks = 0;
   float* partial = nullptr;  // splits > 1: [grid_tiles][splits][8 * nt][row blocks * 128]
   int32_t* counters = nullptr;  // splits > 1: [grid_tiles][row blocks], zero between launches
 };
@@ -142,6 +152,13 @@ void launch_gemm_mma(const GemmArgs& a, cudaStream_t s);
 // Staged activations per block at most (hi + lo rows of the block's K split): 3 blocks of the decode GEMV still
 // fit an SM (228 KB); above 48 KB the kernel opts in (launch_cfg).
 constexpr int64_t kStageMaxBytes = 72 << 10;
+// The staged low halves start stage_lo_offset values after the high ones: past the stage_rows rows of stride values,
+// plus 32 when stage_rows is even, so that a row's hi and lo pieces fall in different halves of the banks (the paired
+// loop reads both in one LDS.128 phase). The block's shared memory is staged_bytes.
+inline int stage_lo_offset(int rows, int stride) { return rows * stride + (rows % 2 ? 0 : 32); }
+inline int64_t staged_bytes(int rows, int stride, bool split) {
+  return 2 * int64_t(split ? stage_lo_offset(rows, stride) + rows * stride : rows * stride);
+}
 // Blocks of that launch resident per SM (its register cap; the loop variant depends on nt, tiles and heads).
 int gemm_mma_blocks_per_sm(const GemmArgs& a);
 // Whether the launch takes the raw decode loop (gemv_fp4.cu): MMFP4 layout 2, staged hi + lo activations, nt <= 2,
