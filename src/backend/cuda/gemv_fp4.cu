@@ -16,7 +16,10 @@
 // Parallelism: a block is 8 warps = 128 weight rows; each warp streams its 16 rows over the block's range of
 // 64-column chunks with U loads in flight. Splitting K across blocks (grid.z) fills the 132 SMs when N is small;
 // the last block of a row block to finish (an atomic counter) adds the splits' partial sums in split order, so
-// results do not depend on timing (repeated runs are bit-identical).
+// results do not depend on timing (repeated runs are bit-identical). Decode launches that fit one wave split K
+// across the warps of a block instead (GemmArgs::kslices: 2, 4 or 8 warps per 16-row tile), summed in shared
+// memory in slice order; token tiles of <= 4 rows take each token's hi and lo halves in neighbouring mma columns
+// (GemmArgs::pair).
 #include <cstdlib>
 
 #include "backend/cuda/activations.cuh"
