@@ -162,7 +162,9 @@ TEST(CudaOps, WideDecodeGemvIsTheSameProduct) {
         EXPECT_EQ(wide_launches[0], 0);
         // Whether the 4096-row weight's launch fits one wave depends on the GPU's SM count: only the small weights'
         // choice is asserted.
-        if (n <= 1000) EXPECT_EQ(wide_launches[1], 1) << "[" << n << ", 2048] M=" << M;
+        if (n <= 1000) {
+          EXPECT_EQ(wide_launches[1], 1) << "[" << n << ", 2048] M=" << M;
+        }
         EXPECT_TRUE(out[0] == out[1]) << "[" << n << ", 2048] M=" << M << ": bits differ";
       }
   }
@@ -254,8 +256,11 @@ TEST(CudaOps, KSlicedDecodeGemvMatchesTheCpu) {
           const int64_t before = p.gpu->gemv_kwarps_launches();
           p.run_linear(lc, *wg, acc != 0);
           const int64_t sliced = p.gpu->gemv_kwarps_launches() - before;
-          if (!kw) EXPECT_EQ(sliced, 0);
-          if (kw && sh.n <= 1000) EXPECT_EQ(sliced, 1) << name << " M=" << M;  // few tiles: one wave on any GPU
+          if (!kw) {
+            EXPECT_EQ(sliced, 0);
+          } else if (sh.n <= 1000) {  // few tiles: one wave on any GPU
+            EXPECT_EQ(sliced, 1) << name << " M=" << M;
+          }
           EXPECT_LT(p.err(lc.y), kSplit) << name << " M=" << M << " kwarps " << kw;
           out[kw] = p.get_gpu(lc.y.g);
         }

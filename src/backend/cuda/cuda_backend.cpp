@@ -444,7 +444,7 @@ void CudaBackend::fill_linear(CudaLinear& out, const HostWeight& w, const std::v
   if (w.n + n2 > (int64_t(1) << 30) || w.k_stored > (int64_t(1) << 30))
     fail(w.name, ": shape [", w.n, ", ", w.k, "] is too large for the CUDA kernels");
   if (E == 1 && out.mma_ok)
-    linear_shapes_.insert({g.kind, w.n + n2, g.kind == WKind::Fp4 ? int64_t(g.k_chunks) * 64 : int64_t(g.k)});
+    linear_shapes_.insert({g.kind, w.n + n2, product_width(g)});
   max_n_ = std::max<int64_t>(max_n_, w.n + n2);
 }
 

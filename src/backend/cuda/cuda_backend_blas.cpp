@@ -100,18 +100,20 @@ int64_t CudaBackend::slice_rows(WKind kind, int64_t n, int64_t kpad) const {
   return std::min<int64_t>((cap / (kpad * 2)) / 16 * 16, (n + 15) / 16 * 16);
 }
 
+// Whether a linear's product of `rows` rows (weight view gw of w) goes to cuBLAS: plain weight rows on the tensor-core
+// formats (not the exact float32 kind), a product of prefill size, and a slice buffer of at least one 16-row tile.
+bool CudaBackend::blas_linear_ok(const GemmWeight& gw, const CudaLinear& w, int64_t rows) {
+  return gw.row0 == 0 && w.mma_ok && !w.exact && blas_ok(rows) && slice_rows(gw.kind, gw.n, product_width(gw)) >= 16;
+}
+
 // y [m, n] (+)= x [m, k] W^T. Plain rows only (no MoE tiles, row maps or fused silu). When x is the pending norm's
 // output (c.fuse_norm), the norm writes the bf16 input itself (FastPaths::norm_blas); a false return leaves it
 // pending.
 bool CudaBackend::gemm_blas(const GemmCall& c) {
   const GemmWeight& gw = c.gw;
-  if (c.tiles.tiles || c.row_map || c.glu_off || gw.row0 != 0 || !c.w->mma_ok || c.w->exact || !blas_ok(c.m))
-    return false;
-  const bool fp4 = gw.kind == WKind::Fp4, f16 = gw.kind == WKind::F16;
-  const int64_t kpad = fp4 ? int64_t(gw.k_chunks) * 64 : gw.k;  // columns of W as the product reads them
-  const int64_t ldx = up8(kpad);
-  const int64_t rows_per_slice = slice_rows(gw.kind, gw.n, kpad);
-  if (rows_per_slice < 16) return false;
+  if (c.tiles.tiles || c.row_map || c.glu_off || !blas_linear_ok(gw, *c.w, c.m)) return false;
+  const bool f16 = gw.kind == WKind::F16;
+  const int64_t kpad = product_width(gw), ldx = up8(kpad);
   auto* xb = static_cast<uint16_t*>(ws_try(abf_, size_t(c.m) * size_t(ldx) * 2, "activations (bf16, cuBLAS)"));
   if (!xb) return false;
   const int cols = int(std::min<int64_t>(c.k_valid, kpad));
@@ -130,13 +132,12 @@ bool CudaBackend::gemm_blas(const GemmCall& c) {
 }
 
 // y [m, n] (+)= xb [m, kpad] W^T on cuBLAS, xb 16-bit with row stride ldx: dense weights as stored, MMFP4 dequantized
-// to bf16 in row slices (the slice buffer fits at least 16 rows: gemm_blas and linear_16bit checked).
+// to bf16 in row slices (the slice buffer fits at least 16 rows: blas_linear_ok).
 void CudaBackend::blas_linear_products(const GemmWeight& gw, const uint16_t* xb, int64_t ldx, int m, float* y,
                                        int64_t y_stride, bool accumulate, const char* what) {
-  const bool fp4 = gw.kind == WKind::Fp4;
-  const int64_t kpad = fp4 ? int64_t(gw.k_chunks) * 64 : gw.k;
+  const int64_t kpad = product_width(gw);
   const BlasType t = gw.kind == WKind::F16 ? BlasType::F16 : BlasType::BF16;
-  if (!fp4) {
+  if (gw.kind != WKind::Fp4) {
     blas_->gemm(linear_product(gw.data, gw.k, gw.n, t, xb, ldx, m, int(kpad), y, y_stride, accumulate), what);
     return;
   }
@@ -155,11 +156,10 @@ bool CudaBackend::linear_16bit(const uint16_t* xb, int64_t ld, int64_t m, const 
   flush_norm();
   const auto& w = static_cast<const CudaLinear&>(w_in);
   const GemmWeight& gw = w.gw;
-  const int64_t kpad = gw.kind == WKind::Fp4 ? int64_t(gw.k_chunks) * 64 : gw.k;
-  if (out.rows != m || out.cols != w.n || ld < up8(kpad))
+  if (out.rows != m || out.cols != w.n || ld < up8(product_width(gw)))
     fail("linear_16bit ", w.name, " [", w.n, ", ", w.k, "]: x [", m, ", ld ", ld, "], out [", out.rows, ", ",
          out.cols, "]");
-  if (gw.row0 != 0 || !w.mma_ok || w.exact || !blas_ok(m) || slice_rows(gw.kind, gw.n, kpad) < 16) return false;
+  if (!blas_linear_ok(gw, w, m)) return false;
   blas_linear_products(gw, xb, ld, int(m), out.data, out.stride, accumulate, "linear_16bit");
   return true;
 }
@@ -174,7 +174,7 @@ const void* CudaBackend::kv_b_rows(const CudaLinear& w, int64_t* ld, BlasType* t
     *type = gw.kind == WKind::F16 ? BlasType::F16 : BlasType::BF16;
     return gw.data;
   }
-  const int64_t kpad = int64_t(gw.k_chunks) * 64, bytes = int64_t(gw.n_tiles) * 16 * kpad * 2;
+  const int64_t kpad = product_width(gw), bytes = int64_t(gw.n_tiles) * 16 * kpad * 2;
   if (bytes > kDequantCapBytes) return nullptr;
   *ld = kpad;
   *type = BlasType::BF16;

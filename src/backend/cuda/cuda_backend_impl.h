@@ -256,6 +256,7 @@ class CudaBackend final : public Backend {
   static constexpr int64_t kBlasAttnMinTokens = 64;            // every sequence of the step has at least this many
   Cublas* blas();
   bool blas_ok(int64_t rows);
+  bool blas_linear_ok(const GemmWeight& gw, const CudaLinear& w, int64_t rows);
   void* ws_try(Buffer& b, size_t bytes, const char* what);
   bool gemm_blas(const GemmCall& c);
   void blas_linear_products(const GemmWeight& gw, const uint16_t* xb, int64_t ldx, int m, float* y, int64_t y_stride,

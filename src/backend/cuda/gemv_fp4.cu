@@ -199,18 +199,23 @@ __global__ void __launch_bounds__(256, MINB) gemm_mma_kernel(GemmArgs p) {
   // weights never change during a step, so their DRAM latency overlaps the previous kernel's tail (pdl_enter).
   // (Two, not U: more registers live across the staging would spill; four in the raw loop built for 2 blocks per
   // SM, whose register cap leaves room.)
+  // MoE tiles and per-head launches learn their expert (head) only after the wait: theirs load then, while the
+  // activations are staged.
   constexpr int kPre = U < 2 ? U : RAW && MINB <= 2 && U >= 4 ? 4 : 2;
   uint4 wpre[kPre];
   bool prefetched = false;
+  // The first kPre chunks of warp work w of weight "expert" e (an expert's or a head's weights).
+  auto load_first = [&](const WarpWork& w, int e) {
+    const uint4* w0 = static_cast<const uint4*>(p.w.data) + e * p.w.expert_stride +
+                      (int64_t(w.nt) * p.w.k_chunks + w.kc0) * 32 + threadIdx.x % kWarp;
+#pragma unroll
+    for (int u = 0; u < kPre; ++u)
+      if (w.kc0 + u < w.kc1) wpre[u] = ld_stream(w0 + u * 32);
+    prefetched = true;
+  };
   if constexpr (STAGE && KIND == WKind::Fp4) {
     const WarpWork w = warp_work<RAW && NT == 1>(p, int(threadIdx.x) / kWarp);
-    if (!p.tiles.tiles && !p.heads && w.nt < p.w.n_tiles) {
-      const uint4* w0 = static_cast<const uint4*>(p.w.data) + int64_t(w.nt) * p.w.k_chunks * 32 + threadIdx.x % kWarp;
-#pragma unroll
-      for (int u = 0; u < kPre; ++u)
-        if (w.kc0 + u < w.kc1) wpre[u] = ld_stream(w0 + int64_t(w.kc0 + u) * 32);
-      prefetched = true;
-    }
+    if (!p.tiles.tiles && !p.heads && w.nt < p.w.n_tiles) load_first(w, 0);
   }
   pdl_enter();
   constexpr int TM = 8 * NT;
@@ -245,18 +250,8 @@ __global__ void __launch_bounds__(256, MINB) gemm_mma_kernel(GemmArgs p) {
 #pragma unroll
     for (int i = 0; i < 4; ++i) acc[t][i] = 0.0f;
 
-  // MoE tiles and per-head launches learn their expert (head) only here, after the wait: their first chunks load
-  // while the activations are staged.
-  if constexpr (STAGE && kFp4) {
-    if (!prefetched && (p.tiles.tiles || p.heads) && nt < p.w.n_tiles) {
-      const uint4* w0 = static_cast<const uint4*>(p.w.data) + expert * p.w.expert_stride +
-                        (int64_t(nt) * p.w.k_chunks + kc0) * 32 + lane;
-#pragma unroll
-      for (int u = 0; u < kPre; ++u)
-        if (kc0 + u < kc1) wpre[u] = ld_stream(w0 + u * 32);
-      prefetched = true;
-    }
-  }
+  if constexpr (STAGE && kFp4)
+    if (!prefetched && (p.tiles.tiles || p.heads) && nt < p.w.n_tiles) load_first(ww, expert);
   MMFP4_DYN_SMEM(uint16_t, staged);
   if constexpr (STAGE)
     stage_activations(p, row0, rows, ww.kb0 * 64, (ww.kb1 - ww.kb0) * 64, staged, RAW ? kRawActScale : 1.0f);

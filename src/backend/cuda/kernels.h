@@ -38,6 +38,8 @@ struct GemmWeight {
   int64_t expert_stride = 0;         // between stacked experts: 16-byte tiles (fp4) or elements (dense)
   int64_t expert_scale_stride = 0;   // u32 words (fp4)
 };
+// Columns of W as a product reads them: MMFP4 tiles padded to whole 64-column chunks, dense weights as stored.
+inline int64_t product_width(const GemmWeight& gw) { return gw.kind == WKind::Fp4 ? int64_t(gw.k_chunks) * 64 : gw.k; }
 
 // MoE token tiles: entry i of `tiles` is {expert, row0, rows}: rows [row0, row0 + rows) of the expert-sorted
 // activations use expert `expert`; *tile_count entries are valid (the rest of the launched grid returns at once).
