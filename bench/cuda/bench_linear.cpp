@@ -99,6 +99,7 @@ int main(int argc, char** argv) {
     std::vector<int64_t> ms = {1, 2, 4, 8, 16, 32, 64, 128, 4096};
     std::string which = "all", out_path;
     bool quick = false;
+    int force_copies = 0;  // --copies N: that many weight copies (1: the weights stay in L2; measurement only)
     for (int i = 1; i < argc; ++i) {
       const std::string a = argv[i];
       if (a == "--m" && i + 1 < argc) {
@@ -110,8 +111,10 @@ int main(int argc, char** argv) {
         out_path = argv[++i];
       } else if (a == "--quick") {
         quick = true;
+      } else if (a == "--copies" && i + 1 < argc) {
+        force_copies = std::stoi(argv[++i]);
       } else {
-        std::fprintf(stderr, "usage: %s [--shapes all|big|glm|NAME,...] [--m 1,2,...] [--out FILE] [--quick]\n",
+        std::fprintf(stderr, "usage: %s [--shapes all|big|glm|NAME,...] [--m 1,2,...] [--out FILE] [--quick] [--copies N]\n",
                      argv[0]);
         return 2;
       }
@@ -186,7 +189,8 @@ int main(int argc, char** argv) {
       std::vector<std::unique_ptr<LinearWeight>> copies;
       copies.push_back(be.upload_linear(hw));
       const int64_t wbytes = copies[0]->bytes;
-      const int n_copies = int(std::min<int64_t>(64, std::max<int64_t>(1, (int64_t(300) << 20) / wbytes + 1)));
+      const int n_copies = force_copies > 0 ? force_copies
+                                            : int(std::min<int64_t>(64, std::max<int64_t>(1, (int64_t(300) << 20) / wbytes + 1)));
       {
         const auto& src = static_cast<const cuda::CudaLinear&>(*copies[0]);
         for (int c = 1; c < n_copies; ++c) {
