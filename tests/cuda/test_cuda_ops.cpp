@@ -915,9 +915,11 @@ TEST(CudaOps, MoeRouteThenExperts) {
         p.gpu->moe_experts(x.g, idg, wdg, K, *eg, out.g);
         p.gpu->download(got.data(), out.g.data, got.size() * 4);
       };
+      // (The down projection and combine in one launch, FastPaths::moe_sum, likewise: off for the bits and the
+      // GEMV counts, on for the last run.)
       auto& f = p.gpu->fast();
-      const bool pair = f.gemv_pair, kwarps = f.gemv_kwarps;
-      f.gemv_pair = f.gemv_kwarps = false;
+      const bool pair = f.gemv_pair, kwarps = f.gemv_kwarps, sum = f.moe_sum;
+      f.gemv_pair = f.gemv_kwarps = f.moe_sum = false;
       run(direct);
       f.moe_direct = false;
       run(planned);
@@ -929,17 +931,107 @@ TEST(CudaOps, MoeRouteThenExperts) {
         EXPECT_EQ(p.gpu->gemv_pair_launches() - pairs, 2) << "gate/up and down";
         EXPECT_EQ(p.gpu->gemv_kwarps_launches() - sliced, 2) << "gate/up and down";
       }
+      std::vector<float> summed(size_t(T * H));
+      f.moe_sum = true;
+      const int64_t sums = p.gpu->moe_sum_calls();
+      run(summed);
+      if (f.raw_gemv && f.prep && f.dequant) EXPECT_EQ(p.gpu->moe_sum_calls() - sums, 1);
       f.gemv_pair = pair;
       f.gemv_kwarps = kwarps;
-      EXPECT_EQ(p.gpu->moe_direct_calls(), 3);
+      f.moe_sum = sum;
+      EXPECT_EQ(p.gpu->moe_direct_calls(), 4);
       EXPECT_EQ(direct, planned);
       EXPECT_LT(row_rel_err(fast, planned, T, H), 1e-5);
+      EXPECT_LT(row_rel_err(summed, planned, T, H), 1e-5);
     }
     p.gpu->download(ig.data(), idg, ig.size() * 4);
     p.gpu->download(wg.data(), wdg, wg.size() * 4);
     EXPECT_EQ(ic, ig) << "T=" << T;
     EXPECT_LT(row_rel_err(wg, wc, T, K), 1e-5) << "T=" << T;
   }
+}
+
+// One token's MoE down projection and combine in one launch (FastPaths::moe_sum, moe_down_sum.cu): against the CPU,
+// and against the direct tiles + combine launch it replaces (within 1e-5: the same products added in another order).
+// GLM's 4 + shared slots (5 x 24 chunks over 16 warps of 8), 9 slots of 6 chunks (warps of 4 cross slots), 20 slots
+// of 2 chunks (every warp covers two), groups of 256, one slot; and a slot whose id is out of range, which adds
+// nothing (the CPU without that slot). Fresh random inputs for every case.
+TEST(CudaOps, MoeDownAndCombineInOneLaunch) {
+  MMFP4_SKIP_WITHOUT_GPU();
+  Pair p;
+  p.gpu->fast().blas = false;
+  Rng r(21);
+  struct Case {
+    const char* name;
+    int64_t E, H, I, K;
+    int group_gu, group_down;
+  };
+  const Case cases[] = {
+      {"GLM 5 slots x [2048, 1536]", 9, 2048, 1536, 5, 128, 128},
+      {"9 slots x [224, 384]", 12, 224, 384, 9, 32, 128},
+      {"20 slots x [64, 128]", 24, 64, 128, 20, 64, 128},
+      {"3 slots x [256, 512] g256", 4, 256, 512, 3, 256, 256},
+      {"1 slot x [64, 1024]", 2, 64, 1024, 1, 64, 128},
+  };
+  auto& f = p.gpu->fast();
+  const bool sum = f.moe_sum;
+  for (const Case& c : cases) {
+    std::vector<TestWeight> keep;
+    std::vector<HostWeight> gh, uh, dh;
+    for (int64_t e = 0; e < c.E; ++e) {
+      keep.push_back(random_fp4(c.I, c.H, c.group_gu, 0, r.g()));
+      keep.push_back(random_fp4(c.I, c.H, c.group_gu, 0, r.g()));
+      keep.push_back(random_fp4(c.H, c.I, c.group_down, 0, r.g()));
+    }
+    for (int64_t e = 0; e < c.E; ++e)
+      gh.push_back(keep[size_t(3 * e)].hw), uh.push_back(keep[size_t(3 * e + 1)].hw),
+          dh.push_back(keep[size_t(3 * e + 2)].hw);
+    auto ec = p.cpu->upload_experts(gh, uh, dh);
+    auto eg = p.gpu->upload_experts(gh, uh, dh);
+    std::vector<int32_t> ids(size_t(c.K));
+    std::vector<int32_t> perm(size_t(c.E));
+    std::iota(perm.begin(), perm.end(), 0);
+    std::shuffle(perm.begin(), perm.end(), r.g);
+    for (int64_t j = 0; j < c.K; ++j) ids[size_t(j)] = perm[size_t(j)];
+    const std::vector<float> w = r.vec(size_t(c.K), 0.1f, 1.0f);
+    auto x = p.act(r.vec(size_t(c.H)), 1, c.H);
+    auto out = p.act(r.vec(size_t(c.H)), 1, c.H);
+    const std::vector<float> start(out.c.data, out.c.data + c.H);
+    int32_t* idg = p.gpu_buf(ids);
+    float* wg = p.gpu_buf(w);
+    auto run = [&](bool on) {
+      f.moe_sum = on;
+      std::vector<float> got(size_t(c.H));
+      p.gpu->upload(out.g.data, start.data(), got.size() * 4);
+      p.gpu->moe_experts(x.g, idg, wg, c.K, *eg, out.g);
+      p.gpu->download(got.data(), out.g.data, got.size() * 4);
+      return got;
+    };
+    const int64_t calls = p.gpu->moe_sum_calls();
+    const std::vector<float> fused = run(true), separate = run(false);
+    p.cpu->moe_experts(x.c, ids.data(), w.data(), c.K, *ec, out.c);
+    const std::vector<float> want(out.c.data, out.c.data + c.H);
+    if (f.moe_direct && f.moe && f.raw_gemv && f.prep && f.dequant)
+      EXPECT_EQ(p.gpu->moe_sum_calls() - calls, 1) << c.name;
+    EXPECT_LT(row_rel_err(fused, want, 1, c.H), kSplit) << c.name;
+    EXPECT_LT(row_rel_err(fused, separate, 1, c.H), 1e-5) << c.name;
+    for (float v : fused) ASSERT_TRUE(std::isfinite(v)) << c.name;
+    // A slot out of range adds nothing: the CPU's result without it.
+    if (c.K > 1) {
+      std::vector<int32_t> bad = ids, kept_ids;
+      std::vector<float> kept_w;
+      bad[1] = -1;
+      for (int64_t j = 0; j < c.K; ++j)
+        if (j != 1) kept_ids.push_back(ids[size_t(j)]), kept_w.push_back(w[size_t(j)]);
+      p.gpu->upload(idg, bad.data(), bad.size() * 4);
+      const std::vector<float> dropped = run(true);
+      std::copy(start.begin(), start.end(), out.c.data);
+      p.cpu->moe_experts(x.c, kept_ids.data(), kept_w.data(), c.K - 1, *ec, out.c);
+      const std::vector<float> want_dropped(out.c.data, out.c.data + c.H);
+      EXPECT_LT(row_rel_err(dropped, want_dropped, 1, c.H), kSplit) << c.name << " (slot 1 out of range)";
+    }
+  }
+  f.moe_sum = sum;
 }
 
 // The router (linear) and its routing in one launch (CudaBackend::moe_router, FastPaths::moe_router): sigmoid routing

@@ -148,9 +148,10 @@ CudaBackend::CudaBackend(int device) : device_(device) {
     fast_.absorb = fast_.attn = fast_.moe = fast_.prep = fast_.gemm = fast_.flash = fast_.dequant = fast_.pdl =
         fast_.norm = fast_.blas = fast_.mla_prep = fast_.raw_gemv = fast_.attn_stage = fast_.moe_direct =
             fast_.moe_router = fast_.mla_fuse = fast_.gemv_wide = fast_.wgmma = fast_.norm_blas =
-                fast_.gemv_pair = fast_.gemv_kwarps = false;
+                fast_.gemv_pair = fast_.gemv_kwarps = fast_.moe_sum = false;
   flag("MMFP4_CUDA_FAST_MLAFUSE", fast_.mla_fuse);
   flag("MMFP4_CUDA_FAST_MOEDIRECT", fast_.moe_direct);
+  flag("MMFP4_CUDA_FAST_MOESUM", fast_.moe_sum);
   flag("MMFP4_CUDA_FAST_MOEROUTER", fast_.moe_router);
   flag("MMFP4_CUDA_FAST_FLASH", fast_.flash);
   flag("MMFP4_CUDA_FAST_RAWGEMV", fast_.raw_gemv);
@@ -187,7 +188,7 @@ CudaBackend::CudaBackend(int device) : device_(device) {
                " dequant ", fast_.dequant, " norm ", fast_.norm, " pdl ", fast_.pdl, " moe_direct ", fast_.moe_direct,
                " moe_router ", fast_.moe_router, " mla_fuse ", fast_.mla_fuse, " gemv_wide ", fast_.gemv_wide,
                " wgmma ", fast_.wgmma, " norm_blas ", fast_.norm_blas, " gemv_pair ", fast_.gemv_pair,
-               " gemv_kwarps ", fast_.gemv_kwarps);
+               " gemv_kwarps ", fast_.gemv_kwarps, " moe_sum ", fast_.moe_sum);
 }
 
 // Programmatic dependent launch must work in captured graphs (the decode steps are graphs): record y += x, y += y,
@@ -1438,6 +1439,25 @@ void CudaBackend::moe_experts(Act x, const int32_t* ids, const float* weights, i
     c.x = din;
     c.x_stride = Ip;
     c.k_valid = dval;
+  }
+  // One token (direct) with the fused silu input: its down projection and combine as one launch (FastPaths::moe_sum;
+  // moe_down_sum.cu): a block per 16 output rows over every slot's K, the slots added into out there. The ids come
+  // from the routing, two launches back (the gate/up GEMM is the launch in between), as that kernel needs.
+  if (direct && fused_silu && fast_.moe_sum && ew.down.gw.row0 == 0 &&
+      moe_down_sum_ok(ew.down.gw, int(K), int(I), ew.gate_up.n)) {
+    MoeDownSumArgs a;
+    a.w = ew.down.gw;
+    a.ids = ids;
+    a.wts = weights;
+    a.slots = int(K);
+    a.n_experts = int(E);
+    a.gu = c.x;
+    a.gu_stride = c.x_stride;
+    a.inter = int(I);
+    a.out = out.data;
+    for (int r = moe_repeat("down"); r > 0; --r) launch_moe_down_sum(a, stream_);
+    ++moe_sum_calls_;
+    return;
   }
   c.row_div = 1;
   c.map_is_mask = !direct;

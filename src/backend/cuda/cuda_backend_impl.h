@@ -61,6 +61,7 @@ struct FastPaths {
   bool blas = true;    // MMFP4_CUDA_FAST_BLAS: products of >= 128 rows (prefill) as bf16 GEMMs on cuBLAS (cuda_backend_blas.cpp)
   bool moe_router = true;  // MMFP4_CUDA_FAST_MOEROUTER: sigmoid routing in the router GEMM's last block (one row block)
   bool moe_direct = true;  // MMFP4_CUDA_FAST_MOEDIRECT: a one-token MoE step runs each slot as its own tile (no plan)
+  bool moe_sum = true;     // MMFP4_CUDA_FAST_MOESUM: a direct step's down projection and combine in one launch (moe_down_sum.cu)
   bool mla_fuse = true;    // MMFP4_CUDA_FAST_MLAFUSE: decode's mla_prepare runs as extra blocks of the absorb_q launch
   bool gemv_wide = true;   // MMFP4_CUDA_FAST_GEMVWIDE: one-wave decode GEMVs with registers for 2 blocks per SM, not 3
   bool gemv_kwarps = true;  // MMFP4_CUDA_FAST_GEMVKWARPS: decode GEMVs split K across a block's warps (GemmArgs::kslices)
@@ -161,6 +162,8 @@ class CudaBackend final : public Backend {
   FastPaths& fast() { return fast_; }
   // Test hook: MoE steps that ran as direct one-row tiles without the plan (FastPaths::moe_direct).
   int64_t moe_direct_calls() const { return moe_direct_calls_; }
+  // Test hook: direct MoE steps whose down projection and combine ran as one launch (FastPaths::moe_sum).
+  int64_t moe_sum_calls() const { return moe_sum_calls_; }
   // Test hook: routers whose routing ran in the GEMM's epilogue (FastPaths::moe_router).
   int64_t moe_router_fused_calls() const { return moe_router_fused_; }
   // Test hook: mla_prepare calls that ran inside the next absorb_q launch (FastPaths::mla_fuse).
@@ -295,6 +298,7 @@ class CudaBackend final : public Backend {
   int attn_min_keys_ = 16;            // keys per attention split at least (attention_split)
   FastPaths fast_;
   int64_t moe_direct_calls_ = 0;
+  int64_t moe_sum_calls_ = 0;
   int64_t moe_router_fused_ = 0;
   int64_t mla_fused_ = 0;
   int64_t norm_blas_fused_ = 0;

@@ -301,6 +301,23 @@ void launch_moe_plan(const int32_t* ids, int T, int K, int E, int align, int til
 // out[t] += sum_j w[t, j] * d[pos[t * K + j]] in slot order (pos null: row t * K + j, the direct tiles' order).
 void launch_moe_combine(const float* d, int64_t ds, const int32_t* pos, const float* w, int T, int K, int H,
                         float* out, int64_t os, cudaStream_t s);
+// One token's down projection and combine in one launch (moe_down_sum.cu; FastPaths::moe_sum): out[0, n] +=
+// sum_s wts[s] (W_down[ids[s]] a_s)[n], a_s = silu(gu[s, :inter]) * gu[s, inter:2 inter]. A block per 16-row tile of
+// the down weight over the K of every slot; ids must come from a kernel at least two launches back (the routing).
+constexpr int kMoeSumMaxChunks = 8;  // 64-column chunks per warp (registers): slots x k_chunks <= 16 warps x 8
+struct MoeDownSumArgs {
+  GemmWeight w;                   // stacked experts' down weights, MMFP4 layout 2
+  const int32_t* ids = nullptr;   // [slots] experts (outside [0, n_experts): the slot adds nothing)
+  const float* wts = nullptr;     // [slots] routing weights
+  int slots = 0, n_experts = 0;
+  const float* gu = nullptr;      // [slots, gu_stride]: gate at [0, inter), up at [inter, 2 inter)
+  int64_t gu_stride = 0;
+  int inter = 0;
+  float* out = nullptr;           // [1, w.n] residual row, added to
+  int per = 0, gshift = 0;        // set by the launcher
+};
+bool moe_down_sum_ok(const GemmWeight& w, int slots, int inter, int64_t gu_stride);
+void launch_moe_down_sum(MoeDownSumArgs a, cudaStream_t s);
 
 // ---------------------------------------------------------------------------------------------------------------
 // Operands of the cuBLAS prefill path (to_bf16.cu, causal_softmax.cu; cuda_backend_blas.cpp)
