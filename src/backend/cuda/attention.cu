@@ -288,7 +288,7 @@ __global__ void __launch_bounds__(kThreads) attention_kernel(AttnArgs p, int sub
   __shared__ int64_t rowoff[kTile];
 
   const BlockPlace b = block_place(p, sub_groups, HG);
-  const int t = b.t, group = b.group, kvh = b.kvh, h0 = b.h0, nh = b.nh;
+  const int t = b.t, kvh = b.kvh, nh = b.nh;
   const int warp = threadIdx.x / kWarp, lane = threadIdx.x % kWarp, nw = blockDim.x / kWarp;
 
   const int pos = p.positions[t];
