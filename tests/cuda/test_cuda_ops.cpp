@@ -11,6 +11,7 @@
 #include "cuda_test_util.h"
 
 #include <algorithm>
+#include <array>
 #include <functional>
 #include <numeric>
 
@@ -45,6 +46,27 @@ std::vector<WeightCase> weight_cases() {
       {"f16 [300, 256]", [](uint64_t s) { return random_dense(300, 256, DType::F16, s); }, kF16, {}},
       {"f32 [33, 70] (generic kernel)", [](uint64_t s) { return random_dense(33, 70, DType::F32, s); }, kExact, {}},
   };
+}
+
+// A linear case run with a fast path's switch off, then on: each run against the CPU, the two outputs within 1e-5 of
+// each other (the same products summed in another order). Returns the launches `count` saw in each run; the switch
+// is left on.
+template <typename Count>
+std::array<int64_t, 2> off_then_on(Pair& p, const Pair::LinearCase& lc, const LinearWeight& wg, bool acc, bool& sw,
+                                   Count count, int64_t M, int64_t n, const std::string& what) {
+  std::array<int64_t, 2> launches{};
+  std::vector<float> out[2];
+  for (int on = 0; on < 2; ++on) {
+    sw = on != 0;
+    const int64_t before = count();
+    p.run_linear(lc, wg, acc);
+    launches[size_t(on)] = count() - before;
+    EXPECT_LT(p.err(lc.y), kSplit) << what << " M=" << M << " switch " << on;
+    out[on] = p.get_gpu(lc.y.g);
+    for (float v : out[on]) EXPECT_TRUE(std::isfinite(v)) << what << " M=" << M;
+  }
+  EXPECT_LT(row_rel_err(out[1], out[0], M, n), 1e-5) << what << " M=" << M;
+  return launches;
 }
 
 TEST(CudaOps, LinearMatchesCpuOnAwkwardShapes) {
@@ -140,6 +162,7 @@ TEST(CudaOps, WideDecodeGemvIsTheSameProduct) {
   auto& f = p.gpu->fast();
   f.prep = f.raw_gemv = f.dequant = true;  // the raw loop (also under MMFP4_CUDA_FAST=0)
   f.gemv_kwarps = false;  // K split across warps chooses its own blocks (KSlicedDecodeGemvMatchesTheCpu)
+  f.gemv_one = false;     // one-token linears of few tiles take their own kernel (OneTokenGemvMatchesTheCpu)
   uint64_t seed = 900;
   for (int64_t n : {200, 1000, 4096}) {
     TestWeight tw = random_fp4(n, 2048, 128, 0, uint64_t(n));
@@ -179,7 +202,7 @@ TEST(CudaOps, WideDecodeGemvIsTheSameProduct) {
     }
     EXPECT_TRUE(out[0] == out[1]) << "mla_expand_v T=" << T << ": bits differ";
   }
-  f.gemv_wide = f.gemv_kwarps = true;
+  f.gemv_wide = f.gemv_kwarps = f.gemv_one = true;
 }
 
 // Paired hi/lo columns (FastPaths::gemv_pair): the raw decode loop of one token tile of at most 4 rows takes each
@@ -192,6 +215,7 @@ TEST(CudaOps, PairedDecodeGemvMatchesTheCpu) {
   Pair p;
   auto& f = p.gpu->fast();
   f.prep = f.raw_gemv = f.dequant = true;  // the raw loop (also under MMFP4_CUDA_FAST=0)
+  f.gemv_one = false;  // one-token linears of few tiles take their own kernel (OneTokenGemvMatchesTheCpu)
   uint64_t seed = 1200;
   for (int64_t n : {200, 1000, 4096})
     for (int64_t k : {2048, 640}) {
@@ -202,16 +226,11 @@ TEST(CudaOps, PairedDecodeGemvMatchesTheCpu) {
         for (int acc = 0; acc < 2; ++acc) {
           Rng r(seed++);
           const auto lc = p.linear_case(r, *wc, M, k, n, acc != 0);
-          std::vector<float> out[2];
-          for (int pair = 0; pair < 2; ++pair) {
-            f.gemv_pair = pair != 0;
-            const int64_t before = p.gpu->gemv_pair_launches();
-            p.run_linear(lc, *wg, acc != 0);
-            EXPECT_EQ(p.gpu->gemv_pair_launches() - before, pair && M <= 4 ? 1 : 0) << "[" << n << ", " << k << "] M=" << M;
-            EXPECT_LT(p.err(lc.y), kSplit) << "[" << n << ", " << k << "] M=" << M << " pair " << pair;
-            out[pair] = p.get_gpu(lc.y.g);
-          }
-          EXPECT_LT(row_rel_err(out[1], out[0], M, n), 1e-5) << "[" << n << ", " << k << "] M=" << M;
+          const std::string name = "[" + std::to_string(n) + ", " + std::to_string(k) + "]";
+          const auto paired = off_then_on(p, lc, *wg, acc != 0, f.gemv_pair, [&] { return p.gpu->gemv_pair_launches(); },
+                                          M, n, name);
+          EXPECT_EQ(paired[0], 0) << name << " M=" << M;
+          EXPECT_EQ(paired[1], M <= 4 ? 1 : 0) << name << " M=" << M;
         }
     }
   const ExpandV ev(p, 41);
@@ -223,7 +242,7 @@ TEST(CudaOps, PairedDecodeGemvMatchesTheCpu) {
       ev.run(p, c, [&] { return p.gpu->gemv_pair_launches(); }, pair, "pair " + std::to_string(pair));
     }
   }
-  f.gemv_pair = true;
+  f.gemv_pair = f.gemv_one = true;
 }
 
 // K split across a block's warps (FastPaths::gemv_kwarps, GemmArgs::kslices): a one-tile raw launch whose whole K
@@ -236,6 +255,7 @@ TEST(CudaOps, KSlicedDecodeGemvMatchesTheCpu) {
   Pair p;
   auto& f = p.gpu->fast();
   f.prep = f.raw_gemv = f.dequant = true;  // the raw loop (also under MMFP4_CUDA_FAST=0)
+  f.gemv_one = false;  // one-token linears of few tiles take their own kernel (OneTokenGemvMatchesTheCpu)
   uint64_t seed = 1300;
   struct Shape {
     int64_t n, k;
@@ -250,21 +270,10 @@ TEST(CudaOps, KSlicedDecodeGemvMatchesTheCpu) {
       for (int acc = 0; acc < 2; ++acc) {
         Rng r(seed++);
         const auto lc = p.linear_case(r, *wc, M, sh.k, sh.n, acc != 0);
-        std::vector<float> out[2];
-        for (int kw = 0; kw < 2; ++kw) {
-          f.gemv_kwarps = kw != 0;
-          const int64_t before = p.gpu->gemv_kwarps_launches();
-          p.run_linear(lc, *wg, acc != 0);
-          const int64_t sliced = p.gpu->gemv_kwarps_launches() - before;
-          if (!kw) {
-            EXPECT_EQ(sliced, 0);
-          } else if (sh.n <= 1000) {  // few tiles: one wave on any GPU
-            EXPECT_EQ(sliced, 1) << name << " M=" << M;
-          }
-          EXPECT_LT(p.err(lc.y), kSplit) << name << " M=" << M << " kwarps " << kw;
-          out[kw] = p.get_gpu(lc.y.g);
-        }
-        EXPECT_LT(row_rel_err(out[1], out[0], M, sh.n), 1e-5) << name << " M=" << M;
+        const auto sliced = off_then_on(p, lc, *wg, acc != 0, f.gemv_kwarps,
+                                        [&] { return p.gpu->gemv_kwarps_launches(); }, M, sh.n, name);
+        EXPECT_EQ(sliced[0], 0) << name << " M=" << M;
+        if (sh.n <= 1000) EXPECT_EQ(sliced[1], 1) << name << " M=" << M;  // few tiles: one wave on any GPU
       }
   }
   const ExpandV ev(p, 43);
@@ -276,7 +285,42 @@ TEST(CudaOps, KSlicedDecodeGemvMatchesTheCpu) {
       ev.run(p, c, [&] { return p.gpu->gemv_kwarps_launches(); }, kw, "kwarps " + std::to_string(kw));
     }
   }
-  f.gemv_kwarps = true;
+  f.gemv_kwarps = f.gemv_one = true;
+}
+
+// One token of a plain linear whose 16-row tiles number at most the SMs (o_proj at decode; FastPaths::gemv_one): a
+// block of 16 warps per tile over the whole K (gemv_token.cu with one slot and the input as is). Rows off the tile
+// (77, 200), odd counts of scale groups (640), groups of 256, K of 6 chunks (warps left empty) and of 128 (8 per warp,
+// the most), accumulate or not; against the CPU and the path it replaces (the same products summed in another
+// order). Not taken for two tokens nor past 128 chunks.
+TEST(CudaOps, OneTokenGemvMatchesTheCpu) {
+  MMFP4_SKIP_WITHOUT_GPU();
+  Pair p;
+  auto& f = p.gpu->fast();
+  f.prep = f.raw_gemv = f.dequant = true;
+  uint64_t seed = 1400;
+  struct Shape {
+    int64_t n, k;
+    int group;
+  };
+  for (const Shape& sh : {Shape{200, 2048, 128}, Shape{77, 384, 128}, Shape{1000, 640, 128}, Shape{256, 768, 256},
+                          Shape{256, 8192, 128}, Shape{2048, 5120, 128}, Shape{64, 10240, 128}}) {
+    TestWeight tw = random_fp4(sh.n, sh.k, sh.group, 0, uint64_t(sh.n + 5 * sh.k));
+    auto wc = p.cpu->upload_linear(tw.hw);
+    auto wg = p.gpu->upload_linear(tw.hw);
+    const std::string name = "[" + std::to_string(sh.n) + ", " + std::to_string(sh.k) + "] g" + std::to_string(sh.group);
+    for (int64_t M : {1, 2})
+      for (int acc = 0; acc < 2; ++acc) {
+        Rng r(seed++);
+        const auto lc = p.linear_case(r, *wc, M, sh.k, sh.n, acc != 0);
+        const auto taken = off_then_on(p, lc, *wg, acc != 0, f.gemv_one, [&] { return p.gpu->gemv_one_launches(); },
+                                       M, sh.n, name);
+        EXPECT_EQ(taken[0], 0) << name << " M=" << M;
+        if (M > 1 || sh.k > 8192) EXPECT_EQ(taken[1], 0) << name << " M=" << M;
+        if (M == 1 && sh.k <= 8192 && sh.n <= 1000) EXPECT_EQ(taken[1], 1) << name;  // few tiles on any GPU
+      }
+  }
+  f.gemv_one = true;
 }
 
 // 32- and 64-token tiles of the tiled GEMM on wgmma (FastPaths::wgmma, sm_90a devices; gemm_tiled_wg.cu): against
@@ -951,7 +995,7 @@ TEST(CudaOps, MoeRouteThenExperts) {
   }
 }
 
-// One token's MoE down projection and combine in one launch (FastPaths::moe_sum, moe_down_sum.cu): against the CPU,
+// One token's MoE down projection and combine in one launch (FastPaths::moe_sum, gemv_token.cu): against the CPU,
 // and against the direct tiles + combine launch it replaces (within 1e-5: the same products added in another order).
 // GLM's 4 + shared slots (5 x 24 chunks over 16 warps of 8), 9 slots of 6 chunks (warps of 4 cross slots), 20 slots
 // of 2 chunks (every warp covers two), groups of 256, one slot; and a slot whose id is out of range, which adds
@@ -1054,8 +1098,9 @@ TEST(CudaOps, MoeRouterFusedIsTheLinearThenTheRouting) {
                         {64, 12, true, false, 0}, {64, 2, false, false, 0}};
   const int64_t H = 512;
   // The fused launch has one row block and K splits; the linear alone could split K across warps instead
-  // (FastPaths::gemv_kwarps), the same products summed in another order.
-  p.gpu->fast().gemv_kwarps = false;
+  // (FastPaths::gemv_kwarps) or, at one token, take a block per tile (FastPaths::gemv_one): the same products summed
+  // in another order.
+  p.gpu->fast().gemv_kwarps = p.gpu->fast().gemv_one = false;
   for (const Case& c : cases) {
     RouterParams rp;
     rp.sigmoid = c.sigmoid, rp.n_experts = c.E, rp.top_k = 4, rp.norm_topk_prob = true;

@@ -148,10 +148,11 @@ CudaBackend::CudaBackend(int device) : device_(device) {
     fast_.absorb = fast_.attn = fast_.moe = fast_.prep = fast_.gemm = fast_.flash = fast_.dequant = fast_.pdl =
         fast_.norm = fast_.blas = fast_.mla_prep = fast_.raw_gemv = fast_.attn_stage = fast_.moe_direct =
             fast_.moe_router = fast_.mla_fuse = fast_.gemv_wide = fast_.wgmma = fast_.norm_blas =
-                fast_.gemv_pair = fast_.gemv_kwarps = fast_.moe_sum = false;
+                fast_.gemv_pair = fast_.gemv_kwarps = fast_.moe_sum = fast_.gemv_one = false;
   flag("MMFP4_CUDA_FAST_MLAFUSE", fast_.mla_fuse);
   flag("MMFP4_CUDA_FAST_MOEDIRECT", fast_.moe_direct);
   flag("MMFP4_CUDA_FAST_MOESUM", fast_.moe_sum);
+  flag("MMFP4_CUDA_FAST_GEMVONE", fast_.gemv_one);
   flag("MMFP4_CUDA_FAST_MOEROUTER", fast_.moe_router);
   flag("MMFP4_CUDA_FAST_FLASH", fast_.flash);
   flag("MMFP4_CUDA_FAST_RAWGEMV", fast_.raw_gemv);
@@ -188,7 +189,7 @@ CudaBackend::CudaBackend(int device) : device_(device) {
                " dequant ", fast_.dequant, " norm ", fast_.norm, " pdl ", fast_.pdl, " moe_direct ", fast_.moe_direct,
                " moe_router ", fast_.moe_router, " mla_fuse ", fast_.mla_fuse, " gemv_wide ", fast_.gemv_wide,
                " wgmma ", fast_.wgmma, " norm_blas ", fast_.norm_blas, " gemv_pair ", fast_.gemv_pair,
-               " gemv_kwarps ", fast_.gemv_kwarps, " moe_sum ", fast_.moe_sum);
+               " gemv_kwarps ", fast_.gemv_kwarps, " moe_sum ", fast_.moe_sum, " gemv_one ", fast_.gemv_one);
 }
 
 // Programmatic dependent launch must work in captured graphs (the decode steps are graphs): record y += x, y += y,
@@ -600,6 +601,24 @@ void CudaBackend::gemm(const GemmCall& c) {
   if (!mma && c.glu_off) fail(c.what, ": the fused silu input needs the tensor-core kernels");
   // Prefill-sized: bf16 on cuBLAS (FastPaths::blas), which may take the pending norm along (FastPaths::norm_blas).
   if (mma && c.m >= kBlasMinRows && gemm_blas(c)) return;
+  // One token of a plain linear whose 16-row tiles fit one wave at a block each (o_proj at decode): a block of 16
+  // warps per tile over the whole K, summed in shared memory (FastPaths::gemv_one; gemv_token.cu, one "slot").
+  if (mma && fast_.gemv_one && fast_.raw_gemv && split_ && c.m == 1 && !c.tiles.tiles && !c.glu_off && !c.fuse_norm &&
+      !route_req_.ids && gw.n_tiles <= sms_ && reinterpret_cast<uintptr_t>(c.x) % 16 == 0 &&
+      token_gemv_ok(gw, 1, c.k_valid, 0)) {
+    TokenGemvArgs a;
+    a.w = gw;
+    a.slots = 1;
+    a.n_experts = 1;
+    a.gu = c.x;
+    a.inter = c.k_valid;
+    a.glu = false;
+    a.accumulate = c.accumulate;
+    a.out = c.y;
+    launch_token_gemv(a, stream_);
+    ++gemv_one_launches_;
+    return;
+  }
   if (c.fuse_norm && (!mma || c.tiles.tiles || c.m > 16)) flush_norm();  // only the staged path computes the norm
   if (!mma) {
     GenericArgs a;
@@ -1441,11 +1460,11 @@ void CudaBackend::moe_experts(Act x, const int32_t* ids, const float* weights, i
     c.k_valid = dval;
   }
   // One token (direct) with the fused silu input: its down projection and combine as one launch (FastPaths::moe_sum;
-  // moe_down_sum.cu): a block per 16 output rows over every slot's K, the slots added into out there. The ids come
+  // gemv_token.cu): a block per 16 output rows over every slot's K, the slots added into out there. The ids come
   // from the routing, two launches back (the gate/up GEMM is the launch in between), as that kernel needs.
   if (direct && fused_silu && fast_.moe_sum && ew.down.gw.row0 == 0 &&
-      moe_down_sum_ok(ew.down.gw, int(K), int(I), ew.gate_up.n)) {
-    MoeDownSumArgs a;
+      token_gemv_ok(ew.down.gw, int(K), int(I), ew.gate_up.n)) {
+    TokenGemvArgs a;
     a.w = ew.down.gw;
     a.ids = ids;
     a.wts = weights;
@@ -1455,7 +1474,7 @@ void CudaBackend::moe_experts(Act x, const int32_t* ids, const float* weights, i
     a.gu_stride = c.x_stride;
     a.inter = int(I);
     a.out = out.data;
-    for (int r = moe_repeat("down"); r > 0; --r) launch_moe_down_sum(a, stream_);
+    for (int r = moe_repeat("down"); r > 0; --r) launch_token_gemv(a, stream_);
     ++moe_sum_calls_;
     return;
   }

@@ -61,7 +61,8 @@ struct FastPaths {
   bool blas = true;    // MMFP4_CUDA_FAST_BLAS: products of >= 128 rows (prefill) as bf16 GEMMs on cuBLAS (cuda_backend_blas.cpp)
   bool moe_router = true;  // MMFP4_CUDA_FAST_MOEROUTER: sigmoid routing in the router GEMM's last block (one row block)
   bool moe_direct = true;  // MMFP4_CUDA_FAST_MOEDIRECT: a one-token MoE step runs each slot as its own tile (no plan)
-  bool moe_sum = true;     // MMFP4_CUDA_FAST_MOESUM: a direct step's down projection and combine in one launch (moe_down_sum.cu)
+  bool moe_sum = true;     // MMFP4_CUDA_FAST_MOESUM: a direct step's down projection and combine in one launch (gemv_token.cu)
+  bool gemv_one = true;    // MMFP4_CUDA_FAST_GEMVONE: one-token linears of <= SMs tiles, a 16-warp block per tile (gemv_token.cu)
   bool mla_fuse = true;    // MMFP4_CUDA_FAST_MLAFUSE: decode's mla_prepare runs as extra blocks of the absorb_q launch
   bool gemv_wide = true;   // MMFP4_CUDA_FAST_GEMVWIDE: one-wave decode GEMVs with registers for 2 blocks per SM, not 3
   bool gemv_kwarps = true;  // MMFP4_CUDA_FAST_GEMVKWARPS: decode GEMVs split K across a block's warps (GemmArgs::kslices)
@@ -164,6 +165,8 @@ class CudaBackend final : public Backend {
   int64_t moe_direct_calls() const { return moe_direct_calls_; }
   // Test hook: direct MoE steps whose down projection and combine ran as one launch (FastPaths::moe_sum).
   int64_t moe_sum_calls() const { return moe_sum_calls_; }
+  // Test hook: one-token linears that ran a 16-warp block per tile over the whole K (FastPaths::gemv_one).
+  int64_t gemv_one_launches() const { return gemv_one_launches_; }
   // Test hook: routers whose routing ran in the GEMM's epilogue (FastPaths::moe_router).
   int64_t moe_router_fused_calls() const { return moe_router_fused_; }
   // Test hook: mla_prepare calls that ran inside the next absorb_q launch (FastPaths::mla_fuse).
@@ -299,6 +302,7 @@ class CudaBackend final : public Backend {
   FastPaths fast_;
   int64_t moe_direct_calls_ = 0;
   int64_t moe_sum_calls_ = 0;
+  int64_t gemv_one_launches_ = 0;
   int64_t moe_router_fused_ = 0;
   int64_t mla_fused_ = 0;
   int64_t norm_blas_fused_ = 0;

@@ -301,23 +301,26 @@ void launch_moe_plan(const int32_t* ids, int T, int K, int E, int align, int til
 // out[t] += sum_j w[t, j] * d[pos[t * K + j]] in slot order (pos null: row t * K + j, the direct tiles' order).
 void launch_moe_combine(const float* d, int64_t ds, const int32_t* pos, const float* w, int T, int K, int H,
                         float* out, int64_t os, cudaStream_t s);
-// One token's down projection and combine in one launch (moe_down_sum.cu; FastPaths::moe_sum): out[0, n] +=
-// sum_s wts[s] (W_down[ids[s]] a_s)[n], a_s = silu(gu[s, :inter]) * gu[s, inter:2 inter]. A block per 16-row tile of
-// the down weight over the K of every slot; ids must come from a kernel at least two launches back (the routing).
-constexpr int kMoeSumMaxChunks = 8;  // 64-column chunks per warp (registers): slots x k_chunks <= 16 warps x 8
-struct MoeDownSumArgs {
+// One token's linear, a block per 16-row tile over the whole K (gemv_token.cu): out[0, n] (+)= sum_s wts[s]
+// (W[ids[s]] a_s)[n]. A plain linear (FastPaths::gemv_one: one slot, ids and wts null, a = gu as is) or the MoE down
+// projection and combine (FastPaths::moe_sum: a_s = silu(gu[s, :inter]) * gu[s, inter:2 inter]); ids must come from a
+// kernel at least two launches back (the routing).
+constexpr int kTokenGemvMaxChunks = 8;  // 64-column chunks per warp (registers): slots x k_chunks <= 16 warps x 8
+struct TokenGemvArgs {
   GemmWeight w;                   // stacked experts' down weights, MMFP4 layout 2
-  const int32_t* ids = nullptr;   // [slots] experts (outside [0, n_experts): the slot adds nothing)
-  const float* wts = nullptr;     // [slots] routing weights
+  const int32_t* ids = nullptr;   // [slots] experts (outside [0, n_experts): the slot adds nothing); null: expert 0
+  const float* wts = nullptr;     // [slots] routing weights; null: 1
   int slots = 0, n_experts = 0;
   const float* gu = nullptr;      // [slots, gu_stride]: gate at [0, inter), up at [inter, 2 inter)
   int64_t gu_stride = 0;
   int inter = 0;
+  bool glu = true;                // false: a plain linear of one token, x = gu [1, inter] as is (FastPaths::gemv_one)
+  bool accumulate = true;         // false: out is overwritten
   float* out = nullptr;           // [1, w.n] residual row, added to
   int per = 0, gshift = 0;        // set by the launcher
 };
-bool moe_down_sum_ok(const GemmWeight& w, int slots, int inter, int64_t gu_stride);
-void launch_moe_down_sum(MoeDownSumArgs a, cudaStream_t s);
+bool token_gemv_ok(const GemmWeight& w, int slots, int inter, int64_t gu_stride);
+void launch_token_gemv(TokenGemvArgs a, cudaStream_t s);
 
 // ---------------------------------------------------------------------------------------------------------------
 // Operands of the cuBLAS prefill path (to_bf16.cu, causal_softmax.cu; cuda_backend_blas.cpp)

@@ -1,20 +1,24 @@
-// The MoE down projection and combine of one token, in one launch (FastPaths::moe_sum; decode of one sequence):
-//   out[0, n] += sum_s w[s] (W_down[ids[s]] a_s)[n],   a_s = silu(gu[s, :I]) * gu[s, I:2I]   (s < slots)
-// The direct path's down GEMM gives each slot its own tile split over K across blocks (partial sums through global
-// memory, a counter, the last block adds them), and then a combine launch adds the slots into out. Here a block owns
-// one 16-row tile of the down weight over the K of every slot (slots x k_chunks chunks, the slots one after another),
-// its 16 warps streaming equal ranges of that K: no partial sums in global memory, no counter, no combine launch.
+// One token's linear with a block per 16-row weight tile over the whole K (decode of one sequence):
+//   out[0, n] (+)= sum_s w[s] (W[ids[s]] a_s)[n]   over slots s < slots, K = slots x k_chunks chunks
+// Two uses (CudaBackend):
+//   * a plain linear of one token whose tiles number at most the SMs (FastPaths::gemv_one; o_proj at decode): one slot,
+//     expert 0, weight 1, a = x as is. The decode GEMV gives such a linear 8 warps per tile (K slices, gemv_fp4.cu);
+//     here 16 warps share a tile, so each streams half as many chunks and all of them load before the PDL wait.
+//   * the MoE down projection and combine of one token (FastPaths::moe_sum): slot s = the token's s-th expert,
+//     a_s = silu(gu[s, :I]) * gu[s, I:2I], w = the routing weights, added into the residual. The direct path's down
+//     GEMM split each slot over K across blocks (partial sums in global memory, a counter, a last block) and a
+//     combine launch added the slots; here there are no partials, no counter and no combine launch.
+// A block's 16 warps stream equal ranges of K (whole chunk pairs: a pair shares one scale). A warp's range may cross
+// slots; its sum of each slot's part is multiplied by that slot's weight when the range leaves the slot. The
+// activations are staged as in the decode GEMV (scaled by kRawActScale, hi + lo bf16, the same bits), and a warp's
+// products are the raw loop's with paired columns (gemv_fp4.cu, PAIR): column 0 holds the token's hi half, column 1
+// its lo half. The warps' sums meet in shared memory in warp order, so the result is the same on every run; it
+// differs from the paths it replaces only in the order of additions.
 //
-// A warp's range may cross slots; its sum of each slot's part is multiplied by that slot's weight when the range
-// leaves the slot. The slots' activations are staged as in the decode GEMV (silu(gate) * up, scaled by kRawActScale,
-// hi + lo bf16, the same bits), and a warp's products are the raw loop's with paired columns (gemv_fp4.cu, PAIR):
-// column 0 holds the token's hi half, column 1 its lo half. The warps' sums meet in shared memory in warp order, so
-// the result is the same on every run; it differs from down + combine only in the order of additions.
-//
-// The weight chunks are loaded before the wait on the previous kernel (pdl_enter): the slots' experts were written by
-// the routing, two launches back. The previous kernel (gate/up) waited for the routing before it let this launch
-// start (its blocks call launch_dependents only after their own wait), so the ids are in memory; they are read
-// through L2 (__ldcg), never from a stale L1 line.
+// The weight chunks are loaded before the wait on the previous kernel (pdl_enter). With slots the experts are needed
+// for that: they were written by the routing, two launches back. The previous kernel (gate/up) waited for the routing
+// before it let this launch start (its blocks call launch_dependents only after their own wait), so the ids are in
+// memory; they are read through L2 (__ldcg), never from a stale L1 line.
 #include "backend/cuda/activations.cuh"
 #include "backend/cuda/check.h"
 
@@ -23,28 +27,29 @@ namespace mmfp4::cuda {
 namespace {
 
 constexpr int kWarps = 16;  // 512 threads: a 16-row tile's K over 16 warps (GLM: 120 chunks, 8 per warp)
-constexpr int kMaxPieces = 2;  // 8-value pieces of the staged row per thread: L / 8 <= 1024 (kMoeSumMaxChunks)
+constexpr int kMaxPieces = 2;  // 8-value pieces of the staged row per thread: L / 8 <= 1024 (kTokenGemvMaxChunks)
 
 __device__ __forceinline__ uint32_t word(const uint4& v, int i) {
   return i == 0 ? v.x : i == 1 ? v.y : i == 2 ? v.z : v.w;
 }
 
-__device__ __forceinline__ bool valid_expert(const MoeDownSumArgs& p, int e) { return e >= 0 && e < p.n_experts; }
+__device__ __forceinline__ bool valid_expert(const TokenGemvArgs& p, int e) { return e >= 0 && e < p.n_experts; }
+__device__ __forceinline__ int slot_expert(const TokenGemvArgs& p, int s) { return p.ids ? __ldcg(p.ids + s) : 0; }
 
-__global__ void __launch_bounds__(kWarps * kWarp, 1) moe_down_sum_kernel(MoeDownSumArgs p) {
+__global__ void __launch_bounds__(kWarps * kWarp, 1) token_gemv_kernel(TokenGemvArgs p) {
   const int warp = int(threadIdx.x) / kWarp, lane = int(threadIdx.x) % kWarp, g = lane >> 2, c = lane & 3;
   const int nt = blockIdx.x, kce = p.w.k_chunks, total = p.slots * kce;
   const int k0 = min(total, warp * p.per), k1 = min(total, k0 + p.per);  // this warp's chunks (both even)
   const int cshift = p.gshift - 1;                                       // a chunk pair shares one scale
 
   // The warp's weight chunks [k0, k1) (chunk kc: slot kc / kce, the expert's chunk kc % kce) and their scales.
-  uint4 wv[kMoeSumMaxChunks];
-  uint32_t sw[kMoeSumMaxChunks / 2];
+  uint4 wv[kTokenGemvMaxChunks];
+  uint32_t sw[kTokenGemvMaxChunks / 2];
 #pragma unroll
-  for (int j = 0; j < kMoeSumMaxChunks; j += 2) {
+  for (int j = 0; j < kTokenGemvMaxChunks; j += 2) {
     const int kc = k0 + j;
     if (kc >= k1) break;
-    const int s = kc / kce, kl = kc - s * kce, e = __ldcg(p.ids + s);
+    const int s = kc / kce, kl = kc - s * kce, e = slot_expert(p, s);
     if (valid_expert(p, e)) {
       const uint4* wp = static_cast<const uint4*>(p.w.data) + e * p.w.expert_stride +
                         (int64_t(nt) * kce + kl) * kWarp + lane;
@@ -68,23 +73,26 @@ __global__ void __launch_bounds__(kWarps * kWarp, 1) moe_down_sum_kernel(MoeDown
 #pragma unroll
   for (int i = 0; i < kMaxPieces; ++i) {
     const int k = 8 * (int(threadIdx.x) + i * int(blockDim.x)), s = k / (kce * 64), col = k - s * kce * 64;
-    const bool live = k < L && col < p.inter && valid_expert(p, __ldcg(p.ids + min(s, p.slots - 1)));
+    const bool live = k < L && col < p.inter && valid_expert(p, slot_expert(p, min(s, p.slots - 1)));
     const float* gr = p.gu + int64_t(s) * p.gu_stride + col;  // inter % 8 == 0 (launcher)
 #pragma unroll
     for (int h = 0; h < 4; ++h)
-      ld[i][h] = live ? __ldcg(reinterpret_cast<const float4*>(gr + (h / 2) * p.inter + (h % 2) * 4))
-                      : make_float4(0.0f, 0.0f, 0.0f, 0.0f);
+      ld[i][h] = live && (p.glu || h < 2)
+                     ? __ldcg(reinterpret_cast<const float4*>(gr + (h / 2) * p.inter + (h % 2) * 4))
+                     : make_float4(0.0f, 0.0f, 0.0f, 0.0f);
   }
 #pragma unroll
   for (int i = 0; i < kMaxPieces; ++i) {
     const int k = 8 * (int(threadIdx.x) + i * int(blockDim.x));
     if (k >= L) break;
     const float4 g0 = ld[i][0], g1 = ld[i][1], u0 = ld[i][2], u1 = ld[i][3];
-    float v[8];
-    v[0] = silu_mul_value(g0.x, u0.x), v[1] = silu_mul_value(g0.y, u0.y);
-    v[2] = silu_mul_value(g0.z, u0.z), v[3] = silu_mul_value(g0.w, u0.w);
-    v[4] = silu_mul_value(g1.x, u1.x), v[5] = silu_mul_value(g1.y, u1.y);
-    v[6] = silu_mul_value(g1.z, u1.z), v[7] = silu_mul_value(g1.w, u1.w);
+    float v[8] = {g0.x, g0.y, g0.z, g0.w, g1.x, g1.y, g1.z, g1.w};
+    if (p.glu) {
+      v[0] = silu_mul_value(g0.x, u0.x), v[1] = silu_mul_value(g0.y, u0.y);
+      v[2] = silu_mul_value(g0.z, u0.z), v[3] = silu_mul_value(g0.w, u0.w);
+      v[4] = silu_mul_value(g1.x, u1.x), v[5] = silu_mul_value(g1.y, u1.y);
+      v[6] = silu_mul_value(g1.z, u1.z), v[7] = silu_mul_value(g1.w, u1.w);
+    }
 #pragma unroll
     for (int j = 0; j < 8; ++j) v[j] *= kRawActScale;
     uint32_t hi[4], lo[4];
@@ -98,7 +106,7 @@ __global__ void __launch_bounds__(kWarps * kWarp, 1) moe_down_sum_kernel(MoeDown
   const uint16_t* xrow = st + ((g & 1) ? lo_off : 0) + 8 * c;
   float acc[4] = {0.0f, 0.0f, 0.0f, 0.0f}, tot[4] = {0.0f, 0.0f, 0.0f, 0.0f};
   auto fold = [&](int s) {
-    const float ws = valid_expert(p, __ldcg(p.ids + s)) ? __ldcg(p.wts + s) * kRawOutScale : 0.0f;
+    const float ws = !valid_expert(p, slot_expert(p, s)) ? 0.0f : p.wts ? __ldcg(p.wts + s) * kRawOutScale : kRawOutScale;
 #pragma unroll
     for (int i = 0; i < 4; ++i) {
       tot[i] = fmaf(ws, acc[i], tot[i]);
@@ -107,7 +115,7 @@ __global__ void __launch_bounds__(kWarps * kWarp, 1) moe_down_sum_kernel(MoeDown
   };
   int cur = k0 / kce;
 #pragma unroll
-  for (int j = 0; j < kMoeSumMaxChunks; j += 2) {
+  for (int j = 0; j < kTokenGemvMaxChunks; j += 2) {
     const int kc = k0 + j;
     if (kc >= k1) break;
     const int s = kc / kce;
@@ -145,31 +153,31 @@ __global__ void __launch_bounds__(kWarps * kWarp, 1) moe_down_sum_kernel(MoeDown
     const int r = int(threadIdx.x), n = nt * 16 + r;
     float sum = 0.0f;
     for (int w = 0; w < kWarps; ++w) sum += r < 8 ? red[w][r].x : red[w][r - 8].y;
-    if (n < p.w.n) p.out[n] = __ldcg(p.out + n) + sum;
+    if (n < p.w.n) p.out[n] = p.accumulate ? __ldcg(p.out + n) + sum : sum;
   }
 }
 
 }  // namespace
 
-bool moe_down_sum_ok(const GemmWeight& w, int slots, int inter, int64_t gu_stride) {
+bool token_gemv_ok(const GemmWeight& w, int slots, int inter, int64_t gu_stride) {
   const int total = slots * w.k_chunks;
   const int per = ((total + kWarps - 1) / kWarps + 1) / 2 * 2;
   const int G = w.group_size;
-  return w.kind == WKind::Fp4 && w.layout == 2 && w.k_chunks % 2 == 0 && slots > 0 && per <= kMoeSumMaxChunks &&
+  return w.kind == WKind::Fp4 && w.layout == 2 && w.k_chunks % 2 == 0 && slots > 0 && per <= kTokenGemvMaxChunks &&
          G >= 128 && (G & (G - 1)) == 0 && inter % 8 == 0 && inter <= w.k_chunks * 64 && gu_stride % 4 == 0;
 }
 
-void launch_moe_down_sum(MoeDownSumArgs a, cudaStream_t s) {
-  if (!moe_down_sum_ok(a.w, a.slots, a.inter, a.gu_stride))
-    fail("moe down+combine: W [", a.w.n, ", ", a.w.k, "] x ", a.slots, " slots (inter ", a.inter,
-         ") is outside the fused kernel's shapes");
+void launch_token_gemv(TokenGemvArgs a, cudaStream_t s) {
+  if (!token_gemv_ok(a.w, a.slots, a.inter, a.gu_stride))
+    fail("one-token linear: W [", a.w.n, ", ", a.w.k, "] x ", a.slots, " slots (", a.inter,
+         " input columns) is outside the kernel's shapes");
   const int total = a.slots * a.w.k_chunks;
   a.per = ((total + kWarps - 1) / kWarps + 1) / 2 * 2;
   a.gshift = 0;
   while ((32 << a.gshift) < a.w.group_size) ++a.gshift;
   const size_t smem = size_t(2) * (2 * total * 64 + 32);  // <= 32.8 KB (<= 128 chunks)
-  MMFP4_LAUNCH(unsigned(a.w.n_tiles), kWarps * kWarp, smem, s, moe_down_sum_kernel)(a);
-  MMFP4_CUDA_LAUNCHED("moe down+combine W [", a.w.n, ", ", a.w.k, "] x ", a.slots, " slots");
+  MMFP4_LAUNCH(unsigned(a.w.n_tiles), kWarps * kWarp, smem, s, token_gemv_kernel)(a);
+  MMFP4_CUDA_LAUNCHED("one-token linear W [", a.w.n, ", ", a.w.k, "] x ", a.slots, a.glu ? " slots (silu input)" : " slots");
 }
 
 }  // namespace mmfp4::cuda
