@@ -1055,13 +1055,14 @@ TEST(CudaOps, MoeDownAndCombineInOneLaunch) {
     const std::vector<float> fused = run(true), separate = run(false);
     p.cpu->moe_experts(x.c, ids.data(), w.data(), c.K, *ec, out.c);
     const std::vector<float> want(out.c.data, out.c.data + c.H);
-    if (f.moe_direct && f.moe && f.raw_gemv && f.prep && f.dequant)
-      EXPECT_EQ(p.gpu->moe_sum_calls() - calls, 1) << c.name;
+    const bool taken = p.gpu->moe_sum_calls() - calls == 1;  // not under MMFP4_CUDA_FAST=0 (no direct step)
+    if (f.moe_direct && f.moe && f.raw_gemv && f.prep && f.dequant) EXPECT_TRUE(taken) << c.name;
     EXPECT_LT(row_rel_err(fused, want, 1, c.H), kSplit) << c.name;
     EXPECT_LT(row_rel_err(fused, separate, 1, c.H), 1e-5) << c.name;
     for (float v : fused) ASSERT_TRUE(std::isfinite(v)) << c.name;
-    // A slot out of range adds nothing: the CPU's result without it.
-    if (c.K > 1) {
+    // A slot out of range adds nothing in this kernel: the CPU's result without it. (The routing never gives one;
+    // the other paths do not check.)
+    if (c.K > 1 && taken) {
       std::vector<int32_t> bad = ids, kept_ids;
       std::vector<float> kept_w;
       bad[1] = -1;
