@@ -307,16 +307,16 @@ void launch_moe_combine(const float* d, int64_t ds, const int32_t* pos, const fl
 // kernel at least two launches back (the routing).
 constexpr int kTokenGemvMaxChunks = 8;  // 64-column chunks per warp (registers): slots x k_chunks <= 16 warps x 8
 struct TokenGemvArgs {
-  GemmWeight w;                   // stacked experts' down weights, MMFP4 layout 2
+  GemmWeight w;                   // MMFP4 layout 2; a stack of experts (expert_stride) when ids is set
   const int32_t* ids = nullptr;   // [slots] experts (outside [0, n_experts): the slot adds nothing); null: expert 0
   const float* wts = nullptr;     // [slots] routing weights; null: 1
   int slots = 0, n_experts = 0;
-  const float* gu = nullptr;      // [slots, gu_stride]: gate at [0, inter), up at [inter, 2 inter)
+  const float* gu = nullptr;      // [slots, gu_stride] input rows: glu: gate at [0, inter), up at [inter, 2 inter)
   int64_t gu_stride = 0;
-  int inter = 0;
-  bool glu = true;                // false: a plain linear of one token, x = gu [1, inter] as is (FastPaths::gemv_one)
-  bool accumulate = true;         // false: out is overwritten
-  float* out = nullptr;           // [1, w.n] residual row, added to
+  int inter = 0;                  // input columns that exist (a multiple of 8)
+  bool glu = true;                // false: the input row as is (FastPaths::gemv_one: a plain linear, one slot)
+  bool accumulate = true;         // out (+)= the product
+  float* out = nullptr;           // [1, w.n]
   int per = 0, gshift = 0;        // set by the launcher
 };
 bool token_gemv_ok(const GemmWeight& w, int slots, int inter, int64_t gu_stride);
