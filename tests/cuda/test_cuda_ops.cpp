@@ -13,6 +13,7 @@
 #include <algorithm>
 #include <array>
 #include <functional>
+#include <initializer_list>
 #include <numeric>
 
 #include "backend/cuda/check.h"
@@ -152,6 +153,18 @@ struct ExpandV {
     EXPECT_LT(p.err(c.o), kSplit) << "mla_expand_v T=" << c.T << " " << what;
     return p.get_gpu(c.o.g);
   }
+  // A case of each token count run with a fast path's switch off (no launch of it counted), then on (one).
+  void off_then_on(Pair& p, uint64_t& seed, std::initializer_list<int64_t> tokens, bool& sw,
+                   const std::function<int64_t()>& counted, const std::string& what) const {
+    for (int64_t T : tokens) {
+      Rng r(seed++);
+      const Case c = make(p, r, T);
+      for (int on = 0; on < 2; ++on) {
+        sw = on != 0;
+        run(p, c, counted, on, what + " " + std::to_string(on));
+      }
+    }
+  }
 };
 
 // The one-wave decode GEMV compiled for 2 blocks per SM (FastPaths::gemv_wide): the same splits and arithmetic as
@@ -233,15 +246,7 @@ TEST(CudaOps, PairedDecodeGemvMatchesTheCpu) {
           EXPECT_EQ(paired[1], M <= 4 ? 1 : 0) << name << " M=" << M;
         }
     }
-  const ExpandV ev(p, 41);
-  for (int64_t T : {1, 3}) {
-    Rng r(seed++);
-    const auto c = ev.make(p, r, T);
-    for (int pair = 0; pair < 2; ++pair) {
-      f.gemv_pair = pair != 0;
-      ev.run(p, c, [&] { return p.gpu->gemv_pair_launches(); }, pair, "pair " + std::to_string(pair));
-    }
-  }
+  ExpandV(p, 41).off_then_on(p, seed, {1, 3}, f.gemv_pair, [&] { return p.gpu->gemv_pair_launches(); }, "pair");
   f.gemv_pair = f.gemv_one = true;
 }
 
@@ -276,15 +281,8 @@ TEST(CudaOps, KSlicedDecodeGemvMatchesTheCpu) {
         if (sh.n <= 1000) EXPECT_EQ(sliced[1], 1) << name << " M=" << M;  // few tiles: one wave on any GPU
       }
   }
-  const ExpandV ev(p, 43);
-  for (int64_t T : {1, 3, 8}) {
-    Rng r(seed++);
-    const auto c = ev.make(p, r, T);
-    for (int kw = 0; kw < 2; ++kw) {
-      f.gemv_kwarps = kw != 0;
-      ev.run(p, c, [&] { return p.gpu->gemv_kwarps_launches(); }, kw, "kwarps " + std::to_string(kw));
-    }
-  }
+  ExpandV(p, 43).off_then_on(p, seed, {1, 3, 8}, f.gemv_kwarps, [&] { return p.gpu->gemv_kwarps_launches(); },
+                             "kwarps");
   f.gemv_kwarps = f.gemv_one = true;
 }
 

@@ -22,18 +22,23 @@ __device__ __forceinline__ int64_t prep_source_row(const PrepArgs& p, int row) {
   return p.row_div > 1 ? row / p.row_div : row;  // no map: row i of a direct MoE tile reads token i / slots
 }
 
+// v[i] = silu(gate i) * up i for eight gate values (g0, g1) and their up values (u0, u1).
+__device__ __forceinline__ void silu_mul8(const float4& g0, const float4& g1, const float4& u0, const float4& u1,
+                                          float (&v)[8]) {
+  v[0] = silu_mul_value(g0.x, u0.x), v[1] = silu_mul_value(g0.y, u0.y);
+  v[2] = silu_mul_value(g0.z, u0.z), v[3] = silu_mul_value(g0.w, u0.w);
+  v[4] = silu_mul_value(g1.x, u1.x), v[5] = silu_mul_value(g1.y, u1.y);
+  v[6] = silu_mul_value(g1.z, u1.z), v[7] = silu_mul_value(g1.w, u1.w);
+}
+
 // Eight columns [k0, k0 + 8) of x row `src` (zeros past k_valid or for src < 0).
 __device__ __forceinline__ void prep_load8(const PrepArgs& p, int64_t src, int k0, bool vec_ok, float (&v)[8]) {
   if (src >= 0) {
     const float* xr = p.x + src * p.x_stride;
     if (p.glu_off > 0 && vec_ok && k0 + 8 <= p.k_valid && p.glu_off % 4 == 0) {  // four 16-byte loads
-      const float4 g0 = *reinterpret_cast<const float4*>(xr + k0), g1 = *reinterpret_cast<const float4*>(xr + k0 + 4);
-      const float4 u0 = *reinterpret_cast<const float4*>(xr + k0 + p.glu_off);
-      const float4 u1 = *reinterpret_cast<const float4*>(xr + k0 + p.glu_off + 4);
-      v[0] = silu_mul_value(g0.x, u0.x), v[1] = silu_mul_value(g0.y, u0.y);
-      v[2] = silu_mul_value(g0.z, u0.z), v[3] = silu_mul_value(g0.w, u0.w);
-      v[4] = silu_mul_value(g1.x, u1.x), v[5] = silu_mul_value(g1.y, u1.y);
-      v[6] = silu_mul_value(g1.z, u1.z), v[7] = silu_mul_value(g1.w, u1.w);
+      silu_mul8(*reinterpret_cast<const float4*>(xr + k0), *reinterpret_cast<const float4*>(xr + k0 + 4),
+                *reinterpret_cast<const float4*>(xr + k0 + p.glu_off),
+                *reinterpret_cast<const float4*>(xr + k0 + p.glu_off + 4), v);
     } else if (p.glu_off > 0) {
 #pragma unroll
       for (int i = 0; i < 8; ++i) v[i] = (k0 + i < p.k_valid) ? silu_mul_value(xr[k0 + i], xr[k0 + i + p.glu_off]) : 0.0f;

@@ -260,6 +260,25 @@ __device__ __forceinline__ void fp4_fragment_raw(uint32_t w, uint32_t (&a)[4]) {
   a[3] = ((w << 1) & 0x80008000u) | ((w >> 5) & 0x01000100u) | ((w >> 4) & 0x00C000C0u);
 }
 
+// Word i (0..3) of a 16-byte tile fragment: the A fragments of mma step i (repack.h).
+__device__ __forceinline__ uint32_t word_of(const uint4& v, int i) {
+  return i == 0 ? v.x : i == 1 ? v.y : i == 2 ? v.z : v.w;
+}
+
+// acc += scale * part for the mma tile rows g (low half of the f16 scale pair word sw) and g + 8 (high half), over NT
+// n8 token tiles.
+template <int NT>
+__device__ __forceinline__ void add_scaled(float (&acc)[NT][4], const float (&part)[NT][4], uint32_t sw) {
+  const float s_lo = f16_bits_to_f32(uint16_t(sw & 0xFFFF)), s_hi = f16_bits_to_f32(uint16_t(sw >> 16));
+#pragma unroll
+  for (int t = 0; t < NT; ++t) {
+    acc[t][0] = fmaf(s_lo, part[t][0], acc[t][0]);
+    acc[t][1] = fmaf(s_lo, part[t][1], acc[t][1]);
+    acc[t][2] = fmaf(s_hi, part[t][2], acc[t][2]);
+    acc[t][3] = fmaf(s_hi, part[t][3], acc[t][3]);
+  }
+}
+
 // The same fragments from a layout-2 word (repack.h, kV2Bit): pairs 0..2 are one mask after a shift of 0, 3, 6, pair
 // 3 three shifts and masks (fp4_fragment_raw); then the HMUL2. ~15 operations per word instead of ~23 (integer ops
 // issue at half rate on sm_90, and they are what bounds the skinny GEMM at decode).

@@ -33,10 +33,6 @@ namespace {
 constexpr int kWarps = 8;
 constexpr int kBlockRows = 16 * kWarps;
 
-__device__ __forceinline__ uint32_t pick(const uint4& v, int i) {
-  return i == 0 ? v.x : i == 1 ? v.y : i == 2 ? v.z : v.w;
-}
-
 // 16 bytes (8 elements) of a dense row from column k0, zero past column k (and not read there).
 __device__ __forceinline__ uint4 dense_load(const uint16_t* row, int k0, int k, bool vec_ok) {
   if (vec_ok && k0 + 8 <= k) return ld_stream(reinterpret_cast<const uint4*>(row + k0));
@@ -57,19 +53,6 @@ __device__ __forceinline__ void mma(float (&d)[4], const uint32_t (&a)[4], uint3
     mma_f16_16816(d, a, b0, b1);
   else
     mma_bf16_16816(d, a, b0, b1);
-}
-
-// acc += scale * part for the mma tile rows g (low half of the scale word) and g + 8 (high half).
-template <int NT>
-__device__ __forceinline__ void add_scaled(float (&acc)[NT][4], const float (&part)[NT][4], uint32_t sw) {
-  const float s_lo = f16_bits_to_f32(uint16_t(sw & 0xFFFF)), s_hi = f16_bits_to_f32(uint16_t(sw >> 16));
-#pragma unroll
-  for (int t = 0; t < NT; ++t) {
-    acc[t][0] = fmaf(s_lo, part[t][0], acc[t][0]);
-    acc[t][1] = fmaf(s_lo, part[t][1], acc[t][1]);
-    acc[t][2] = fmaf(s_hi, part[t][2], acc[t][2]);
-    acc[t][3] = fmaf(s_hi, part[t][3], acc[t][3]);
-  }
 }
 
 // Decode shapes are register-capped so that enough warps share an SM; the configurations measured best on the
@@ -320,8 +303,8 @@ __global__ void __launch_bounds__(256, MINB) gemm_mma_kernel(GemmArgs p) {
 #pragma unroll
             for (int b = 0; b < 2; ++b) {
               uint32_t a0[4], a1[4];
-              fp4_fragment_raw(pick(w, 2 * b), a0);
-              fp4_fragment_raw(pick(w, 2 * b + 1), a1);
+              fp4_fragment_raw(word_of(w, 2 * b), a0);
+              fp4_fragment_raw(word_of(w, 2 * b + 1), a1);
               const int off = (2 * (j0 + u + v) + b) * 32;
 #pragma unroll
               for (int t = 0; t < NT; ++t) {
@@ -368,8 +351,8 @@ __global__ void __launch_bounds__(256, MINB) gemm_mma_kernel(GemmArgs p) {
               for (int i = 0; i < 4; ++i) part[t][i] = 0.0f;
           }
           uint32_t a[2][4];
-          fp4_frag<LAYOUT>(pick(w, 2 * b), a[0]);
-          fp4_frag<LAYOUT>(pick(w, 2 * b + 1), a[1]);
+          fp4_frag<LAYOUT>(word_of(w, 2 * b), a[0]);
+          fp4_frag<LAYOUT>(word_of(w, 2 * b + 1), a[1]);
 #pragma unroll
           for (int t = 0; t < NT; ++t) {
             const uint4 xv = xfrag(t, kb, false);

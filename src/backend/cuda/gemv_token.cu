@@ -29,10 +29,6 @@ namespace {
 constexpr int kWarps = 16;  // 512 threads: a 16-row tile's K over 16 warps (GLM: 120 chunks, 8 per warp)
 constexpr int kMaxPieces = 2;  // 8-value pieces of the staged row per thread: L / 8 <= 1024 (kTokenGemvMaxChunks)
 
-__device__ __forceinline__ uint32_t word(const uint4& v, int i) {
-  return i == 0 ? v.x : i == 1 ? v.y : i == 2 ? v.z : v.w;
-}
-
 __device__ __forceinline__ bool valid_expert(const TokenGemvArgs& p, int e) { return e >= 0 && e < p.n_experts; }
 __device__ __forceinline__ int slot_expert(const TokenGemvArgs& p, int s) { return p.ids ? __ldcg(p.ids + s) : 0; }
 
@@ -87,12 +83,7 @@ __global__ void __launch_bounds__(kWarps * kWarp, 1) token_gemv_kernel(TokenGemv
     if (k >= L) break;
     const float4 g0 = ld[i][0], g1 = ld[i][1], u0 = ld[i][2], u1 = ld[i][3];
     float v[8] = {g0.x, g0.y, g0.z, g0.w, g1.x, g1.y, g1.z, g1.w};
-    if (p.glu) {
-      v[0] = silu_mul_value(g0.x, u0.x), v[1] = silu_mul_value(g0.y, u0.y);
-      v[2] = silu_mul_value(g0.z, u0.z), v[3] = silu_mul_value(g0.w, u0.w);
-      v[4] = silu_mul_value(g1.x, u1.x), v[5] = silu_mul_value(g1.y, u1.y);
-      v[6] = silu_mul_value(g1.z, u1.z), v[7] = silu_mul_value(g1.w, u1.w);
-    }
+    if (p.glu) silu_mul8(g0, g1, u0, u1, v);
 #pragma unroll
     for (int j = 0; j < 8; ++j) v[j] *= kRawActScale;
     uint32_t hi[4], lo[4];
@@ -104,13 +95,13 @@ __global__ void __launch_bounds__(kWarps * kWarp, 1) token_gemv_kernel(TokenGemv
 
   // Products: lane column g is the token's hi (g even) or lo (g odd) half; a slot's sum joins tot with its weight.
   const uint16_t* xrow = st + ((g & 1) ? lo_off : 0) + 8 * c;
-  float acc[4] = {0.0f, 0.0f, 0.0f, 0.0f}, tot[4] = {0.0f, 0.0f, 0.0f, 0.0f};
+  float acc[1][4] = {{0.0f, 0.0f, 0.0f, 0.0f}}, tot[4] = {0.0f, 0.0f, 0.0f, 0.0f};  // acc: one n8 tile
   auto fold = [&](int s) {
     const float ws = !valid_expert(p, slot_expert(p, s)) ? 0.0f : p.wts ? __ldcg(p.wts + s) * kRawOutScale : kRawOutScale;
 #pragma unroll
     for (int i = 0; i < 4; ++i) {
-      tot[i] = fmaf(ws, acc[i], tot[i]);
-      acc[i] = 0.0f;
+      tot[i] = fmaf(ws, acc[0][i], tot[i]);
+      acc[0][i] = 0.0f;
     }
   };
   int cur = k0 / kce;
@@ -123,25 +114,20 @@ __global__ void __launch_bounds__(kWarps * kWarp, 1) token_gemv_kernel(TokenGemv
       fold(cur);
       cur = s;
     }
-    float part[4] = {0.0f, 0.0f, 0.0f, 0.0f};
+    float part[1][4] = {{0.0f, 0.0f, 0.0f, 0.0f}};
 #pragma unroll
     for (int v = 0; v < 2; ++v) {
 #pragma unroll
       for (int b = 0; b < 2; ++b) {
         uint32_t a0[4], a1[4];
-        fp4_fragment_raw(word(wv[j + v], 2 * b), a0);
-        fp4_fragment_raw(word(wv[j + v], 2 * b + 1), a1);
+        fp4_fragment_raw(word_of(wv[j + v], 2 * b), a0);
+        fp4_fragment_raw(word_of(wv[j + v], 2 * b + 1), a1);
         const uint4 xh = *reinterpret_cast<const uint4*>(xrow + (2 * (kc + v) + b) * 32);
-        mma_bf16_16816(part, a0, xh.x, xh.y);
-        mma_bf16_16816(part, a1, xh.z, xh.w);
+        mma_bf16_16816(part[0], a0, xh.x, xh.y);
+        mma_bf16_16816(part[0], a1, xh.z, xh.w);
       }
     }
-    const uint32_t w2 = sw[j / 2];
-    const float s_lo = f16_bits_to_f32(uint16_t(w2 & 0xFFFF)), s_hi = f16_bits_to_f32(uint16_t(w2 >> 16));
-    acc[0] = fmaf(s_lo, part[0], acc[0]);
-    acc[1] = fmaf(s_lo, part[1], acc[1]);
-    acc[2] = fmaf(s_hi, part[2], acc[2]);
-    acc[3] = fmaf(s_hi, part[3], acc[3]);
+    add_scaled(acc, part, sw[j / 2]);
   }
   if (k0 < k1) fold(cur);
 
