@@ -321,6 +321,113 @@ TEST(CudaOps, OneTokenGemvMatchesTheCpu) {
   f.gemv_one = true;
 }
 
+// The one-token kernel with the pending norm computed while staging (FastPaths::token_norm: q_a + kv_a at decode) and
+// as the router with its routing in the same block (FastPaths::token_router), each against the CPU and against the
+// path it replaces (the K-sliced or K-split GEMV with the norm in its staging; the router GEMV routing in its last
+// block): products within 1e-5 of each other (other orders of addition), the norm's output within kExact of the CPU,
+// and the fused routing exactly the routing kernel's on the logits it stored. Shapes: the GLM decode's q_a + kv_a
+// (1,344 x 2,048) and router (64 x 2,048), a row count off the tile, groups of 256, a router of one tile, of 8 tiles
+// (every warp pair its own tile), of 3 tiles (a block with a warp group past the last tile), and K too long for one
+// block (not taken).
+TEST(CudaOps, OneTokenGemvTakesTheNormAndTheRouting) {
+  MMFP4_SKIP_WITHOUT_GPU();
+  Pair p;
+  auto& f = p.gpu->fast();
+  f.prep = f.raw_gemv = f.dequant = f.norm = true;
+  f.moe = f.moe_router = true;  // the router's routing request, which the one-token router takes
+  f.blas = false;
+  uint64_t seed = 1500;
+  struct Shape {
+    int64_t n, k;
+    int group;
+  };
+  for (const Shape& sh : {Shape{1344, 2048, 128}, Shape{300, 1024, 128}, Shape{77, 768, 256}, Shape{64, 10240, 128}}) {
+    TestWeight tw = random_fp4(sh.n, sh.k, sh.group, 0, uint64_t(sh.n + 3 * sh.k));
+    auto wc = p.cpu->upload_linear(tw.hw);
+    auto wg = p.gpu->upload_linear(tw.hw);
+    const std::string name = "norm [" + std::to_string(sh.n) + ", " + std::to_string(sh.k) + "] g" +
+                             std::to_string(sh.group);
+    Rng r(seed++);
+    auto x = p.act(r.vec(size_t(sh.k), -3, 3), 1, sh.k);
+    const std::vector<float> wv = r.vec(size_t(sh.k));
+    DeviceVector nc{p.cpu_buf(wv), sh.k}, ng{p.gpu_buf(wv), sh.k};
+    auto h = p.act(std::vector<float>(size_t(sh.k)), 1, sh.k);
+    auto y = p.act(std::vector<float>(size_t(sh.n)), 1, sh.n);
+    p.cpu->rmsnorm(x.c, nc, 1e-6f, h.c);
+    p.cpu->linear(h.c, *wc, y.c, false, false);
+    std::vector<float> out[2];
+    for (int on = 0; on < 2; ++on) {
+      f.token_norm = on != 0;
+      p.poison(h.g);
+      p.poison(y.g);
+      const int64_t before = p.gpu->token_norm_launches();
+      p.gpu->rmsnorm(x.g, ng, 1e-6f, h.g);
+      p.gpu->linear(h.g, *wg, y.g, false, false);
+      const int64_t taken = p.gpu->token_norm_launches() - before;
+      EXPECT_EQ(taken, on && sh.k <= 8192 ? 1 : 0) << name;
+      EXPECT_LT(p.err(y), kSplit) << name << " switch " << on;
+      EXPECT_LT(p.err(h), kExact) << name << " (the norm's output) switch " << on;
+      out[on] = p.get_gpu(y.g);
+      for (float v : out[on]) EXPECT_TRUE(std::isfinite(v)) << name;
+    }
+    EXPECT_LT(row_rel_err(out[1], out[0], 1, sh.n), 1e-5) << name;
+  }
+  f.token_norm = true;
+
+  for (const Shape& sh : {Shape{64, 2048, 128}, Shape{16, 512, 128}, Shape{128, 1024, 128}, Shape{40, 768, 256},
+                          Shape{64, 10240, 128}}) {
+    const int64_t E = sh.n, H = sh.k;
+    RouterParams rp;
+    rp.sigmoid = true, rp.n_experts = E, rp.top_k = 4, rp.norm_topk_prob = true, rp.routed_scaling_factor = 1.8f;
+    rp.shared_id = E;
+    const int64_t S = rp.slots();
+    TestWeight tw = random_fp4(E, H, sh.group, 0, uint64_t(E + 7 * H));
+    auto wc = p.cpu->upload_linear(tw.hw);
+    auto wg = p.gpu->upload_linear(tw.hw);
+    Rng r(seed++);
+    const std::vector<float> bias = r.vec(size_t(E), -0.2f, 0.2f);
+    DeviceVector bg{p.gpu_buf(bias), E};
+    auto x = p.act(r.vec(size_t(H), -3, 3), 1, H);
+    const std::vector<float> wv = r.vec(size_t(H));
+    DeviceVector nc{p.cpu_buf(wv), H}, ng{p.gpu_buf(wv), H};
+    auto h = p.act(std::vector<float>(size_t(H)), 1, H);
+    auto lg = p.act(std::vector<float>(size_t(E)), 1, E);
+    p.cpu->rmsnorm(x.c, nc, 1e-6f, h.c);
+    p.cpu->linear(h.c, *wc, lg.c, false, false);
+    int32_t* ids = p.gpu_buf(std::vector<int32_t>(size_t(S)));
+    float* wd = p.gpu_buf(std::vector<float>(size_t(S)));
+    int32_t* ids_ref = p.gpu_buf(std::vector<int32_t>(size_t(S)));
+    float* wd_ref = p.gpu_buf(std::vector<float>(size_t(S)));
+    const std::string name = "router [" + std::to_string(E) + ", " + std::to_string(H) + "]";
+    std::vector<float> logits[2];
+    for (int on = 0; on < 2; ++on) {
+      f.token_router = on != 0;
+      p.poison(h.g);
+      p.poison(lg.g);
+      p.gpu->upload(ids, std::vector<int32_t>(size_t(S), -7).data(), size_t(S) * 4);
+      const int64_t before = p.gpu->token_router_launches();
+      p.gpu->rmsnorm(x.g, ng, 1e-6f, h.g);
+      p.gpu->moe_router(h.g, *wg, lg.g, &bg, rp, ids, wd);
+      EXPECT_EQ(p.gpu->token_router_launches() - before, on && H <= 8192 ? 1 : 0) << name;
+      EXPECT_LT(p.err(lg), kSplit) << name << " switch " << on;
+      EXPECT_LT(p.err(h), kExact) << name << " (the norm's output) switch " << on;
+      logits[on] = p.get_gpu(lg.g);
+      // The routing of the stored logits by the routing kernel: the same ids and weights, bit for bit.
+      p.gpu->moe_route(lg.g, &bg, rp, ids_ref, wd_ref);
+      std::vector<int32_t> i0(static_cast<size_t>(S)), i1(i0);
+      std::vector<float> w0(static_cast<size_t>(S)), w1(w0);
+      p.gpu->download(i0.data(), ids_ref, size_t(S) * 4);
+      p.gpu->download(w0.data(), wd_ref, size_t(S) * 4);
+      p.gpu->download(i1.data(), ids, size_t(S) * 4);
+      p.gpu->download(w1.data(), wd, size_t(S) * 4);
+      EXPECT_EQ(i0, i1) << name << " switch " << on;
+      EXPECT_EQ(w0, w1) << name << " switch " << on;
+    }
+    EXPECT_LT(row_rel_err(logits[1], logits[0], 1, E), 1e-5) << name;
+  }
+  f.token_router = true;
+}
+
 // 32- and 64-token tiles of the tiled GEMM on wgmma (FastPaths::wgmma, sm_90a devices; gemm_tiled_wg.cu): against
 // the CPU and the mma.sync kernel, with split and single bf16 activations, a last row block whose warpgroup runs past
 // the weight's last tile (200 rows), an odd count of scale groups (640 columns), groups of 64 and 256 columns, one
@@ -1098,8 +1205,8 @@ TEST(CudaOps, MoeRouterFusedIsTheLinearThenTheRouting) {
   const int64_t H = 512;
   // The fused launch has one row block and K splits; the linear alone could split K across warps instead
   // (FastPaths::gemv_kwarps) or, at one token, take a block per tile (FastPaths::gemv_one): the same products summed
-  // in another order.
-  p.gpu->fast().gemv_kwarps = p.gpu->fast().gemv_one = false;
+  // in another order. The one-token router (FastPaths::token_router) has its own test (OneTokenGemvTakesTheNorm...).
+  p.gpu->fast().gemv_kwarps = p.gpu->fast().gemv_one = p.gpu->fast().token_router = false;
   for (const Case& c : cases) {
     RouterParams rp;
     rp.sigmoid = c.sigmoid, rp.n_experts = c.E, rp.top_k = 4, rp.norm_topk_prob = true;

@@ -148,11 +148,14 @@ CudaBackend::CudaBackend(int device) : device_(device) {
     fast_.absorb = fast_.attn = fast_.moe = fast_.prep = fast_.gemm = fast_.flash = fast_.dequant = fast_.pdl =
         fast_.norm = fast_.blas = fast_.mla_prep = fast_.raw_gemv = fast_.attn_stage = fast_.moe_direct =
             fast_.moe_router = fast_.mla_fuse = fast_.gemv_wide = fast_.wgmma = fast_.norm_blas =
-                fast_.gemv_pair = fast_.gemv_kwarps = fast_.moe_sum = fast_.gemv_one = false;
+                fast_.gemv_pair = fast_.gemv_kwarps = fast_.moe_sum = fast_.gemv_one = fast_.token_norm =
+                    fast_.token_router = false;
   flag("MMFP4_CUDA_FAST_MLAFUSE", fast_.mla_fuse);
   flag("MMFP4_CUDA_FAST_MOEDIRECT", fast_.moe_direct);
   flag("MMFP4_CUDA_FAST_MOESUM", fast_.moe_sum);
   flag("MMFP4_CUDA_FAST_GEMVONE", fast_.gemv_one);
+  flag("MMFP4_CUDA_FAST_TOKENNORM", fast_.token_norm);
+  flag("MMFP4_CUDA_FAST_TOKENROUTER", fast_.token_router);
   flag("MMFP4_CUDA_FAST_MOEROUTER", fast_.moe_router);
   flag("MMFP4_CUDA_FAST_FLASH", fast_.flash);
   flag("MMFP4_CUDA_FAST_RAWGEMV", fast_.raw_gemv);
@@ -189,7 +192,8 @@ CudaBackend::CudaBackend(int device) : device_(device) {
                " dequant ", fast_.dequant, " norm ", fast_.norm, " pdl ", fast_.pdl, " moe_direct ", fast_.moe_direct,
                " moe_router ", fast_.moe_router, " mla_fuse ", fast_.mla_fuse, " gemv_wide ", fast_.gemv_wide,
                " wgmma ", fast_.wgmma, " norm_blas ", fast_.norm_blas, " gemv_pair ", fast_.gemv_pair,
-               " gemv_kwarps ", fast_.gemv_kwarps, " moe_sum ", fast_.moe_sum, " gemv_one ", fast_.gemv_one);
+               " gemv_kwarps ", fast_.gemv_kwarps, " moe_sum ", fast_.moe_sum, " gemv_one ", fast_.gemv_one,
+               " token_norm ", fast_.token_norm, " token_router ", fast_.token_router);
 }
 
 // Programmatic dependent launch must work in captured graphs (the decode steps are graphs): record y += x, y += y,
@@ -601,23 +605,44 @@ void CudaBackend::gemm(const GemmCall& c) {
   if (!mma && c.glu_off) fail(c.what, ": the fused silu input needs the tensor-core kernels");
   // Prefill-sized: bf16 on cuBLAS (FastPaths::blas), which may take the pending norm along (FastPaths::norm_blas).
   if (mma && c.m >= kBlasMinRows && gemm_blas(c)) return;
-  // One token of a plain linear whose 16-row tiles fit one wave at a block each (o_proj at decode): a block of 16
-  // warps per tile over the whole K, summed in shared memory (FastPaths::gemv_one; gemv_token.cu, one "slot").
-  if (mma && fast_.gemv_one && fast_.raw_gemv && split_ && c.m == 1 && !c.tiles.tiles && !c.glu_off && !c.fuse_norm &&
-      !route_req_.ids && gw.n_tiles <= sms_ && reinterpret_cast<uintptr_t>(c.x) % 16 == 0 &&
-      token_gemv_ok(gw, 1, c.k_valid, 0)) {
-    TokenGemvArgs a;
-    a.w = gw;
-    a.slots = 1;
-    a.n_experts = 1;
-    a.gu = c.x;
-    a.inter = c.k_valid;
-    a.glu = false;
-    a.accumulate = c.accumulate;
-    a.out = c.y;
-    launch_token_gemv(a, stream_);
-    ++gemv_one_launches_;
-    return;
+  // One token of a linear whose 16-row tiles fit one wave at a block each: a block of 16 warps per tile over the
+  // whole K, summed in shared memory (gemv_token.cu, one "slot"). Plain (FastPaths::gemv_one: o_proj at decode), with
+  // the pending norm computed while staging (FastPaths::token_norm: q_a + kv_a), or the router with its routing,
+  // every tile in one block (FastPaths::token_router).
+  const bool token_path = route_req_.ids ? fast_.token_router : c.fuse_norm ? fast_.token_norm : fast_.gemv_one;
+  if (mma && token_path && fast_.raw_gemv && split_ && c.m == 1 && !c.tiles.tiles && !c.glu_off && gw.n_tiles <= sms_) {
+    const bool norm = c.fuse_norm && pending_.on;
+    const float* x = norm ? pending_.x.data : c.x;
+    int tpb = 1;
+    if (route_req_.ids)
+      while (tpb < gw.n_tiles) tpb *= 2;
+    if (reinterpret_cast<uintptr_t>(x) % 16 == 0 && token_gemv_ok(gw, 1, c.k_valid, 0, tpb) &&
+        (!norm || reinterpret_cast<uintptr_t>(pending_.w) % 16 == 0) &&
+        (!route_req_.ids || (!c.accumulate && route_req_.E == gw.n && tpb <= 8))) {
+      TokenGemvArgs a;
+      a.w = gw;
+      a.slots = 1;
+      a.n_experts = 1;
+      a.gu = x;
+      a.inter = c.k_valid;
+      a.glu = false;
+      a.accumulate = c.accumulate;
+      a.out = c.y;
+      a.tiles_per_block = tpb;
+      if (norm) {
+        a.norm_w = pending_.w;
+        a.norm_eps = pending_.eps;
+        a.norm_out = pending_.out.data;
+        pending_.on = false;
+      }
+      a.route = route_req_;
+      route_req_ = RouteArgs{};
+      launch_token_gemv(a, stream_);
+      ++gemv_one_launches_;
+      token_norm_launches_ += norm;
+      token_router_launches_ += a.route.ids != nullptr;
+      return;
+    }
   }
   if (c.fuse_norm && (!mma || c.tiles.tiles || c.m > 16)) flush_norm();  // only the staged path computes the norm
   if (!mma) {

@@ -63,6 +63,8 @@ struct FastPaths {
   bool moe_direct = true;  // MMFP4_CUDA_FAST_MOEDIRECT: a one-token MoE step runs each slot as its own tile (no plan)
   bool moe_sum = true;     // MMFP4_CUDA_FAST_MOESUM: a direct step's down projection and combine in one launch (gemv_token.cu)
   bool gemv_one = true;    // MMFP4_CUDA_FAST_GEMVONE: one-token linears of <= SMs tiles, a 16-warp block per tile (gemv_token.cu)
+  bool token_norm = true;  // MMFP4_CUDA_FAST_TOKENNORM: the same for a one-token linear after a norm, computed while staging
+  bool token_router = true;  // MMFP4_CUDA_FAST_TOKENROUTER: the router of one token as one such block, routing included
   bool mla_fuse = true;    // MMFP4_CUDA_FAST_MLAFUSE: decode's mla_prepare runs as extra blocks of the absorb_q launch
   bool gemv_wide = true;   // MMFP4_CUDA_FAST_GEMVWIDE: one-wave decode GEMVs with registers for 2 blocks per SM, not 3
   bool gemv_kwarps = true;  // MMFP4_CUDA_FAST_GEMVKWARPS: decode GEMVs split K across a block's warps (GemmArgs::kslices)
@@ -167,6 +169,10 @@ class CudaBackend final : public Backend {
   int64_t moe_sum_calls() const { return moe_sum_calls_; }
   // Test hook: one-token linears that ran a 16-warp block per tile over the whole K (FastPaths::gemv_one).
   int64_t gemv_one_launches() const { return gemv_one_launches_; }
+  // Test hooks: of those, the launches that computed the pending norm (FastPaths::token_norm) and that routed
+  // (FastPaths::token_router).
+  int64_t token_norm_launches() const { return token_norm_launches_; }
+  int64_t token_router_launches() const { return token_router_launches_; }
   // Test hook: routers whose routing ran in the GEMM's epilogue (FastPaths::moe_router).
   int64_t moe_router_fused_calls() const { return moe_router_fused_; }
   // Test hook: mla_prepare calls that ran inside the next absorb_q launch (FastPaths::mla_fuse).
@@ -303,6 +309,8 @@ class CudaBackend final : public Backend {
   int64_t moe_direct_calls_ = 0;
   int64_t moe_sum_calls_ = 0;
   int64_t gemv_one_launches_ = 0;
+  int64_t token_norm_launches_ = 0;
+  int64_t token_router_launches_ = 0;
   int64_t moe_router_fused_ = 0;
   int64_t mla_fused_ = 0;
   int64_t norm_blas_fused_ = 0;

@@ -8,7 +8,14 @@
 //     a_s = silu(gu[s, :I]) * gu[s, I:2I], w = the routing weights, added into the residual. The direct path's down
 //     GEMM split each slot over K across blocks (partial sums in global memory, a counter, a last block) and a
 //     combine launch added the slots; here there are no partials, no counter and no combine launch.
-// A block's 16 warps stream equal ranges of K (whole chunk pairs: a pair shares one scale). A warp's range may cross
+//   * a one-token linear whose input is the pending rmsnorm's output (FastPaths::token_norm; q_a + kv_a at decode):
+//     the block normalises the row while staging it (norm_w), and block 0 writes the normalised row (norm_out).
+//   * the MoE router of one token (FastPaths::token_router): its tiles share one block (tiles_per_block, the block's
+//     warps split between them), its norm as above, and once the logits are stored warp 0 routes them (route: the
+//     routing kernel's function, the same bits). The K-sliced GEMV split the router's K across 16 blocks whose
+//     partial sums met through a counter in the last one; here there is one block and no partials.
+// A block's 16 warps (16 / tiles_per_block per tile) stream equal ranges of K (whole chunk pairs: a pair shares one
+// scale). A warp's range may cross
 // slots; its sum of each slot's part is multiplied by that slot's weight when the range leaves the slot. The
 // activations are staged as in the decode GEMV (scaled by kRawActScale, hi + lo bf16, the same bits), and a warp's
 // products are the raw loop's with paired columns (gemv_fp4.cu, PAIR): column 0 holds the token's hi half, column 1
@@ -21,6 +28,7 @@
 // memory; they are read through L2 (__ldcg), never from a stale L1 line.
 #include "backend/cuda/activations.cuh"
 #include "backend/cuda/check.h"
+#include "backend/cuda/moe_route.cuh"
 
 namespace mmfp4::cuda {
 
@@ -32,10 +40,17 @@ constexpr int kMaxPieces = 2;  // 8-value pieces of the staged row per thread: L
 __device__ __forceinline__ bool valid_expert(const TokenGemvArgs& p, int e) { return e >= 0 && e < p.n_experts; }
 __device__ __forceinline__ int slot_expert(const TokenGemvArgs& p, int s) { return p.ids ? __ldcg(p.ids + s) : 0; }
 
+// The router's routing, out of line (its registers do not count against the products').
+__device__ MMFP4_NOINLINE void route_logits(const float* logits, RouteArgs a) {
+  route_token_warp<kWarps * 16 / 32>(logits, a, 0, nullptr);
+}
+
 __global__ void __launch_bounds__(kWarps * kWarp, 1) token_gemv_kernel(TokenGemvArgs p) {
   const int warp = int(threadIdx.x) / kWarp, lane = int(threadIdx.x) % kWarp, g = lane >> 2, c = lane & 3;
-  const int nt = blockIdx.x, kce = p.w.k_chunks, total = p.slots * kce;
-  const int k0 = min(total, warp * p.per), k1 = min(total, k0 + p.per);  // this warp's chunks (both even)
+  const int wpt = kWarps / p.tiles_per_block;  // warps per tile
+  const int nt = int(blockIdx.x) * p.tiles_per_block + warp / wpt, slice = warp % wpt;
+  const int kce = p.w.k_chunks, total = nt < p.w.n_tiles ? p.slots * kce : 0;
+  const int k0 = min(total, slice * p.per), k1 = min(total, k0 + p.per);  // this warp's chunks (both even)
   const int cshift = p.gshift - 1;                                       // a chunk pair shares one scale
 
   // The warp's weight chunks [k0, k1) (chunk kc: slot kc / kce, the expert's chunk kc % kce) and their scales.
@@ -65,6 +80,7 @@ __global__ void __launch_bounds__(kWarps * kWarp, 1) token_gemv_kernel(TokenGemv
   MMFP4_DYN_SMEM(uint16_t, st);
   const int L = total * 64, lo_off = L + 32;
   // Every piece's loads first (all in flight together), then the conversions.
+  // With norm_w (one slot, no glu) the norm weights' pieces load with the row's (ld[i][2..3]).
   float4 ld[kMaxPieces][4];
 #pragma unroll
   for (int i = 0; i < kMaxPieces; ++i) {
@@ -73,9 +89,31 @@ __global__ void __launch_bounds__(kWarps * kWarp, 1) token_gemv_kernel(TokenGemv
     const float* gr = p.gu + int64_t(s) * p.gu_stride + col;  // inter % 8 == 0 (launcher)
 #pragma unroll
     for (int h = 0; h < 4; ++h)
-      ld[i][h] = live && (p.glu || h < 2)
-                     ? __ldcg(reinterpret_cast<const float4*>(gr + (h / 2) * p.inter + (h % 2) * 4))
-                     : make_float4(0.0f, 0.0f, 0.0f, 0.0f);
+      ld[i][h] = live && (p.glu || h < 2)   ? __ldcg(reinterpret_cast<const float4*>(gr + (h / 2) * p.inter + (h % 2) * 4))
+                 : live && p.norm_w != nullptr ? __ldg(reinterpret_cast<const float4*>(p.norm_w + col + (h % 2) * 4))
+                                               : make_float4(0.0f, 0.0f, 0.0f, 0.0f);
+  }
+  // The norm: the row's sum of squares (each thread's pieces in order, the warps' sums in warp order).
+  float inv = 1.0f;
+  if (p.norm_w) {
+    __shared__ float ss_warp[kWarps];
+    float ss = 0.0f;
+#pragma unroll
+    for (int i = 0; i < kMaxPieces; ++i)
+#pragma unroll
+      for (int h = 0; h < 2; ++h) {
+        const float4 v = ld[i][h];
+        ss = fmaf(v.x, v.x, ss);
+        ss = fmaf(v.y, v.y, ss);
+        ss = fmaf(v.z, v.z, ss);
+        ss = fmaf(v.w, v.w, ss);
+      }
+    ss = warp_sum(ss);
+    if (lane == 0) ss_warp[warp] = ss;
+    __syncthreads();
+    float t = 0.0f;
+    for (int w = 0; w < kWarps; ++w) t += ss_warp[w];
+    inv = 1.0f / sqrtf(t / float(p.inter) + p.norm_eps);
   }
 #pragma unroll
   for (int i = 0; i < kMaxPieces; ++i) {
@@ -84,6 +122,15 @@ __global__ void __launch_bounds__(kWarps * kWarp, 1) token_gemv_kernel(TokenGemv
     const float4 g0 = ld[i][0], g1 = ld[i][1], u0 = ld[i][2], u1 = ld[i][3];
     float v[8] = {g0.x, g0.y, g0.z, g0.w, g1.x, g1.y, g1.z, g1.w};
     if (p.glu) silu_mul8(g0, g1, u0, u1, v);
+    if (p.norm_w) {  // the K-sliced GEMV's staging formula (gemv_fp4.cu); zero past inter (ld is zero there)
+      const float nw[8] = {u0.x, u0.y, u0.z, u0.w, u1.x, u1.y, u1.z, u1.w};
+#pragma unroll
+      for (int j = 0; j < 8; ++j) v[j] = v[j] * inv * nw[j];
+      if (p.norm_out && blockIdx.x == 0 && k < p.inter) {
+        *reinterpret_cast<float4*>(p.norm_out + k) = make_float4(v[0], v[1], v[2], v[3]);
+        *reinterpret_cast<float4*>(p.norm_out + k + 4) = make_float4(v[4], v[5], v[6], v[7]);
+      }
+    }
 #pragma unroll
     for (int j = 0; j < 8; ++j) v[j] *= kRawActScale;
     uint32_t hi[4], lo[4];
@@ -135,35 +182,54 @@ __global__ void __launch_bounds__(kWarps * kWarp, 1) token_gemv_kernel(TokenGemv
   __shared__ float2 red[kWarps][8];
   if (c == 0) red[warp][g] = make_float2(tot[0] + tot[1], tot[2] + tot[3]);
   __syncthreads();
-  if (threadIdx.x < 16) {
-    const int r = int(threadIdx.x), n = nt * 16 + r;
+  if (int(threadIdx.x) < 16 * p.tiles_per_block) {
+    const int r = int(threadIdx.x) % 16, tb = int(threadIdx.x) / 16, n = (int(blockIdx.x) * p.tiles_per_block + tb) * 16 + r;
     float sum = 0.0f;
-    for (int w = 0; w < kWarps; ++w) sum += r < 8 ? red[w][r].x : red[w][r - 8].y;
+    for (int w = tb * wpt; w < (tb + 1) * wpt; ++w) sum += r < 8 ? red[w][r].x : red[w][r - 8].y;
     if (n < p.w.n) p.out[n] = p.accumulate ? __ldcg(p.out + n) + sum : sum;
+  }
+  // The router (one block holds every logit): the barrier makes the block's stores visible to its own threads.
+  if (p.route.ids) {
+    __syncthreads();
+    if (warp == 0) route_logits(p.out, p.route);
   }
 }
 
 }  // namespace
 
-bool token_gemv_ok(const GemmWeight& w, int slots, int inter, int64_t gu_stride) {
+namespace {
+int chunks_per_warp(int total, int tiles_per_block) {
+  const int wpt = kWarps / tiles_per_block;
+  return ((total + wpt - 1) / wpt + 1) / 2 * 2;
+}
+}  // namespace
+
+bool token_gemv_ok(const GemmWeight& w, int slots, int inter, int64_t gu_stride, int tiles_per_block) {
   const int total = slots * w.k_chunks;
-  const int per = ((total + kWarps - 1) / kWarps + 1) / 2 * 2;
-  const int G = w.group_size;
-  return w.kind == WKind::Fp4 && w.layout == 2 && w.k_chunks % 2 == 0 && slots > 0 && per <= kTokenGemvMaxChunks &&
-         G >= 128 && (G & (G - 1)) == 0 && inter % 8 == 0 && inter <= w.k_chunks * 64 && gu_stride % 4 == 0;
+  const int G = w.group_size, tpb = tiles_per_block;
+  return w.kind == WKind::Fp4 && w.layout == 2 && w.k_chunks % 2 == 0 && slots > 0 && tpb >= 1 && tpb <= kWarps &&
+         (tpb & (tpb - 1)) == 0 && chunks_per_warp(total, tpb) <= kTokenGemvMaxChunks && G >= 128 &&
+         (G & (G - 1)) == 0 && inter % 8 == 0 && inter <= w.k_chunks * 64 && gu_stride % 4 == 0;
 }
 
 void launch_token_gemv(TokenGemvArgs a, cudaStream_t s) {
-  if (!token_gemv_ok(a.w, a.slots, a.inter, a.gu_stride))
-    fail("one-token linear: W [", a.w.n, ", ", a.w.k, "] x ", a.slots, " slots (", a.inter,
-         " input columns) is outside the kernel's shapes");
+  const int tpb = a.tiles_per_block;
+  if (!token_gemv_ok(a.w, a.slots, a.inter, a.gu_stride, tpb))
+    fail("one-token linear: W [", a.w.n, ", ", a.w.k, "] x ", a.slots, " slots (", a.inter, " input columns, ", tpb,
+         " tiles per block) is outside the kernel's shapes");
+  if (a.norm_w && (a.slots != 1 || a.glu))
+    fail("one-token linear: the fused norm takes one slot of a plain input");
+  const int blocks = (a.w.n_tiles + tpb - 1) / tpb;
+  if (a.route.ids && (blocks != 1 || a.accumulate || a.route.E != a.w.n || a.route.E > 16 * kWarps || !a.route.sigmoid))
+    fail("one-token linear: routing needs every one of the ", a.w.n, " logits in one block (", blocks, " blocks)");
   const int total = a.slots * a.w.k_chunks;
-  a.per = ((total + kWarps - 1) / kWarps + 1) / 2 * 2;
+  a.per = chunks_per_warp(total, tpb);
   a.gshift = 0;
   while ((32 << a.gshift) < a.w.group_size) ++a.gshift;
   const size_t smem = size_t(2) * (2 * total * 64 + 32);  // <= 32.8 KB (<= 128 chunks)
-  MMFP4_LAUNCH(unsigned(a.w.n_tiles), kWarps * kWarp, smem, s, token_gemv_kernel)(a);
-  MMFP4_CUDA_LAUNCHED("one-token linear W [", a.w.n, ", ", a.w.k, "] x ", a.slots, a.glu ? " slots (silu input)" : " slots");
+  MMFP4_LAUNCH(unsigned(blocks), kWarps * kWarp, smem, s, token_gemv_kernel)(a);
+  MMFP4_CUDA_LAUNCHED("one-token linear W [", a.w.n, ", ", a.w.k, "] x ", a.slots,
+                      a.glu ? " slots (silu input)" : " slots", a.norm_w ? ", norm" : "", a.route.ids ? ", routing" : "");
 }
 
 }  // namespace mmfp4::cuda

@@ -317,9 +317,14 @@ struct TokenGemvArgs {
   bool glu = true;                // false: the input row as is (FastPaths::gemv_one: a plain linear, one slot)
   bool accumulate = true;         // out (+)= the product
   float* out = nullptr;           // [1, w.n]
+  int tiles_per_block = 1;        // 1, 2, 4, .. 16 weight tiles share a block's 16 warps
+  const float* norm_w = nullptr;  // one plain slot: the input is rmsnorm(gu[0, :inter]) * norm_w (eps norm_eps)
+  float norm_eps = 0.0f;
+  float* norm_out = nullptr;      // [inter] the normalised row (block 0 writes it), or null
+  RouteArgs route;                // ids set: route the logits out (every tile in one block, sigmoid, no groups)
   int per = 0, gshift = 0;        // set by the launcher
 };
-bool token_gemv_ok(const GemmWeight& w, int slots, int inter, int64_t gu_stride);
+bool token_gemv_ok(const GemmWeight& w, int slots, int inter, int64_t gu_stride, int tiles_per_block = 1);
 void launch_token_gemv(TokenGemvArgs a, cudaStream_t s);
 
 // ---------------------------------------------------------------------------------------------------------------
