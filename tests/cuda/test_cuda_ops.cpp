@@ -909,6 +909,74 @@ TEST(CudaOps, AttentionAtDecodeOverLongContexts) {
     }
 }
 
+// MLA decode of one token with the value projection in the attention's blocks (FastPaths::attn_expand: the attention
+// is held until mla_expand_v, which joins its launch): o_lat and the projected values against the CPU, the values
+// within 1e-5 of the separate mla_expand_v launch, on contexts of 1 key (one block per head, no split), 16, 17 (two
+// splits), 100 and 700 (several tiles per split). GLM-4.7-Flash's head shapes and a small one; a held attention that a
+// download reaches first is launched as issued (and the projection then runs on its own).
+TEST(CudaOps, MlaExpandJoinsTheAttentionLaunch) {
+  MMFP4_SKIP_WITHOUT_GPU();
+  Pair p;
+  auto& f = p.gpu->fast();
+  f.prep = f.raw_gemv = f.dequant = f.attn = f.attn_stage = true;
+  Rng r(61);
+  struct Shape {
+    int64_t heads, R, P, nope, v;
+    int group;
+  };
+  for (const Shape& s : {Shape{20, 512, 64, 192, 256, 128}, Shape{4, 128, 32, 64, 48, 128}, Shape{3, 256, 32, 32, 64, 256}})
+    for (int64_t ctx : {1, 16, 17, 100, 700}) {
+      const int64_t H = s.heads, N = H * (s.nope + s.v);
+      TestWeight kvb = random_fp4(N, s.R, s.group, 0, uint64_t(7 * N + ctx));
+      auto wc = p.cpu->upload_linear(kvb.hw);
+      auto wg = p.gpu->upload_linear(kvb.hw);
+      PagedBatch b = make_paged(p, {ctx}, 16, s.R + s.P, r);
+      const int64_t T = int64_t(b.tokens.size());
+      auto kv1 = p.act(bf16_exact(r, size_t(T * (s.R + s.P))), T, s.R + s.P);
+      p.cpu->mla_store(b.kc, kv1.c.col_slice(0, s.R), kv1.c.col_slice(s.R, s.P), b.cpu_meta);
+      p.gpu->mla_store(b.kg, kv1.g.col_slice(0, s.R), kv1.g.col_slice(s.R, s.P), b.gpu_meta);
+      // The last token as a decode step of one token.
+      std::vector<int32_t> pos{b.positions.back()}, seq{b.seq.back()}, slots{b.slots.back()}, toks{0};
+      BatchMeta mc = b.cpu_meta, mg = b.gpu_meta;
+      mc.n_tokens = mg.n_tokens = 1;
+      mc.h_positions = pos.data(), mc.h_seq = seq.data(), mc.h_slots = slots.data(), mc.tokens = toks.data();
+      mg.positions = p.gpu_buf(pos), mg.seq = p.gpu_buf(seq), mg.slots = p.gpu_buf(slots), mg.tokens = p.gpu_buf(toks);
+      auto qlat = p.act(r.vec(size_t(H * s.R), -2, 2), H, s.R);
+      auto qpe = p.act(r.vec(size_t(H * s.P), -2, 2), H, s.P);
+      auto olat = p.act(std::vector<float>(size_t(H * s.R)), H, s.R);
+      auto o = p.act(std::vector<float>(size_t(H * s.v)), H, s.v);
+      p.cpu->mla_attention(qlat.c, qpe.c, b.kc, H, 0.07f, mc, olat.c);
+      p.cpu->mla_expand_v(olat.c, *wc, H, s.nope, s.v, o.c);
+      const std::string at = "heads " + std::to_string(H) + " R " + std::to_string(s.R) + " v " +
+                             std::to_string(s.v) + " context " + std::to_string(ctx);
+      std::vector<float> out[2];
+      for (int on = 0; on < 2; ++on) {
+        f.attn_expand = on != 0;
+        p.poison(olat.g);
+        p.poison(o.g);
+        const int64_t before = p.gpu->attn_expand_calls();
+        p.gpu->mla_attention(qlat.g, qpe.g, b.kg, H, 0.07f, mg, olat.g);
+        p.gpu->mla_expand_v(olat.g, *wg, H, s.nope, s.v, o.g);
+        EXPECT_EQ(p.gpu->attn_expand_calls() - before, on) << at;
+        EXPECT_LT(p.err(olat), kExact) << at << " switch " << on;
+        EXPECT_LT(p.err(o), kSplit) << at << " switch " << on;
+        out[on] = p.get_gpu(o.g);
+        for (float v : out[on]) EXPECT_TRUE(std::isfinite(v)) << at;
+      }
+      EXPECT_LT(row_rel_err(out[1], out[0], H, s.v), 1e-5) << at;
+      // A read of o_lat between the two ops: the held attention runs first, then the projection on its own.
+      p.poison(olat.g);
+      p.poison(o.g);
+      const int64_t before = p.gpu->attn_expand_calls();
+      p.gpu->mla_attention(qlat.g, qpe.g, b.kg, H, 0.07f, mg, olat.g);
+      EXPECT_LT(p.err(olat), kExact) << at << " (read before the projection)";
+      p.gpu->mla_expand_v(olat.g, *wg, H, s.nope, s.v, o.g);
+      EXPECT_EQ(p.gpu->attn_expand_calls() - before, 0) << at;
+      EXPECT_LT(p.err(o), kSplit) << at << " (read before the projection)";
+    }
+  f.attn_expand = true;
+}
+
 TEST(CudaOps, MoeRoutingSelectsAsTheCpu) {
   MMFP4_SKIP_WITHOUT_GPU();
   Pair p;

@@ -9,6 +9,8 @@
 // splits are merged in split order (deterministic). The number of splits is fixed at launch (graphs
 // record it); the ranges are computed on the device from the token's position, so an empty range is fine. The
 // last block of each (token, head group) to finish merges the splits.
+// Joined value projection (AttnArgs::ev_w; MLA decode, one head per block): the block that finishes a head applies
+// W_UV of the head to its output in the same launch (expand_head), instead of a launch of its own after this one.
 // Staged tiles (FastPaths::attn_stage; rows and widths in 16-byte units, the tile fits shared memory): a key tile's
 // rows (and value rows, unless the values are columns of the key row, as MLA's latent is) are copied into shared
 // memory by the whole block at once (cp.async), so a tile costs one memory round trip instead of one per key and
@@ -17,9 +19,8 @@
 // 16-byte-vector path of the unstaged kernel.
 #include <cstdlib>
 
+#include "backend/cuda/activations.cuh"
 #include "backend/cuda/check.h"
-#include "backend/cuda/common.cuh"
-#include "backend/cuda/kernels.h"
 
 namespace mmfp4::cuda {
 
@@ -53,11 +54,95 @@ __device__ __forceinline__ void unpack_vec(const uint4& v, float (&f)[4]) {  // 
 
 constexpr int kMaxSplits = 16;  // the backend's kAttnMaxSplits
 
+// The joined value projection (AttnArgs::ev_w). The block that finishes head h of token t has the head's output o
+// [dv] in shared memory (ev_smem); it stages o as hi + lo bf16 scaled by kRawActScale (as the decode GEMV stages its
+// input), and each warp takes 16-row tiles warp, warp + 8, .. of W_h, a tile's chunks loaded kEvBatch at a time,
+// with the one-token kernel's paired columns (paired_chunk_pair). The head's blocks prefetched W_h into L2 before
+// their wait (prefetch_ev). The same products as mla_expand_v's own launch, summed in another order.
+constexpr int kEvBatch = 8;  // chunks in flight per warp
+__device__ __forceinline__ float* ev_smem(const AttnArgs& p) {
+  MMFP4_DYN_SMEM(float, smem);
+  return smem + p.ev_off;
+}
+int64_t ev_bytes(const AttnArgs& a) {  // o [dv] (rounded to 16 bytes), then hi [L + 32] and lo [L] bf16
+  if (!a.ev_w.data) return 0;
+  const int64_t L = int64_t(a.ev_w.k_chunks) * 64;
+  return int64_t((a.dv + 3) / 4 * 4) * 4 + 2 * (2 * L + 32);
+}
+
+__device__ __forceinline__ void expand_head(const AttnArgs& p, int t, int h) {
+  const GemmWeight& w = p.ev_w;
+  const int kce = w.k_chunks, L = kce * 64, lo_off = L + 32;
+  const float* o = ev_smem(p);
+  uint16_t* st = reinterpret_cast<uint16_t*>(ev_smem(p) + (p.dv + 3) / 4 * 4);
+  for (int q = int(threadIdx.x); q < L / 8; q += int(blockDim.x)) {
+    float v[8];
+#pragma unroll
+    for (int j = 0; j < 8; ++j) v[j] = 8 * q + j < p.dv ? o[8 * q + j] * kRawActScale : 0.0f;
+    uint32_t hi[4], lo[4];
+    prep_split8(v, false, hi, lo);
+    *reinterpret_cast<uint4*>(st + 8 * q) = make_uint4(hi[0], hi[1], hi[2], hi[3]);
+    *reinterpret_cast<uint4*>(st + lo_off + 8 * q) = make_uint4(lo[0], lo[1], lo[2], lo[3]);
+  }
+  __syncthreads();
+  const int warp = int(threadIdx.x) / kWarp, lane = int(threadIdx.x) % kWarp, g = lane >> 2, c = lane & 3;
+  int gshift = 0;
+  while ((32 << gshift) < w.group_size) ++gshift;
+  const int cshift = gshift - 1;  // a chunk pair shares one scale (groups >= 128 columns)
+  const uint16_t* xrow = st + ((g & 1) ? lo_off : 0) + 8 * c;
+  const uint4* wh = static_cast<const uint4*>(w.data) + h * w.expert_stride + lane;
+  const uint32_t* sh = w.scales + h * w.expert_scale_stride + g;
+  float* out = p.ev_out + int64_t(t) * p.ev_row_stride + int64_t(h) * p.ev_head_stride;
+  for (int nt = warp; nt < w.n_tiles; nt += int(blockDim.x) / kWarp) {
+    float acc[1][4] = {{0.0f, 0.0f, 0.0f, 0.0f}};
+    for (int k0 = 0; k0 < kce; k0 += kEvBatch) {
+      uint4 wv[kEvBatch];
+      uint32_t sw[kEvBatch / 2];
+#pragma unroll
+      for (int j = 0; j < kEvBatch; ++j)
+        if (k0 + j < kce) wv[j] = ld_stream(wh + (int64_t(nt) * kce + k0 + j) * kWarp);
+#pragma unroll
+      for (int j = 0; j < kEvBatch; j += 2)
+        if (k0 + j < kce) sw[j / 2] = __ldg(sh + int64_t(nt) * w.groups * 8 + ((k0 + j) >> cshift) * 8);
+#pragma unroll
+      for (int j = 0; j < kEvBatch; j += 2)
+        if (k0 + j < kce) paired_chunk_pair(acc, wv[j], wv[j + 1], sw[j / 2], xrow + 2 * (k0 + j) * 32);
+    }
+    // Column pair 0's lanes hold rows g and g + 8: the hi column plus the lo column.
+    const int r = nt * 16 + g;
+    if (c == 0 && r < w.n) out[r] = (acc[0][0] + acc[0][1]) * kRawOutScale;
+    if (c == 0 && r + 8 < w.n) out[r + 8] = (acc[0][2] + acc[0][3]) * kRawOutScale;
+  }
+}
+
+// Before the wait: head h's W_UV lines into L2, spread over the head's split blocks, and its scales.
+__device__ __forceinline__ void prefetch_ev(const AttnArgs& p, int h) {
+  const GemmWeight& w = p.ev_w;
+  const char* wb = reinterpret_cast<const char*>(static_cast<const uint4*>(w.data) + h * w.expert_stride);
+  const int64_t lines = int64_t(w.n_tiles) * w.k_chunks * 4;  // 512 bytes a chunk of a tile
+  const int64_t step = int64_t(gridDim.z) * blockDim.x;
+  for (int64_t i = int64_t(blockIdx.z) * blockDim.x + threadIdx.x; i < lines; i += step) prefetch_l2(wb + i * 128);
+  if (blockIdx.z == 0) {
+    const char* sb = reinterpret_cast<const char*>(w.scales + h * w.expert_scale_stride);
+    const int64_t bytes = int64_t(w.n_tiles) * w.groups * 8 * 4;
+    for (int64_t i = threadIdx.x; i * 128 < bytes + 128; i += blockDim.x) prefetch_l2(sb + i * 128);
+  }
+}
+
+// After the head's output is final (and in ev_smem): its value projection, by the whole block.
+template <bool EV>
+__device__ __forceinline__ void expand_after(const AttnArgs& p, int t, int h) {
+  if constexpr (EV) {
+    __syncthreads();
+    expand_head(p, t, h);
+  }
+}
+
 // The merge of a (token, head group)'s splits by its last block: out[t, h] = sum_s w_s o_s / sum_s w_s l_s with
 // w_s = exp(m_s - max_s m_s), splits in order. A split that saw no key has m_s = -inf and weight 0, and its output
 // was never written nor is it read (split 0 always sees key 0). The weights are computed once per head; the
 // (head, column) outputs are spread over the block. Reads through L2: other blocks wrote the partials.
-template <int HG>
+template <int HG, bool EV>
 __device__ void combine_splits(const AttnArgs& p, const AttnSplit& sp, int t, int hfirst, int nh) {
   __shared__ float ml[HG][kMaxSplits][2];
   __shared__ float wts[HG][kMaxSplits];
@@ -101,6 +186,7 @@ __device__ void combine_splits(const AttnArgs& p, const AttnSplit& sp, int t, in
     for (int s = 0; s < kMaxSplits; ++s)
       if (s < used[hh] && wts[hh][s] != 0.0f) o = fmaf(wts[hh][s], v[s], o);
     p.out[int64_t(t) * p.out_row_stride + int64_t(hfirst + hh) * p.out_head_stride + d] = o * inv_l[hh];
+    if constexpr (EV) ev_smem(p)[d] = o * inv_l[hh];
   }
 }
 
@@ -147,15 +233,17 @@ __device__ __forceinline__ bool split_range(const AttnSplit& sp, int n, int& j_b
 }
 
 // A split that saw no key: marks itself empty (weight 0 in the merge) and counts itself.
-template <int HG>
+template <int HG, bool EV>
 __device__ void empty_split(const AttnArgs& p, const AttnSplit& sp, const BlockPlace& b) {
   if (threadIdx.x < b.nh) {
     const int64_t row = (int64_t(b.t) * p.heads + b.kvh * b.group + b.h0 + threadIdx.x) * sp.splits + blockIdx.z;
     sp.ml[2 * row] = -INFINITY;
     sp.ml[2 * row + 1] = 0.0f;
   }
-  if (splitk_last(sp.counters + int64_t(b.t) * gridDim.y + blockIdx.y, sp.splits))
-    combine_splits<HG>(p, sp, b.t, b.kvh * b.group + b.h0, b.nh);
+  if (splitk_last(sp.counters + int64_t(b.t) * gridDim.y + blockIdx.y, sp.splits)) {
+    combine_splits<HG, EV>(p, sp, b.t, b.kvh * b.group + b.h0, b.nh);
+    expand_after<EV>(p, b.t, b.kvh * b.group + b.h0);
+  }
 }
 
 // q [HG][dk] of the block's heads (zeros past nh) into shared memory; the running max and sum start empty.
@@ -202,7 +290,7 @@ __device__ void softmax_tile(float* sc, float* corr, float* msum, float* lsum) {
 
 // The block's result: normalised output (direct), or this split's partial (running max, sum and unnormalised
 // output), the last split block of the (token, head group) merging them (combine_splits).
-template <int HG>
+template <int HG, bool EV>
 __device__ void finish(const AttnArgs& p, const AttnSplit& sp, const BlockPlace& b, bool direct,
                        const float (&acc)[HG][kMaxDvPerThread], const float* msum, const float* lsum) {
 #pragma unroll
@@ -214,7 +302,10 @@ __device__ void finish(const AttnArgs& p, const AttnSplit& sp, const BlockPlace&
 #pragma unroll
       for (int i = 0; i < kMaxDvPerThread; ++i) {
         const int d = threadIdx.x + kThreads * i;
-        if (d < p.dv) p.out[int64_t(b.t) * p.out_row_stride + int64_t(h) * p.out_head_stride + d] = acc[hh][i] * inv;
+        if (d < p.dv) {
+          p.out[int64_t(b.t) * p.out_row_stride + int64_t(h) * p.out_head_stride + d] = acc[hh][i] * inv;
+          if constexpr (EV) ev_smem(p)[d] = acc[hh][i] * inv;
+        }
       }
       continue;
     }
@@ -229,8 +320,12 @@ __device__ void finish(const AttnArgs& p, const AttnSplit& sp, const BlockPlace&
       if (d < p.dv) sp.o[row * p.dv + d] = acc[hh][i];
     }
   }
-  if (!direct && splitk_last(sp.counters + int64_t(b.t) * gridDim.y + blockIdx.y, sp.splits))
-    combine_splits<HG>(p, sp, b.t, b.kvh * b.group + b.h0, b.nh);
+  if (direct) {
+    expand_after<EV>(p, b.t, b.kvh * b.group + b.h0);
+  } else if (splitk_last(sp.counters + int64_t(b.t) * gridDim.y + blockIdx.y, sp.splits)) {
+    combine_splits<HG, EV>(p, sp, b.t, b.kvh * b.group + b.h0, b.nh);
+    expand_after<EV>(p, b.t, b.kvh * b.group + b.h0);
+  }
 }
 
 // dot[hh] += q[hh][d0 .. d0 + kVE) . the kVE key values of one 16-byte vector (q in shared memory, 16-byte loads).
@@ -277,8 +372,9 @@ __device__ __forceinline__ void accumulate_values(float (&acc)[HG][kMaxDvPerThre
   }
 }
 
-template <typename T, bool SPLIT, int HG>
+template <typename T, bool SPLIT, int HG, bool EV>
 __global__ void __launch_bounds__(kThreads) attention_kernel(AttnArgs p, int sub_groups, AttnSplit sp) {
+  static_assert(!EV || HG == 1, "the joined value projection: one head per block");
   pdl_enter();
   const T* cache = static_cast<const T*>(p.cache);
   MMFP4_DYN_SMEM(float, smem);
@@ -289,6 +385,7 @@ __global__ void __launch_bounds__(kThreads) attention_kernel(AttnArgs p, int sub
 
   const BlockPlace b = block_place(p, sub_groups, HG);
   const int t = b.t, kvh = b.kvh, nh = b.nh;
+  if constexpr (EV) prefetch_ev(p, b.kvh * b.group + b.h0);
   const int warp = threadIdx.x / kWarp, lane = threadIdx.x % kWarp, nw = blockDim.x / kWarp;
 
   const int pos = p.positions[t];
@@ -300,7 +397,7 @@ __global__ void __launch_bounds__(kThreads) attention_kernel(AttnArgs p, int sub
   if constexpr (SPLIT) {
     if (!split_range(sp, n, j_begin, j_end, direct)) return;
     if (j_begin >= j_end) {
-      empty_split<HG>(p, sp, b);
+      empty_split<HG, EV>(p, sp, b);
       return;
     }
   }
@@ -365,7 +462,7 @@ __global__ void __launch_bounds__(kThreads) attention_kernel(AttnArgs p, int sub
     accumulate_values<T, HG>(acc, sc, corr, cache + v_off, rowoff, 0, min(kTile, j_end - j0), p.dv);
     __syncthreads();  // sc and rowoff are rewritten by the next tile
   }
-  finish<HG>(p, sp, b, direct, acc, msum, lsum);
+  finish<HG, EV>(p, sp, b, direct, acc, msum, lsum);
 }
 
 // Shared memory of the staged kernel: the unstaged layout (q, scores, softmax state) rounded to 16 bytes, then
@@ -386,7 +483,7 @@ StagedLayout staged_layout(const AttnArgs& a, int hg) {
   return l;
 }
 
-template <typename T, bool SPLIT, int HG>
+template <typename T, bool SPLIT, int HG, bool EV>
 __global__ void __launch_bounds__(kThreads) attention_staged_kernel(AttnArgs p, int sub_groups, AttnSplit sp,
                                                                     int head_floats, int v_in_k) {
   constexpr int kVE = kVecElems<T>;
@@ -399,6 +496,7 @@ __global__ void __launch_bounds__(kThreads) attention_staged_kernel(AttnArgs p, 
   __shared__ int64_t rowoff[kTile];
 
   const BlockPlace b = block_place(p, sub_groups, HG);
+  if constexpr (EV) prefetch_ev(p, b.kvh * b.group + b.h0);  // weights: no wait needed
   const int warp = threadIdx.x / kWarp, lane = threadIdx.x % kWarp, nw = blockDim.x / kWarp;
   const int64_t k_off = p.k_off + int64_t(b.kvh) * p.k_off_per_kvh;
   const int64_t v_off = p.v_off + int64_t(b.kvh) * p.v_off_per_kvh;
@@ -421,7 +519,7 @@ __global__ void __launch_bounds__(kThreads) attention_staged_kernel(AttnArgs p, 
   pdl_enter();
   if constexpr (SPLIT) {
     if (j_begin >= j_end) {
-      empty_split<HG>(p, sp, b);
+      empty_split<HG, EV>(p, sp, b);
       return;
     }
   }
@@ -479,12 +577,12 @@ __global__ void __launch_bounds__(kThreads) attention_staged_kernel(AttnArgs p, 
     accumulate_values<T, HG>(acc, sc, corr, v_in_k ? sk + (v_off - k_off) : sv, nullptr, v_in_k ? dk : p.dv, jn,
                              p.dv);
   }
-  finish<HG>(p, sp, b, direct, acc, msum, lsum);
+  finish<HG, EV>(p, sp, b, direct, acc, msum, lsum);
 }
 
 // The staged kernel takes the launch: 16-byte rows and offsets, and a tile that fits kStagedMaxBytes.
 constexpr int64_t kStagedMaxBytes = 160 * 1024;
-template <typename T, bool SPLIT, int HG>
+template <typename T, bool SPLIT, int HG, bool EV>
 bool launch_staged(const AttnArgs& a, const AttnSplit& sp, int sub, cudaStream_t s) {
   constexpr int kVE = kVecElems<T>;
   const int dk = a.d1 + a.d2;
@@ -493,36 +591,41 @@ bool launch_staged(const AttnArgs& a, const AttnSplit& sp, int sub, cudaStream_t
                        a.v_off % kVE == 0 && a.k_off_per_kvh % kVE == 0 && a.v_off_per_kvh % kVE == 0 &&
                        reinterpret_cast<uintptr_t>(a.cache) % 16 == 0;
   if (!aligned || l.bytes > kStagedMaxBytes) return false;
-  if (l.bytes > 48 * 1024)
-    MMFP4_CUDA_CHECK(cudaFuncSetAttribute(attention_staged_kernel<T, SPLIT, HG>,
-                                          cudaFuncAttributeMaxDynamicSharedMemorySize, int(l.bytes)),
-                     "attention (staged): shared memory ", l.bytes);
+  AttnArgs p = a;
+  p.ev_off = int((l.bytes + 15) / 16 * 4);
+  const int64_t bytes = int64_t(p.ev_off) * 4 + ev_bytes(a);
+  if (bytes > 48 * 1024)
+    MMFP4_CUDA_CHECK(cudaFuncSetAttribute(attention_staged_kernel<T, SPLIT, HG, EV>,
+                                          cudaFuncAttributeMaxDynamicSharedMemorySize, int(bytes)),
+                     "attention (staged): shared memory ", bytes);
   const dim3 grid(unsigned(a.n_tokens), unsigned(a.kv_heads * sub), unsigned(SPLIT ? sp.splits : 1));
-  MMFP4_LAUNCH(grid, kThreads, size_t(l.bytes), s, attention_staged_kernel<T, SPLIT, HG>)(a, sub, sp, l.head_floats,
-                                                                                        int(l.v_in_k));
+  MMFP4_LAUNCH(grid, kThreads, size_t(bytes), s, attention_staged_kernel<T, SPLIT, HG, EV>)(p, sub, sp, l.head_floats,
+                                                                                      int(l.v_in_k));
   return true;
 }
 
-template <bool SPLIT, int HG>
+template <bool SPLIT, int HG, bool EV = false>
 void launch_kind(const AttnArgs& a, const AttnSplit& sp, cudaStream_t s, bool staged) {
   const int sub = (a.heads / a.kv_heads + HG - 1) / HG;
-  if (staged && (a.cache_f32 ? launch_staged<float, SPLIT, HG>(a, sp, sub, s)
-                             : launch_staged<uint16_t, SPLIT, HG>(a, sp, sub, s)))
+  if (staged && (a.cache_f32 ? launch_staged<float, SPLIT, HG, EV>(a, sp, sub, s)
+                             : launch_staged<uint16_t, SPLIT, HG, EV>(a, sp, sub, s)))
     return;
-  const size_t smem = (size_t(HG) * (a.d1 + a.d2) + HG * kTile + 3 * HG) * sizeof(float);
+  AttnArgs p = a;
+  p.ev_off = int(((size_t(HG) * (a.d1 + a.d2) + HG * kTile + 3 * HG) + 3) / 4 * 4);
+  const size_t smem = size_t(p.ev_off) * sizeof(float) + size_t(ev_bytes(a));
   if (smem > 48 * 1024) {
-    MMFP4_CUDA_CHECK(cudaFuncSetAttribute(attention_kernel<float, SPLIT, HG>,
+    MMFP4_CUDA_CHECK(cudaFuncSetAttribute(attention_kernel<float, SPLIT, HG, EV>,
                                           cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem)),
                      "attention: shared memory ", smem);
-    MMFP4_CUDA_CHECK(cudaFuncSetAttribute(attention_kernel<uint16_t, SPLIT, HG>,
+    MMFP4_CUDA_CHECK(cudaFuncSetAttribute(attention_kernel<uint16_t, SPLIT, HG, EV>,
                                           cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem)),
                      "attention: shared memory ", smem);
   }
   const dim3 grid(unsigned(a.n_tokens), unsigned(a.kv_heads * sub), unsigned(SPLIT ? sp.splits : 1));
   if (a.cache_f32)
-    MMFP4_LAUNCH(grid, kThreads, smem, s, attention_kernel<float, SPLIT, HG>)(a, sub, sp);
+    MMFP4_LAUNCH(grid, kThreads, smem, s, attention_kernel<float, SPLIT, HG, EV>)(p, sub, sp);
   else
-    MMFP4_LAUNCH(grid, kThreads, smem, s, attention_kernel<uint16_t, SPLIT, HG>)(a, sub, sp);
+    MMFP4_LAUNCH(grid, kThreads, smem, s, attention_kernel<uint16_t, SPLIT, HG, EV>)(p, sub, sp);
 }
 
 // Query heads per block: 8 (each key row read once for 8 heads) unless that gives fewer than kFewBlocks blocks (decode
@@ -549,6 +652,12 @@ int heads_per_block(const AttnArgs& a) {
 
 }  // namespace
 
+bool attention_expand_ok(const AttnArgs& a, const GemmWeight& w) {
+  const int G = w.group_size;
+  return w.kind == WKind::Fp4 && w.layout == 2 && w.k_chunks % 2 == 0 && w.k_chunks * 64 >= a.dv && G >= 128 &&
+         (G & (G - 1)) == 0 && a.kv_heads == 1 && heads_per_block(a) == 1 && a.dv <= kThreads * kMaxDvPerThread;
+}
+
 int attention_blocks(const AttnArgs& a) {
   const int hg = heads_per_block(a);
   return a.n_tokens * a.kv_heads * ((a.heads / a.kv_heads + hg - 1) / hg);
@@ -557,16 +666,20 @@ int attention_blocks(const AttnArgs& a) {
 void launch_attention(const AttnArgs& a, cudaStream_t s, const AttnSplit& sp, bool staged) {
   if (a.n_tokens == 0) return;
   if (a.dv > kThreads * kMaxDvPerThread) fail("attention: value width ", a.dv, " > ", kThreads * kMaxDvPerThread);
+  if (a.ev_w.data && !attention_expand_ok(a, a.ev_w))
+    fail("attention: the joined value projection needs one head per block and a layout-2 MMFP4 W_UV");
   const int hg = heads_per_block(a);
   if (sp.splits > 1) {
-    hg == 1   ? launch_kind<true, 1>(a, sp, s, staged)
+    a.ev_w.data ? launch_kind<true, 1, true>(a, sp, s, staged)
+    : hg == 1   ? launch_kind<true, 1>(a, sp, s, staged)
     : hg == 2 ? launch_kind<true, 2>(a, sp, s, staged)
               : launch_kind<true, kHeads>(a, sp, s, staged);
     MMFP4_CUDA_LAUNCHED("attention (split ", sp.splits, ") ", a.n_tokens, " tokens, ", a.heads, " heads / ",
                         a.kv_heads, " kv heads, key ", a.d1, " + ", a.d2, ", value ", a.dv);
     return;
   }
-  hg == 1   ? launch_kind<false, 1>(a, sp, s, staged)
+  a.ev_w.data ? launch_kind<false, 1, true>(a, sp, s, staged)
+  : hg == 1   ? launch_kind<false, 1>(a, sp, s, staged)
   : hg == 2 ? launch_kind<false, 2>(a, sp, s, staged)
             : launch_kind<false, kHeads>(a, sp, s, staged);
   MMFP4_CUDA_LAUNCHED("attention ", a.n_tokens, " tokens, ", a.heads, " heads / ", a.kv_heads, " kv heads, key ",

@@ -181,6 +181,15 @@ __device__ __forceinline__ void mma_f16_16816(float (&d)[4], const uint32_t (&a)
 
 // A 16-byte load of data read exactly once (weights): not kept in L1, so L1 stays for the activations that every
 // warp of the block re-reads. (No L2::cache_hint operand: nvcc 13 miscompiles it on sm_90, see MEASURED.md.)
+// A hint that the 128-byte line at p will be read soon: fetched into L2 (nothing returns to the thread).
+__device__ __forceinline__ void prefetch_l2(const void* p) {
+#if defined(__CUDA_ARCH__)
+  asm volatile("prefetch.global.L2 [%0];\n" ::"l"(p));
+#else
+  (void)p;
+#endif
+}
+
 __device__ __forceinline__ uint4 ld_stream(const uint4* p) {
 #ifdef MMFP4_SIM
   return *p;
@@ -277,6 +286,28 @@ __device__ __forceinline__ void add_scaled(float (&acc)[NT][4], const float (&pa
     acc[t][2] = fmaf(s_hi, part[t][2], acc[t][2]);
     acc[t][3] = fmaf(s_hi, part[t][3], acc[t][3]);
   }
+}
+
+// One chunk pair (128 columns, one scale word sw) of a 16-row layout-2 tile times one staged token in paired columns:
+// lane column g holds the token's hi half (g even) or its lo half (g odd), xrow is this lane's staged row (hi or lo,
+// + 8 c) at the pair's first chunk; acc += sw x the raw products (kRawActScale-scaled activations). The one-token
+// kernel's step (gemv_token.cu) and the value projection joined to the decode attention (attention.cu).
+__device__ __forceinline__ void paired_chunk_pair(float (&acc)[1][4], const uint4& w0, const uint4& w1, uint32_t sw,
+                                                  const uint16_t* xrow) {
+  float part[1][4] = {{0.0f, 0.0f, 0.0f, 0.0f}};
+#pragma unroll
+  for (int v = 0; v < 2; ++v) {
+#pragma unroll
+    for (int b = 0; b < 2; ++b) {
+      uint32_t a0[4], a1[4];
+      fp4_fragment_raw(word_of(v ? w1 : w0, 2 * b), a0);
+      fp4_fragment_raw(word_of(v ? w1 : w0, 2 * b + 1), a1);
+      const uint4 xh = *reinterpret_cast<const uint4*>(xrow + (2 * v + b) * 32);
+      mma_bf16_16816(part[0], a0, xh.x, xh.y);
+      mma_bf16_16816(part[0], a1, xh.z, xh.w);
+    }
+  }
+  add_scaled(acc, part, sw);
 }
 
 // The same fragments from a layout-2 word (repack.h, kV2Bit): pairs 0..2 are one mask after a shift of 0, 3, 6, pair

@@ -149,13 +149,14 @@ CudaBackend::CudaBackend(int device) : device_(device) {
         fast_.norm = fast_.blas = fast_.mla_prep = fast_.raw_gemv = fast_.attn_stage = fast_.moe_direct =
             fast_.moe_router = fast_.mla_fuse = fast_.gemv_wide = fast_.wgmma = fast_.norm_blas =
                 fast_.gemv_pair = fast_.gemv_kwarps = fast_.moe_sum = fast_.gemv_one = fast_.token_norm =
-                    fast_.token_router = false;
+                    fast_.token_router = fast_.attn_expand = false;
   flag("MMFP4_CUDA_FAST_MLAFUSE", fast_.mla_fuse);
   flag("MMFP4_CUDA_FAST_MOEDIRECT", fast_.moe_direct);
   flag("MMFP4_CUDA_FAST_MOESUM", fast_.moe_sum);
   flag("MMFP4_CUDA_FAST_GEMVONE", fast_.gemv_one);
   flag("MMFP4_CUDA_FAST_TOKENNORM", fast_.token_norm);
   flag("MMFP4_CUDA_FAST_TOKENROUTER", fast_.token_router);
+  flag("MMFP4_CUDA_FAST_ATTNEXPAND", fast_.attn_expand);
   flag("MMFP4_CUDA_FAST_MOEROUTER", fast_.moe_router);
   flag("MMFP4_CUDA_FAST_FLASH", fast_.flash);
   flag("MMFP4_CUDA_FAST_RAWGEMV", fast_.raw_gemv);
@@ -193,7 +194,8 @@ CudaBackend::CudaBackend(int device) : device_(device) {
                " moe_router ", fast_.moe_router, " mla_fuse ", fast_.mla_fuse, " gemv_wide ", fast_.gemv_wide,
                " wgmma ", fast_.wgmma, " norm_blas ", fast_.norm_blas, " gemv_pair ", fast_.gemv_pair,
                " gemv_kwarps ", fast_.gemv_kwarps, " moe_sum ", fast_.moe_sum, " gemv_one ", fast_.gemv_one,
-               " token_norm ", fast_.token_norm, " token_router ", fast_.token_router);
+               " token_norm ", fast_.token_norm, " token_router ", fast_.token_router, " attn_expand ",
+               fast_.attn_expand);
 }
 
 // Programmatic dependent launch must work in captured graphs (the decode steps are graphs): record y += x, y += y,
@@ -944,7 +946,12 @@ void CudaBackend::rmsnorm(Act x, const DeviceVector& w, float eps, Act out) {
   launch_rmsnorm(x.data, x.stride, out.data, out.stride, int(x.rows), int(x.cols), w.data, eps, stream_);
 }
 
+// The held MLA launches: a prepare (before absorb_q) or an attention (before expand_v); at most one is held.
 void CudaBackend::flush_prep() {
+  if (attn_pending_) {
+    attn_pending_ = false;
+    run_attention(pending_attn_);
+  }
   if (!prep_pending_) return;
   prep_pending_ = false;
   launch_mla_prepare(pending_prep_, stream_);
@@ -1145,6 +1152,12 @@ void CudaBackend::mla_attention(Act q_lat, Act q_pe, const KVLayerView& kv, int6
   a.out = out_lat.data;
   a.out_row_stride = out_lat.stride * heads;
   a.out_head_stride = out_lat.stride;
+  // Decode of one token, a block per head: held, so that the value projection can join the launch (mla_expand_v).
+  if (fast_.attn_expand && fast_.raw_gemv && split_ && b.n_tokens == 1 && attention_blocks(a) == a.heads) {
+    pending_attn_ = a;
+    attn_pending_ = true;
+    return;
+  }
   run_attention(a);
 }
 
@@ -1207,12 +1220,34 @@ void CudaBackend::mla_absorb_q(Act q_nope, const LinearWeight& kv_b_in, int64_t 
 
 void CudaBackend::mla_expand_v(Act o_lat, const LinearWeight& kv_b_in, int64_t heads, int64_t nope, int64_t v,
                                Act out) {
-  flush_norm();
   const auto& w = static_cast<const CudaLinear&>(kv_b_in);
   const int64_t R = w.k_stored, rows = o_lat.rows;
-  if (o_lat.cols != R || out.cols != v || out.rows != rows || rows % heads != 0 || w.n != heads * (nope + v))
+  if (o_lat.cols != R || out.cols != v || out.rows != rows || rows % heads != 0 || w.n != heads * (nope + v)) {
+    flush_norm();
     fail("mla_expand_v ", w.name, " [", w.n, ", ", w.k, "]: o_lat [", o_lat.rows, ", ", o_lat.cols, "], out [",
          out.rows, ", ", out.cols, "], ", heads, " heads");
+  }
+  // The held attention wrote o_lat (FastPaths::attn_expand): the projection of each head runs in the block that
+  // finishes the head. o_lat is still written (a view of the same rows, per head).
+  if (attn_pending_ && o_lat.data == pending_attn_.out && o_lat.stride == pending_attn_.out_head_stride &&
+      heads == pending_attn_.heads && rows == int64_t(pending_attn_.n_tokens) * heads && w.mma_ok && !force_generic_ &&
+      w.gw.row0 == 0 && nope % 16 == 0 && (nope + v) % 16 == 0 && !may_overlap(out, o_lat)) {
+    GemmWeight sub = rows_of(w.gw, nope, v);
+    sub.expert_stride = ((nope + v) / 16) * int64_t(w.gw.k_chunks) * 32;
+    sub.expert_scale_stride = ((nope + v) / 16) * int64_t(w.gw.groups) * 8;
+    if (attention_expand_ok(pending_attn_, sub)) {
+      AttnArgs a = pending_attn_;
+      attn_pending_ = false;
+      a.ev_w = sub;
+      a.ev_out = out.data;
+      a.ev_row_stride = out.stride * heads;
+      a.ev_head_stride = out.stride;
+      run_attention(a);
+      ++attn_expand_calls_;
+      return;
+    }
+  }
+  flush_norm();
   const int64_t T = rows / heads;
   if (kv_b_heads_blas(o_lat, w, heads, nope, v, true, out, "mla_expand_v")) return;
   // Per head: out[t, h] = W_UV_h o_lat[t, h], a linear layer on rows [h(nope+v) + nope, + v) of the stored weight

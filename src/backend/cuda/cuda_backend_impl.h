@@ -64,6 +64,7 @@ struct FastPaths {
   bool moe_sum = true;     // MMFP4_CUDA_FAST_MOESUM: a direct step's down projection and combine in one launch (gemv_token.cu)
   bool gemv_one = true;    // MMFP4_CUDA_FAST_GEMVONE: one-token linears of <= SMs tiles, a 16-warp block per tile (gemv_token.cu)
   bool token_norm = true;  // MMFP4_CUDA_FAST_TOKENNORM: the same for a one-token linear after a norm, computed while staging
+  bool attn_expand = true;  // MMFP4_CUDA_FAST_ATTNEXPAND: decode's mla_expand_v runs in the attention's blocks (attention.cu)
   bool token_router = true;  // MMFP4_CUDA_FAST_TOKENROUTER: the router of one token as one such block, routing included
   bool mla_fuse = true;    // MMFP4_CUDA_FAST_MLAFUSE: decode's mla_prepare runs as extra blocks of the absorb_q launch
   bool gemv_wide = true;   // MMFP4_CUDA_FAST_GEMVWIDE: one-wave decode GEMVs with registers for 2 blocks per SM, not 3
@@ -172,6 +173,8 @@ class CudaBackend final : public Backend {
   // Test hooks: of those, the launches that computed the pending norm (FastPaths::token_norm) and that routed
   // (FastPaths::token_router).
   int64_t token_norm_launches() const { return token_norm_launches_; }
+  // Test hook: MLA value projections that ran inside the attention's launch (FastPaths::attn_expand).
+  int64_t attn_expand_calls() const { return attn_expand_calls_; }
   int64_t token_router_launches() const { return token_router_launches_; }
   // Test hook: routers whose routing ran in the GEMM's epilogue (FastPaths::moe_router).
   int64_t moe_router_fused_calls() const { return moe_router_fused_; }
@@ -244,6 +247,10 @@ class CudaBackend final : public Backend {
   // (called by flush_norm, that is at the start of every other op, and by linear).
   MlaPrepArgs pending_prep_;
   bool prep_pending_ = false;
+  // A held decode MLA attention (FastPaths::attn_expand): launched by the next mla_expand_v with the value projection
+  // in its blocks, or as issued by flush_prep().
+  AttnArgs pending_attn_;
+  bool attn_pending_ = false;
   void flush_prep();
   void gemm(const GemmCall& c);
   void launch_mma(GemmArgs& a, int rows, const PrepArgs& pa, bool fuse_norm = false);
@@ -310,6 +317,7 @@ class CudaBackend final : public Backend {
   int64_t moe_sum_calls_ = 0;
   int64_t gemv_one_launches_ = 0;
   int64_t token_norm_launches_ = 0;
+  int64_t attn_expand_calls_ = 0;
   int64_t token_router_launches_ = 0;
   int64_t moe_router_fused_ = 0;
   int64_t mla_fused_ = 0;

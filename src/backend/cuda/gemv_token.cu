@@ -161,20 +161,7 @@ __global__ void __launch_bounds__(kWarps * kWarp, 1) token_gemv_kernel(TokenGemv
       fold(cur);
       cur = s;
     }
-    float part[1][4] = {{0.0f, 0.0f, 0.0f, 0.0f}};
-#pragma unroll
-    for (int v = 0; v < 2; ++v) {
-#pragma unroll
-      for (int b = 0; b < 2; ++b) {
-        uint32_t a0[4], a1[4];
-        fp4_fragment_raw(word_of(wv[j + v], 2 * b), a0);
-        fp4_fragment_raw(word_of(wv[j + v], 2 * b + 1), a1);
-        const uint4 xh = *reinterpret_cast<const uint4*>(xrow + (2 * (kc + v) + b) * 32);
-        mma_bf16_16816(part[0], a0, xh.x, xh.y);
-        mma_bf16_16816(part[0], a1, xh.z, xh.w);
-      }
-    }
-    add_scaled(acc, part, sw[j / 2]);
+    paired_chunk_pair(acc, wv[j], wv[j + 1], sw[j / 2], xrow + 2 * kc * 32);
   }
   if (k0 < k1) fold(cur);
 

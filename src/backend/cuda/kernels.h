@@ -248,7 +248,17 @@ struct AttnArgs {
   int64_t max_blocks = 0;
   float* out = nullptr;
   int64_t out_row_stride = 0, out_head_stride = 0;
+  // MLA decode with one head per block (FastPaths::attn_expand: mla_expand_v joins the attention's launch): the block
+  // that finishes head h of token t also applies the head's value projection, ev_out[t, h, :ev_w.n] = W_h out[t, h]
+  // with W_h = "expert" h of ev_w (MMFP4 layout 2, groups of a power of two >= 128, K = dv in whole chunk pairs).
+  // ev_w.data null: none.
+  GemmWeight ev_w;
+  float* ev_out = nullptr;
+  int64_t ev_row_stride = 0, ev_head_stride = 0;
+  int ev_off = 0;  // set by the launcher: the projection's shared memory, floats from the start of the dynamic area
 };
+// Whether the value projection can join an attention launch (AttnArgs::ev_w; attention.cu).
+bool attention_expand_ok(const AttnArgs& a, const GemmWeight& w);
 // Split over the KV length (splits > 1): o [T][heads][splits][dv] unnormalised outputs and ml [T][heads][splits][2]
 // running max and sum of each split, merged by the last split block of each (token, head group) (attention.cu).
 struct AttnSplit {
