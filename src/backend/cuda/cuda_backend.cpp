@@ -582,15 +582,24 @@ bool CudaBackend::splits_fit(int tiles, int splits, int tm, int64_t npad, int ro
 SplitK CudaBackend::choose_splits(int row_blocks, int tiles, int k_chunks, int tm, int rows, WKind kind,
                                   int blocks_per_sm, int align, int stage_rows, bool stage_split) const {
   const int64_t npad = int64_t(row_blocks) * kBlockRows;
+  auto stage_bytes = [&](int cps) { return staged_bytes(stage_rows, cps * 64 + 32, stage_split); };
   SplitK k;
-  k.splits = best_splits(row_blocks, tiles, k_chunks, tm, npad, rows, kind, blocks_per_sm);
+  // An MMFP4 plain linear whose row blocks alone cover every SM, are all resident at once and stage their whole K:
+  // each warp streams its tile's whole K, with no partial sums, no counter and no tail wave. On the H100 (docs/cuda.md,
+  // twelfth session) 28672x8192 at M=1 5 splits 49.4 us -> 1 split 46.1 us (2.63 TB/s), M=2 49.8 -> 47.1 us. (Where
+  // the whole K does not stage, the staging's own splits measured slower than the cost model's: M=4 52.6 -> 57.1 us
+  // with 2 splits of 64 chunks, M=8 61.2 -> 63.7 with 4.) MoE tiles (tiles > 1) keep the cost model.
+  if (kind == WKind::Fp4 && tm <= 16 && tiles == 1 && row_blocks >= sms_ &&
+      row_blocks <= int64_t(sms_) * blocks_per_sm && (stage_rows == 0 || stage_bytes(k_chunks) <= kStageMaxBytes))
+    k.splits = 1;
+  else
+    k.splits = best_splits(row_blocks, tiles, k_chunks, tm, npad, rows, kind, blocks_per_sm);
   if (max_splits_ > 0) k.splits = std::min(k.splits, max_splits_);
   k.cps = int(ceil_div(k_chunks, k.splits));
   if (k.splits > 1) {
     k.cps = int(round_up(k.cps, align));
     k.splits = int(ceil_div(k_chunks, k.cps));
   }
-  auto stage_bytes = [&](int cps) { return staged_bytes(stage_rows, cps * 64 + 32, stage_split); };
   while (stage_rows > 0 && stage_bytes(k.cps) > kStageMaxBytes && k.cps > align) {
     const int cps = int(round_up(k.cps / 2, align)), splits = int(ceil_div(k_chunks, cps));
     if (!splits_fit(tiles, splits, tm, npad, row_blocks)) break;
