@@ -924,7 +924,8 @@ TEST(CudaOps, MlaExpandJoinsTheAttentionLaunch) {
     int64_t heads, R, P, nope, v;
     int group;
   };
-  for (const Shape& s : {Shape{20, 512, 64, 192, 256, 128}, Shape{4, 128, 32, 64, 48, 128}, Shape{3, 256, 32, 32, 64, 256}})
+  for (const Shape& s :
+       {Shape{20, 512, 64, 192, 256, 128}, Shape{4, 128, 32, 64, 48, 128}, Shape{3, 256, 32, 32, 64, 256}})
     for (int64_t ctx : {1, 16, 17, 100, 700}) {
       const int64_t H = s.heads, N = H * (s.nope + s.v);
       TestWeight kvb = random_fp4(N, s.R, s.group, 0, uint64_t(7 * N + ctx));

@@ -57,8 +57,9 @@ constexpr int kMaxSplits = 16;  // the backend's kAttnMaxSplits
 // The joined value projection (AttnArgs::ev_w). The block that finishes head h of token t has the head's output o
 // [dv] in shared memory (ev_smem); it stages o as hi + lo bf16 scaled by kRawActScale (as the decode GEMV stages its
 // input), and each warp takes 16-row tiles warp, warp + 8, .. of W_h, a tile's chunks loaded kEvBatch at a time,
-// with the one-token kernel's paired columns (paired_chunk_pair). The head's blocks prefetched W_h into L2 before
-// their wait (prefetch_ev). The same products as mla_expand_v's own launch, summed in another order.
+// with the one-token kernel's paired columns (paired_chunk_pair). The head's blocks prefetched W_h into L2
+// (prefetch_ev: before their wait in the staged kernel, right after it in the other). The same products as
+// mla_expand_v's own launch, summed in another order.
 constexpr int kEvBatch = 8;  // chunks in flight per warp
 __device__ __forceinline__ float* ev_smem(const AttnArgs& p) {
   MMFP4_DYN_SMEM(float, smem);

@@ -15,8 +15,8 @@
 //     routing kernel's function, the same bits). The K-sliced GEMV split the router's K across 16 blocks whose
 //     partial sums met through a counter in the last one; here there is one block and no partials.
 // A block's 16 warps (16 / tiles_per_block per tile) stream equal ranges of K (whole chunk pairs: a pair shares one
-// scale). A warp's range may cross
-// slots; its sum of each slot's part is multiplied by that slot's weight when the range leaves the slot. The
+// scale). A warp's range may cross slots; its sum of each slot's part is multiplied by that slot's weight when the
+// range leaves the slot. The
 // activations are staged as in the decode GEMV (scaled by kRawActScale, hi + lo bf16, the same bits), and a warp's
 // products are the raw loop's with paired columns (gemv_fp4.cu, PAIR): column 0 holds the token's hi half, column 1
 // its lo half. The warps' sums meet in shared memory in warp order, so the result is the same on every run; it
@@ -40,7 +40,13 @@ constexpr int kMaxPieces = 2;  // 8-value pieces of the staged row per thread: L
 __device__ __forceinline__ bool valid_expert(const TokenGemvArgs& p, int e) { return e >= 0 && e < p.n_experts; }
 __device__ __forceinline__ int slot_expert(const TokenGemvArgs& p, int s) { return p.ids ? __ldcg(p.ids + s) : 0; }
 
-// The router's routing, out of line (its registers do not count against the products').
+// Chunks per warp of a launch with `total` chunks per tile: whole pairs, kWarps / tiles_per_block warps per tile.
+int chunks_per_warp(int total, int tiles_per_block) {
+  const int wpt = kWarps / tiles_per_block;
+  return ((total + wpt - 1) / wpt + 1) / 2 * 2;
+}
+
+// The router's routing, out of line (kept out of the products' register allocation).
 __device__ MMFP4_NOINLINE void route_logits(const float* logits, RouteArgs a) {
   route_token_warp<kWarps * 16 / 32>(logits, a, 0, nullptr);
 }
@@ -89,7 +95,8 @@ __global__ void __launch_bounds__(kWarps * kWarp, 1) token_gemv_kernel(TokenGemv
     const float* gr = p.gu + int64_t(s) * p.gu_stride + col;  // inter % 8 == 0 (launcher)
 #pragma unroll
     for (int h = 0; h < 4; ++h)
-      ld[i][h] = live && (p.glu || h < 2)   ? __ldcg(reinterpret_cast<const float4*>(gr + (h / 2) * p.inter + (h % 2) * 4))
+      ld[i][h] = live && (p.glu || h < 2)
+                     ? __ldcg(reinterpret_cast<const float4*>(gr + (h / 2) * p.inter + (h % 2) * 4))
                  : live && p.norm_w != nullptr ? __ldg(reinterpret_cast<const float4*>(p.norm_w + col + (h % 2) * 4))
                                                : make_float4(0.0f, 0.0f, 0.0f, 0.0f);
   }
@@ -170,7 +177,8 @@ __global__ void __launch_bounds__(kWarps * kWarp, 1) token_gemv_kernel(TokenGemv
   if (c == 0) red[warp][g] = make_float2(tot[0] + tot[1], tot[2] + tot[3]);
   __syncthreads();
   if (int(threadIdx.x) < 16 * p.tiles_per_block) {
-    const int r = int(threadIdx.x) % 16, tb = int(threadIdx.x) / 16, n = (int(blockIdx.x) * p.tiles_per_block + tb) * 16 + r;
+    const int r = int(threadIdx.x) % 16, tb = int(threadIdx.x) / 16;  // row r of the block's tile tb
+    const int n = (int(blockIdx.x) * p.tiles_per_block + tb) * 16 + r;
     float sum = 0.0f;
     for (int w = tb * wpt; w < (tb + 1) * wpt; ++w) sum += r < 8 ? red[w][r].x : red[w][r - 8].y;
     if (n < p.w.n) p.out[n] = p.accumulate ? __ldcg(p.out + n) + sum : sum;
@@ -182,13 +190,6 @@ __global__ void __launch_bounds__(kWarps * kWarp, 1) token_gemv_kernel(TokenGemv
   }
 }
 
-}  // namespace
-
-namespace {
-int chunks_per_warp(int total, int tiles_per_block) {
-  const int wpt = kWarps / tiles_per_block;
-  return ((total + wpt - 1) / wpt + 1) / 2 * 2;
-}
 }  // namespace
 
 bool token_gemv_ok(const GemmWeight& w, int slots, int inter, int64_t gu_stride, int tiles_per_block) {
@@ -216,7 +217,8 @@ void launch_token_gemv(TokenGemvArgs a, cudaStream_t s) {
   const size_t smem = size_t(2) * (2 * total * 64 + 32);  // <= 32.8 KB (<= 128 chunks)
   MMFP4_LAUNCH(unsigned(blocks), kWarps * kWarp, smem, s, token_gemv_kernel)(a);
   MMFP4_CUDA_LAUNCHED("one-token linear W [", a.w.n, ", ", a.w.k, "] x ", a.slots,
-                      a.glu ? " slots (silu input)" : " slots", a.norm_w ? ", norm" : "", a.route.ids ? ", routing" : "");
+                      a.glu ? " slots (silu input)" : " slots", a.norm_w ? ", norm" : "",
+                      a.route.ids ? ", routing" : "");
 }
 
 }  // namespace mmfp4::cuda
