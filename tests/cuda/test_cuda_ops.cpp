@@ -110,19 +110,22 @@ TEST(CudaOps, LinearWithWideKSplits) {
   MMFP4_SKIP_WITHOUT_GPU();
   Pair p;
   p.gpu->set_max_splits(1);
-  TestWeight tw = random_fp4(200, 2048, 128, 0, 77);
-  auto w_cpu = p.cpu->upload_linear(tw.hw);
-  auto w_gpu = p.gpu->upload_linear(tw.hw);
   uint64_t seed = 500;
-  for (bool raw : {true, false})
-    for (int64_t M : {1, 8, 12, 16}) {
-      p.gpu->fast().raw_gemv = raw;
-      Rng r(seed++);
-      const auto lc = p.linear_case(r, *w_cpu, M, 2048, 200, false);
-      p.poison(lc.y.g);
-      p.gpu->linear(lc.x.g, *w_gpu, lc.y.g, false, false);
-      EXPECT_LT(p.err(lc.y), kSplit) << "M=" << M << " raw " << raw;
-    }
+  // K = 4096 at M = 12: the staging forces a split, the largest that fits (3 of 22, 22 and 20 chunks).
+  for (int64_t K : {2048, 4096}) {
+    TestWeight tw = random_fp4(200, K, 128, 0, uint64_t(77 + K));
+    auto w_cpu = p.cpu->upload_linear(tw.hw);
+    auto w_gpu = p.gpu->upload_linear(tw.hw);
+    for (bool raw : {true, false})
+      for (int64_t M : {1, 8, 12, 16}) {
+        p.gpu->fast().raw_gemv = raw;
+        Rng r(seed++);
+        const auto lc = p.linear_case(r, *w_cpu, M, K, 200, false);
+        p.poison(lc.y.g);
+        p.gpu->linear(lc.x.g, *w_gpu, lc.y.g, false, false);
+        EXPECT_LT(p.err(lc.y), kSplit) << "K=" << K << " M=" << M << " raw " << raw;
+      }
+  }
 }
 
 // MLA's per-head W_UV at decode (mla_expand_v; GLM-4.7-Flash sizes: 20 heads, latent 512, nope 192, v 256), for

@@ -184,6 +184,11 @@ CudaBackend::CudaBackend(int device) : device_(device) {
       fail("MMFP4_CUDA_MAX_SPLITS must be a count of K splits 0..64 (0: no cap), got '", e, "'");
     max_splits_ = int(v);
   }
+  if (const char* e = std::getenv("MMFP4_CUDA_STAGE_SPLIT")) {  // measurement: "halve" = the split before 2026-11-27
+    if (std::strcmp(e, "fit") != 0 && std::strcmp(e, "halve") != 0)
+      fail("MMFP4_CUDA_STAGE_SPLIT must be fit or halve, got '", e, "'");
+    stage_fit_ = std::strcmp(e, "fit") == 0;
+  }
   fast_.pdl = fast_.pdl && p.major >= 9 && probe_pdl();  // griddepcontrol is sm_90
   pdl_flag() = fast_.pdl;
   wgmma_ok_ = p.major == 9 && p.minor == 0 && wgmma_available(stream_);  // sm_90a code runs on sm_90 only
@@ -574,11 +579,11 @@ bool CudaBackend::splits_fit(int tiles, int splits, int tm, int64_t npad, int ro
          int64_t(tiles) * row_blocks <= counter_capacity_;
 }
 
-// The split of K of a tensor-core launch: the cost model's count (best_splits, capped by the test hook), then the
-// rules of the launch: splits start on multiples of align chunks (a scale group of layout-2 MMFP4, which the raw
-// decode loop needs), and
-// a staged launch (stage_rows > 0 rows, hi and lo if stage_split) takes more splits until its K split fits
-// kStageMaxBytes (M 9..16 on a long K) while the partial sums fit.
+// The split of K of a tensor-core launch: one split for a plain linear that fills one resident wave, else the cost
+// model's count (best_splits), capped by the test hook; then the rules of the launch: splits start on multiples of
+// align chunks (a scale group of layout-2 MMFP4, which the raw decode loop needs), and a staged launch (stage_rows > 0
+// rows, hi and lo if stage_split) takes more splits until its K split fits kStageMaxBytes (M 9..16 on a long K) while
+// the partial sums fit.
 SplitK CudaBackend::choose_splits(int row_blocks, int tiles, int k_chunks, int tm, int rows, WKind kind,
                                   int blocks_per_sm, int align, int stage_rows, bool stage_split) const {
   const int64_t npad = int64_t(row_blocks) * kBlockRows;
@@ -599,6 +604,20 @@ SplitK CudaBackend::choose_splits(int row_blocks, int tiles, int k_chunks, int t
   if (k.splits > 1) {
     k.cps = int(round_up(k.cps, align));
     k.splits = int(ceil_div(k_chunks, k.cps));
+  }
+  // A K split the staging forces (M = 9..16 on a long K): the largest split of whole scale groups that fits
+  // kStageMaxBytes, evened out over the splits it makes. On the H100 (twelfth session) 28672x8192 at M=16 10 splits
+  // of 14 chunks 91.4 us -> 8 of 16 86.5 us, M=11/12 -5%; the GLM shapes and decode batch 12/16 unchanged. Halving
+  // (below; MMFP4_CUDA_STAGE_SPLIT=halve) takes what this leaves: partial sums that would not fit the workspace.
+  if (stage_fit_ && stage_rows > 0 && stage_bytes(k.cps) > kStageMaxBytes) {
+    int cps = std::max(align, k.cps / align * align);
+    while (cps > align && stage_bytes(cps) > kStageMaxBytes) cps -= align;
+    const int splits = int(ceil_div(k_chunks, cps));
+    const int even = int(round_up(ceil_div(k_chunks, splits), align)), even_splits = int(ceil_div(k_chunks, even));
+    if (splits_fit(tiles, even_splits, tm, npad, row_blocks)) {
+      k.cps = even;
+      k.splits = even_splits;
+    }
   }
   while (stage_rows > 0 && stage_bytes(k.cps) > kStageMaxBytes && k.cps > align) {
     const int cps = int(round_up(k.cps / 2, align)), splits = int(ceil_div(k_chunks, cps));

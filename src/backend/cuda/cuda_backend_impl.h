@@ -310,6 +310,7 @@ class CudaBackend final : public Backend {
   bool force_generic_ = false;
   bool split_ = true;                 // MMFP4_CUDA_GEMM=bf16 turns it off
   int max_splits_ = 0;                // set_max_splits, MMFP4_CUDA_MAX_SPLITS
+  bool stage_fit_ = true;             // a K split the staging forces: the largest that fits (MMFP4_CUDA_STAGE_SPLIT)
   int64_t wg_two_tile_bytes_ = kWgTwoTileBytes;  // set_wgmma_two_tile_bytes
   int attn_min_keys_ = 16;            // keys per attention split at least (attention_split)
   FastPaths fast_;
