@@ -71,4 +71,15 @@ __device__ __forceinline__ void prep_split8(const float (&v)[8], bool f16, uint3
   }
 }
 
+// Eight activations staged for the raw decode loop's paired columns (gemv_token.cu, attention.cu's W_UV): v x
+// kRawActScale as bf16 hi halves at hi_dst and lo halves at lo_dst, 16 bytes each.
+__device__ __forceinline__ void stage_raw8(float (&v)[8], uint16_t* hi_dst, uint16_t* lo_dst) {
+#pragma unroll
+  for (int j = 0; j < 8; ++j) v[j] *= kRawActScale;
+  uint32_t hi[4], lo[4];
+  prep_split8(v, false, hi, lo);
+  *reinterpret_cast<uint4*>(hi_dst) = make_uint4(hi[0], hi[1], hi[2], hi[3]);
+  *reinterpret_cast<uint4*>(lo_dst) = make_uint4(lo[0], lo[1], lo[2], lo[3]);
+}
+
 }  // namespace mmfp4::cuda

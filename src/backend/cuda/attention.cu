@@ -79,11 +79,8 @@ __device__ __forceinline__ void expand_head(const AttnArgs& p, int t, int h) {
   for (int q = int(threadIdx.x); q < L / 8; q += int(blockDim.x)) {
     float v[8];
 #pragma unroll
-    for (int j = 0; j < 8; ++j) v[j] = 8 * q + j < p.dv ? o[8 * q + j] * kRawActScale : 0.0f;
-    uint32_t hi[4], lo[4];
-    prep_split8(v, false, hi, lo);
-    *reinterpret_cast<uint4*>(st + 8 * q) = make_uint4(hi[0], hi[1], hi[2], hi[3]);
-    *reinterpret_cast<uint4*>(st + lo_off + 8 * q) = make_uint4(lo[0], lo[1], lo[2], lo[3]);
+    for (int j = 0; j < 8; ++j) v[j] = 8 * q + j < p.dv ? o[8 * q + j] : 0.0f;
+    stage_raw8(v, st + 8 * q, st + lo_off + 8 * q);
   }
   __syncthreads();
   const int warp = int(threadIdx.x) / kWarp, lane = int(threadIdx.x) % kWarp, g = lane >> 2, c = lane & 3;

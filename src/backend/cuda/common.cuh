@@ -179,8 +179,6 @@ __device__ __forceinline__ void mma_f16_16816(float (&d)[4], const uint32_t (&a)
 #endif
 }
 
-// A 16-byte load of data read exactly once (weights): not kept in L1, so L1 stays for the activations that every
-// warp of the block re-reads. (No L2::cache_hint operand: nvcc 13 miscompiles it on sm_90, see MEASURED.md.)
 // A hint that the 128-byte line at p will be read soon: fetched into L2 (nothing returns to the thread).
 __device__ __forceinline__ void prefetch_l2(const void* p) {
 #if defined(__CUDA_ARCH__)
@@ -190,6 +188,8 @@ __device__ __forceinline__ void prefetch_l2(const void* p) {
 #endif
 }
 
+// A 16-byte load of data read exactly once (weights): not kept in L1, so L1 stays for the activations that every
+// warp of the block re-reads. (No L2::cache_hint operand: nvcc 13 miscompiles it on sm_90, see MEASURED.md.)
 __device__ __forceinline__ uint4 ld_stream(const uint4* p) {
 #ifdef MMFP4_SIM
   return *p;

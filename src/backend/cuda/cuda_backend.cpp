@@ -84,6 +84,19 @@ GemmWeight rows_of(const GemmWeight& g, int64_t r0, int64_t n) {
   return s;
 }
 
+// MLA's per-head W_UV of kv_b as a stack of "experts": head h's rows [h (nope + v) + nope, + v) are expert h (the
+// per-head mode of the tensor-core GEMV, and the value projection joined to the decode attention).
+GemmWeight w_uv_heads(const GemmWeight& g, int64_t nope, int64_t v) {
+  GemmWeight sub = rows_of(g, nope, v);
+  if (g.kind == WKind::Fp4) {
+    sub.expert_stride = ((nope + v) / 16) * int64_t(g.k_chunks) * 32;
+    sub.expert_scale_stride = ((nope + v) / 16) * int64_t(g.groups) * 8;
+  } else {
+    sub.expert_stride = (nope + v) * g.k;
+  }
+  return sub;
+}
+
 // Whether the memory of two views can overlap (conservatively: their spans of addresses).
 bool may_overlap(const Act& a, const Act& b) {
   if (a.rows == 0 || b.rows == 0) return false;
@@ -608,7 +621,8 @@ SplitK CudaBackend::choose_splits(int row_blocks, int tiles, int k_chunks, int t
   // A K split the staging forces (M = 9..16 on a long K): the largest split of whole scale groups that fits
   // kStageMaxBytes, evened out over the splits it makes. On the H100 (twelfth session) 28672x8192 at M=16 10 splits
   // of 14 chunks 91.4 us -> 8 of 16 86.5 us, M=11/12 -5%; the GLM shapes and decode batch 12/16 unchanged. Halving
-  // (below; MMFP4_CUDA_STAGE_SPLIT=halve) takes what this leaves: partial sums that would not fit the workspace.
+  // (below) is the rule before it, kept for MMFP4_CUDA_STAGE_SPLIT=halve: after a fit it finds nothing to do (where
+  // the fitted splits' partial sums do not fit the workspace, more splits' would not either).
   if (stage_fit_ && stage_rows > 0 && stage_bytes(k.cps) > kStageMaxBytes) {
     int cps = std::max(align, k.cps / align * align);
     while (cps > align && stage_bytes(cps) > kStageMaxBytes) cps -= align;
@@ -1260,9 +1274,7 @@ void CudaBackend::mla_expand_v(Act o_lat, const LinearWeight& kv_b_in, int64_t h
   if (attn_pending_ && o_lat.data == pending_attn_.out && o_lat.stride == pending_attn_.out_head_stride &&
       heads == pending_attn_.heads && rows == int64_t(pending_attn_.n_tokens) * heads && w.mma_ok && !force_generic_ &&
       w.gw.row0 == 0 && nope % 16 == 0 && (nope + v) % 16 == 0 && !may_overlap(out, o_lat)) {
-    GemmWeight sub = rows_of(w.gw, nope, v);
-    sub.expert_stride = ((nope + v) / 16) * int64_t(w.gw.k_chunks) * 32;
-    sub.expert_scale_stride = ((nope + v) / 16) * int64_t(w.gw.groups) * 8;
+    const GemmWeight sub = w_uv_heads(w.gw, nope, v);
     if (attention_expand_ok(pending_attn_, sub)) {
       AttnArgs a = pending_attn_;
       attn_pending_ = false;
@@ -1283,14 +1295,7 @@ void CudaBackend::mla_expand_v(Act o_lat, const LinearWeight& kv_b_in, int64_t h
   // when the heads' row blocks sit on 16-row tiles (the tensor-core kernel's per-head mode), in chunks of 64 tokens.
   const bool tiles_ok = w.gw.kind != WKind::Fp4 || (nope % 16 == 0 && (nope + v) % 16 == 0);
   if (w.mma_ok && !force_generic_ && tiles_ok) {
-    // Head h's W_UV is "expert" h: head 0's rows [nope, nope + v), then one head's rows further per head.
-    GemmWeight sub = rows_of(w.gw, nope, v);
-    if (w.gw.kind == WKind::Fp4) {
-      sub.expert_stride = ((nope + v) / 16) * int64_t(w.gw.k_chunks) * 32;
-      sub.expert_scale_stride = ((nope + v) / 16) * int64_t(w.gw.groups) * 8;
-    } else {
-      sub.expert_stride = (nope + v) * w.gw.k;
-    }
+    const GemmWeight sub = w_uv_heads(w.gw, nope, v);  // head h's W_UV is "expert" h
     const int kb32 = w.gw.k_chunks * 2;
     for (int64_t t0 = 0; t0 < T; t0 += 64) {
       const int tc = int(std::min<int64_t>(64, T - t0));

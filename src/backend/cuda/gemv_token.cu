@@ -138,12 +138,7 @@ __global__ void __launch_bounds__(kWarps * kWarp, 1) token_gemv_kernel(TokenGemv
         *reinterpret_cast<float4*>(p.norm_out + k + 4) = make_float4(v[4], v[5], v[6], v[7]);
       }
     }
-#pragma unroll
-    for (int j = 0; j < 8; ++j) v[j] *= kRawActScale;
-    uint32_t hi[4], lo[4];
-    prep_split8(v, false, hi, lo);
-    *reinterpret_cast<uint4*>(st + k) = make_uint4(hi[0], hi[1], hi[2], hi[3]);
-    *reinterpret_cast<uint4*>(st + lo_off + k) = make_uint4(lo[0], lo[1], lo[2], lo[3]);
+    stage_raw8(v, st + k, st + lo_off + k);
   }
   __syncthreads();
 

@@ -312,9 +312,10 @@ void launch_moe_plan(const int32_t* ids, int T, int K, int E, int align, int til
 void launch_moe_combine(const float* d, int64_t ds, const int32_t* pos, const float* w, int T, int K, int H,
                         float* out, int64_t os, cudaStream_t s);
 // One token's linear, a block per 16-row tile over the whole K (gemv_token.cu): out[0, n] (+)= sum_s wts[s]
-// (W[ids[s]] a_s)[n]. A plain linear (FastPaths::gemv_one: one slot, ids and wts null, a = gu as is) or the MoE down
-// projection and combine (FastPaths::moe_sum: a_s = silu(gu[s, :inter]) * gu[s, inter:2 inter]); ids must come from a
-// kernel at least two launches back (the routing).
+// (W[ids[s]] a_s)[n]. A plain linear (FastPaths::gemv_one: one slot, ids and wts null, a = gu as is), the same after
+// the pending norm (FastPaths::token_norm: norm_w), the router with its routing (FastPaths::token_router: route, every
+// tile in one block), or the MoE down projection and combine (FastPaths::moe_sum: a_s = silu(gu[s, :inter]) *
+// gu[s, inter:2 inter]); ids must come from a kernel at least two launches back (the routing).
 constexpr int kTokenGemvMaxChunks = 8;  // 64-column chunks per warp (registers): slots x k_chunks <= 16 warps x 8
 struct TokenGemvArgs {
   GemmWeight w;                   // MMFP4 layout 2; a stack of experts (expert_stride) when ids is set
