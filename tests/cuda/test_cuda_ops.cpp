@@ -221,6 +221,49 @@ TEST(CudaOps, WideDecodeGemvIsTheSameProduct) {
   f.gemv_wide = f.gemv_kwarps = f.gemv_one = true;
 }
 
+// 16-bit dense weights at 17..48 rows (FastPaths::dense_tiles): 16-row token tiles launched token tile first
+// (GemmArgs::tile_major) instead of a 32- or 64-row tile, against the CPU and the wider tiles; 64 and 100 rows keep
+// the wide tiles. F16 and BF16 weights, a partial last row block (1,000 rows), K not a multiple of 8 (no 16-byte
+// weight loads) and a wider one, partial last token tiles, accumulating. With one K split (the hook) a K of 2,048
+// does not stage its 16 rows: the token tiles go first; K = 200 stages (row block first). Without the cap the K
+// splits make either stage (small weights).
+TEST(CudaOps, DenseTilesMatchTheCpu) {
+  MMFP4_SKIP_WITHOUT_GPU();
+  Pair p;
+  auto& f = p.gpu->fast();
+  f.prep = true;    // staging (also under MMFP4_CUDA_FAST=0)
+  f.blas = false;   // (128 rows would go to cuBLAS)
+  uint64_t seed = 1900;
+  int64_t launches = 0;
+  for (int cap : {1, 0}) {
+    p.gpu->set_max_splits(cap);
+    for (DType dt : {DType::F16, DType::BF16})
+      for (int64_t K : {200, 2048}) {
+        TestWeight tw = random_dense(1000, K, dt, uint64_t(K) + (dt == DType::F16 ? 1 : 2));
+        auto wc = p.cpu->upload_linear(tw.hw);
+        auto wg = p.gpu->upload_linear(tw.hw);
+        for (int64_t M : {17, 33, 48, 64, 100})
+          for (int acc = 0; acc < 2; ++acc) {
+            Rng r(seed++);
+            const auto lc = p.linear_case(r, *wc, M, K, 1000, acc != 0);
+            for (int on = 0; on < 2; ++on) {
+              f.dense_tiles = on != 0;
+              const int64_t before = p.gpu->dense_tile_launches();
+              p.run_linear(lc, *wg, acc != 0);
+              const int64_t taken = p.gpu->dense_tile_launches() - before;
+              launches += taken;
+              if (cap == 1) EXPECT_EQ(taken, on && M <= 48 && K > 1024 ? 1 : 0) << "[1000, " << K << "] M=" << M;
+              EXPECT_LT(p.err(lc.y), dt == DType::F16 ? kF16 : kSplit)
+                  << "[1000, " << K << "] " << dtype_name(dt) << " M=" << M << " on " << on << " cap " << cap;
+            }
+          }
+      }
+  }
+  EXPECT_GE(launches, 2 * 3 * 2);
+  p.gpu->set_max_splits(0);
+  f.blas = f.dense_tiles = true;
+}
+
 // Paired hi/lo columns (FastPaths::gemv_pair): the raw decode loop of one token tile of at most 4 rows takes each
 // step's hi and lo halves in one mma (GemmArgs::pair). Taken at M = 1..4, with one K split and several, one-wave
 // (wide) launches and others, an odd count of scale groups (640 columns); not at M = 5. Against the CPU and the

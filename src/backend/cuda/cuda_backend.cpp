@@ -162,7 +162,7 @@ CudaBackend::CudaBackend(int device) : device_(device) {
         fast_.norm = fast_.blas = fast_.mla_prep = fast_.raw_gemv = fast_.attn_stage = fast_.moe_direct =
             fast_.moe_router = fast_.mla_fuse = fast_.gemv_wide = fast_.wgmma = fast_.norm_blas =
                 fast_.gemv_pair = fast_.gemv_kwarps = fast_.moe_sum = fast_.gemv_one = fast_.token_norm =
-                    fast_.token_router = fast_.attn_expand = false;
+                    fast_.token_router = fast_.attn_expand = fast_.dense_tiles = false;
   flag("MMFP4_CUDA_FAST_MLAFUSE", fast_.mla_fuse);
   flag("MMFP4_CUDA_FAST_MOEDIRECT", fast_.moe_direct);
   flag("MMFP4_CUDA_FAST_MOESUM", fast_.moe_sum);
@@ -177,6 +177,7 @@ CudaBackend::CudaBackend(int device) : device_(device) {
   flag("MMFP4_CUDA_FAST_GEMVPAIR", fast_.gemv_pair);
   flag("MMFP4_CUDA_FAST_GEMVKWARPS", fast_.gemv_kwarps);
   flag("MMFP4_CUDA_FAST_WGMMA", fast_.wgmma);
+  flag("MMFP4_CUDA_FAST_DENSETILES", fast_.dense_tiles);
   flag("MMFP4_CUDA_FAST_ATTNSTAGE", fast_.attn_stage);
   flag("MMFP4_CUDA_FAST_BLAS", fast_.blas);
   flag("MMFP4_CUDA_FAST_MLAPREP", fast_.mla_prep);
@@ -714,6 +715,7 @@ void CudaBackend::gemm(const GemmCall& c) {
   // takes 64 or 128 rows per tile.
   const int rows_pad = int(round_up(c.m, 8));
   const bool tiled = tiled_ok(*c.w) && (c.tiles.tiles ? c.tile_rows >= 64 : c.m > 16);
+  const bool dense_tiles = fast_.dense_tiles && gw.kind != WKind::Fp4 && !c.tiles.tiles && !tiled && c.m <= 48;
   int nt, grid_tiles;
   if (c.tiles.tiles) {
     nt = c.tile_rows / 8;
@@ -730,6 +732,14 @@ void CudaBackend::gemm(const GemmCall& c) {
   } else {
     const int mt = rows_pad / 8;
     nt = mt <= 1 ? 1 : mt <= 2 ? 2 : mt <= 4 ? 4 : 8;
+    // 16-bit dense weights at 17..48 rows (FastPaths::dense_tiles; the lm_head at decode batches 17..48): 16-row
+    // token tiles launched token tile first (GemmArgs::tile_major), so the 2 or 3 tiles of a row block run together
+    // and all but the first find its weight rows in L2, instead of a 32- or 64-row tile, whose warp holds 4 or 8
+    // token tiles of accumulators and fragments (179..254 registers, one block per SM). On the H100 (docs/cuda.md,
+    // thirteenth session) the F16 lm_head at M=17..32 435..450 -> 357..372 us, M=33..48 574..578 -> 489..506,
+    // decode batches 17..48 +0.3..1.1%. At 64 rows four tiles measured slower than one (580 -> 677 us), at 127 eight
+    // slower than two (1,135 -> 1,215): larger batches keep the wide tiles.
+    if (dense_tiles) nt = std::min(nt, 2);
     grid_tiles = int(ceil_div(mt, nt));
   }
   if (!tiled && nt > 8) fail(c.what, ": ", 8 * nt, "-row token tiles need the tiled GEMM");
@@ -771,6 +781,7 @@ void CudaBackend::gemm(const GemmCall& c) {
   a.tiles = c.tiles;
   a.nt = nt;
   a.grid_tiles = grid_tiles;
+  a.tile_major = dense_tiles && grid_tiles > 1;  // (cleared where the launch stages its activations)
   if (a.grid_tiles > 65535) fail(c.what, ": too many token tiles (", a.grid_tiles, ")");
   if (tiled) {
     launch_tiled(a, pa);
@@ -883,6 +894,8 @@ void CudaBackend::launch_mma(GemmArgs& a, int rows, const PrepArgs& pa, bool fus
       a.prep = pa;
     }
   }
+  if (a.stage) a.tile_major = false;  // (staged loops keep the row-block-first grid)
+  dense_tile_launches_ += a.tile_major;
   if (fuse_norm && a.stage) {  // the pending norm (FastPaths::norm): x is its input, the GEMM normalises it
     a.prep.x = pending_.x.data;
     a.prep.x_stride = pending_.x.stride;

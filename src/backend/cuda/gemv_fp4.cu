@@ -150,17 +150,17 @@ struct WarpWork {
   int nt, kc0, kc1, kb0, kb1;
 };
 template <bool SLICED>
-__device__ __forceinline__ WarpWork warp_work(const GemmArgs& p, int warp) {
+__device__ __forceinline__ WarpWork warp_work(const GemmArgs& p, int warp, int rb = int(blockIdx.x)) {
   WarpWork w;
   w.kb0 = int(blockIdx.z) * p.cps;
   w.kb1 = min(p.w.k_chunks, w.kb0 + p.cps);
   if constexpr (SLICED) {
     const int ks = p.kslices, slice = warp % ks, per = ks == 1 ? p.cps : p.slice_chunks;
-    w.nt = int(blockIdx.x) * (kWarps / ks) + warp / ks;
+    w.nt = rb * (kWarps / ks) + warp / ks;
     w.kc0 = min(w.kb1, w.kb0 + slice * per);
     w.kc1 = min(w.kb1, w.kc0 + per);
   } else {
-    w.nt = int(blockIdx.x) * kWarps + warp;
+    w.nt = rb * kWarps + warp;
     w.kc0 = w.kb0;
     w.kc1 = w.kb1;
   }
@@ -206,8 +206,13 @@ __global__ void __launch_bounds__(256, MINB) gemm_mma_kernel(GemmArgs p) {
   const int warp = threadIdx.x / kWarp, lane = threadIdx.x % kWarp;
   const int g = lane >> 2, c = lane & 3;
 
+  // Grid: (row block, token tile, K split), or token tile first (GemmArgs::tile_major: only in the loops of 16-bit
+  // weights without staging, kTileMajor).
+  constexpr bool kTileMajor = !STAGE && KIND != WKind::Fp4;
+  const bool tmaj = kTileMajor && p.tile_major;
+
   // Token tile: rows [row0, row0 + rows) of the activations / output.
-  const int tile = blockIdx.y;
+  const int tile = tmaj ? int(blockIdx.x) : int(blockIdx.y);
   int expert = 0, row0, rows;
   float* yb = p.y;  // output row of token tile row i: yb + (out0 + i) * y_stride
   int out0;
@@ -223,8 +228,8 @@ __global__ void __launch_bounds__(256, MINB) gemm_mma_kernel(GemmArgs p) {
     return;
   }
   if (!p.heads) out0 = row0;
-  const int rb = blockIdx.x, split = blockIdx.z;
-  const WarpWork ww = warp_work<RAW && NT == 1>(p, warp);
+  const int rb = tmaj ? blockIdx.y : blockIdx.x, split = blockIdx.z;
+  const WarpWork ww = warp_work<RAW && NT == 1>(p, warp, rb);
   const int nt = ww.nt, kc0 = ww.kc0, kc1 = ww.kc1;
 
   float acc[NT][4];
@@ -502,7 +507,7 @@ __global__ void __launch_bounds__(256, MINB) gemm_mma_kernel(GemmArgs p) {
     if (p.route.ids) route_rows();
     return;
   }
-  const int rbs = gridDim.x, npad = rbs * kBlockRows;
+  const int rbs = tmaj ? gridDim.y : gridDim.x, npad = rbs * kBlockRows;
   float* part = p.partial + (int64_t(tile) * p.splits + split) * TM * npad;
   if (nt < p.w.n_tiles) {
 #pragma unroll
@@ -536,8 +541,12 @@ void launch_cfg(const GemmArgs& a, cudaStream_t s) {
       return;
     }
   }
-  if constexpr (!RAW)
-    MMFP4_LAUNCH(grid, kWarps * kWarp, 0, s, gemm_mma_kernel<KIND, NT, U, false, LAYOUT, MINB, PIPE, false, false>)(a);
+  if constexpr (!RAW) {
+    if (a.tile_major && (KIND == WKind::Fp4 || grid.x > 65535u))
+      fail("gemm_mma: token-tile-major grids are for 16-bit weights of at most 65535 row blocks");
+    const dim3 g = a.tile_major ? dim3(grid.y, grid.x, grid.z) : grid;
+    MMFP4_LAUNCH(g, kWarps * kWarp, 0, s, gemm_mma_kernel<KIND, NT, U, false, LAYOUT, MINB, PIPE, false, false>)(a);
+  }
 }
 
 // MMFP4 loop variants for one or two token tiles (H100 A/B in bench/results/cuda-gemv-variants-de47cd4.txt):
