@@ -737,7 +737,7 @@ void CudaBackend::gemm(const GemmCall& c) {
     // and all but the first find its weight rows in L2, instead of a 32- or 64-row tile, whose warp holds 4 or 8
     // token tiles of accumulators and fragments (179..254 registers, one block per SM). On the H100 (docs/cuda.md,
     // thirteenth session) the F16 lm_head at M=17..32 435..450 -> 357..372 us, M=33..48 574..578 -> 489..506,
-    // decode batches 17..48 +0.3..1.1%. At 64 rows four tiles measured slower than one (580 -> 677 us), at 127 eight
+    // decode batches 17..48 +0.1..1.1%. At 64 rows four tiles measured slower than one (580 -> 677 us), at 127 eight
     // slower than two (1,135 -> 1,215): larger batches keep the wide tiles.
     if (dense_tiles) nt = std::min(nt, 2);
     grid_tiles = int(ceil_div(mt, nt));
