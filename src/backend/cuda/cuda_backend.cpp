@@ -715,7 +715,7 @@ void CudaBackend::gemm(const GemmCall& c) {
   // takes 64 or 128 rows per tile.
   const int rows_pad = int(round_up(c.m, 8));
   const bool tiled = tiled_ok(*c.w) && (c.tiles.tiles ? c.tile_rows >= 64 : c.m > 16);
-  const bool dense_tiles = fast_.dense_tiles && gw.kind != WKind::Fp4 && !c.tiles.tiles && !tiled && c.m <= 48;
+  const bool dense_tiles = fast_.dense_tiles && gw.kind != WKind::Fp4 && !c.tiles.tiles && !tiled;
   int nt, grid_tiles;
   if (c.tiles.tiles) {
     nt = c.tile_rows / 8;
@@ -732,14 +732,16 @@ void CudaBackend::gemm(const GemmCall& c) {
   } else {
     const int mt = rows_pad / 8;
     nt = mt <= 1 ? 1 : mt <= 2 ? 2 : mt <= 4 ? 4 : 8;
-    // 16-bit dense weights at 17..48 rows (FastPaths::dense_tiles; the lm_head at decode batches 17..48): 16-row
-    // token tiles launched token tile first (GemmArgs::tile_major), so the 2 or 3 tiles of a row block run together
-    // and all but the first find its weight rows in L2, instead of a 32- or 64-row tile, whose warp holds 4 or 8
-    // token tiles of accumulators and fragments (179..254 registers, one block per SM). On the H100 (docs/cuda.md,
-    // thirteenth session) the F16 lm_head at M=17..32 435..450 -> 357..372 us, M=33..48 574..578 -> 489..506,
-    // decode batches 17..48 +0.1..1.1%. At 64 rows four tiles measured slower than one (580 -> 677 us), at 127 eight
-    // slower than two (1,135 -> 1,215): larger batches keep the wide tiles.
-    if (dense_tiles) nt = std::min(nt, 2);
+    // 16-bit dense weights (FastPaths::dense_tiles; the lm_head at decode batches over 16): their token tiles are
+    // launched token tile first (GemmArgs::tile_major, set below), so the tiles of a row block run together and all
+    // but the first find its weight rows in L2; at 17..48 rows as 16-row tiles, instead of a 32- or 64-row tile,
+    // whose warp holds 4 or 8 token tiles of accumulators and fragments (179..254 registers, one block per SM). On
+    // the H100 (docs/cuda.md, thirteenth session) the F16 lm_head at M=17..32 435..450 -> 357..372 us, M=33..48
+    // 574..578 -> 489..506, decode batches 17..48 +0.1..1.1%. At 64 rows four 16-row tiles measured slower than one
+    // 64-row tile (580 -> 677 us), at 127 eight slower than two (1,135 -> 1,215): from 49 rows the tiles stay 64
+    // rows, and two or more of them, token tile first, M=65..127 1,128..1,142 -> 1,037..1,047 us, M=256 (without
+    // cuBLAS, as in a captured step) 2,223..2,234 -> 2,007..2,009.
+    if (dense_tiles && c.m <= 48) nt = std::min(nt, 2);
     grid_tiles = int(ceil_div(mt, nt));
   }
   if (!tiled && nt > 8) fail(c.what, ": ", 8 * nt, "-row token tiles need the tiled GEMM");

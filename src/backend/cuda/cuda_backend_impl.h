@@ -71,7 +71,7 @@ struct FastPaths {
   bool gemv_kwarps = true;  // MMFP4_CUDA_FAST_GEMVKWARPS: decode GEMVs split K across a block's warps (GemmArgs::kslices)
   bool gemv_pair = true;   // MMFP4_CUDA_FAST_GEMVPAIR: decode GEMVs of <= 4 token rows take hi and lo in one mma (GemmArgs::pair)
   bool wgmma = true;       // MMFP4_CUDA_FAST_WGMMA: tiled-GEMM tiles of 32/64 tokens on wgmma (gemm_tiled_wg.cu)
-  bool dense_tiles = true;  // MMFP4_CUDA_FAST_DENSETILES: 16-bit dense weights at 17..48 rows in 16-row tiles
+  bool dense_tiles = true;  // MMFP4_CUDA_FAST_DENSETILES: 16-bit dense token tiles token tile first (16 rows to 48)
   bool prefill_bf16 = false;  // MMFP4_CUDA_PREFILL_BF16=1: tiled GEMMs of >= 128 rows take one bf16 activation (no lo)
 };
 

@@ -148,8 +148,8 @@ struct GemmArgs {
   // memory (no partial sums in global memory, no counter). 1: each warp its own tile over the whole range.
   int kslices = 1, slice_chunks = 0;
   // Grid (token tile, row block, split) instead of (row block, token tile, split): 16-bit weights without staging
-  // (plain linears of 17..48 rows, FastPaths::dense_tiles), so that the token tiles of a row block run together and
-  // all but the first find its weight rows in L2.
+  // (plain linears of more than one token tile, FastPaths::dense_tiles), so that the token tiles of a row block run
+  // together and all but the first find its weight rows in L2.
   bool tile_major = false;
   float* partial = nullptr;  // splits > 1: [grid_tiles][splits][8 * nt][row blocks * 128]
   int32_t* counters = nullptr;  // splits > 1: [grid_tiles][row blocks], zero between launches
