@@ -739,7 +739,7 @@ void CudaBackend::gemm(const GemmCall& c) {
     // the H100 (docs/cuda.md, thirteenth session) the F16 lm_head at M=17..32 435..450 -> 357..372 us, M=33..48
     // 574..578 -> 489..506, decode batches 17..48 +0.1..1.1%. At 64 rows four 16-row tiles measured slower than one
     // 64-row tile (580 -> 677 us), at 127 eight slower than two (1,135 -> 1,215): from 49 rows the tiles stay 64
-    // rows, and two or more of them, token tile first, M=65..127 1,128..1,142 -> 1,037..1,047 us, M=256 (without
+    // rows, and two or more of them, token tile first, M=65..127 1,127..1,142 -> 1,037..1,047 us, M=256 (without
     // cuBLAS, as in a captured step) 2,223..2,234 -> 2,007..2,009.
     if (dense_tiles && c.m <= 48) nt = std::min(nt, 2);
     grid_tiles = int(ceil_div(mt, nt));
