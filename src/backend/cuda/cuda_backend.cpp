@@ -733,7 +733,7 @@ void CudaBackend::gemm(const GemmCall& c) {
     const int mt = rows_pad / 8;
     nt = mt <= 1 ? 1 : mt <= 2 ? 2 : mt <= 4 ? 4 : 8;
     // 16-bit dense weights (FastPaths::dense_tiles; the lm_head at decode batches over 16): their token tiles are
-    // launched token tile first (GemmArgs::tile_major, set below), so the tiles of a row block run together and all
+    // launched token tile first (GemmArgs::tile_major, launch_mma), so the tiles of a row block run together and all
     // but the first find its weight rows in L2; at 17..48 rows as 16-row tiles, instead of a 32- or 64-row tile,
     // whose warp holds 4 or 8 token tiles of accumulators and fragments (179..254 registers, one block per SM). On
     // the H100 (docs/cuda.md, thirteenth session) the F16 lm_head at M=17..32 435..450 -> 357..372 us, M=33..48
@@ -783,7 +783,6 @@ void CudaBackend::gemm(const GemmCall& c) {
   a.tiles = c.tiles;
   a.nt = nt;
   a.grid_tiles = grid_tiles;
-  a.tile_major = dense_tiles && grid_tiles > 1;  // (cleared where the launch stages its activations)
   if (a.grid_tiles > 65535) fail(c.what, ": too many token tiles (", a.grid_tiles, ")");
   if (tiled) {
     launch_tiled(a, pa);
@@ -896,7 +895,10 @@ void CudaBackend::launch_mma(GemmArgs& a, int rows, const PrepArgs& pa, bool fus
       a.prep = pa;
     }
   }
-  if (a.stage) a.tile_major = false;  // (staged loops keep the row-block-first grid)
+  // Token tile first (FastPaths::dense_tiles; the tile size is gemm's): several token tiles of a 16-bit weight that
+  // do not stage (staged loops keep the row-block-first grid).
+  a.tile_major = fast_.dense_tiles && gw.kind != WKind::Fp4 && !a.tiles.tiles && !a.heads && a.grid_tiles > 1 &&
+                 !a.stage;
   dense_tile_launches_ += a.tile_major;
   if (fuse_norm && a.stage) {  // the pending norm (FastPaths::norm): x is its input, the GEMM normalises it
     a.prep.x = pending_.x.data;

@@ -71,7 +71,7 @@ struct FastPaths {
   bool gemv_kwarps = true;  // MMFP4_CUDA_FAST_GEMVKWARPS: decode GEMVs split K across a block's warps (GemmArgs::kslices)
   bool gemv_pair = true;   // MMFP4_CUDA_FAST_GEMVPAIR: decode GEMVs of <= 4 token rows take hi and lo in one mma (GemmArgs::pair)
   bool wgmma = true;       // MMFP4_CUDA_FAST_WGMMA: tiled-GEMM tiles of 32/64 tokens on wgmma (gemm_tiled_wg.cu)
-  bool dense_tiles = true;  // MMFP4_CUDA_FAST_DENSETILES: 16-bit dense token tiles token tile first (16 rows to 48)
+  bool dense_tiles = true;  // MMFP4_CUDA_FAST_DENSETILES: 16-bit dense token tiles go token tile first (16 rows to M 48)
   bool prefill_bf16 = false;  // MMFP4_CUDA_PREFILL_BF16=1: tiled GEMMs of >= 128 rows take one bf16 activation (no lo)
 };
 
@@ -187,7 +187,7 @@ class CudaBackend final : public Backend {
   int64_t gemv_pair_launches() const { return gemv_pair_launches_; }
   // Test hook: launches with K split across a block's warps (FastPaths::gemv_kwarps, GemmArgs::kslices).
   int64_t gemv_kwarps_launches() const { return gemv_kwarps_launches_; }
-  // Test hook: launches of 16-bit dense weights in 16-row token tiles, token tile first (FastPaths::dense_tiles).
+  // Test hook: launches of 16-bit dense weights' token tiles, token tile first (FastPaths::dense_tiles).
   int64_t dense_tile_launches() const { return dense_tile_launches_; }
   // Test hook: tiled GEMMs launched on wgmma (FastPaths::wgmma), and whether the device runs wgmma at all.
   int64_t wgmma_launches() const { return wgmma_launches_; }
