@@ -265,6 +265,53 @@ TEST(CudaOps, DenseTilesMatchTheCpu) {
   f.blas = f.dense_tiles = true;
 }
 
+// The whole-K launch (FastPaths::whole_k, gemv_whole_k.cu): 5..16 rows of a plain MMFP4 linear whose tiles give each
+// SM 8..15 of them. With the SM count it assumes lowered (set_whole_k_sms), small weights take it: 8, 12 and 13 tiles
+// per block, last blocks with fewer tiles (1000 rows: 63 tiles, the last one half used), K of 2,048 (whole stages of
+// 256 columns), 640 and 2,304 (a last stage of 2 chunks), groups of 128 and 256 columns (a scale per chunk pair or
+// per two), one and two token tiles, accumulating or not. Not taken at 1..4 rows (the paired loop's), nor at 24 tiles
+// per block. On a GPU that runs it natively also a weight of 18,000 rows at the real SM count. Against the CPU.
+TEST(CudaOps, WholeKGemvMatchesTheCpu) {
+  MMFP4_SKIP_WITHOUT_GPU();
+  Pair p;
+  if (!p.gpu->whole_k_available()) GTEST_SKIP() << "the whole-K launch needs sm_90 (bulk copies)";
+  auto& f = p.gpu->fast();
+  f.prep = f.raw_gemv = f.dequant = f.whole_k = true;  // (also under MMFP4_CUDA_FAST=0)
+  struct Case {
+    int64_t n, k;
+    int group, sms;
+    bool taken;
+  };
+  std::vector<Case> cases = {{1000, 2048, 128, 8, true},
+                             {1000, 640, 128, 5, true},
+                             {3000, 2304, 256, 16, true},
+                             {3000, 2048, 128, 8, false}};
+  if (p.gpu->wgmma_ok()) cases.push_back({18000, 1024, 128, 0, true});  // (the simulator: too slow)
+  uint64_t seed = 2600;
+  int64_t launches = 0;
+  for (const Case& cs : cases) {
+    TestWeight tw = random_fp4(cs.n, cs.k, cs.group, 0, uint64_t(cs.n + cs.k));
+    auto wc = p.cpu->upload_linear(tw.hw);
+    auto wg = p.gpu->upload_linear(tw.hw);
+    p.gpu->set_whole_k_sms(cs.sms);
+    const std::string name = "[" + std::to_string(cs.n) + ", " + std::to_string(cs.k) + "] g" +
+                             std::to_string(cs.group) + " sms " + std::to_string(cs.sms);
+    for (int64_t M : {1, 2, 4, 5, 8, 9, 16})
+      for (int acc = 0; acc < 2; ++acc) {
+        Rng r(seed++);
+        const auto lc = p.linear_case(r, *wc, M, cs.k, cs.n, acc != 0);
+        const int64_t before = p.gpu->whole_k_launches();
+        p.run_linear(lc, *wg, acc != 0);
+        const int64_t taken = p.gpu->whole_k_launches() - before;
+        launches += taken;
+        EXPECT_EQ(taken, cs.taken && M > 4 ? 1 : 0) << name << " M=" << M;
+        EXPECT_LT(p.err(lc.y), kSplit) << name << " M=" << M << " acc " << acc;
+      }
+  }
+  EXPECT_GE(launches, 3 * 4 * 2);
+  p.gpu->set_whole_k_sms(0);
+}
+
 // Paired hi/lo columns (FastPaths::gemv_pair): the raw decode loop of one token tile of at most 4 rows takes each
 // step's hi and lo halves in one mma (GemmArgs::pair). Taken at M = 1..4, with one K split and several, one-wave
 // (wide) launches and others, an odd count of scale groups (640 columns); not at M = 5. Against the CPU and the

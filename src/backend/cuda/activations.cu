@@ -19,6 +19,9 @@ __global__ void prepare_kernel(PrepArgs p, bool vec_ok) {
   const int row = tt * 8 + g, k0 = kb * 32 + 8 * c;
   float v[8];
   prep_load8(p, prep_source_row(p, row), k0, vec_ok, v);
+  if (p.raw)
+#pragma unroll
+    for (int i = 0; i < 8; ++i) v[i] *= kRawActScale;
   uint32_t hi[4], lo[4];
   prep_split8(v, p.f16, hi, lo);
   if (p.wg_order) {  // register i of this lane -> word 32 i + lane of the item (PrepArgs::wg_order)

@@ -162,7 +162,7 @@ CudaBackend::CudaBackend(int device) : device_(device) {
         fast_.norm = fast_.blas = fast_.mla_prep = fast_.raw_gemv = fast_.attn_stage = fast_.moe_direct =
             fast_.moe_router = fast_.mla_fuse = fast_.gemv_wide = fast_.wgmma = fast_.norm_blas =
                 fast_.gemv_pair = fast_.gemv_kwarps = fast_.moe_sum = fast_.gemv_one = fast_.token_norm =
-                    fast_.token_router = fast_.attn_expand = fast_.dense_tiles = false;
+                    fast_.token_router = fast_.attn_expand = fast_.dense_tiles = fast_.whole_k = false;
   flag("MMFP4_CUDA_FAST_MLAFUSE", fast_.mla_fuse);
   flag("MMFP4_CUDA_FAST_MOEDIRECT", fast_.moe_direct);
   flag("MMFP4_CUDA_FAST_MOESUM", fast_.moe_sum);
@@ -178,6 +178,7 @@ CudaBackend::CudaBackend(int device) : device_(device) {
   flag("MMFP4_CUDA_FAST_GEMVKWARPS", fast_.gemv_kwarps);
   flag("MMFP4_CUDA_FAST_WGMMA", fast_.wgmma);
   flag("MMFP4_CUDA_FAST_DENSETILES", fast_.dense_tiles);
+  flag("MMFP4_CUDA_FAST_WHOLEK", fast_.whole_k);
   flag("MMFP4_CUDA_FAST_ATTNSTAGE", fast_.attn_stage);
   flag("MMFP4_CUDA_FAST_BLAS", fast_.blas);
   flag("MMFP4_CUDA_FAST_MLAPREP", fast_.mla_prep);
@@ -206,6 +207,11 @@ CudaBackend::CudaBackend(int device) : device_(device) {
   fast_.pdl = fast_.pdl && p.major >= 9 && probe_pdl();  // griddepcontrol is sm_90
   pdl_flag() = fast_.pdl;
   wgmma_ok_ = p.major == 9 && p.minor == 0 && wgmma_available(stream_);  // sm_90a code runs on sm_90 only
+#ifdef MMFP4_CUDA_SIM_BUILD
+  bulk_copy_ok_ = true;  // the simulator's copies and barriers (bulk_copy.cuh)
+#else
+  bulk_copy_ok_ = wgmma_ok_;  // the sm_90a pass runs (gemv_whole_k.cu is compiled for sm_90 there)
+#endif
   fast_.wgmma = fast_.wgmma && wgmma_ok_;
   name_ += cat(", ", split_ ? "split" : "bf16", " activations, fast paths: absorb ", fast_.absorb, " attn ",
                fast_.attn, " moe ", fast_.moe, " prep ", fast_.prep, " gemm ", fast_.gemm, " flash ", fast_.flash,
@@ -842,6 +848,25 @@ void CudaBackend::launch_mma(GemmArgs& a, int rows, const PrepArgs& pa, bool fus
     if ((per & (per - 1)) == 0) a.gshift = __builtin_ctz(unsigned(per));
   }
   a.raw = fast_.raw_gemv;
+  // 5..16 rows of a weight with 8..15 tiles per SM (FastPaths::whole_k, gemv_whole_k.cu): a block per SM, each tile
+  // over all of K, fed by the copy engine (sm_90: where the sm_90a pass runs; the simulator too). A pending norm is
+  // computed first (its own kernel), then the activations are prepared for the raw decode (PrepArgs::raw). On the H100
+  // (docs/cuda.md, fourteenth session) 28672x8192 at M=16 86 -> 54 us, M=8 61 -> 49.
+  a.whole_k_tiles = 0;
+  if (fast_.whole_k && bulk_copy_ok_ && !a.tiles.tiles && !a.heads && a.m > 4 && pa.xb_lo && !pa.f16 &&
+      !route_req_.ids && max_splits_ == 0) {
+    a.whole_k_tiles = gemm_whole_k_tiles(gw, whole_k_sms_ > 0 ? whole_k_sms_ : sms_);
+    if (a.whole_k_tiles > 0 && gemm_whole_k_ok(a)) {
+      if (fuse_norm) flush_norm();
+      PrepArgs p = pa;
+      p.raw = true;
+      launch_prepare_activations(p, stream_);
+      launch_gemm_whole_k(a, stream_);
+      ++whole_k_launches_;
+      return;
+    }
+    a.whole_k_tiles = 0;
+  }
   const int row_blocks = int(ceil_div(gw.n_tiles, 8));
   a.stage = false;
   // Rows to stage: the most a token tile holds (one for the direct MoE tiles of one token).

@@ -72,6 +72,7 @@ struct FastPaths {
   bool gemv_pair = true;   // MMFP4_CUDA_FAST_GEMVPAIR: decode GEMVs of <= 4 token rows take hi and lo in one mma (GemmArgs::pair)
   bool wgmma = true;       // MMFP4_CUDA_FAST_WGMMA: tiled-GEMM tiles of 32/64 tokens on wgmma (gemm_tiled_wg.cu)
   bool dense_tiles = true;  // MMFP4_CUDA_FAST_DENSETILES: 16-bit dense token tiles go token tile first (16 rows to M 48)
+  bool whole_k = true;  // MMFP4_CUDA_FAST_WHOLEK: 5..16-row MMFP4 linears of >= 8 tiles per SM, a block per SM (gemv_whole_k.cu)
   bool prefill_bf16 = false;  // MMFP4_CUDA_PREFILL_BF16=1: tiled GEMMs of >= 128 rows take one bf16 activation (no lo)
 };
 
@@ -189,6 +190,11 @@ class CudaBackend final : public Backend {
   int64_t gemv_kwarps_launches() const { return gemv_kwarps_launches_; }
   // Test hook: launches of 16-bit dense weights' token tiles, token tile first (FastPaths::dense_tiles).
   int64_t dense_tile_launches() const { return dense_tile_launches_; }
+  // Test hooks of the whole-K launch (FastPaths::whole_k): its launches, and the SM count its choice assumes (0: the
+  // device's), so that small weights can take it in tests.
+  int64_t whole_k_launches() const { return whole_k_launches_; }
+  bool whole_k_available() const { return bulk_copy_ok_; }
+  void set_whole_k_sms(int n) { whole_k_sms_ = n; }
   // Test hook: tiled GEMMs launched on wgmma (FastPaths::wgmma), and whether the device runs wgmma at all.
   int64_t wgmma_launches() const { return wgmma_launches_; }
   bool wgmma_ok() const { return wgmma_ok_; }
@@ -328,10 +334,13 @@ class CudaBackend final : public Backend {
   int64_t norm_blas_fused_ = 0;
   int64_t gemv_wide_launches_ = 0;
   int64_t dense_tile_launches_ = 0;
+  int64_t whole_k_launches_ = 0;
+  int whole_k_sms_ = 0;
   int64_t gemv_pair_launches_ = 0;
   int64_t gemv_kwarps_launches_ = 0;
   int64_t wgmma_launches_ = 0;
   bool wgmma_ok_ = false;
+  bool bulk_copy_ok_ = false;  // the copy engine's bulk copies run (sm_90; gemv_whole_k.cu)
   // moe_router: the routing the next launch_mma may take into its epilogue (GemmArgs::route), or none.
   RouteArgs route_req_;
   void check_route(Act logits, const RouterParams& p) const;

@@ -77,6 +77,9 @@ struct PrepArgs {
   // The wgmma tiled GEMM's order (gemm_tiled_wg.cu): the same 512 bytes per 8 rows and 32 columns, as 4 wgmma core
   // matrices [8 rows][8 k] of 128 bytes: 32-bit word 32 i + 4 g + c is register i of lane 4 g + c above.
   bool wg_order = false;
+  // The values times kRawActScale (2^64, exact) before rounding: the raw decode loop's activations (gemv_whole_k.cu),
+  // the same bits as the staged loop's.
+  bool raw = false;
 };
 void launch_prepare_activations(const PrepArgs& a, cudaStream_t s);
 
@@ -151,6 +154,9 @@ struct GemmArgs {
   // (plain linears of more than one token tile, FastPaths::dense_tiles), so that the token tiles of a row block run
   // together and all but the first find its weight rows in L2.
   bool tile_major = false;
+  // Whole-K launch (gemv_whole_k.cu, FastPaths::whole_k): 16-row weight tiles per block (a consumer warp each), 0:
+  // not this launch.
+  int whole_k_tiles = 0;
   float* partial = nullptr;  // splits > 1: [grid_tiles][splits][8 * nt][row blocks * 128]
   int32_t* counters = nullptr;  // splits > 1: [grid_tiles][row blocks], zero between launches
 };
@@ -170,6 +176,14 @@ int gemm_mma_blocks_per_sm(const GemmArgs& a);
 // Whether the launch takes the raw decode loop (gemv_fp4.cu): MMFP4 layout 2, staged hi + lo activations, nt <= 2,
 // groups of a power of two >= 128 columns, and splits of K that start on a group.
 bool gemm_mma_raw_ok(const GemmArgs& a);
+
+// The same product for 5..16 token rows of a plain MMFP4 linear whose 16-row tiles fill the GPU (gemv_whole_k.cu):
+// one block per SM owns whole_k_tiles tiles over all of K (no split), weights and activations (prepared with
+// PrepArgs::raw) brought by the copy engine (sm_90). gemm_whole_k_tiles: the tiles per block for `sms` SMs, or 0
+// where the weight has too few tiles to give each SM 8 (or more than 15 each).
+int gemm_whole_k_tiles(const GemmWeight& w, int sms);
+bool gemm_whole_k_ok(const GemmArgs& a);
+void launch_gemm_whole_k(const GemmArgs& a, cudaStream_t s);
 
 // The same product for MMFP4 weights and many tokens (gemm_tiled.cu): a block owns 128 weight rows x 8 * nt tokens
 // (nt = 8 or 16), K streamed through shared memory; plain linears or MoE tiles (not per-head). Its shared memory:

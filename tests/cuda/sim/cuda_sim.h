@@ -39,6 +39,9 @@ T* dyn_smem() {
 }
 void syncthreads();
 void syncwarp(unsigned mask);
+// A thread polling shared memory (an mbarrier wait): lets the block's other threads run first. A thread that polls
+// without end is reported as a deadlock.
+void spin_yield();
 uint32_t shfl(unsigned mask, uint32_t v, int src_lane);
 int lane_id();
 // mma.sync.aligned.m16n8k16.row.col.f32.{bf16,f16}: d = a b + d with the PTX fragment layouts.

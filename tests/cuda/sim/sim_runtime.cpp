@@ -71,6 +71,7 @@ struct Fiber {
   const void* addr = nullptr;  // ldmatrix: this lane's row
   uint32_t out = 0;
   float fout[4] = {};
+  int64_t spins = 0;  // spin_yield calls in this block
   // cp.async groups: committed ones in order, then the open one.
   std::vector<std::vector<std::pair<void*, const void*>>> groups;
   std::vector<std::pair<void*, const void*>> open;
@@ -182,15 +183,21 @@ bool resolve_warps() {
     const Fiber& f0 = s.fibers[size_t(l0 + first)];
     const unsigned mask = f0.mask;
     Fiber* lanes[32] = {};
+    bool polling = false;  // a lane of the mask is still polling (spin_yield): not yet
     for (int l = 0; l < 32; ++l) {
       if (!(mask >> l & 1)) continue;
       if (l >= nl) die("warp collective names a lane the block does not have");
       Fiber& f = s.fibers[size_t(l0 + l)];
       if (f.st == St::Done) die("warp collective waits for a lane that has exited");
+      if (f.st == St::Ready && f.spins > 0) {
+        polling = true;
+        break;
+      }
       if (f.st != St::Warp) die("warp collective: a lane of its mask waits at __syncthreads (divergence)");
       if (f.op != f0.op || f.mask != mask) die("lanes of a warp are at different collectives");
       lanes[l] = &f;
     }
+    if (polling) continue;
     if (f0.op == Op::Mma) {
       if (mask != 0xffffffffu) die("mma.sync needs the whole warp");
       do_mma(lanes);
@@ -229,6 +236,7 @@ void run_block() {
     f.linear = i;
     f.tid = make_uint3(unsigned(i) % s.bdim.x, (unsigned(i) / s.bdim.x) % s.bdim.y, unsigned(i) / (s.bdim.x * s.bdim.y));
     f.st = St::Ready;
+    f.spins = 0;
     f.sp = initial_sp(f.stack);
     f.groups.clear();
     f.open.clear();
@@ -248,6 +256,9 @@ void run_block() {
     }
     if (done) return;
     if (resolve_warps()) continue;
+    bool polling = false;  // threads in spin_yield run again next round
+    for (int i = 0; i < s.n; ++i) polling = polling || s.fibers[size_t(i)].st == St::Ready;
+    if (polling) continue;
     for (int i = 0; i < s.n; ++i)
       if (s.fibers[size_t(i)].st == St::Warp) die("a warp collective can never complete");
     if (!at_barrier) die("deadlock");
@@ -294,6 +305,12 @@ int lane_id() { return me().linear % 32; }
 
 void syncthreads() {
   me().st = St::Barrier;
+  yield();
+}
+void spin_yield() {
+  Fiber& f = me();
+  if (++f.spins > (int64_t(1) << 20)) die("a thread polls shared memory that never changes (mbarrier deadlock)");
+  f.st = St::Ready;
   yield();
 }
 void syncwarp(unsigned mask) {
