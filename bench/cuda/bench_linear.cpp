@@ -4,7 +4,8 @@
 //
 //   bench_cuda_linear [--shapes all|big|glm|NAME,...] [--m 1,2,4,...] [--out FILE.json] [--quick]
 //
-// Prints one row per (shape, M): time per call, weight bytes read per second (the decode figure of merit),
+// Per shape first the ceiling at its size: a plain streaming read of the weight's bytes alone (cold in L2, launch and
+// ramp included). Then one row per (shape, M): time per call, weight bytes read per second (the decode figure of merit),
 // TFLOP/s, and the same for cuBLAS BF16 (bf16 weights: 3.9x the bytes of MMFP4). From M = 128 (the cuBLAS prefill
 // path) two more columns: the product from activations already in 16 bits (CudaBackend::linear_16bit: what runs
 // after an rmsnorm that wrote them, FastPaths::norm_blas; the operands cuBLAS BF16 gets) and its ratio to cuBLAS
@@ -145,7 +146,16 @@ int main(int argc, char** argv) {
     const double read_us =
         time_us(st, 3, 5, [&](int) { bench::launch_read(rbuf, rbytes, sink, prop.multiProcessorCount, st); });
     const double read_tbs = double(rbytes) / (read_us * 1e-6) / 1e12;
-    be.release(rbuf);
+    // The same read of one weight's bytes, a different region of the buffer each call (cold in L2): what a kernel
+    // that only streams that many bytes takes, launch and ramp included (the ceiling at that size).
+    auto read_at_size = [&](int64_t bytes) {
+      const int64_t stride = (bytes + (int64_t(1) << 20) - 1) & ~((int64_t(1) << 20) - 1);
+      const int64_t regions = std::max<int64_t>(1, std::min<int64_t>(64, rbytes / stride));
+      return time_us(st, 50, 5, [&](int i) {
+        bench::launch_read(static_cast<char*>(rbuf) + (i % regions) * stride, bytes, sink, prop.multiProcessorCount,
+                           st);
+      });
+    };
     std::printf("device: %s, %d SMs, L2 %d MB, driver %d; streaming read %.2f TB/s (4 GiB)\n", prop.name,
                 prop.multiProcessorCount, prop.l2CacheSize >> 20, driver, read_tbs);
     std::printf("%-20s %6s | %9s %8s %8s | %9s %8s %8s | %6s | %9s %6s | %9s %9s\n", "shape", "M", "mmfp4 us", "TB/s",
@@ -224,6 +234,9 @@ int main(int argc, char** argv) {
         bfw.push_back(be.alloc(size_t(bf_bytes), "bf16 weight"));
         bench::launch_fill(bfw.back(), bf_bytes / 4, 100 + c, 0x81FF81FFu, 0x3C003C00u, st);
       }
+      const double size_read_us = read_at_size(wbytes);
+      std::printf("%-20s  read of its %.1f MB alone: %.2f us = %.3f TB/s (the ceiling at this size)\n", sh.name.c_str(),
+                  double(wbytes) / 1e6, size_read_us, double(wbytes) / (size_read_us * 1e-6) / 1e12);
       for (int64_t M : ms) {
         auto* x = static_cast<float*>(be.alloc(size_t(M * sh.k * 4), "x"));
         auto* y = static_cast<float*>(be.alloc(size_t(M * sh.n * 4), "y"));
@@ -278,7 +291,7 @@ int main(int argc, char** argv) {
         js << (first ? "" : ",") << "\n  {\"shape\": \"" << sh.name << "\", \"n\": " << sh.n << ", \"k\": " << sh.k
            << ", \"m\": " << M << ", \"weight_bytes\": " << wbytes << ", \"us\": " << us << ", \"tbs\": " << tbs
            << ", \"tflops\": " << tf << ", \"cublas_bf16_us\": " << cu << ", \"cublas_tflops\": " << ctf
-           << ", \"speedup_vs_cublas\": " << cu / us;
+           << ", \"speedup_vs_cublas\": " << cu / us << ", \"read_us_at_size\": " << size_read_us;
         if (us16 > 0)
           js << ", \"x16_us\": " << us16 << ", \"x16_speedup_vs_cublas\": " << cu / us16
              << ", \"norm_linear_us\": " << pair_off << ", \"norm_linear_fused_us\": " << pair_on;
@@ -294,6 +307,7 @@ int main(int argc, char** argv) {
     js << "\n]}\n";
     if (!out_path.empty()) std::ofstream(out_path) << js.str();
     cublasDestroy(h);
+    be.release(rbuf);
     return 0;
   } catch (const std::exception& e) {
     std::fprintf(stderr, "bench_cuda_linear: %s\n", e.what());

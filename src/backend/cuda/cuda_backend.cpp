@@ -220,7 +220,7 @@ CudaBackend::CudaBackend(int device) : device_(device) {
                " wgmma ", fast_.wgmma, " norm_blas ", fast_.norm_blas, " gemv_pair ", fast_.gemv_pair,
                " gemv_kwarps ", fast_.gemv_kwarps, " moe_sum ", fast_.moe_sum, " gemv_one ", fast_.gemv_one,
                " token_norm ", fast_.token_norm, " token_router ", fast_.token_router, " attn_expand ",
-               fast_.attn_expand);
+               fast_.attn_expand, " dense_tiles ", fast_.dense_tiles, " whole_k ", fast_.whole_k && bulk_copy_ok_);
 }
 
 // Programmatic dependent launch must work in captured graphs (the decode steps are graphs): record y += x, y += y,
