@@ -48,10 +48,12 @@ __device__ __forceinline__ unsigned long long gtimer() {
   return t;
 }
 // One chunk pair (128 columns) of one 16-row tile: w0, w1 = the tile's two chunks; x = the stage's prepared
-// activations [hi, lo][TM rows][XR] at the pair's first column; part += raw products.
+// activations [hi, lo][TM rows][XR] at the pair's first column; part += the hi halves' raw products, lo += the lo
+// halves' (lo may be part itself; else two dependency chains of 8 mma per pair instead of one of 16 and the caller
+// adds lo to part).
 template <int NT, int XR>
-__device__ __forceinline__ void pair_math(float (&part)[NT][4], const uint4& w0, const uint4& w1, const uint16_t* x,
-                                          int g, int c) {
+__device__ __forceinline__ void pair_math2(float (&part)[NT][4], float (&lo)[NT][4], const uint4& w0, const uint4& w1,
+                                           const uint16_t* x, int g, int c) {
   constexpr int TM = 8 * NT;
 #pragma unroll
   for (int v = 0; v < 2; ++v) {
@@ -65,14 +67,20 @@ __device__ __forceinline__ void pair_math(float (&part)[NT][4], const uint4& w0,
       for (int t = 0; t < NT; ++t) {
         const uint16_t* r = x + (8 * t + g) * XR + off;
         const uint4 xh = *reinterpret_cast<const uint4*>(r);
-        mma_bf16_16816(part[t], a0, xh.x, xh.y);
-        mma_bf16_16816(part[t], a1, xh.z, xh.w);
         const uint4 xl = *reinterpret_cast<const uint4*>(r + TM * XR);
-        mma_bf16_16816(part[t], a0, xl.x, xl.y);
-        mma_bf16_16816(part[t], a1, xl.z, xl.w);
+        mma_bf16_16816(part[t], a0, xh.x, xh.y);
+        mma_bf16_16816(lo[t], a0, xl.x, xl.y);
+        mma_bf16_16816(part[t], a1, xh.z, xh.w);
+        mma_bf16_16816(lo[t], a1, xl.z, xl.w);
       }
     }
   }
+}
+
+template <int NT, int XR>
+__device__ __forceinline__ void pair_math(float (&part)[NT][4], const uint4& w0, const uint4& w1, const uint16_t* x,
+                                          int g, int c) {
+  pair_math2<NT, XR>(part, part, w0, w1, x, g, c);
 }
 
 struct Args {
@@ -300,7 +308,7 @@ __global__ void __launch_bounds__((CW + 1) * 32, 1) tma_gemv(Args a, const __gri
 // No split of K: block c owns tiles [c CW, c CW + CW) (CW runtime: ceil(n_tiles / blocks)), one consumer warp per tile
 // over all of K; every block streams the same activation stages. No partial sums, no counters, no fences.
 // LDGD > 0: weights by 16-byte loads LDGD stages ahead instead of bulk copies.
-template <int NT, int STAGES, int CPS, int LDGD = 0>
+template <int NT, int STAGES, int CPS, int LDGD = 0, int ACCS = 1>
 __global__ void __launch_bounds__(512, 1) whole_k_gemv(Args a, int CW) {
   constexpr int TM = 8 * NT, XR = 64 * CPS + 32, TB = CPS * 512, XB = 2 * TM * XR * 2;
   extern __shared__ __align__(128) unsigned char smem[];
@@ -363,7 +371,16 @@ __global__ void __launch_bounds__(512, 1) whole_k_gemv(Args a, int CW) {
         w1 = *reinterpret_cast<const uint4*>(base + warp * TB + 1024 * p + 512 + lane * 16);
       }
       float part[NT][4] = {};
-      pair_math<NT, XR>(part, w0, w1, reinterpret_cast<const uint16_t*>(base + WB) + 128 * p, g, c);
+      if constexpr (ACCS == 2) {
+        float lo[NT][4] = {};
+        pair_math2<NT, XR>(part, lo, w0, w1, reinterpret_cast<const uint16_t*>(base + WB) + 128 * p, g, c);
+#pragma unroll
+        for (int t = 0; t < NT; ++t)
+#pragma unroll
+          for (int i = 0; i < 4; ++i) part[t][i] += lo[t][i];
+      } else {
+        pair_math<NT, XR>(part, w0, w1, reinterpret_cast<const uint16_t*>(base + WB) + 128 * p, g, c);
+      }
       add_scaled<NT>(acc, part, sw[p]);
     }
     __syncwarp();
@@ -586,7 +603,7 @@ void run(const char* name, int n, int k, const Bufs& B, CUtensorMapL2promotion p
               maxseg, smem, us, bytes / us * 1e-6, rel, FL < 2 ? (FL == 0 ? "  (no flush)" : "  (partials only)") : FL == 3 ? "  (light fences)" : !MATH ? (ACT ? "  (no math)" : "  (no math, no act)") : (nan || !(rel < 1e-5)) ? "  FAIL" : "  ok");
 }
 
-template <int NT, int STAGES, int CPS, int LDGD = 0>
+template <int NT, int STAGES, int CPS, int LDGD = 0, int ACCS = 1>
 void run_whole(const char* name, int n, int k, const Bufs& B) {
   constexpr int TM = 8 * NT, XR = 64 * CPS + 32, XB = 2 * TM * XR * 2;
   Args a{};
@@ -597,7 +614,7 @@ void run_whole(const char* name, int n, int k, const Bufs& B) {
   a.Q = k / (64 * CPS);
   const int CW = (a.n_tiles + B.sms - 1) / B.sms, G = (a.n_tiles + CW - 1) / CW;
   const int smem = STAGES * ((LDGD > 0 ? 0 : CW * CPS * 512) + XB) + 2 * STAGES * 8;
-  auto kern = whole_k_gemv<NT, STAGES, CPS, LDGD>;
+  auto kern = whole_k_gemv<NT, STAGES, CPS, LDGD, ACCS>;
   if (smem > 227 * 1024 || CW > 15) {
     std::printf("%-30s n=%5d k=%4d: CW %d smem %d does not fit\n", name, n, k, CW, smem);
     return;
@@ -671,18 +688,15 @@ int main() {
   }
   B.x = x;
   const int shapes[][2] = {{28672, 8192}, {20480, 2048}};
-  for (const auto& sh : shapes) {
-    const int n = sh[0], k = sh[1];
-    run_whole<2, 4, 4>("whole-K tma S4 CPS4", n, k, B);
-    run_whole<2, 6, 2>("whole-K tma S6 CPS2", n, k, B);
-    run_whole<2, 8, 2>("whole-K tma S8 CPS2", n, k, B);
-    run_whole<2, 3, 4>("whole-K tma S3 CPS4", n, k, B);
-    run_whole<2, 6, 2, 3>("whole-K ldg S6 CPS2 D3", n, k, B);
-    run_whole<2, 6, 2, 4>("whole-K ldg S6 CPS2 D4", n, k, B);
-    run_whole<2, 4, 4, 2>("whole-K ldg S4 CPS4 D2", n, k, B);
-    run_whole<1, 4, 4>("NT1 whole-K tma S4 CPS4", n, k, B);
-    run_whole<1, 6, 2, 4>("NT1 whole-K ldg S6 CPS2 D4", n, k, B);
-    run<2, 16, 4, 4, true, true, true, true, 0, 3>("stream-K CW16 S4 CPS4 tmap", n, k, B);
-  }
+  for (int rep = 0; rep < 2; ++rep)
+    for (const auto& sh : shapes) {
+      const int n = sh[0], k = sh[1];
+      run_whole<2, 3, 4>("whole-K tma S3 CPS4", n, k, B);
+      run_whole<2, 3, 4, 0, 2>("whole-K tma S3 CPS4 2acc", n, k, B);
+      run_whole<2, 4, 4, 0, 2>("whole-K tma S4 CPS4 2acc", n, k, B);
+      run_whole<1, 3, 4>("NT1 whole-K tma S3 CPS4", n, k, B);
+      run_whole<1, 3, 4, 0, 2>("NT1 whole-K tma S3 CPS4 2acc", n, k, B);
+      if (rep == 0) run<2, 16, 4, 4, true, true, true, true, 0, 3>("stream-K CW16 S4 CPS4 tmap", n, k, B);
+    }
   return 0;
 }
