@@ -851,7 +851,8 @@ void CudaBackend::launch_mma(GemmArgs& a, int rows, const PrepArgs& pa, bool fus
   // 5..16 rows of a weight with 8..15 tiles per SM (FastPaths::whole_k, gemv_whole_k.cu): a block per SM, each tile
   // over all of K, fed by the copy engine (sm_90: where the sm_90a pass runs; the simulator too). A pending norm is
   // computed first (its own kernel), then the activations are prepared for the raw decode (PrepArgs::raw). On the H100
-  // (docs/cuda.md, fourteenth session) 28672x8192 at M=16 86 -> 54 us, M=8 61 -> 49.
+  // (docs/cuda.md, fourteenth session) 28672x8192 at M=16 86.6 -> 55.5-58.2 us, M=8 61.3 -> 49.9-50.2, M=5 58.9 ->
+  // 49.5-49.8; at M=2 it measured slower than the paired loop (47.1 -> 49.4), so 1..4 rows keep that.
   a.whole_k_tiles = 0;
   if (fast_.whole_k && bulk_copy_ok_ && !a.tiles.tiles && !a.heads && a.m > 4 && pa.xb_lo && !pa.f16 &&
       !route_req_.ids && max_splits_ == 0) {

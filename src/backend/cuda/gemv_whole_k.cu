@@ -14,8 +14,9 @@
 //     activations prepared times kRawActScale, sums times kRawOutScale), two mma per step (hi, lo), the group scale
 //     once per chunk pair on the float32 sums (add_scaled). Weight fragments and activation fragments are 16-byte
 //     shared-memory reads of consecutive lanes (no bank conflicts).
-// H100 (docs/cuda.md, fourteenth session): 28672x8192 at M=16 86 -> ~54 us; the staged register-fed loop it
-// replaces needs 8 K splits and per-block staging there.
+// H100 (docs/cuda.md, fourteenth session): 28672x8192 at M=16 86.6 -> 55.5-58.2 us through the backend, the
+// prepare kernel included (this kernel alone 53.5); the staged register-fed loop it replaces needs 8 K splits and
+// per-block staging there.
 #include "backend/cuda/bulk_copy.cuh"
 #include "backend/cuda/check.h"
 #include "backend/cuda/common.cuh"
