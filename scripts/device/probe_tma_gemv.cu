@@ -10,7 +10,8 @@
 //                 (FL: none, partial sums only, with __threadfence, with one acq_rel atomic), globaltimer traces.
 //   whole_k_gemv  no split: block b owns tiles [b CW, b CW + CW) over all of K (CW = ceil(tiles / SMs)); the kept
 //                 design (src/backend/cuda/gemv_whole_k.cu).
-// Each checked against a plain kernel with the same fragment math (one warp per tile, loads from global):
+// First the read ceiling at the two sizes, with and without PDL (read_ceiling). Each GEMV variant is checked against
+// a plain kernel with the same fragment math (one warp per tile, loads from global):
 // max |y - ref| / max |ref| < 1e-5 and nothing NaN. H100 results: bench/results/cuda-ab-session14-0504269.txt.
 //   nvcc -O3 -std=c++17 -gencode=arch=compute_90a,code=sm_90a -Isrc -o /tmp/probe_tma scripts/device/probe_tma_gemv.cu
 //   /tmp/probe_tma
@@ -639,11 +640,67 @@ void run_whole(const char* name, int n, int k, const Bufs& B) {
               CW, smem, us, bytes / us * 1e-6, rel, (nan || !(rel < 1e-5)) ? "  FAIL" : "  ok");
 }
 
+// The read ceiling at a size, launched as the engine's linears are (with PDL: each launch waits in griddepcontrol for
+// the previous one but is scheduled early) and without: 16-byte loads past L1 over a region of `bytes`, a different
+// region each launch (cold in L2). Printed: microseconds per launch and TB/s.
+__global__ void read_region(const uint4* p, int64_t n, uint4* sink, bool pdl) {
+  if (pdl) pdl_enter();
+  uint4 a = make_uint4(0, 0, 0, 0);
+  for (int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; i < n; i += int64_t(gridDim.x) * blockDim.x) {
+    const uint4 v = ld_stream(p + i);
+    a.x ^= v.x, a.y ^= v.y, a.z ^= v.z, a.w ^= v.w;
+  }
+  if ((a.x ^ a.y ^ a.z ^ a.w) == 0x9e3779b9u) sink[blockIdx.x] = a;
+}
+
+void read_ceiling(const char* what, int64_t bytes, int sms) {
+  const int64_t stride = (bytes + (int64_t(1) << 20) - 1) & ~((int64_t(1) << 20) - 1), regions = 24;
+  void* buf;
+  uint4* sink;
+  CHECK(cudaMalloc(&buf, size_t(stride * regions)));
+  CHECK(cudaMalloc(&sink, size_t(sms) * 64 * 16));
+  CHECK(cudaMemset(buf, 1, size_t(stride * regions)));
+  for (int pdl = 0; pdl < 2; ++pdl)
+    for (int per_sm : {4, 8}) {
+      auto launch = [&](int i) {
+        const uint4* p = reinterpret_cast<const uint4*>(static_cast<char*>(buf) + (i % regions) * stride);
+        cudaLaunchConfig_t cfg = {};
+        cfg.gridDim = dim3(unsigned(sms * per_sm));
+        cfg.blockDim = dim3(512);
+        cudaLaunchAttribute attr[1];
+        attr[0].id = cudaLaunchAttributeProgrammaticStreamSerialization;
+        attr[0].val.programmaticStreamSerializationAllowed = 1;
+        cfg.attrs = attr;
+        cfg.numAttrs = pdl ? 1 : 0;
+        CHECK(cudaLaunchKernelEx(&cfg, read_region, p, bytes / 16, sink, pdl != 0));
+      };
+      cudaEvent_t e0, e1;
+      CHECK(cudaEventCreate(&e0));
+      CHECK(cudaEventCreate(&e1));
+      for (int i = 0; i < 5; ++i) launch(i);
+      const int iters = 100;
+      CHECK(cudaEventRecord(e0));
+      for (int i = 0; i < iters; ++i) launch(i);
+      CHECK(cudaEventRecord(e1));
+      CHECK(cudaEventSynchronize(e1));
+      float ms = 0;
+      CHECK(cudaEventElapsedTime(&ms, e0, e1));
+      const double us = 1000.0 * ms / iters;
+      std::printf("read %-22s %7.1f MB, %d blocks/SM, %s: %7.2f us  %.3f TB/s\n", what, bytes / 1e6, per_sm,
+                  pdl ? "PDL   " : "no PDL", us, bytes / us * 1e-6);
+    }
+  CHECK(cudaFree(buf));
+  CHECK(cudaFree(sink));
+}
+
 int main() {
   CHECK(cudaSetDevice(0));
   cudaDeviceProp pr;
   CHECK(cudaGetDeviceProperties(&pr, 0));
   std::printf("device %s, %d SMs, L2 %d MB\n", pr.name, pr.multiProcessorCount, pr.l2CacheSize >> 20);
+  // The weights' bytes of 28672x8192 and of GLM's dense MLP (20480x2048) in MMFP4 with their scales.
+  read_ceiling("28672x8192", int64_t(28672) * 8192 / 2 + int64_t(28672) * 64 * 2, pr.multiProcessorCount);
+  read_ceiling("glm.dense_gate_up", int64_t(20480) * 2048 / 2 + int64_t(20480) * 16 * 2, pr.multiProcessorCount);
   const int max_n = 28672, max_k = 8192;
   Bufs B;
   B.copies = 3;
