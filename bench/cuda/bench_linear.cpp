@@ -5,7 +5,7 @@
 //   bench_cuda_linear [--shapes all|big|glm|NAME,...] [--m 1,2,4,...] [--out FILE.json] [--quick]
 //
 // Per shape first the ceiling at its size: a plain streaming read of the weight's bytes alone (cold in L2, launch and
-// ramp included). Then one row per (shape, M): time per call, weight bytes read per second (the decode figure of merit),
+// ramp included, launched with PDL as the linears are). Then one row per (shape, M): time per call, weight bytes read per second (the decode figure of merit),
 // TFLOP/s, and the same for cuBLAS BF16 (bf16 weights: 3.9x the bytes of MMFP4). From M = 128 (the cuBLAS prefill
 // path) two more columns: the product from activations already in 16 bits (CudaBackend::linear_16bit: what runs
 // after an rmsnorm that wrote them, FastPaths::norm_blas; the operands cuBLAS BF16 gets) and its ratio to cuBLAS
@@ -30,7 +30,7 @@
 #include "core/half.h"
 
 namespace mmfp4::bench {
-void launch_read(const void* p, int64_t bytes, uint32_t* sink, int sms, cudaStream_t s);
+void launch_read(const void* p, int64_t bytes, uint32_t* sink, int sms, cudaStream_t s, bool pdl = false);
 void launch_fill(void* p, int64_t words, uint32_t seed, uint32_t mask, uint32_t add, cudaStream_t s);
 }  // namespace mmfp4::bench
 
@@ -146,14 +146,16 @@ int main(int argc, char** argv) {
     const double read_us =
         time_us(st, 3, 5, [&](int) { bench::launch_read(rbuf, rbytes, sink, prop.multiProcessorCount, st); });
     const double read_tbs = double(rbytes) / (read_us * 1e-6) / 1e12;
-    // The same read of one weight's bytes, a different region of the buffer each call (cold in L2): what a kernel
-    // that only streams that many bytes takes, launch and ramp included (the ceiling at that size).
+    // The same read of one weight's bytes, a different region of the buffer each call (cold in L2), launched with PDL
+    // as the linears are (sm_90): what a kernel that only streams that many bytes takes, launch and ramp included (the
+    // ceiling at that size).
+    const bool pdl = prop.major >= 9;
     auto read_at_size = [&](int64_t bytes) {
       const int64_t stride = (bytes + (int64_t(1) << 20) - 1) & ~((int64_t(1) << 20) - 1);
       const int64_t regions = std::max<int64_t>(1, std::min<int64_t>(64, rbytes / stride));
       return time_us(st, 50, 5, [&](int i) {
         bench::launch_read(static_cast<char*>(rbuf) + (i % regions) * stride, bytes, sink, prop.multiProcessorCount,
-                           st);
+                           st, pdl);
       });
     };
     std::printf("device: %s, %d SMs, L2 %d MB, driver %d; streaming read %.2f TB/s (4 GiB)\n", prop.name,
@@ -235,8 +237,8 @@ int main(int argc, char** argv) {
         bench::launch_fill(bfw.back(), bf_bytes / 4, 100 + c, 0x81FF81FFu, 0x3C003C00u, st);
       }
       const double size_read_us = read_at_size(wbytes);
-      std::printf("%-20s  read of its %.1f MB alone: %.2f us = %.3f TB/s (the ceiling at this size)\n", sh.name.c_str(),
-                  double(wbytes) / 1e6, size_read_us, double(wbytes) / (size_read_us * 1e-6) / 1e12);
+      std::printf("%-20s  read of its %.1f MB alone%s: %.2f us = %.3f TB/s (the ceiling at this size)\n", sh.name.c_str(),
+                  double(wbytes) / 1e6, pdl ? " (PDL)" : "", size_read_us, double(wbytes) / (size_read_us * 1e-6) / 1e12);
       for (int64_t M : ms) {
         auto* x = static_cast<float*>(be.alloc(size_t(M * sh.k * 4), "x"));
         auto* y = static_cast<float*>(be.alloc(size_t(M * sh.n * 4), "y"));

@@ -8,7 +8,15 @@ namespace mmfp4::bench {
 
 namespace {
 
-__global__ void read_kernel(const uint4* p, int64_t n, uint32_t* sink) {
+// pdl: launched with programmatic stream serialization, as the engine's kernels are (sm_90): waits for the previous
+// launch in griddepcontrol, after being scheduled while it ran.
+__global__ void read_kernel(const uint4* p, int64_t n, uint32_t* sink, bool pdl) {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+  if (pdl) {
+    asm volatile("griddepcontrol.wait;\n" ::: "memory");
+    asm volatile("griddepcontrol.launch_dependents;\n" ::: "memory");
+  }
+#endif
   uint32_t acc = 0;
   for (int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; i < n; i += int64_t(gridDim.x) * blockDim.x) {
     uint4 v;
@@ -32,8 +40,17 @@ __global__ void fill_kernel(uint32_t* p, int64_t n, uint32_t seed, uint32_t mask
 
 }  // namespace
 
-void launch_read(const void* p, int64_t bytes, uint32_t* sink, int sms, cudaStream_t s) {
-  read_kernel<<<sms * 8, 512, 0, s>>>(static_cast<const uint4*>(p), bytes / 16, sink);
+void launch_read(const void* p, int64_t bytes, uint32_t* sink, int sms, cudaStream_t s, bool pdl) {
+  cudaLaunchConfig_t cfg = {};
+  cfg.gridDim = dim3(unsigned(sms * 8));
+  cfg.blockDim = dim3(512);
+  cfg.stream = s;
+  cudaLaunchAttribute attr[1];
+  attr[0].id = cudaLaunchAttributeProgrammaticStreamSerialization;
+  attr[0].val.programmaticStreamSerializationAllowed = 1;
+  cfg.attrs = attr;
+  cfg.numAttrs = pdl ? 1 : 0;
+  cudaLaunchKernelEx(&cfg, read_kernel, static_cast<const uint4*>(p), bytes / 16, sink, pdl);
 }
 
 // Words of random bits (mask/add pick the range: e.g. bf16 pairs of moderate magnitude).

@@ -642,7 +642,9 @@ void run_whole(const char* name, int n, int k, const Bufs& B) {
 
 // The read ceiling at a size, launched as the engine's linears are (with PDL: each launch waits in griddepcontrol for
 // the previous one but is scheduled early) and without: 16-byte loads past L1 over a region of `bytes`, a different
-// region each launch (cold in L2). Printed: microseconds per launch and TB/s.
+// region each launch (cold in L2). Printed: microseconds per launch and TB/s. These launches go to the legacy default
+// stream, where they measured 9.8 us for 21.6 MB with PDL; bench_cuda_linear's read on the backend's stream, 8.55 us
+// (bench/results/cuda-ab-session14-0504269.txt, parts 15 and 16): that is the ceiling to quote.
 __global__ void read_region(const uint4* p, int64_t n, uint4* sink, bool pdl) {
   if (pdl) pdl_enter();
   uint4 a = make_uint4(0, 0, 0, 0);
