@@ -25,6 +25,7 @@
 #include "backend/cuda/activations.cuh"
 #include "backend/cuda/check.h"
 #include "backend/cuda/moe_route.cuh"
+#include "backend/cuda/stage_activations.cuh"
 
 namespace mmfp4::cuda {
 
@@ -59,90 +60,6 @@ __device__ __forceinline__ void mma(float (&d)[4], const uint32_t (&a)[4], uint3
 // H100 (docs/cuda.md; launch_nt below): MMFP4 with one token tile in batches of U = 8 loads per warp at 24 warps per
 // SM (80 registers; MoE tiles: U = 4 at 32 warps), two token tiles U = 2 pipelined at 24 warps; the 16-bit dense
 // stream with its ring of loads at 16 warps per SM (128 registers).
-// Staged activations (STAGE, GemmArgs::stage): the block converts rows [row0, row0 + rows) of its token tile,
-// columns [k0, k0 + klen) of its K split, into shared memory: hi [stage_rows][stage_stride], lo at stage_lo. A row
-// is stage_stride = klen + 32 values, so the 8 lanes of an LDS.128 phase (two rows, 64 bytes each) hit all 32 banks.
-// pre multiplies the staged values (a power of two: kRawActScale for the raw loop, else 1), not norm_out.
-__device__ __forceinline__ void stage_activations(const GemmArgs& p, int row0, int rows, int k0, int klen,
-                                                  uint16_t* sm, float pre) {
-  const int per_row = klen / 8, S = p.stage_lo;
-  __shared__ float row_inv[16];  // stage_rows <= 16
-  const int cols = p.prep.k_valid;
-  if (p.norm_w) {
-    // Sums of squares of all staged rows at once, every row's loads in flight together: the staged rows rounded up
-    // to a power of two R share the block, G = blockDim.x / R threads per row, each striding the row by G (16-byte
-    // loads where aligned) in unrolled batches; then sums in segments of min(G, 32) lanes and per row over its
-    // segments in order. A row's sum does not depend on the other rows (batch == singles) and is the same on every
-    // run; its order differs from rmsnorm.cu's (one block per row), which prefill uses.
-    __shared__ float red[16];
-    int R = 1;
-    while (R < p.stage_rows) R *= 2;
-    const int G = int(blockDim.x) / R, r = int(threadIdx.x) / G, j = int(threadIdx.x) % G, seg = G < kWarp ? G : kWarp;
-    float ss = 0.0f;
-    const int64_t src = r < rows && r < p.stage_rows ? prep_source_row(p.prep, row0 + r) : -1;
-    if (src >= 0) {
-      const float* xr = p.prep.x + src * p.prep.x_stride;
-      if (p.stage_vec && cols % 4 == 0) {
-#pragma unroll 8
-        for (int c = j; c < cols / 4; c += G) {
-          const float4 v = *reinterpret_cast<const float4*>(xr + 4 * c);
-          ss = fmaf(v.x, v.x, ss);
-          ss = fmaf(v.y, v.y, ss);
-          ss = fmaf(v.z, v.z, ss);
-          ss = fmaf(v.w, v.w, ss);
-        }
-      } else {
-#pragma unroll 8
-        for (int c = j; c < cols; c += G) ss = fmaf(xr[c], xr[c], ss);
-      }
-    }
-    for (int o = seg / 2; o > 0; o >>= 1) ss += __shfl_xor_sync(0xffffffffu, ss, o);
-    if (int(threadIdx.x) % seg == 0) red[threadIdx.x / seg] = ss;
-    __syncthreads();
-    if (int(threadIdx.x) < p.stage_rows) {
-      const int per = G / seg;
-      float t = 0.0f;
-      for (int q = 0; q < per; ++q) t += red[threadIdx.x * per + q];
-      row_inv[threadIdx.x] = 1.0f / sqrtf(t / float(cols) + p.norm_eps);
-    }
-    __syncthreads();
-  }
-  // Thread -> staged row r (the rows rounded up to a power of two share the block, G threads per row) and the row's
-  // 8-column pieces threadIdx % G, + G, ...: no division per piece, the row's source and norm factor read once.
-  {
-    int R = 1;
-    while (R < p.stage_rows) R *= 2;
-    const int G = int(blockDim.x) / R, r = int(threadIdx.x) / G;
-    if (r < p.stage_rows) {
-      const int64_t src = r < rows ? prep_source_row(p.prep, row0 + r) : -1;
-      const float inv = p.norm_w ? row_inv[r] : 1.0f;
-      uint16_t* hi_row = sm + r * p.stage_stride;  // the low halves at hi_row + S
-      for (int q = int(threadIdx.x) % G; q < per_row; q += G) {
-        float v[8];
-        prep_load8(p.prep, src, k0 + 8 * q, p.stage_vec, v);
-        if (p.norm_w) {
-#pragma unroll
-          for (int i = 0; i < 8; ++i)
-            if (k0 + 8 * q + i < cols) v[i] = v[i] * inv * p.norm_w[k0 + 8 * q + i];
-          // The normalised rows, for the later readers: the blocks of row block 0 write the columns they stage
-          // (their K splits cover the row), so no block reads a row twice.
-          if (blockIdx.x == 0 && src >= 0)
-#pragma unroll
-            for (int i = 0; i < 8; ++i)
-              if (k0 + 8 * q + i < cols) p.norm_out[src * p.norm_out_stride + k0 + 8 * q + i] = v[i];
-        }
-#pragma unroll
-        for (int i = 0; i < 8; ++i) v[i] *= pre;
-        uint32_t hi[4], lo[4];
-        prep_split8(v, p.prep.f16, hi, lo);
-        *reinterpret_cast<uint4*>(hi_row + 8 * q) = make_uint4(hi[0], hi[1], hi[2], hi[3]);
-        if (p.prep.xb_lo) *reinterpret_cast<uint4*>(hi_row + S + 8 * q) = make_uint4(lo[0], lo[1], lo[2], lo[3]);
-      }
-    }
-  }
-  __syncthreads();
-}
-
 // A warp's share of a launch: weight tile nt, chunks [kc0, kc1) of the block's range [kb0, kb1) (the K split
 // blockIdx.z). SLICED (the raw loop of one token tile, the only one that adds K slices): its slice of the tile
 // (GemmArgs::kslices) too; else each warp has a tile of its own over the block's range.
