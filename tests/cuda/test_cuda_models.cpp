@@ -188,11 +188,11 @@ TEST_P(CudaInvariants, GraphReplayEqualsEagerSteps) {
 
 INSTANTIATE_TEST_SUITE_P(All, CudaInvariants, ::testing::ValuesIn(kAll), folder_param_name);
 
-// The whole-K launch (FastPaths::whole_k, gemv_whole_k.cu) inside whole models. Their weights are too small for it
-// on a real GPU, so the SM count its choice assumes is lowered (8 and 16 SMs: weights of ~900..3,800 rows take it),
-// which sends some of the trained MMFP4 models' linears through it at 5..16 rows (the prefill of 7 tokens, the
-// reference prompts), captured step graphs included. Logits against transformers and batch == singles, as on the
-// default paths.
+// The whole-K launch (FastPaths::whole_k and whole_k_pair, gemv_whole_k.cu) inside whole models. Their weights are
+// too small for it on a real GPU, so the SM count its choice assumes is lowered (8 and 16 SMs: weights of
+// ~900..3,800 rows take it), which sends some of the trained MMFP4 models' linears through it at 1..16 rows (the
+// prefill of 7 tokens, the reference prompts; the singles' decode steps, a pending norm computed in the launch),
+// captured step graphs included. Logits against transformers and batch == singles, as on the default paths.
 TEST(CudaWholeK, TrainedModelsKeepParityAndBatchEqualsSingles) {
   MMFP4_SKIP_WITHOUT_GPU();
   int models = 0;

@@ -265,28 +265,36 @@ TEST(CudaOps, DenseTilesMatchTheCpu) {
   f.blas = f.dense_tiles = true;
 }
 
-// The whole-K launch (FastPaths::whole_k, gemv_whole_k.cu): 5..16 rows of a plain MMFP4 linear whose tiles give each
-// SM 8..15 of them. With the SM count it assumes lowered (set_whole_k_sms), small weights take it: 8, 12 and 13 tiles
-// per block, last blocks with fewer tiles (1000 rows: 63 tiles, the last one half used), K of 2,048 (whole stages of
-// 256 columns), 640 and 2,304 (a last stage of 2 chunks), groups of 128 and 256 columns (a scale per chunk pair or
-// per two), one and two token tiles, accumulating or not. Not taken at 1..4 rows (the paired loop's), nor at 24 tiles
-// per block. On a GPU that runs it natively also a weight of 18,000 rows at the real SM count. Against the CPU.
+// The whole-K launch (FastPaths::whole_k and whole_k_pair, gemv_whole_k.cu): 1..16 rows of a plain MMFP4 linear
+// whose tiles give each SM 8..15 of them. With the SM count it assumes lowered (set_whole_k_sms), small weights take
+// it: 8, 12 and 13 tiles per block, last blocks with fewer tiles (1000 rows: 63 tiles, the last one half used), K of
+// 2,048 (whole stages of 256 columns), 640 and 2,304 (a last stage of 2 chunks), groups of 128 and 256 columns (a
+// scale per chunk pair or per two), slots reused (8 and 9 stages in 6 slots) or not, 1..4 rows staged in the block
+// and paired, one and two prepared token tiles, two consumer warps per tile where a block's codes fit its shared
+// memory and one where they do not (K of 4,096 at 13 tiles: there 1..4 rows keep the paired loop), accumulating or
+// not; 1..4 rows also after a pending rmsnorm, which the launch computes (the norm's output too). Not taken at 24
+// tiles per block, nor at 1..4 rows with whole_k_pair off. On a GPU that runs it natively also a weight of 18,000
+// rows at the real SM count (132 SMs: 9 tiles per block, 8 stages in 6 slots). Against the CPU.
 TEST(CudaOps, WholeKGemvMatchesTheCpu) {
   MMFP4_SKIP_WITHOUT_GPU();
   Pair p;
   if (!p.gpu->whole_k_available()) GTEST_SKIP() << "the whole-K launch needs sm_90 (bulk copies)";
   auto& f = p.gpu->fast();
-  f.prep = f.raw_gemv = f.dequant = f.whole_k = true;  // (also under MMFP4_CUDA_FAST=0)
+  f.prep = f.raw_gemv = f.dequant = f.whole_k = f.whole_k_pair = f.norm = true;  // (also under MMFP4_CUDA_FAST=0)
+  // One-token linears of at most an SM's count of tiles (these, on the real SM count) take their own kernel
+  // (OneTokenGemvMatchesTheCpu); the full-size weights that reach the whole-K launch have more.
+  f.gemv_one = f.token_norm = false;
   struct Case {
     int64_t n, k;
     int group, sms;
-    bool taken;
+    bool taken, staged;  // at 5..16 rows; at 1..4
   };
-  std::vector<Case> cases = {{1000, 2048, 128, 8, true},
-                             {1000, 640, 128, 5, true},
-                             {3000, 2304, 256, 16, true},
-                             {3000, 2048, 128, 8, false}};
-  if (p.gpu->wgmma_ok()) cases.push_back({18000, 1024, 128, 0, true});  // (the simulator: too slow)
+  std::vector<Case> cases = {{1000, 2048, 128, 8, true, true},
+                             {1000, 640, 128, 5, true, true},
+                             {3000, 2304, 256, 16, true, true},
+                             {1600, 4096, 128, 8, true, false},
+                             {3000, 2048, 128, 8, false, false}};
+  if (p.gpu->wgmma_ok()) cases.push_back({18000, 2048, 128, 0, true, true});  // (the simulator: too slow)
   uint64_t seed = 2600;
   int64_t launches = 0;
   for (const Case& cs : cases) {
@@ -296,20 +304,45 @@ TEST(CudaOps, WholeKGemvMatchesTheCpu) {
     p.gpu->set_whole_k_sms(cs.sms);
     const std::string name = "[" + std::to_string(cs.n) + ", " + std::to_string(cs.k) + "] g" +
                              std::to_string(cs.group) + " sms " + std::to_string(cs.sms);
-    for (int64_t M : {1, 2, 4, 5, 8, 9, 16})
+    for (int64_t M : {1, 2, 3, 4, 5, 8, 9, 16})
       for (int acc = 0; acc < 2; ++acc) {
         Rng r(seed++);
         const auto lc = p.linear_case(r, *wc, M, cs.k, cs.n, acc != 0);
-        const int64_t before = p.gpu->whole_k_launches();
-        p.run_linear(lc, *wg, acc != 0);
-        const int64_t taken = p.gpu->whole_k_launches() - before;
-        launches += taken;
-        EXPECT_EQ(taken, cs.taken && M > 4 ? 1 : 0) << name << " M=" << M;
-        EXPECT_LT(p.err(lc.y), kSplit) << name << " M=" << M << " acc " << acc;
+        for (int pair_on = 1; pair_on >= (M <= 4 ? 0 : 1); --pair_on) {
+          f.whole_k_pair = pair_on != 0;
+          const int64_t before = p.gpu->whole_k_launches();
+          p.run_linear(lc, *wg, acc != 0);
+          const int64_t taken = p.gpu->whole_k_launches() - before;
+          launches += taken;
+          EXPECT_EQ(taken, (M > 4 ? cs.taken : cs.staged && pair_on) ? 1 : 0) << name << " M=" << M << " pair " << pair_on;
+          EXPECT_LT(p.err(lc.y), kSplit) << name << " M=" << M << " acc " << acc << " pair " << pair_on;
+        }
+        f.whole_k_pair = true;
       }
+    // 1..4 rows after a pending rmsnorm (FastPaths::norm): the norm computed while staging, its output written.
+    for (int64_t M : {1, 3, 4}) {
+      Rng r(seed++);
+      const int64_t K = cs.k, xs = K + (M == 3 ? 1 : 4);  // (an odd row stride: no 16-byte loads in the sums)
+      auto x = p.act(r.vec(size_t(M * xs), -3, 3), M, K, xs);
+      auto h = p.act(std::vector<float>(size_t(M * K)), M, K);
+      auto y = p.act(std::vector<float>(size_t(M * cs.n)), M, cs.n);
+      const std::vector<float> wv = r.vec(size_t(K));
+      DeviceVector nc{p.cpu_buf(wv), K}, ng{p.gpu_buf(wv), K};
+      p.poison(h.g);
+      p.poison(y.g);
+      p.cpu->rmsnorm(x.c, nc, 1e-5f, h.c);
+      p.cpu->linear(h.c, *wc, y.c, false, false);
+      const int64_t before = p.gpu->whole_k_launches();
+      p.gpu->rmsnorm(x.g, ng, 1e-5f, h.g);
+      p.gpu->linear(h.g, *wg, y.g, false, false);
+      EXPECT_EQ(p.gpu->whole_k_launches() - before, cs.staged ? 1 : 0) << name << " norm M=" << M;
+      EXPECT_LT(p.err(y), kSplit) << name << " after the norm, M=" << M;
+      EXPECT_LT(p.err(h), kExact) << name << " the norm's output, M=" << M;
+    }
   }
-  EXPECT_GE(launches, 3 * 4 * 2);
+  EXPECT_GE(launches, 3 * 8 * 2 + 4 * 2);
   p.gpu->set_whole_k_sms(0);
+  f.gemv_one = f.token_norm = true;
 }
 
 // Paired hi/lo columns (FastPaths::gemv_pair): the raw decode loop of one token tile of at most 4 rows takes each
@@ -323,6 +356,7 @@ TEST(CudaOps, PairedDecodeGemvMatchesTheCpu) {
   auto& f = p.gpu->fast();
   f.prep = f.raw_gemv = f.dequant = true;  // the raw loop (also under MMFP4_CUDA_FAST=0)
   f.gemv_one = false;  // one-token linears of few tiles take their own kernel (OneTokenGemvMatchesTheCpu)
+  f.whole_k_pair = false;  // and weights of 8..15 tiles per SM the whole-K launch (WholeKGemvMatchesTheCpu)
   uint64_t seed = 1200;
   for (int64_t n : {200, 1000, 4096})
     for (int64_t k : {2048, 640}) {
@@ -341,7 +375,7 @@ TEST(CudaOps, PairedDecodeGemvMatchesTheCpu) {
         }
     }
   ExpandV(p, 41).off_then_on(p, seed, {1, 3}, f.gemv_pair, [&] { return p.gpu->gemv_pair_launches(); }, "pair");
-  f.gemv_pair = f.gemv_one = true;
+  f.gemv_pair = f.gemv_one = f.whole_k_pair = true;
 }
 
 // K split across a block's warps (FastPaths::gemv_kwarps, GemmArgs::kslices): a one-tile raw launch whose whole K
@@ -355,6 +389,7 @@ TEST(CudaOps, KSlicedDecodeGemvMatchesTheCpu) {
   auto& f = p.gpu->fast();
   f.prep = f.raw_gemv = f.dequant = true;  // the raw loop (also under MMFP4_CUDA_FAST=0)
   f.gemv_one = false;  // one-token linears of few tiles take their own kernel (OneTokenGemvMatchesTheCpu)
+  f.whole_k_pair = false;  // ([20480, 512] on 132 SMs: the whole-K launch, WholeKGemvMatchesTheCpu)
   uint64_t seed = 1300;
   struct Shape {
     int64_t n, k;
@@ -377,7 +412,7 @@ TEST(CudaOps, KSlicedDecodeGemvMatchesTheCpu) {
   }
   ExpandV(p, 43).off_then_on(p, seed, {1, 3, 8}, f.gemv_kwarps, [&] { return p.gpu->gemv_kwarps_launches(); },
                              "kwarps");
-  f.gemv_kwarps = f.gemv_one = true;
+  f.gemv_kwarps = f.gemv_one = f.whole_k_pair = true;
 }
 
 // One token of a plain linear whose 16-row tiles number at most the SMs (o_proj at decode; FastPaths::gemv_one): a

@@ -162,7 +162,8 @@ CudaBackend::CudaBackend(int device) : device_(device) {
         fast_.norm = fast_.blas = fast_.mla_prep = fast_.raw_gemv = fast_.attn_stage = fast_.moe_direct =
             fast_.moe_router = fast_.mla_fuse = fast_.gemv_wide = fast_.wgmma = fast_.norm_blas =
                 fast_.gemv_pair = fast_.gemv_kwarps = fast_.moe_sum = fast_.gemv_one = fast_.token_norm =
-                    fast_.token_router = fast_.attn_expand = fast_.dense_tiles = fast_.whole_k = false;
+                    fast_.token_router = fast_.attn_expand = fast_.dense_tiles = fast_.whole_k =
+                        fast_.whole_k_pair = false;
   flag("MMFP4_CUDA_FAST_MLAFUSE", fast_.mla_fuse);
   flag("MMFP4_CUDA_FAST_MOEDIRECT", fast_.moe_direct);
   flag("MMFP4_CUDA_FAST_MOESUM", fast_.moe_sum);
@@ -179,6 +180,7 @@ CudaBackend::CudaBackend(int device) : device_(device) {
   flag("MMFP4_CUDA_FAST_WGMMA", fast_.wgmma);
   flag("MMFP4_CUDA_FAST_DENSETILES", fast_.dense_tiles);
   flag("MMFP4_CUDA_FAST_WHOLEK", fast_.whole_k);
+  flag("MMFP4_CUDA_FAST_WHOLEKPAIR", fast_.whole_k_pair);
   flag("MMFP4_CUDA_FAST_ATTNSTAGE", fast_.attn_stage);
   flag("MMFP4_CUDA_FAST_BLAS", fast_.blas);
   flag("MMFP4_CUDA_FAST_MLAPREP", fast_.mla_prep);
@@ -220,7 +222,8 @@ CudaBackend::CudaBackend(int device) : device_(device) {
                " wgmma ", fast_.wgmma, " norm_blas ", fast_.norm_blas, " gemv_pair ", fast_.gemv_pair,
                " gemv_kwarps ", fast_.gemv_kwarps, " moe_sum ", fast_.moe_sum, " gemv_one ", fast_.gemv_one,
                " token_norm ", fast_.token_norm, " token_router ", fast_.token_router, " attn_expand ",
-               fast_.attn_expand, " dense_tiles ", fast_.dense_tiles, " whole_k ", fast_.whole_k && bulk_copy_ok_);
+               fast_.attn_expand, " dense_tiles ", fast_.dense_tiles, " whole_k ", fast_.whole_k && bulk_copy_ok_,
+               " whole_k_pair ", fast_.whole_k_pair && bulk_copy_ok_);
 }
 
 // Programmatic dependent launch must work in captured graphs (the decode steps are graphs): record y += x, y += y,
@@ -838,6 +841,19 @@ void CudaBackend::launch_tiled(GemmArgs& a, const PrepArgs& pa) {
   wgmma_launches_ += wg;
 }
 
+// The pending norm (FastPaths::norm) computed by a staged launch: x is its input, the GEMM normalises the rows it
+// stages (stage_activations) and writes them to the norm's output.
+void CudaBackend::take_norm(GemmArgs& a) {
+  a.prep.x = pending_.x.data;
+  a.prep.x_stride = pending_.x.stride;
+  a.stage_vec = (a.prep.x_stride % 4) == 0 && (reinterpret_cast<uintptr_t>(a.prep.x) % 16) == 0;
+  a.norm_w = pending_.w;
+  a.norm_eps = pending_.eps;
+  a.norm_out = pending_.out.data;
+  a.norm_out_stride = pending_.out.stride;
+  pending_.on = false;
+}
+
 // Group-index shift, split of K and partial-sum buffers of a tensor-core launch; the activations are prepared by
 // their own kernel, or staged inside the GEMM (FastPaths::prep: one or two n8 token tiles whose rows and K split fit
 // kStageMaxBytes of shared memory: the decode shapes). Then launches it.
@@ -852,8 +868,31 @@ void CudaBackend::launch_mma(GemmArgs& a, int rows, const PrepArgs& pa, bool fus
   // over all of K, fed by the copy engine (sm_90: where the sm_90a pass runs; the simulator too). A pending norm is
   // computed first (its own kernel), then the activations are prepared for the raw decode (PrepArgs::raw). On the H100
   // (docs/cuda.md, fourteenth session) 28672x8192 at M=16 86.6 -> 55.5-58.2 us, M=8 61.3 -> 49.9-50.2, M=5 58.9 ->
-  // 49.5-49.8; at M=2 it measured slower than the paired loop (47.1 -> 49.4), so 1..4 rows keep that.
+  // 49.5-49.8.
   a.whole_k_tiles = 0;
+  // 1..4 rows (FastPaths::whole_k_pair) where a block's codes over all of K fit its shared memory (gemm_whole_k_ok:
+  // GLM's 20480x2048 dense MLP; not 28672x8192, where the paired loop measured as fast at M=1 and faster at 2..4):
+  // the same launch, the rows staged in the block over all of K (a pending norm computed there, as in the staged
+  // loop) and paired in the mma columns (GemmArgs::pair). On the H100 (docs/cuda.md, fifteenth session) 20480x2048
+  // at M=1 11.9 -> 10.0 us, M=4 13.1 -> 12.2.
+  if (fast_.whole_k_pair && fast_.prep && bulk_copy_ok_ && !a.tiles.tiles && !a.heads && a.m <= 4 && a.nt == 1 &&
+      pa.xb_lo && !pa.f16 && !route_req_.ids && max_splits_ == 0) {
+    a.whole_k_tiles = gemm_whole_k_tiles(gw, whole_k_sms_ > 0 ? whole_k_sms_ : sms_);
+    a.stage = true;
+    a.stage_rows = a.m;
+    a.stage_stride = gw.k_chunks * 64 + 32;
+    a.stage_lo = stage_lo_offset(a.stage_rows, a.stage_stride);
+    a.prep = pa;
+    a.stage_vec = (pa.x_stride % 4) == 0 && (reinterpret_cast<uintptr_t>(pa.x) % 16) == 0;
+    if (a.whole_k_tiles > 0 && gemm_whole_k_ok(a)) {
+      if (fuse_norm) take_norm(a);
+      launch_gemm_whole_k(a, stream_);
+      ++whole_k_launches_;
+      return;
+    }
+    a.whole_k_tiles = 0;
+    a.stage = false;
+  }
   if (fast_.whole_k && bulk_copy_ok_ && !a.tiles.tiles && !a.heads && a.m > 4 && pa.xb_lo && !pa.f16 &&
       !route_req_.ids && max_splits_ == 0) {
     a.whole_k_tiles = gemm_whole_k_tiles(gw, whole_k_sms_ > 0 ? whole_k_sms_ : sms_);
@@ -926,15 +965,8 @@ void CudaBackend::launch_mma(GemmArgs& a, int rows, const PrepArgs& pa, bool fus
   a.tile_major = fast_.dense_tiles && gw.kind != WKind::Fp4 && !a.tiles.tiles && !a.heads && a.grid_tiles > 1 &&
                  !a.stage;
   dense_tile_launches_ += a.tile_major;
-  if (fuse_norm && a.stage) {  // the pending norm (FastPaths::norm): x is its input, the GEMM normalises it
-    a.prep.x = pending_.x.data;
-    a.prep.x_stride = pending_.x.stride;
-    a.stage_vec = (a.prep.x_stride % 4) == 0 && (reinterpret_cast<uintptr_t>(a.prep.x) % 16) == 0;
-    a.norm_w = pending_.w;
-    a.norm_eps = pending_.eps;
-    a.norm_out = pending_.out.data;
-    a.norm_out_stride = pending_.out.stride;
-    pending_.on = false;
+  if (fuse_norm && a.stage) {
+    take_norm(a);
   } else if (fuse_norm) {
     flush_norm();
   }

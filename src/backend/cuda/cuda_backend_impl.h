@@ -73,6 +73,7 @@ struct FastPaths {
   bool wgmma = true;       // MMFP4_CUDA_FAST_WGMMA: tiled-GEMM tiles of 32/64 tokens on wgmma (gemm_tiled_wg.cu)
   bool dense_tiles = true;  // MMFP4_CUDA_FAST_DENSETILES: 16-bit dense token tiles go token tile first (16 rows to M 48)
   bool whole_k = true;  // MMFP4_CUDA_FAST_WHOLEK: 5..16-row MMFP4 linears of >= 8 tiles per SM, a block per SM (gemv_whole_k.cu)
+  bool whole_k_pair = true;  // MMFP4_CUDA_FAST_WHOLEKPAIR: the same launch for 1..4 rows, staged in the block and paired
   bool prefill_bf16 = false;  // MMFP4_CUDA_PREFILL_BF16=1: tiled GEMMs of >= 128 rows take one bf16 activation (no lo)
 };
 
@@ -263,6 +264,7 @@ class CudaBackend final : public Backend {
   void flush_prep();
   void gemm(const GemmCall& c);
   void launch_mma(GemmArgs& a, int rows, const PrepArgs& pa, bool fuse_norm = false);
+  void take_norm(GemmArgs& a);
   bool probe_pdl();
   AttnSplit attention_split(const AttnArgs& a);
   void run_attention(const AttnArgs& a);
