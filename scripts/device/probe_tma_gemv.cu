@@ -28,26 +28,12 @@
 #include <cstring>
 #include <vector>
 
+#include "probe_util.cuh"
 #include "backend/cuda/bulk_copy.cuh"
 #include "backend/cuda/common.cuh"
 
 using namespace mmfp4::cuda;
 
-#define CHECK(x)                                                                                 \
-  do {                                                                                           \
-    cudaError_t e_ = (x);                                                                        \
-    if (e_ != cudaSuccess) {                                                                     \
-      std::printf("CUDA error %s at %s:%d\n", cudaGetErrorString(e_), __FILE__, __LINE__);       \
-      std::exit(1);                                                                              \
-    }                                                                                            \
-  } while (0)
-
-
-__device__ __forceinline__ unsigned long long gtimer() {
-  unsigned long long t;
-  asm volatile("mov.u64 %0, %globaltimer;" : "=l"(t));
-  return t;
-}
 // One chunk pair (128 columns) of one 16-row tile: w0, w1 = the tile's two chunks; x = the stage's prepared
 // activations [hi, lo][TM rows][XR] at the pair's first column; part += the hi halves' raw products, lo += the lo
 // halves' (lo may be part itself; else two dependency chains of 8 mma per pair instead of one of 16 and the caller

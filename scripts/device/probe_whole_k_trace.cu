@@ -1,0 +1,139 @@
+// Probe (device measurement, not part of the build): the timeline of the engine's whole-K launch (gemv_whole_k.cu,
+// included here with its trace hooks defined) on GLM's dense MLP (20480x2048) at M rows, launched back to back with
+// PDL on rotating weight copies as bench_cuda_linear does. Thread 0 of each block stamps %globaltimer at: 0 start,
+// 1 after the wait for the previous launch, 2 after staging the activations, 3 + q when stage q's codes have landed
+// (consumer warp 0), 14 after its last stage. Printed per launch: min / median / max over blocks of each stamp in
+// microseconds from the first traced launch's earliest start, and the time per launch.
+//   nvcc -O3 -std=c++17 -gencode=arch=compute_90a,code=sm_90a -Isrc -o /tmp/probe_wkt \
+//     scripts/device/probe_whole_k_trace.cu build-cuda/src/backend/cuda/libmmfp4_cuda.a build-cuda/src/core/libmmfp4_core.a
+//   MMFP4_CUDA_WHOLEK_SLOTS=5 /tmp/probe_wkt [M]
+#include <cuda_runtime.h>
+
+#include <algorithm>
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <vector>
+
+#include "probe_util.cuh"
+
+constexpr int kCopies = 16, kPoints = 16, kMaxBlocks = 160;
+__device__ unsigned long long g_trace[kCopies * kMaxBlocks * kPoints];
+__device__ const unsigned char* g_base;
+__device__ long long g_copy_bytes;
+
+#define MMFP4_WHOLEK_TRACE(pt)                                                                                    \
+  do {                                                                                                            \
+    if (threadIdx.x == 0 && (pt) < kPoints) {                                                                     \
+      const long long c = (static_cast<const unsigned char*>(p.w.data) - g_base) / g_copy_bytes;                  \
+      g_trace[(c * kMaxBlocks + blockIdx.x) * kPoints + (pt)] = gtimer();                                         \
+    }                                                                                                             \
+  } while (0)
+
+#include "backend/cuda/gemv_whole_k.cu"
+
+using namespace mmfp4::cuda;
+
+int main(int argc, char** argv) {
+  const int M = argc > 1 ? std::atoi(argv[1]) : 1;
+  CHECK(cudaSetDevice(0));
+  cudaDeviceProp pr;
+  CHECK(cudaGetDeviceProperties(&pr, 0));
+  const int n = 20480, k = 2048, n_tiles = n / 16, k_chunks = k / 64, groups = k / 128;
+  const long long cbytes = (long long)n * k / 2, sbytes = (long long)n_tiles * groups * 32;
+  unsigned char *codes, *scales;
+  CHECK(cudaMalloc(&codes, size_t(cbytes * kCopies)));
+  CHECK(cudaMalloc(&scales, size_t(sbytes * kCopies)));
+  {
+    std::vector<uint32_t> h(size_t(cbytes / 4));
+    for (auto& v : h) v = uint32_t(rand()) * 2654435761u ^ uint32_t(rand());
+    for (int c = 0; c < kCopies; ++c) CHECK(cudaMemcpy(codes + c * cbytes, h.data(), size_t(cbytes), cudaMemcpyHostToDevice));
+    std::vector<uint32_t> hs(size_t(sbytes / 4), 0x38003800u);  // f16 0.5 pairs
+    for (int c = 0; c < kCopies; ++c) CHECK(cudaMemcpy(scales + c * sbytes, hs.data(), size_t(sbytes), cudaMemcpyHostToDevice));
+  }
+  CHECK(cudaMemcpyToSymbol(g_base, &codes, sizeof(codes)));
+  CHECK(cudaMemcpyToSymbol(g_copy_bytes, &cbytes, sizeof(cbytes)));
+  float *x, *y;
+  CHECK(cudaMalloc(&x, size_t(M) * k * 4));
+  CHECK(cudaMalloc(&y, size_t(M) * n * 4));
+  {
+    std::vector<float> hx(size_t(M) * k);
+    for (auto& v : hx) v = float(rand() % 2001 - 1000) / 1000.0f;
+    CHECK(cudaMemcpy(x, hx.data(), hx.size() * 4, cudaMemcpyHostToDevice));
+  }
+  cudaStream_t st;
+  CHECK(cudaStreamCreateWithFlags(&st, cudaStreamNonBlocking));
+  pdl_flag() = true;
+  GemmArgs a;
+  a.w.kind = WKind::Fp4;
+  a.w.n = n;
+  a.w.k = k;
+  a.w.n_tiles = n_tiles;
+  a.w.k_chunks = k_chunks;
+  a.w.groups = groups;
+  a.w.group_size = 128;
+  a.w.layout = 2;
+  a.m = M;
+  a.nt = 1;
+  a.grid_tiles = 1;
+  a.y = y;
+  a.y_stride = n;
+  a.gshift = 2;
+  a.kb32 = 2 * k_chunks;
+  a.whole_k_tiles = gemm_whole_k_tiles(a.w, pr.multiProcessorCount);
+  a.stage = true;
+  a.stage_rows = M;
+  a.stage_stride = k_chunks * 64 + 32;
+  a.stage_lo = stage_lo_offset(M, a.stage_stride);
+  a.stage_vec = true;
+  a.prep.x = x;
+  a.prep.x_stride = k;
+  a.prep.m = M;
+  a.prep.k_valid = k;
+  a.prep.kb32 = 2 * k_chunks;
+  a.prep.xb = y;     // (flags only: the staged launch reads x)
+  a.prep.xb_lo = y;
+  a.xb = a.xb_lo = y;
+  auto launch = [&](int i) {
+    GemmArgs b = a;
+    b.w.data = codes + (i % kCopies) * cbytes;
+    b.w.scales = reinterpret_cast<const uint32_t*>(scales + (i % kCopies) * sbytes);
+    launch_gemm_whole_k(b, st);
+  };
+  for (int i = 0; i < 32; ++i) launch(i);
+  CHECK(cudaStreamSynchronize(st));
+  cudaEvent_t e0, e1;
+  CHECK(cudaEventCreate(&e0));
+  CHECK(cudaEventCreate(&e1));
+  CHECK(cudaEventRecord(e0, st));
+  for (int i = 0; i < 160; ++i) launch(i);
+  CHECK(cudaEventRecord(e1, st));
+  CHECK(cudaEventSynchronize(e1));
+  float ms = 0;
+  CHECK(cudaEventElapsedTime(&ms, e0, e1));
+  const int T = a.whole_k_tiles, blocks = (n_tiles + T - 1) / T;
+  std::printf("20480x2048 M=%d: %d tiles per block, %d blocks; %.2f us per launch (%.3f TB/s of codes + scales)\n", M, T,
+              blocks, 1000.0 * ms / 160, (cbytes + sbytes) / (1e-3 * ms / 160) / 1e12);
+  // Traced: 32 more launches; the last 16 (copies 0..15 in order) remain.
+  for (int i = 0; i < 32; ++i) launch(i);
+  CHECK(cudaStreamSynchronize(st));
+  std::vector<unsigned long long> tr(size_t(kCopies) * kMaxBlocks * kPoints);
+  CHECK(cudaMemcpyFromSymbol(tr.data(), g_trace, tr.size() * 8));
+  unsigned long long t0 = ~0ull;
+  for (int b = 0; b < blocks; ++b) t0 = std::min(t0, tr[(size_t(4) * kMaxBlocks + b) * kPoints + 0]);
+  const int nq = (k_chunks + 3) / 4;
+  std::vector<int> pts = {0, 1, 2};
+  for (int q = 0; q < nq; ++q) pts.push_back(3 + q);
+  pts.push_back(14);
+  for (int c = 4; c < 10; ++c) {
+    std::printf("launch %d:", c);
+    for (int pt : pts) {
+      std::vector<double> v;
+      for (int b = 0; b < blocks; ++b) v.push_back((double(tr[(size_t(c) * kMaxBlocks + b) * kPoints + pt]) - double(t0)) * 1e-3);
+      std::sort(v.begin(), v.end());
+      std::printf("  [%d] %.1f/%.1f/%.1f", pt, v.front(), v[v.size() / 2], v.back());
+    }
+    std::printf("\n");
+  }
+  return 0;
+}
