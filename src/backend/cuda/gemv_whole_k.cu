@@ -67,7 +67,9 @@ __host__ __device__ inline int slot_bytes(const GemmArgs& a) {
 __host__ __device__ inline int staged_region(const GemmArgs& a) {
   return a.stage ? (2 * (a.stage_lo + a.stage_rows * a.stage_stride) + 127) / 128 * 128 : 0;
 }
-__host__ __device__ inline int scales_region(const GemmArgs& a) { return (a.whole_k_tiles * a.w.groups * 32 + 127) / 128 * 128; }
+__host__ __device__ inline int scales_region(const GemmArgs& a) {
+  return (a.whole_k_tiles * a.w.groups * 32 + 127) / 128 * 128;
+}
 // KW > 1 warps per tile: the partial sums of warps 1..KW-1 of each tile ([KW - 1][T][nt][32 lanes][4]).
 __host__ __device__ inline int red_region(const GemmArgs& a, int kw) {
   return (kw - 1) * a.whole_k_tiles * a.nt * kWarp * 16;
@@ -103,7 +105,8 @@ int kw_of(const GemmArgs& a) {
   static const int forced = [] {
     const char* e = std::getenv("MMFP4_CUDA_WHOLEK_KW");
     if (!e) return 0;
-    if (std::strcmp(e, "1") != 0 && std::strcmp(e, "2") != 0) fail("MMFP4_CUDA_WHOLEK_KW must be 1 or 2, got '", e, "'");
+    if (std::strcmp(e, "1") != 0 && std::strcmp(e, "2") != 0)
+      fail("MMFP4_CUDA_WHOLEK_KW must be 1 or 2, got '", e, "'");
     return std::atoi(e);
   }();
   return forced ? forced : codes_fit(a) ? 2 : 1;
@@ -173,9 +176,9 @@ __global__ void __launch_bounds__(kWarp * (kMaxTiles * KW + 1), 1) gemm_whole_k_
                       uint32_t(2 * chunks_of(q) * 512), &full[slot]);
   };
   // Stages requested before the wait: every slot where the activations are staged in the block. Where each stage's
-  // prepared activations come by the copy engine after the wait, kPreparedEarly: it serves a block's requests in
-  // order, so a stage's activations wait behind every code copy requested before them (20480x2048 at M=5..8 measured
-  // 14.1 -> 18.2 us with all 8 stages early).
+  // prepared activations come by the copy engine after the wait, kPreparedEarly: with all 8 stages early 20480x2048
+  // at M=5..8 measured 14.1 -> 18.2 us (bench/results/cuda-ab-session15-042da48.txt, part 2, the scales then still
+  // read per stage), as if a stage's activations waited behind every code copy requested before them.
   const int early = STAGED ? pre : min(pre, kPreparedEarly);
   if (producer) {  // the tiles' scales and the early stages' codes, before the wait
     if (lane == 0) {
@@ -329,8 +332,8 @@ bool gemm_whole_k_ok(const GemmArgs& a) {
                       a.gshift >= 2 && a.whole_k_tiles >= 1 && a.whole_k_tiles <= kMaxTiles && a.splits == 1 &&
                       !a.route.ids && a.m >= 1;
   if (!common) return false;
-  const bool acts = a.stage ? a.nt == 1 && a.m <= 4 && codes_fit(a) && a.stage_rows == a.m && a.prep.xb_lo && !a.prep.f16 &&
-                                  a.stage_stride == a.w.k_chunks * 64 + 32 &&
+  const bool acts = a.stage ? a.nt == 1 && a.m <= 4 && codes_fit(a) && a.stage_rows == a.m && a.prep.xb_lo &&
+                                  !a.prep.f16 && a.stage_stride == a.w.k_chunks * 64 + 32 &&
                                   a.stage_lo == stage_lo_offset(a.stage_rows, a.stage_stride)
                             : (a.nt == 1 || a.nt == 2) && a.m <= 8 * a.nt && a.xb && a.xb_lo &&
                                   a.kb32 == 2 * a.w.k_chunks;

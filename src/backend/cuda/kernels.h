@@ -154,8 +154,8 @@ struct GemmArgs {
   // (plain linears of more than one token tile, FastPaths::dense_tiles), so that the token tiles of a row block run
   // together and all but the first find its weight rows in L2.
   bool tile_major = false;
-  // Whole-K launch (gemv_whole_k.cu, FastPaths::whole_k / whole_k_pair): 16-row weight tiles per block (a consumer
-  // warp each), 0: not this launch; its shared-memory slots (set by launch_gemm_whole_k).
+  // Whole-K launch (gemv_whole_k.cu, FastPaths::whole_k / whole_k_pair): 16-row weight tiles per block (one or two
+  // consumer warps each), 0: not this launch; its shared-memory slots (set by launch_gemm_whole_k).
   int whole_k_tiles = 0, whole_k_slots = 0;
   float* partial = nullptr;  // splits > 1: [grid_tiles][splits][8 * nt][row blocks * 128]
   int32_t* counters = nullptr;  // splits > 1: [grid_tiles][row blocks], zero between launches
@@ -179,9 +179,10 @@ bool gemm_mma_raw_ok(const GemmArgs& a);
 
 // The same product for 1..16 token rows of a plain MMFP4 linear whose 16-row tiles fill the GPU (gemv_whole_k.cu):
 // one block per SM owns whole_k_tiles tiles over all of K (no split), weights brought by the copy engine (sm_90);
-// 5..16 rows with activations prepared with PrepArgs::raw (copied too), 1..4 rows staged in the block (GemmArgs::stage,
-// with stage_rows = m and all of K: stage_stride = 64 k_chunks + 32). gemm_whole_k_tiles: the tiles per block for
-// `sms` SMs, or 0 where the weight has too few tiles to give each SM 8 (or more than 15 each).
+// 5..16 rows with activations prepared with PrepArgs::raw (copied too), 1..4 rows staged in the block where its codes
+// over all of K fit its shared memory (GemmArgs::stage, with stage_rows = m and all of K: stage_stride = 64 k_chunks +
+// 32). gemm_whole_k_tiles: the tiles per block for `sms` SMs, or 0 where the weight has too few tiles to give each SM
+// 8 (or more than 15 each).
 int gemm_whole_k_tiles(const GemmWeight& w, int sms);
 bool gemm_whole_k_ok(const GemmArgs& a);
 void launch_gemm_whole_k(const GemmArgs& a, cudaStream_t s);
