@@ -874,7 +874,7 @@ void CudaBackend::launch_mma(GemmArgs& a, int rows, const PrepArgs& pa, bool fus
   // GLM's 20480x2048 dense MLP; not 28672x8192, where the paired loop measured as fast at M=1 and faster at 2..4):
   // the same launch, the rows staged in the block over all of K (a pending norm computed there, as in the staged
   // loop) and paired in the mma columns (GemmArgs::pair). On the H100 (docs/cuda.md, fifteenth session) 20480x2048
-  // at M=1 11.9 -> 10.0 us, M=4 13.1 -> 12.2-12.3.
+  // at M=1 11.9 -> 9.9-10.1 us, M=4 13.1 -> 11.5-11.6.
   if (fast_.whole_k_pair && fast_.prep && bulk_copy_ok_ && !a.tiles.tiles && !a.heads && a.m <= 4 && a.nt == 1 &&
       pa.xb_lo && !pa.f16 && !route_req_.ids && max_splits_ == 0) {
     a.whole_k_tiles = gemm_whole_k_tiles(gw, whole_k_sms_ > 0 ? whole_k_sms_ : sms_);

@@ -10,10 +10,11 @@
 //   * Stage q = columns [256 q, 256 q + 256): the producer's lanes copy each tile's 4 chunks (2 KB, contiguous in
 //     the tile layout) with cp.async.bulk (bulk_copy.cuh) into one of S shared-memory slots, completing on the slot's
 //     `full` barrier; consumers arrive on `empty` when done and the producer refills (slots_of: as many as fit, at
-//     most 6 where the codes fit). The block's scales over all of K come by one more copy. Both are requested before
-//     waiting for the previous kernel (weights never change during a step), so a launch's weights stream while the
-//     previous one drains: on the H100 back-to-back reads of 21.6 MB take 7.0 us requested before that wait and
-//     8.4-8.7 us after it (scripts/device/probe_read_overlap.cu).
+//     most 6 where the codes fit). The block's scales over all of K come by one more copy. They and the first stages'
+//     codes (4 with staged rows, 3 with prepared ones) are requested before waiting for the previous kernel (weights
+//     never change during a step), so a launch's weights stream while the previous one drains: on the H100
+//     back-to-back reads of 21.6 MB take 7.0 us requested before that wait and 8.4-8.7 us after it
+//     (scripts/device/probe_read_overlap.cu).
 //   * Activations, 5..16 rows: prepared by launch_prepare_activations (PrepArgs::raw: hi and lo of each token tile,
 //     8 k32 items of 512 bytes per stage) and copied with each stage by lane 0, the first 3 stages' codes before the
 //     wait (kPreparedEarly). 1..4 rows where the codes fit (STAGED, GemmArgs::stage): the block stages the rows over
@@ -24,10 +25,10 @@
 //     sums (add_scaled). Weight fragments and activation fragments are 16-byte shared-memory reads of consecutive
 //     lanes (no bank conflicts).
 // H100 (docs/cuda.md, fourteenth and fifteenth sessions): 28672x8192 at M=16 86.6 -> 57.7-57.8 us, M=5..8 58.9-61.3
-// -> 46.9-47.3; 20480x2048 at M=1 11.8-11.9 -> 10.0, M=4 13.1 -> 12.3, M=5..8 13.8-13.9 -> 12.6-12.7, M=16 15.9-16.0
-// -> 15.2 (through the backend, the prepare kernel included). Once the codes are in shared memory a 20480x2048 launch
-// is bound by its chain after the wait (about 1.5 us for the wait to return, 2.5-3.4 us to stage one row under the
-// next launch's copies, then the decode: scripts/device/probe_whole_k_trace.cu), not by its reads.
+// -> 46.9-47.3; 20480x2048 at M=1 11.8-11.9 -> 9.9-10.1, M=4 13.1 -> 11.5-11.6, M=5..8 13.8-13.9 -> 12.6-12.7, M=16
+// 15.9-16.0 -> 15.2 (through the backend, the prepare kernel included). A 20480x2048 launch is bound by its chain
+// after the wait, not by its reads: about 1.5 us for the wait to return, 2.5-3.4 us to stage one row while copies
+// are in flight, then the decode (scripts/device/probe_whole_k_trace.cu).
 #include <algorithm>
 #include <cstdlib>
 #include <cstring>
@@ -54,6 +55,7 @@ constexpr int kMaxTiles = 15;                   // x KW + the producer: <= 31 wa
 constexpr int kMaxSlots = 16;
 constexpr int kFitSlots = 6;                    // where the codes fit (slots_of)
 constexpr int kPreparedEarly = 3;               // stages requested before the wait with prepared activations
+constexpr int kStagedEarly = 4;                 // and with staged ones (staged_early)
 // Dynamic shared memory of a block at most: sm_90's 227 KB per block less 1 KB (stage_activations' static arrays).
 constexpr int kSmemBudget = (227 << 10) - (1 << 10);
 
@@ -119,6 +121,23 @@ int kw_of(const GemmArgs& a) {
 // Where the codes fit, at most kFitSlots: 20480x2048 at M=1 measured 10.0 us with 6 slots, 10.4 with 4 and 11.0 with
 // all 8 (why all 8 lose is not established; with one warp per tile 5 slots, where two blocks of consecutive launches
 // share an SM, beat 4, 6 and 8).
+// Stages a staged launch (1..4 rows) requests before the wait: kStagedEarly, the other slots' after its rows are
+// staged, so that the rows' reads do not queue behind the whole prefetch (20480x2048 on the H100 with 6 slots, 4
+// early against all 6: M=1 9.9-10.1 against 10.1 us, M=2 10.7 against 10.9-11.1, M=4 11.5-11.6 against 12.3; 1 or 2
+// early: M=1 10.5-10.8). MMFP4_CUDA_WHOLEK_EARLY=n requests n (measurement only).
+int staged_early() {
+  static const int v = [] {
+    const char* e = std::getenv("MMFP4_CUDA_WHOLEK_EARLY");
+    if (!e) return kStagedEarly;
+    char* end = nullptr;
+    const long n = std::strtol(e, &end, 10);
+    if (end == e || *end != '\0' || n < 1 || n > kMaxSlots)
+      fail("MMFP4_CUDA_WHOLEK_EARLY must be a count of stages 1..", kMaxSlots, ", got '", e, "'");
+    return int(n);
+  }();
+  return v;
+}
+
 int slots_of(const GemmArgs& a) {
   const int nq = (a.w.k_chunks + kStageChunks - 1) / kStageChunks, kw = kw_of(a);
   const int fit = (kSmemBudget - staged_region(a) - scales_region(a) - red_region(a, kw) - 16) / (slot_bytes(a) + 16);
@@ -175,11 +194,11 @@ __global__ void __launch_bounds__(kWarp * (kMaxTiles * KW + 1), 1) gemm_whole_k_
                           (int64_t(t) * p.kb32 + 2 * kStageChunks * q) * 512,
                       uint32_t(2 * chunks_of(q) * 512), &full[slot]);
   };
-  // Stages requested before the wait: every slot where the activations are staged in the block. Where each stage's
-  // prepared activations come by the copy engine after the wait, kPreparedEarly: with all 8 stages early 20480x2048
-  // at M=5..8 measured 14.1 -> 18.2 us (bench/results/cuda-ab-session15-042da48.txt, part 2, the scales then still
-  // read per stage), as if a stage's activations waited behind every code copy requested before them.
-  const int early = STAGED ? pre : min(pre, kPreparedEarly);
+  // Stages requested before the wait: kStagedEarly where the activations are staged in the block (staged_early).
+  // Where each stage's prepared activations come by the copy engine after the wait, kPreparedEarly: with all 8 early
+  // 20480x2048 at M=5..8 measured 14.1 -> 18.2 us (bench/results/cuda-ab-session15-042da48.txt, part 2, the scales
+  // then still read per stage), as if a stage's activations waited behind every code copy requested before them.
+  const int early = STAGED ? min(pre, p.whole_k_early) : min(pre, kPreparedEarly);
   if (producer) {  // the tiles' scales and the early stages' codes, before the wait
     if (lane == 0) {
       const uint32_t sbytes = uint32_t(tiles * p.w.groups * 32);
@@ -347,6 +366,7 @@ void launch_gemm_whole_k(const GemmArgs& a_in, cudaStream_t s) {
          kSmemBudget, " bytes of shared memory");
   GemmArgs a = a_in;
   a.whole_k_slots = slots_of(a);
+  a.whole_k_early = staged_early();
   const bool two = kw_of(a) == 2;
   if (a.stage) two ? launch_nt<1, true, 2>(a, s) : launch_nt<1, true, 1>(a, s);
   else if (a.nt == 1) two ? launch_nt<1, false, 2>(a, s) : launch_nt<1, false, 1>(a, s);

@@ -155,8 +155,9 @@ struct GemmArgs {
   // together and all but the first find its weight rows in L2.
   bool tile_major = false;
   // Whole-K launch (gemv_whole_k.cu, FastPaths::whole_k / whole_k_pair): 16-row weight tiles per block (one or two
-  // consumer warps each), 0: not this launch; its shared-memory slots (set by launch_gemm_whole_k).
-  int whole_k_tiles = 0, whole_k_slots = 0;
+  // consumer warps each), 0: not this launch; its shared-memory slots and the stages of staged rows requested before
+  // the wait for the previous kernel (both set by launch_gemm_whole_k).
+  int whole_k_tiles = 0, whole_k_slots = 0, whole_k_early = 0;
   float* partial = nullptr;  // splits > 1: [grid_tiles][splits][8 * nt][row blocks * 128]
   int32_t* counters = nullptr;  // splits > 1: [grid_tiles][row blocks], zero between launches
 };
