@@ -4,9 +4,10 @@
 //
 //   bench_cuda_linear [--shapes all|big|glm|NAME,...] [--m 1,2,4,...] [--out FILE.json] [--quick]
 //
-// Per shape first the ceiling at its size: a plain streaming read of the weight's bytes alone (cold in L2, launch and
-// ramp included, launched with PDL as the linears are). Then one row per (shape, M): time per call, weight bytes read per second (the decode figure of merit),
-// TFLOP/s, and the same for cuBLAS BF16 (bf16 weights: 3.9x the bytes of MMFP4). From M = 128 (the cuBLAS prefill
+// Per shape first the ceilings at its size: a plain streaming read of the weight's bytes alone (cold in L2, launch and
+// ramp included, launched with PDL as the linears are), waiting for the previous launch before loading and loading
+// before that wait. Then one row per (shape, M): time per call, weight bytes read per second (the decode figure of
+// merit), TFLOP/s, and the same for cuBLAS BF16 (bf16 weights: 3.9x the bytes of MMFP4). From M = 128 (the cuBLAS prefill
 // path) two more columns: the product from activations already in 16 bits (CudaBackend::linear_16bit: what runs
 // after an rmsnorm that wrote them, FastPaths::norm_blas; the operands cuBLAS BF16 gets) and its ratio to cuBLAS
 // BF16, and an rmsnorm + linear pair with that fusion against the pair without it (norm, conversion, product).
@@ -25,14 +26,11 @@
 #include <vector>
 
 #include "backend/cuda/check.h"
+#include "bench_util.h"
 #include "backend/cuda/cuda_backend.h"
 #include "backend/cuda/cuda_backend_impl.h"
 #include "core/half.h"
 
-namespace mmfp4::bench {
-void launch_read(const void* p, int64_t bytes, uint32_t* sink, int sms, cudaStream_t s, bool pdl = false);
-void launch_fill(void* p, int64_t words, uint32_t seed, uint32_t mask, uint32_t add, cudaStream_t s);
-}  // namespace mmfp4::bench
 
 using namespace mmfp4;
 
@@ -144,18 +142,23 @@ int main(int argc, char** argv) {
     auto* sink = static_cast<uint32_t*>(be.alloc(4, "sink"));
     bench::launch_fill(rbuf, rbytes / 4, 7, 0xffffffffu, 0, st);
     const double read_us =
-        time_us(st, 3, 5, [&](int) { bench::launch_read(rbuf, rbytes, sink, prop.multiProcessorCount, st); });
+        time_us(st, 3, 5, [&](int) {
+          MMFP4_CUDA_CHECK(bench::launch_read(rbuf, rbytes, sink, prop.multiProcessorCount, st), "read");
+        });
     const double read_tbs = double(rbytes) / (read_us * 1e-6) / 1e12;
     // The same read of one weight's bytes, a different region of the buffer each call (cold in L2), launched with PDL
     // as the linears are (sm_90): what a kernel that only streams that many bytes takes, launch and ramp included (the
-    // ceiling at that size).
+    // ceiling at that size). Two ways: waiting for the previous launch before loading (a kernel whose reads need its
+    // input), and loading first, waiting last (a kernel that requests its weights before the wait, gemv_whole_k.cu;
+    // on the H100 7.0 against 8.5 us for 21.6 MB). Without PDL (before sm_90): plain launches, the same for both.
     const bool pdl = prop.major >= 9;
-    auto read_at_size = [&](int64_t bytes) {
+    auto read_at_size = [&](int64_t bytes, bench::ReadMode mode) {
       const int64_t stride = (bytes + (int64_t(1) << 20) - 1) & ~((int64_t(1) << 20) - 1);
       const int64_t regions = std::max<int64_t>(1, std::min<int64_t>(64, rbytes / stride));
       return time_us(st, 50, 5, [&](int i) {
-        bench::launch_read(static_cast<char*>(rbuf) + (i % regions) * stride, bytes, sink, prop.multiProcessorCount,
-                           st, pdl);
+        MMFP4_CUDA_CHECK(bench::launch_read(static_cast<char*>(rbuf) + (i % regions) * stride, bytes, sink,
+                                            prop.multiProcessorCount, st, pdl ? mode : bench::ReadMode::Plain),
+                         "read of ", bytes, " bytes");
       });
     };
     std::printf("device: %s, %d SMs, L2 %d MB, driver %d; streaming read %.2f TB/s (4 GiB)\n", prop.name,
@@ -236,9 +239,13 @@ int main(int argc, char** argv) {
         bfw.push_back(be.alloc(size_t(bf_bytes), "bf16 weight"));
         bench::launch_fill(bfw.back(), bf_bytes / 4, 100 + c, 0x81FF81FFu, 0x3C003C00u, st);
       }
-      const double size_read_us = read_at_size(wbytes);
-      std::printf("%-20s  read of its %.1f MB alone%s: %.2f us = %.3f TB/s (the ceiling at this size)\n", sh.name.c_str(),
-                  double(wbytes) / 1e6, pdl ? " (PDL)" : "", size_read_us, double(wbytes) / (size_read_us * 1e-6) / 1e12);
+      const double size_read_us = read_at_size(wbytes, bench::ReadMode::WaitFirst);
+      const double early_read_us = read_at_size(wbytes, bench::ReadMode::Early);
+      std::printf("%-20s  read of its %.1f MB alone%s: %.2f us = %.3f TB/s waiting first, %.2f us = %.3f TB/s loading "
+                  "first (the ceilings at this size)\n",
+                  sh.name.c_str(), double(wbytes) / 1e6, pdl ? " (PDL)" : "", size_read_us,
+                  double(wbytes) / (size_read_us * 1e-6) / 1e12, early_read_us,
+                  double(wbytes) / (early_read_us * 1e-6) / 1e12);
       for (int64_t M : ms) {
         auto* x = static_cast<float*>(be.alloc(size_t(M * sh.k * 4), "x"));
         auto* y = static_cast<float*>(be.alloc(size_t(M * sh.n * 4), "y"));
@@ -293,7 +300,8 @@ int main(int argc, char** argv) {
         js << (first ? "" : ",") << "\n  {\"shape\": \"" << sh.name << "\", \"n\": " << sh.n << ", \"k\": " << sh.k
            << ", \"m\": " << M << ", \"weight_bytes\": " << wbytes << ", \"us\": " << us << ", \"tbs\": " << tbs
            << ", \"tflops\": " << tf << ", \"cublas_bf16_us\": " << cu << ", \"cublas_tflops\": " << ctf
-           << ", \"speedup_vs_cublas\": " << cu / us << ", \"read_us_at_size\": " << size_read_us;
+           << ", \"speedup_vs_cublas\": " << cu / us << ", \"read_us_at_size\": " << size_read_us
+           << ", \"read_early_us_at_size\": " << early_read_us;
         if (us16 > 0)
           js << ", \"x16_us\": " << us16 << ", \"x16_speedup_vs_cublas\": " << cu / us16
              << ", \"norm_linear_us\": " << pair_off << ", \"norm_linear_fused_us\": " << pair_on;

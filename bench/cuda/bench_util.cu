@@ -1,5 +1,6 @@
-// Device helpers of the CUDA benchmarks: the streaming-read ceiling measured in the same run, and random fills
-// (benchmarks never time zeros: they hide wrong indexing and can run faster than real data).
+// Device helpers of the CUDA benchmarks (bench_util.h).
+#include "bench_util.h"
+
 #include <cuda_runtime.h>
 
 #include <cstdint>
@@ -8,14 +9,12 @@ namespace mmfp4::bench {
 
 namespace {
 
-// pdl: launched with programmatic stream serialization, as the engine's kernels are (sm_90): waits for the previous
-// launch in griddepcontrol, after being scheduled while it ran.
-__global__ void read_kernel(const uint4* p, int64_t n, uint32_t* sink, bool pdl) {
+// mode (ReadMode): WaitFirst waits for the previous launch in griddepcontrol before loading (after being scheduled
+// while it ran); Early lets the next launch be scheduled at once, loads, and waits last.
+__global__ void read_kernel(const uint4* p, int64_t n, uint32_t* sink, ReadMode mode) {
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
-  if (pdl) {
-    asm volatile("griddepcontrol.wait;\n" ::: "memory");
-    asm volatile("griddepcontrol.launch_dependents;\n" ::: "memory");
-  }
+  if (mode == ReadMode::WaitFirst) asm volatile("griddepcontrol.wait;\n" ::: "memory");
+  if (mode != ReadMode::Plain) asm volatile("griddepcontrol.launch_dependents;\n" ::: "memory");
 #endif
   uint32_t acc = 0;
   for (int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; i < n; i += int64_t(gridDim.x) * blockDim.x) {
@@ -25,6 +24,9 @@ __global__ void read_kernel(const uint4* p, int64_t n, uint32_t* sink, bool pdl)
                  : "l"(p + i));
     acc ^= v.x ^ v.y ^ v.z ^ v.w;
   }
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+  if (mode == ReadMode::Early) asm volatile("griddepcontrol.wait;\n" ::: "memory");
+#endif
   if (acc == 0x9e3779b9u) *sink = acc;  // keeps the loads alive
 }
 
@@ -40,7 +42,7 @@ __global__ void fill_kernel(uint32_t* p, int64_t n, uint32_t seed, uint32_t mask
 
 }  // namespace
 
-void launch_read(const void* p, int64_t bytes, uint32_t* sink, int sms, cudaStream_t s, bool pdl) {
+cudaError_t launch_read(const void* p, int64_t bytes, uint32_t* sink, int sms, cudaStream_t s, ReadMode mode) {
   cudaLaunchConfig_t cfg = {};
   cfg.gridDim = dim3(unsigned(sms * 8));
   cfg.blockDim = dim3(512);
@@ -49,11 +51,10 @@ void launch_read(const void* p, int64_t bytes, uint32_t* sink, int sms, cudaStre
   attr[0].id = cudaLaunchAttributeProgrammaticStreamSerialization;
   attr[0].val.programmaticStreamSerializationAllowed = 1;
   cfg.attrs = attr;
-  cfg.numAttrs = pdl ? 1 : 0;
-  cudaLaunchKernelEx(&cfg, read_kernel, static_cast<const uint4*>(p), bytes / 16, sink, pdl);
+  cfg.numAttrs = mode == ReadMode::Plain ? 0 : 1;
+  return cudaLaunchKernelEx(&cfg, read_kernel, static_cast<const uint4*>(p), bytes / 16, sink, mode);
 }
 
-// Words of random bits (mask/add pick the range: e.g. bf16 pairs of moderate magnitude).
 void launch_fill(void* p, int64_t words, uint32_t seed, uint32_t mask, uint32_t add, cudaStream_t s) {
   fill_kernel<<<1024, 256, 0, s>>>(static_cast<uint32_t*>(p), words, seed, mask, add);
 }
