@@ -7,8 +7,8 @@
 // Per shape first the ceilings at its size: a plain streaming read of the weight's bytes alone (cold in L2, launch and
 // ramp included, launched with PDL as the linears are), waiting for the previous launch before loading and loading
 // before that wait. Then one row per (shape, M): time per call, weight bytes read per second (the decode figure of
-// merit), TFLOP/s, and the same for cuBLAS BF16 (bf16 weights: 3.9x the bytes of MMFP4). From M = 128 (the cuBLAS prefill
-// path) two more columns: the product from activations already in 16 bits (CudaBackend::linear_16bit: what runs
+// merit), TFLOP/s, and the same for cuBLAS BF16 (bf16 weights: 3.9x the bytes of MMFP4). From M = 128 (the cuBLAS
+// prefill path) two more columns: the product from activations already in 16 bits (CudaBackend::linear_16bit: what runs
 // after an rmsnorm that wrote them, FastPaths::norm_blas; the operands cuBLAS BF16 gets) and its ratio to cuBLAS
 // BF16, and an rmsnorm + linear pair with that fusion against the pair without it (norm, conversion, product).
 #include <cublas_v2.h>
@@ -26,11 +26,10 @@
 #include <vector>
 
 #include "backend/cuda/check.h"
-#include "bench_util.h"
 #include "backend/cuda/cuda_backend.h"
 #include "backend/cuda/cuda_backend_impl.h"
+#include "bench_util.h"
 #include "core/half.h"
-
 
 using namespace mmfp4;
 
