@@ -841,12 +841,29 @@ void CudaBackend::launch_tiled(GemmArgs& a, const PrepArgs& pa) {
   wgmma_launches_ += wg;
 }
 
+namespace {
+// fp32 rows that the staging can read with 16-byte loads (GemmArgs::stage_vec).
+bool rows_vec_ok(const float* x, int64_t stride) {
+  return stride % 4 == 0 && reinterpret_cast<uintptr_t>(x) % 16 == 0;
+}
+// Activations staged by the GEMM (GemmArgs::stage): `rows` rows of pa's input over `cols` columns of K (a split's, or
+// all of it), hi + lo, each row padded by 32 values (stage_activations).
+void stage_from(GemmArgs& a, const PrepArgs& pa, int rows, int cols) {
+  a.stage = true;
+  a.stage_rows = rows;
+  a.stage_stride = cols + 32;
+  a.stage_lo = stage_lo_offset(rows, a.stage_stride);
+  a.prep = pa;
+  a.stage_vec = rows_vec_ok(pa.x, pa.x_stride);
+}
+}  // namespace
+
 // The pending norm (FastPaths::norm) computed by a staged launch: x is its input, the GEMM normalises the rows it
 // stages (stage_activations) and writes them to the norm's output.
 void CudaBackend::take_norm(GemmArgs& a) {
   a.prep.x = pending_.x.data;
   a.prep.x_stride = pending_.x.stride;
-  a.stage_vec = (a.prep.x_stride % 4) == 0 && (reinterpret_cast<uintptr_t>(a.prep.x) % 16) == 0;
+  a.stage_vec = rows_vec_ok(a.prep.x, a.prep.x_stride);
   a.norm_w = pending_.w;
   a.norm_eps = pending_.eps;
   a.norm_out = pending_.out.data;
@@ -878,12 +895,7 @@ void CudaBackend::launch_mma(GemmArgs& a, int rows, const PrepArgs& pa, bool fus
   if (fast_.whole_k_pair && fast_.prep && bulk_copy_ok_ && !a.tiles.tiles && !a.heads && a.m <= 4 && a.nt == 1 &&
       pa.xb_lo && !pa.f16 && !route_req_.ids && max_splits_ == 0) {
     a.whole_k_tiles = gemm_whole_k_tiles(gw, whole_k_sms_ > 0 ? whole_k_sms_ : sms_);
-    a.stage = true;
-    a.stage_rows = a.m;
-    a.stage_stride = gw.k_chunks * 64 + 32;
-    a.stage_lo = stage_lo_offset(a.stage_rows, a.stage_stride);
-    a.prep = pa;
-    a.stage_vec = (pa.x_stride % 4) == 0 && (reinterpret_cast<uintptr_t>(pa.x) % 16) == 0;
+    stage_from(a, pa, a.m, gw.k_chunks * 64);
     if (a.whole_k_tiles > 0 && gemm_whole_k_ok(a)) {
       if (fuse_norm) take_norm(a);
       launch_gemm_whole_k(a, stream_);
@@ -951,14 +963,7 @@ void CudaBackend::launch_mma(GemmArgs& a, int rows, const PrepArgs& pa, bool fus
   }
   if (staged) {
     const int stride = a.cps * 64 + 32;
-    if (staged_bytes(srows, stride, pa.xb_lo != nullptr) <= kStageMaxBytes) {
-      a.stage = true;
-      a.stage_rows = srows;
-      a.stage_stride = stride;
-      a.stage_lo = stage_lo_offset(srows, stride);
-      a.stage_vec = (pa.x_stride % 4) == 0 && (reinterpret_cast<uintptr_t>(pa.x) % 16) == 0;
-      a.prep = pa;
-    }
+    if (staged_bytes(srows, stride, pa.xb_lo != nullptr) <= kStageMaxBytes) stage_from(a, pa, srows, a.cps * 64);
   }
   // Token tile first (FastPaths::dense_tiles; the tile size is gemm's): several token tiles of a 16-bit weight that
   // do not stage (staged loops keep the row-block-first grid).

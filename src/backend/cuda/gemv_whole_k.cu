@@ -31,7 +31,6 @@
 // are in flight, then the decode (scripts/device/probe_whole_k_trace.cu).
 #include <algorithm>
 #include <cstdlib>
-#include <cstring>
 
 #include "backend/cuda/bulk_copy.cuh"
 #include "backend/cuda/check.h"
@@ -80,17 +79,28 @@ int smem_bytes(const GemmArgs& a, int kw) {
   return staged_region(a) + scales_region(a) + red_region(a, kw) + a.whole_k_slots * (slot_bytes(a) + 16) + 16;
 }
 
+// A measurement knob (the environment variable `name`): a count in [lo, hi], `unset` without it.
+int env_count(const char* name, int lo, int hi, int unset) {
+  const char* e = std::getenv(name);
+  if (!e) return unset;
+  char* end = nullptr;
+  const long n = std::strtol(e, &end, 10);
+  if (end == e || *end != '\0' || n < lo || n > hi) fail(name, " must be a count ", lo, "..", hi, ", got '", e, "'");
+  return int(n);
+}
+
 // MMFP4_CUDA_WHOLEK_SLOTS=n caps the slots (measurement only; 0 or unset: slots_of's choice).
 int slots_cap() {
-  static const int v = [] {
-    const char* e = std::getenv("MMFP4_CUDA_WHOLEK_SLOTS");
-    if (!e) return kMaxSlots;
-    char* end = nullptr;
-    const long n = std::strtol(e, &end, 10);
-    if (end == e || *end != '\0' || n < 0 || n > kMaxSlots)
-      fail("MMFP4_CUDA_WHOLEK_SLOTS must be a count of slots 0..", kMaxSlots, ", got '", e, "'");
-    return n == 0 ? kMaxSlots : int(n);
-  }();
+  static const int v = env_count("MMFP4_CUDA_WHOLEK_SLOTS", 0, kMaxSlots, 0);
+  return v == 0 ? kMaxSlots : v;
+}
+
+// Stages a staged launch (1..4 rows) requests before the wait: kStagedEarly, the other slots' after its rows are
+// staged, so that the rows' reads do not queue behind the whole prefetch (20480x2048 on the H100 with 6 slots, 4
+// early against all 6: M=1 9.9-10.1 against 10.1 us, M=2 10.7 against 10.9-11.1, M=4 11.5-11.6 against 12.3; 1 or 2
+// early: M=1 10.5-10.8). MMFP4_CUDA_WHOLEK_EARLY=n requests n (measurement only).
+int staged_early() {
+  static const int v = env_count("MMFP4_CUDA_WHOLEK_EARLY", 1, kMaxSlots, kStagedEarly);
   return v;
 }
 
@@ -104,13 +114,7 @@ bool codes_fit(const GemmArgs& a) { return int64_t(a.whole_k_tiles) * a.w.k_chun
 // H100 20480x2048 at M=1 11.9 -> 10.0 us with 6 slots), else 1 (28672x8192 at M=5..8: 49.4 us with two, 47.0 with one).
 // MMFP4_CUDA_WHOLEK_KW=1 or 2 forces it (measurement only).
 int kw_of(const GemmArgs& a) {
-  static const int forced = [] {
-    const char* e = std::getenv("MMFP4_CUDA_WHOLEK_KW");
-    if (!e) return 0;
-    if (std::strcmp(e, "1") != 0 && std::strcmp(e, "2") != 0)
-      fail("MMFP4_CUDA_WHOLEK_KW must be 1 or 2, got '", e, "'");
-    return std::atoi(e);
-  }();
+  static const int forced = env_count("MMFP4_CUDA_WHOLEK_KW", 1, 2, 0);
   return forced ? forced : codes_fit(a) ? 2 : 1;
 }
 
@@ -121,23 +125,6 @@ int kw_of(const GemmArgs& a) {
 // Where the codes fit, at most kFitSlots: 20480x2048 at M=1 measured 10.0 us with 6 slots, 10.4 with 4 and 11.0 with
 // all 8 (why all 8 lose is not established; with one warp per tile 5 slots, where two blocks of consecutive launches
 // share an SM, beat 4, 6 and 8).
-// Stages a staged launch (1..4 rows) requests before the wait: kStagedEarly, the other slots' after its rows are
-// staged, so that the rows' reads do not queue behind the whole prefetch (20480x2048 on the H100 with 6 slots, 4
-// early against all 6: M=1 9.9-10.1 against 10.1 us, M=2 10.7 against 10.9-11.1, M=4 11.5-11.6 against 12.3; 1 or 2
-// early: M=1 10.5-10.8). MMFP4_CUDA_WHOLEK_EARLY=n requests n (measurement only).
-int staged_early() {
-  static const int v = [] {
-    const char* e = std::getenv("MMFP4_CUDA_WHOLEK_EARLY");
-    if (!e) return kStagedEarly;
-    char* end = nullptr;
-    const long n = std::strtol(e, &end, 10);
-    if (end == e || *end != '\0' || n < 1 || n > kMaxSlots)
-      fail("MMFP4_CUDA_WHOLEK_EARLY must be a count of stages 1..", kMaxSlots, ", got '", e, "'");
-    return int(n);
-  }();
-  return v;
-}
-
 int slots_of(const GemmArgs& a) {
   const int nq = (a.w.k_chunks + kStageChunks - 1) / kStageChunks, kw = kw_of(a);
   const int fit = (kSmemBudget - staged_region(a) - scales_region(a) - red_region(a, kw) - 16) / (slot_bytes(a) + 16);
