@@ -2,11 +2,12 @@
 // included here with its trace hooks defined) on GLM's dense MLP (20480x2048) at M rows, launched back to back with
 // PDL on rotating weight copies as bench_cuda_linear does. Thread 0 of each block stamps %globaltimer at: 0 start,
 // 1 after the wait for the previous launch, 2 after staging the activations, 3 + q when stage q's codes have landed
-// (consumer warp 0), 14 after its last stage. Printed per launch: min / median / max over blocks of each stamp in
-// microseconds from the first traced launch's earliest start, and the time per launch.
+// (consumer warp 0), 14 after its last stage; 5..16 rows: each launch after its own prepare launch, as in the
+// backend. Printed per launch: min / median / max over blocks of each stamp in microseconds from the first traced
+// launch's earliest start, and the time per launch.
 //   nvcc -O3 -std=c++17 -gencode=arch=compute_90a,code=sm_90a -Isrc -o /tmp/probe_wkt \
 //     scripts/device/probe_whole_k_trace.cu build-cuda/src/backend/cuda/libmmfp4_cuda.a build-cuda/src/core/libmmfp4_core.a
-//   MMFP4_CUDA_WHOLEK_SLOTS=5 /tmp/probe_wkt [M]
+//   MMFP4_CUDA_WHOLEK_SLOTS=5 /tmp/probe_wkt [M]     MMFP4_PROBE_PREFETCH=2 /tmp/probe_wkt 16
 #include <cuda_runtime.h>
 
 #include <algorithm>
@@ -27,6 +28,23 @@ __device__ long long g_copy_bytes;
     if (threadIdx.x == 0 && (pt) < kPoints) {                                                                     \
       const long long c = (static_cast<const unsigned char*>(p.w.data) - g_base) / g_copy_bytes;                  \
       g_trace[(c * kMaxBlocks + blockIdx.x) * kPoints + (pt)] = gtimer();                                         \
+    }                                                                                                             \
+  } while (0)
+
+// MMFP4_PROBE_PREFETCH=1 or 2: the producer of each block asks L2 for its tiles' codes of the NEXT launch's weight
+// copy (cp.async.bulk.prefetch.L2) after staging (1) or after its last copy (2): how long a launch takes when its
+// codes come from L2 (what a plan that prefetches the next layer's weights during this one could give).
+__device__ int g_prefetch_at;
+#define MMFP4_WHOLEK_PRODUCER(point)                                                                              \
+  do {                                                                                                            \
+    if ((point) == g_prefetch_at) {                                                                               \
+      const long long c = (static_cast<const unsigned char*>(p.w.data) - g_base) / g_copy_bytes;                  \
+      const unsigned char* nxt = g_base + ((c + 1) % kCopies) * g_copy_bytes + int64_t(t0) * p.w.k_chunks * 512; \
+      const long long bytes = int64_t(tiles) * p.w.k_chunks * 512;                                                \
+      for (long long o = int64_t(lane) * 16384; o < bytes; o += 32 * 16384)                                       \
+        asm volatile("cp.async.bulk.prefetch.L2.global [%0], %1;" ::"l"(nxt + o),                                 \
+                     "r"(unsigned(bytes - o < 16384 ? bytes - o : 16384))                                         \
+                     : "memory");                                                                                 \
     }                                                                                                             \
   } while (0)
 
@@ -53,6 +71,10 @@ int main(int argc, char** argv) {
   }
   CHECK(cudaMemcpyToSymbol(g_base, &codes, sizeof(codes)));
   CHECK(cudaMemcpyToSymbol(g_copy_bytes, &cbytes, sizeof(cbytes)));
+  {
+    const int at = std::getenv("MMFP4_PROBE_PREFETCH") ? std::atoi(std::getenv("MMFP4_PROBE_PREFETCH")) : 0;
+    CHECK(cudaMemcpyToSymbol(g_prefetch_at, &at, sizeof(at)));
+  }
   float *x, *y;
   CHECK(cudaMalloc(&x, size_t(M) * k * 4));
   CHECK(cudaMalloc(&y, size_t(M) * n * 4));
@@ -74,14 +96,31 @@ int main(int argc, char** argv) {
   a.w.group_size = 128;
   a.w.layout = 2;
   a.m = M;
-  a.nt = 1;
+  a.nt = M > 8 ? 2 : 1;
   a.grid_tiles = 1;
   a.y = y;
   a.y_stride = n;
   a.gshift = 2;
   a.kb32 = 2 * k_chunks;
   a.whole_k_tiles = gemm_whole_k_tiles(a.w, pr.multiProcessorCount);
-  a.stage = true;
+  // 5..16 rows: the activations prepared by their own launch before each GEMV (PrepArgs::raw), as the backend does.
+  const bool staged = M <= 4;
+  void *xb = nullptr, *xb_lo = nullptr;
+  PrepArgs pp;
+  if (!staged) {
+    CHECK(cudaMalloc(&xb, size_t(8 * a.nt) * k * 2));
+    CHECK(cudaMalloc(&xb_lo, size_t(8 * a.nt) * k * 2));
+    pp.x = x;
+    pp.x_stride = k;
+    pp.m = M;
+    pp.k_valid = k;
+    pp.rows_pad = 8 * a.nt;
+    pp.kb32 = 2 * k_chunks;
+    pp.xb = xb;
+    pp.xb_lo = xb_lo;
+    pp.raw = true;
+  }
+  a.stage = staged;
   a.stage_rows = M;
   a.stage_stride = k_chunks * 64 + 32;
   a.stage_lo = stage_lo_offset(M, a.stage_stride);
@@ -93,11 +132,13 @@ int main(int argc, char** argv) {
   a.prep.kb32 = 2 * k_chunks;
   a.prep.xb = y;     // (flags only: the staged launch reads x)
   a.prep.xb_lo = y;
-  a.xb = a.xb_lo = y;
+  a.xb = staged ? static_cast<void*>(y) : xb;
+  a.xb_lo = staged ? static_cast<void*>(y) : xb_lo;
   auto launch = [&](int i) {
     GemmArgs b = a;
     b.w.data = codes + (i % kCopies) * cbytes;
     b.w.scales = reinterpret_cast<const uint32_t*>(scales + (i % kCopies) * sbytes);
+    if (!staged) launch_prepare_activations(pp, st);
     launch_gemm_whole_k(b, st);
   };
   for (int i = 0; i < 32; ++i) launch(i);

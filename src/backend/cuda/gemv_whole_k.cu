@@ -39,8 +39,12 @@
 #include "backend/cuda/stage_activations.cuh"
 
 // Timeline hooks for scripts/device/probe_whole_k_trace.cu (which defines them and includes this file); nothing here.
+// MMFP4_WHOLEK_PRODUCER(point): the producer warp after staging (1) and after its last copy (2).
 #ifndef MMFP4_WHOLEK_TRACE
 #define MMFP4_WHOLEK_TRACE(point)
+#endif
+#ifndef MMFP4_WHOLEK_PRODUCER
+#define MMFP4_WHOLEK_PRODUCER(point)
 #endif
 
 namespace mmfp4::cuda {
@@ -205,6 +209,7 @@ __global__ void __launch_bounds__(kWarp * (kMaxTiles * KW + 1), 1) gemm_whole_k_
     stage_activations(p, 0, p.m, 0, p.w.k_chunks * 64, reinterpret_cast<uint16_t*>(smem), kRawActScale);
   MMFP4_WHOLEK_TRACE(2);
   if (producer) {
+    MMFP4_WHOLEK_PRODUCER(1);
     if constexpr (!STAGED) {
       if (lane == 0)
         for (int q = 0; q < early; ++q) {
@@ -222,6 +227,7 @@ __global__ void __launch_bounds__(kWarp * (kMaxTiles * KW + 1), 1) gemm_whole_k_
       __syncwarp();
       copy_codes(q, slot);
     }
+    MMFP4_WHOLEK_PRODUCER(2);
     return;
   }
 
