@@ -23,6 +23,7 @@ struct Copy {
   void* dst;
   const void* src;
   uint32_t bytes;
+  uint64_t due;  // the scheduling round from which it may land (skewed scheduling; else 0)
 };
 // bits 0..11 pending arrivals, 12..23 arrivals per phase, 24 phase parity; 32..63 transaction bytes due (signed)
 inline std::map<const void*, std::vector<Copy>>& pending_copies() {
@@ -94,16 +95,25 @@ __device__ __forceinline__ void mbar_arrive(uint64_t* b) {
 // Returns once the phase of parity `parity` has completed (the first phase has parity 0).
 __device__ __forceinline__ void mbar_wait(uint64_t* b, uint32_t parity) {
 #ifdef MMFP4_SIM
+  // Skewed scheduling (cuda_sim.h): the phase is read before this wait lands anything, and only the copies that are
+  // due land, as the hardware's land on their own time.
+  const bool skew = ::mmfp4::sim::skew_seed() != 0;
   for (;;) {
+    if (skew && ((uint32_t(*b) >> 24) & 1u) != parity) return;
     auto& pc = simbar::pending_copies();
     auto it = pc.find(b);
     if (it != pc.end()) {
-      const std::vector<simbar::Copy> copies = std::move(it->second);
-      pc.erase(it);
-      for (const auto& c : copies) {
+      std::vector<simbar::Copy> later;
+      for (const auto& c : it->second) {
+        if (c.due > ::mmfp4::sim::round()) {
+          later.push_back(c);
+          continue;
+        }
         std::memcpy(c.dst, c.src, c.bytes);
         simbar::add_tx(b, -int32_t(c.bytes));
       }
+      if (later.empty()) pc.erase(it);
+      else it->second = std::move(later);
       simbar::complete_if_done(b);
     }
     if (((uint32_t(*b) >> 24) & 1u) != parity) return;
@@ -124,7 +134,15 @@ __device__ __forceinline__ void mbar_wait(uint64_t* b, uint32_t parity) {
 // bytes from global src to shared dst; completes `bytes` of transactions on b.
 __device__ __forceinline__ void bulk_copy_g2s(void* dst, const void* src, uint32_t bytes, uint64_t* b) {
 #ifdef MMFP4_SIM
-  simbar::pending_copies()[b].push_back({dst, src, bytes});
+  // Skewed scheduling: the copies of one barrier phase land together, after 0..63 rounds, or one time in four after
+  // up to 2,047 (a stage that lands long after later ones).
+  auto& pending = simbar::pending_copies()[b];
+  uint64_t due = 0;
+  if (::mmfp4::sim::skew_seed()) {
+    const uint32_t r = ::mmfp4::sim::skew_rand();
+    due = !pending.empty() ? pending.front().due : ::mmfp4::sim::round() + (r % 4 == 0 ? r / 4 % 2048 : r / 4 % 64);
+  }
+  pending.push_back({dst, src, bytes, due});
 #else
   asm volatile("cp.async.bulk.shared::cluster.global.mbarrier::complete_tx::bytes [%0], [%1], %2, [%3];\n" ::"r"(
                    smem_addr(dst)),

@@ -228,8 +228,19 @@ bool resolve_warps() {
   return any;
 }
 
+uint64_t& skew_state() {
+  static uint64_t x = 0;
+  return x;
+}
+uint64_t& round_count() {
+  static uint64_t r = 0;
+  return r;
+}
+
 void run_block() {
   State& s = S();
+  const bool skew = skew_seed() != 0;
+  std::vector<int> hold(size_t((s.n + 31) / 32), 0);  // rounds each warp is still held back (skew)
   for (int i = 0; i < s.n; ++i) {
     Fiber& f = s.fibers[size_t(i)];
     if (!f.stack) f.stack = static_cast<char*>(std::malloc(kStack));
@@ -244,11 +255,17 @@ void run_block() {
   for (;;) {
     for (int i = 0; i < s.n; ++i) {
       Fiber& f = s.fibers[size_t(i)];
-      if (f.st != St::Ready) continue;
+      if (f.st != St::Ready || hold[size_t(i / 32)] > 0) continue;
       s.cur = i;
       mmfp4_sim_switch(&s.main_sp, f.sp);
       s.cur = -1;
     }
+    ++round_count();
+    if (skew)
+      for (int& h : hold) {
+        if (h > 0) --h;
+        else if (skew_rand() % 4 == 0) h = 1 + int(skew_rand() % 64);
+      }
     bool done = true, at_barrier = false;
     for (int i = 0; i < s.n; ++i) {
       done = done && s.fibers[size_t(i)].st == St::Done;
@@ -295,6 +312,28 @@ struct Graph {
 };
 
 }  // namespace
+
+uint32_t skew_seed() {
+  static const uint32_t seed = [] {
+    const char* e = std::getenv("MMFP4_SIM_SKEW");
+    if (!e || !*e) return 0u;
+    char* end = nullptr;
+    const unsigned long v = std::strtoul(e, &end, 10);
+    if (*end != '\0' || v == 0 || v > 0xFFFFFFFFul) die(std::string("MMFP4_SIM_SKEW must be a positive integer, got '") + e + "'");
+    std::fprintf(stderr, "CUDA simulator: skewed scheduling, seed %lu\n", v);
+    skew_state() = 0x9E3779B97F4A7C15ull * (v + 1);
+    return uint32_t(v);
+  }();
+  return seed;
+}
+uint64_t round() { return round_count(); }
+uint32_t skew_rand() {  // xorshift64*
+  uint64_t& x = skew_state();
+  x ^= x >> 12;
+  x ^= x << 25;
+  x ^= x >> 27;
+  return uint32_t((x * 0x2545F4914F6CDD1Dull) >> 32);
+}
 
 uint3& thread_idx() { return me().tid; }
 uint3& block_idx() { return S().block; }
