@@ -4,7 +4,7 @@
 // before it refills the slot. Sources and destinations 16-byte aligned, sizes multiples of 16.
 // Simulator (MMFP4_SIM): a barrier's 8 bytes hold its state (pending arrivals, expected count, phase, transaction
 // bytes still due); a copy is performed only when a thread waits on its barrier, so that reading a slot before the
-// wait shows the old bytes.
+// wait shows the old bytes (under the skewed schedule, MMFP4_SIM_SKEW, only once it is due: cuda_sim.h).
 #pragma once
 
 #include <cstdint>
@@ -105,7 +105,7 @@ __device__ __forceinline__ void mbar_wait(uint64_t* b, uint32_t parity) {
     if (it != pc.end()) {
       std::vector<simbar::Copy> later;
       for (const auto& c : it->second) {
-        if (c.due > ::mmfp4::sim::round()) {
+        if (c.due > ::mmfp4::sim::sched_round()) {
           later.push_back(c);
           continue;
         }
@@ -140,7 +140,8 @@ __device__ __forceinline__ void bulk_copy_g2s(void* dst, const void* src, uint32
   uint64_t due = 0;
   if (::mmfp4::sim::skew_seed()) {
     const uint32_t r = ::mmfp4::sim::skew_rand();
-    due = !pending.empty() ? pending.front().due : ::mmfp4::sim::round() + (r % 4 == 0 ? r / 4 % 2048 : r / 4 % 64);
+    due = !pending.empty() ? pending.front().due
+                           : ::mmfp4::sim::sched_round() + (r % 4 == 0 ? r / 4 % 2048 : r / 4 % 64);
   }
   pending.push_back({dst, src, bytes, due});
 #else

@@ -48,11 +48,11 @@ int lane_id();
 // back for a random 1..64 rounds, so that warps of a block drift far apart; the bulk copies of a barrier phase land
 // a random 0..63 rounds after the first was issued, one time in four up to 2,047 (so stages land out of order), and
 // an mbarrier wait reads the phase as it is before it lands any copy that is due (bulk_copy.cuh): the orders in
-// which warp-order races show. skew_seed() is 0 when
-// it is off; skew_rand() draws from the seeded sequence; round() counts the block's scheduling rounds.
+// which warp-order races show. skew_seed() is 0 when it is off; skew_rand() draws from the seeded sequence;
+// sched_round() counts the scheduling rounds of all blocks so far.
 uint32_t skew_seed();
 uint32_t skew_rand();
-uint64_t round();
+uint64_t sched_round();
 // mma.sync.aligned.m16n8k16.row.col.f32.{bf16,f16}: d = a b + d with the PTX fragment layouts.
 void mma16816(float (&d)[4], const uint32_t (&a)[4], uint32_t b0, uint32_t b1, bool f16);
 

@@ -319,14 +319,15 @@ uint32_t skew_seed() {
     if (!e || !*e) return 0u;
     char* end = nullptr;
     const unsigned long v = std::strtoul(e, &end, 10);
-    if (*end != '\0' || v == 0 || v > 0xFFFFFFFFul) die(std::string("MMFP4_SIM_SKEW must be a positive integer, got '") + e + "'");
+    if (*end != '\0' || v == 0 || v > 0xFFFFFFFFul)
+      die(std::string("MMFP4_SIM_SKEW must be a positive integer, got '") + e + "'");
     std::fprintf(stderr, "CUDA simulator: skewed scheduling, seed %lu\n", v);
     skew_state() = 0x9E3779B97F4A7C15ull * (v + 1);
     return uint32_t(v);
   }();
   return seed;
 }
-uint64_t round() { return round_count(); }
+uint64_t sched_round() { return round_count(); }
 uint32_t skew_rand() {  // xorshift64*
   uint64_t& x = skew_state();
   x ^= x >> 12;
