@@ -22,11 +22,13 @@ constexpr int kCopies = 16, kPoints = 16, kMaxBlocks = 160;
 __device__ unsigned long long g_trace[kCopies * kMaxBlocks * kPoints];
 __device__ const unsigned char* g_base;
 __device__ long long g_copy_bytes;
+// The weight copy (0..kCopies-1) a launch reads.
+__device__ long long copy_of(const void* w) { return (static_cast<const unsigned char*>(w) - g_base) / g_copy_bytes; }
 
 #define MMFP4_WHOLEK_TRACE(pt)                                                                                    \
   do {                                                                                                            \
     if (threadIdx.x == 0 && (pt) < kPoints) {                                                                     \
-      const long long c = (static_cast<const unsigned char*>(p.w.data) - g_base) / g_copy_bytes;                  \
+      const long long c = copy_of(p.w.data);                                                                      \
       g_trace[(c * kMaxBlocks + blockIdx.x) * kPoints + (pt)] = gtimer();                                         \
     }                                                                                                             \
   } while (0)
@@ -38,7 +40,7 @@ __device__ int g_prefetch_at;
 #define MMFP4_WHOLEK_PRODUCER(point)                                                                              \
   do {                                                                                                            \
     if ((point) == g_prefetch_at) {                                                                               \
-      const long long c = (static_cast<const unsigned char*>(p.w.data) - g_base) / g_copy_bytes;                  \
+      const long long c = copy_of(p.w.data);                                                                      \
       const unsigned char* nxt = g_base + ((c + 1) % kCopies) * g_copy_bytes + int64_t(t0) * p.w.k_chunks * 512; \
       const long long bytes = int64_t(tiles) * p.w.k_chunks * 512;                                                \
       for (long long o = int64_t(lane) * 16384; o < bytes; o += 32 * 16384)                                       \

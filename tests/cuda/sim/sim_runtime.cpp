@@ -6,6 +6,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <map>
+#include <random>
 #include <string>
 #include <vector>
 
@@ -228,9 +229,9 @@ bool resolve_warps() {
   return any;
 }
 
-uint64_t& skew_state() {
-  static uint64_t x = 0;
-  return x;
+std::mt19937_64& skew_rng() {
+  static std::mt19937_64 g;
+  return g;
 }
 uint64_t& round_count() {
   static uint64_t r = 0;
@@ -322,19 +323,13 @@ uint32_t skew_seed() {
     if (*end != '\0' || v == 0 || v > 0xFFFFFFFFul)
       die(std::string("MMFP4_SIM_SKEW must be a positive integer, got '") + e + "'");
     std::fprintf(stderr, "CUDA simulator: skewed scheduling, seed %lu\n", v);
-    skew_state() = 0x9E3779B97F4A7C15ull * (v + 1);
+    skew_rng().seed(v);
     return uint32_t(v);
   }();
   return seed;
 }
 uint64_t sched_round() { return round_count(); }
-uint32_t skew_rand() {  // xorshift64*
-  uint64_t& x = skew_state();
-  x ^= x >> 12;
-  x ^= x << 25;
-  x ^= x >> 27;
-  return uint32_t((x * 0x2545F4914F6CDD1Dull) >> 32);
-}
+uint32_t skew_rand() { return uint32_t(skew_rng()() >> 32); }
 
 uint3& thread_idx() { return me().tid; }
 uint3& block_idx() { return S().block; }
