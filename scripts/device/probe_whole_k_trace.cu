@@ -5,9 +5,15 @@
 // (consumer warp 0), 14 after its last stage; 5..16 rows: each launch after its own prepare launch, as in the
 // backend. Printed per launch: min / median / max over blocks of each stamp in microseconds from the first traced
 // launch's earliest start, and the time per launch.
+// The stamps read no memory and divide nothing: the weight copies sit 32 MB apart from a 512 MB boundary, so a
+// launch's copy is bits 25..28 of its weight pointer. (Until the seventeenth session the copy came from a 64-bit
+// division by a size read from global memory; with such a stamp, never executed, the fp8 probe's launch measured
+// 1.9 us slower, and this probe's launches ran 11.0 us against bench_cuda_linear's 9.6: its earlier timelines
+// overstate the time before the loop.)
 //   nvcc -O3 -std=c++17 -gencode=arch=compute_90a,code=sm_90a -Isrc -o /tmp/probe_wkt \
 //     scripts/device/probe_whole_k_trace.cu build-cuda/src/backend/cuda/libmmfp4_cuda.a build-cuda/src/core/libmmfp4_core.a
-//   MMFP4_CUDA_WHOLEK_SLOTS=5 /tmp/probe_wkt [M]     MMFP4_PROBE_PREFETCH=2 /tmp/probe_wkt 16
+//   MMFP4_CUDA_WHOLEK_SLOTS=5 /tmp/probe_wkt [M]
+//   (add -DMMFP4_PROBE_PREFETCH_AT=1 or 2 for the L2 prefetch of the next launch's codes, below)
 #include <cuda_runtime.h>
 
 #include <algorithm>
@@ -17,31 +23,37 @@
 #include <vector>
 
 #include "probe_util.cuh"
+#include "probe_whole_k_args.cuh"
 
 constexpr int kCopies = 16, kPoints = 16, kMaxBlocks = 160;
 __device__ unsigned long long g_trace[kCopies * kMaxBlocks * kPoints];
-__device__ const unsigned char* g_base;
-__device__ long long g_copy_bytes;
+__device__ long long g_clock[kCopies * kMaxBlocks * kPoints];  // clock64 at the same points (SM cycles)
+constexpr int kCopyShift = 25;  // copies 32 MB apart, copy 0 on a 512 MB boundary
 // The weight copy (0..kCopies-1) a launch reads.
-__device__ long long copy_of(const void* w) { return (static_cast<const unsigned char*>(w) - g_base) / g_copy_bytes; }
+__device__ __forceinline__ long long copy_of(const void* w) {
+  return (reinterpret_cast<unsigned long long>(w) >> kCopyShift) & (kCopies - 1);
+}
 
 #define MMFP4_WHOLEK_TRACE(pt)                                                                                    \
   do {                                                                                                            \
     if (threadIdx.x == 0 && (pt) < kPoints) {                                                                     \
       const long long c = copy_of(p.w.data);                                                                      \
       g_trace[(c * kMaxBlocks + blockIdx.x) * kPoints + (pt)] = gtimer();                                         \
+      g_clock[(c * kMaxBlocks + blockIdx.x) * kPoints + (pt)] = clock64();                                        \
     }                                                                                                             \
   } while (0)
 
-// MMFP4_PROBE_PREFETCH=1 or 2: the producer of each block asks L2 for its tiles' codes of the NEXT launch's weight
-// copy (cp.async.bulk.prefetch.L2) after staging (1) or after its last copy (2): how long a launch takes when its
-// codes come from L2 (what a plan that prefetches the next layer's weights during this one could give).
-__device__ int g_prefetch_at;
+// -DMMFP4_PROBE_PREFETCH_AT=1 or 2: the producer of each block asks L2 for its tiles' codes of the NEXT launch's
+// weight copy (cp.async.bulk.prefetch.L2) after staging (1) or after its last copy (2): how long a launch takes when
+// its codes come from L2 (what a plan that prefetches the next layer's weights during this one could give).
+#ifdef MMFP4_PROBE_PREFETCH_AT
 #define MMFP4_WHOLEK_PRODUCER(point)                                                                              \
   do {                                                                                                            \
-    if ((point) == g_prefetch_at) {                                                                               \
-      const long long c = copy_of(p.w.data);                                                                      \
-      const unsigned char* nxt = g_base + ((c + 1) % kCopies) * g_copy_bytes + int64_t(t0) * p.w.k_chunks * 512; \
+    if ((point) == MMFP4_PROBE_PREFETCH_AT) {                                                                     \
+      const unsigned long long w = reinterpret_cast<unsigned long long>(p.w.data);                                \
+      const unsigned long long base = w & ~((1ull << (kCopyShift + 4)) - 1);                                      \
+      const unsigned char* nxt = reinterpret_cast<const unsigned char*>(                                          \
+          base + ((copy_of(p.w.data) + 1) % kCopies << kCopyShift)) + int64_t(t0) * p.w.k_chunks * 512;           \
       const long long bytes = int64_t(tiles) * p.w.k_chunks * 512;                                                \
       for (long long o = int64_t(lane) * 16384; o < bytes; o += 32 * 16384)                                       \
         asm volatile("cp.async.bulk.prefetch.L2.global [%0], %1;" ::"l"(nxt + o),                                 \
@@ -49,6 +61,7 @@ __device__ int g_prefetch_at;
                      : "memory");                                                                                 \
     }                                                                                                             \
   } while (0)
+#endif
 
 #include "backend/cuda/gemv_whole_k.cu"
 
@@ -61,21 +74,20 @@ int main(int argc, char** argv) {
   CHECK(cudaGetDeviceProperties(&pr, 0));
   const int n = 20480, k = 2048, n_tiles = n / 16, k_chunks = k / 64, groups = k / 128;
   const long long cbytes = (long long)n * k / 2, sbytes = (long long)n_tiles * groups * 32;
-  unsigned char *codes, *scales;
-  CHECK(cudaMalloc(&codes, size_t(cbytes * kCopies)));
+  unsigned char *codes_raw, *scales;
+  const size_t stride = size_t(1) << kCopyShift, region = stride * kCopies;
+  if (cbytes > (long long)stride) return std::printf("a copy is larger than %zu bytes\n", stride), 1;
+  CHECK(cudaMalloc(&codes_raw, 2 * region));  // room for copy 0 on a region boundary
+  unsigned char* codes = reinterpret_cast<unsigned char*>((reinterpret_cast<uintptr_t>(codes_raw) + region - 1) &
+                                                          ~uintptr_t(region - 1));
   CHECK(cudaMalloc(&scales, size_t(sbytes * kCopies)));
   {
     std::vector<uint32_t> h(size_t(cbytes / 4));
     for (auto& v : h) v = uint32_t(rand()) * 2654435761u ^ uint32_t(rand());
-    for (int c = 0; c < kCopies; ++c) CHECK(cudaMemcpy(codes + c * cbytes, h.data(), size_t(cbytes), cudaMemcpyHostToDevice));
+    for (int c = 0; c < kCopies; ++c)
+      CHECK(cudaMemcpy(codes + c * stride, h.data(), size_t(cbytes), cudaMemcpyHostToDevice));
     std::vector<uint32_t> hs(size_t(sbytes / 4), 0x38003800u);  // f16 0.5 pairs
     for (int c = 0; c < kCopies; ++c) CHECK(cudaMemcpy(scales + c * sbytes, hs.data(), size_t(sbytes), cudaMemcpyHostToDevice));
-  }
-  CHECK(cudaMemcpyToSymbol(g_base, &codes, sizeof(codes)));
-  CHECK(cudaMemcpyToSymbol(g_copy_bytes, &cbytes, sizeof(cbytes)));
-  {
-    const int at = std::getenv("MMFP4_PROBE_PREFETCH") ? std::atoi(std::getenv("MMFP4_PROBE_PREFETCH")) : 0;
-    CHECK(cudaMemcpyToSymbol(g_prefetch_at, &at, sizeof(at)));
   }
   float *x, *y;
   CHECK(cudaMalloc(&x, size_t(M) * k * 4));
@@ -88,59 +100,15 @@ int main(int argc, char** argv) {
   cudaStream_t st;
   CHECK(cudaStreamCreateWithFlags(&st, cudaStreamNonBlocking));
   pdl_flag() = true;
-  GemmArgs a;
-  a.w.kind = WKind::Fp4;
-  a.w.n = n;
-  a.w.k = k;
-  a.w.n_tiles = n_tiles;
-  a.w.k_chunks = k_chunks;
-  a.w.groups = groups;
-  a.w.group_size = 128;
-  a.w.layout = 2;
-  a.m = M;
-  a.nt = M > 8 ? 2 : 1;
-  a.grid_tiles = 1;
-  a.y = y;
-  a.y_stride = n;
-  a.gshift = 2;
-  a.kb32 = 2 * k_chunks;
-  a.whole_k_tiles = gemm_whole_k_tiles(a.w, pr.multiProcessorCount);
   // 5..16 rows: the activations prepared by their own launch before each GEMV (PrepArgs::raw), as the backend does.
-  const bool staged = M <= 4;
-  void *xb = nullptr, *xb_lo = nullptr;
-  PrepArgs pp;
-  if (!staged) {
-    CHECK(cudaMalloc(&xb, size_t(8 * a.nt) * k * 2));
-    CHECK(cudaMalloc(&xb_lo, size_t(8 * a.nt) * k * 2));
-    pp.x = x;
-    pp.x_stride = k;
-    pp.m = M;
-    pp.k_valid = k;
-    pp.rows_pad = 8 * a.nt;
-    pp.kb32 = 2 * k_chunks;
-    pp.xb = xb;
-    pp.xb_lo = xb_lo;
-    pp.raw = true;
-  }
-  a.stage = staged;
-  a.stage_rows = M;
-  a.stage_stride = k_chunks * 64 + 32;
-  a.stage_lo = stage_lo_offset(M, a.stage_stride);
-  a.stage_vec = true;
-  a.prep.x = x;
-  a.prep.x_stride = k;
-  a.prep.m = M;
-  a.prep.k_valid = k;
-  a.prep.kb32 = 2 * k_chunks;
-  a.prep.xb = y;     // (flags only: the staged launch reads x)
-  a.prep.xb_lo = y;
-  a.xb = staged ? static_cast<void*>(y) : xb;
-  a.xb_lo = staged ? static_cast<void*>(y) : xb_lo;
+  const WholeKProbeArgs args = whole_k_probe_args(n, k, M, pr.multiProcessorCount, x, y);
+  const GemmArgs& a = args.a;
+  const bool staged = args.staged;
   auto launch = [&](int i) {
     GemmArgs b = a;
-    b.w.data = codes + (i % kCopies) * cbytes;
+    b.w.data = codes + (i % kCopies) * stride;
     b.w.scales = reinterpret_cast<const uint32_t*>(scales + (i % kCopies) * sbytes);
-    if (!staged) launch_prepare_activations(pp, st);
+    if (!staged) launch_prepare_activations(args.prep, st);
     launch_gemm_whole_k(b, st);
   };
   for (int i = 0; i < 32; ++i) launch(i);
@@ -162,6 +130,8 @@ int main(int argc, char** argv) {
   CHECK(cudaStreamSynchronize(st));
   std::vector<unsigned long long> tr(size_t(kCopies) * kMaxBlocks * kPoints);
   CHECK(cudaMemcpyFromSymbol(tr.data(), g_trace, tr.size() * 8));
+  std::vector<long long> clk(tr.size());
+  CHECK(cudaMemcpyFromSymbol(clk.data(), g_clock, clk.size() * 8));
   unsigned long long t0 = ~0ull;
   for (int b = 0; b < blocks; ++b) t0 = std::min(t0, tr[(size_t(4) * kMaxBlocks + b) * kPoints + 0]);
   const int nq = (k_chunks + 3) / 4;
@@ -176,7 +146,17 @@ int main(int argc, char** argv) {
       std::sort(v.begin(), v.end());
       std::printf("  [%d] %.1f/%.1f/%.1f", pt, v.front(), v[v.size() / 2], v.back());
     }
-    std::printf("\n");
+    // Warp 0's stages after the first (stages 2, 4, .. with two warps per tile): SM cycles and the SM clock.
+    std::vector<double> cyc, ghz;
+    for (int b = 0; b < blocks; ++b) {
+      const size_t i = (size_t(c) * kMaxBlocks + b) * kPoints;
+      const double dc = double(clk[i + 14] - clk[i + 3]), dt = double(tr[i + 14] - tr[i + 3]);
+      cyc.push_back(dc);
+      ghz.push_back(dc / dt);
+    }
+    std::sort(cyc.begin(), cyc.end());
+    std::sort(ghz.begin(), ghz.end());
+    std::printf("   loop [3]..[14]: %.0f cycles (median), clock %.2f GHz\n", cyc[cyc.size() / 2], ghz[ghz.size() / 2]);
   }
   return 0;
 }
