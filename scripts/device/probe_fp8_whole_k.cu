@@ -173,17 +173,7 @@ __global__ void __launch_bounds__(THREADS, 1) fp8_whole_k(Args p) {
   // Chunk pair pp (4 k32 items) of stage q: decode from the slot into a, issue its 4 wgmma into part, add the
   // finished part with the group scales.
   auto decode = [&](int q, int pp, uint32_t(&a)[4][4]) {
-    const unsigned char* base = ring + ((q % S) * T + (real ? j : 0)) * TILE;
-#pragma unroll
-    for (int v = 0; v < 2; ++v) {
-      const uint4 w =
-          real ? *reinterpret_cast<const uint4*>(base + (2 * pp + v) * 512 + lane * 16) : make_uint4(0, 0, 0, 0);
-#pragma unroll
-      for (int b = 0; b < 2; ++b) {
-        e4m3_pair(word_of(w, 2 * b), a[2 * v + b][0], a[2 * v + b][1]);
-        e4m3_pair(word_of(w, 2 * b + 1), a[2 * v + b][2], a[2 * v + b][3]);
-      }
-    }
+    decode_chunk_pair(ring + ((q % S) * T + (real ? j : 0)) * TILE, pp, lane, real, a);
   };
   auto issue = [&](int q, int pp, uint32_t(&a)[4][4], float(&part)[4], bool fence = true, bool commit = true) {
     if (fence) {
@@ -285,51 +275,19 @@ int main(int argc, char** argv) {
   const long long cbytes = (long long)N * K / 2, sbytes = (long long)NT * GROUPS * 32;
   std::printf("%s: 20480x2048 at one token, %d launches back to back with PDL over %d weight copies\n", pr.name,
               launches, kCopies);
-  // Codes W[n][k] (4-bit E2M1), group scales, x; host packing in the fp8 layout.
-  std::vector<uint8_t> W(size_t(N) * K);
-  uint32_t r = 1;
-  auto rnd = [&]() { return r = r * 1664525u + 1013904223u; };
-  for (auto& v : W) v = uint8_t(rnd() >> 28);
-  std::vector<float> sc(size_t(N) * GROUPS), x(K);
-  for (auto& v : sc) v = float(int(rnd() >> 24) % 64 + 16) / 1024.0f;  // exact in f16
-  for (auto& v : x) v = float(int(rnd() >> 20) % 4001 - 2000) / 1000.0f;
-  std::vector<uint32_t> hc(size_t(cbytes / 4));
-  for (int t = 0; t < NT; ++t)
-    for (int ch = 0; ch < KCH; ++ch)
-      for (int l = 0; l < 32; ++l)
-        for (int i = 0; i < 4; ++i) {
-          const int g = l >> 2, c = l & 3, b = i >> 1, h = i & 1;
-          uint32_t w = 0;
-          for (int jj = 0; jj < 4; ++jj) {
-            const int k = 64 * ch + 32 * b + 16 * h + 4 * c + jj;
-            w |= e4m3_code_bits(W[size_t(16 * t + g) * K + k], jj, false) |
-                 e4m3_code_bits(W[size_t(16 * t + g + 8) * K + k], jj, true);
-          }
-          hc[((size_t(t) * KCH + ch) * 512 + l * 16 + i * 4) / 4] = w;
-        }
-  auto f16 = [](float f) {  // exact for these scales
-    int e;
-    const float m = std::frexp(f, &e);
-    return uint16_t(((e - 1 + 15) << 10) | (int((m * 2 - 1) * 1024) & 0x3FF));
-  };
-  std::vector<uint32_t> hs(size_t(sbytes / 4));
-  for (int t = 0; t < NT; ++t)
-    for (int gr = 0; gr < GROUPS; ++gr)
-      for (int g = 0; g < 8; ++g)
-        hs[(size_t(t) * GROUPS + gr) * 8 + g] =
-            f16(sc[size_t(16 * t + g) * GROUPS + gr]) | uint32_t(f16(sc[size_t(16 * t + g + 8) * GROUPS + gr])) << 16;
+  const Fp8Linear L = make_fp8_linear(N, K, 1);
   unsigned char *codes, *scales;
   float *dx, *dy, *dy2;
   CHECK(cudaMalloc(&codes, size_t(cbytes * kCopies)));
   CHECK(cudaMalloc(&scales, size_t(sbytes * kCopies)));
   for (int c = 0; c < kCopies; ++c) {
-    CHECK(cudaMemcpy(codes + c * cbytes, hc.data(), size_t(cbytes), cudaMemcpyHostToDevice));
-    CHECK(cudaMemcpy(scales + c * sbytes, hs.data(), size_t(sbytes), cudaMemcpyHostToDevice));
+    CHECK(cudaMemcpy(codes + c * cbytes, L.codes.data(), size_t(cbytes), cudaMemcpyHostToDevice));
+    CHECK(cudaMemcpy(scales + c * sbytes, L.scales.data(), size_t(sbytes), cudaMemcpyHostToDevice));
   }
   CHECK(cudaMalloc(&dx, K * 4));
   CHECK(cudaMalloc(&dy, N * 4));
   CHECK(cudaMalloc(&dy2, N * 4));
-  CHECK(cudaMemcpy(dx, x.data(), K * 4, cudaMemcpyHostToDevice));
+  CHECK(cudaMemcpy(dx, L.x.data(), K * 4, cudaMemcpyHostToDevice));
   cudaStream_t st;
   CHECK(cudaStreamCreateWithFlags(&st, cudaStreamNonBlocking));
   pdl_flag() = true;
@@ -374,16 +332,13 @@ int main(int argc, char** argv) {
     double maxref = 0, maxerr = 0;
     int nan = 0;
     for (int n = 0; n < N; ++n) {
-      double ref = 0;
-      for (int k = 0; k < K; ++k) {
-        ref += double(e2m1_value(W[size_t(n) * K + k])) * sc[size_t(n) * GROUPS + k / 128] * x[k];
-      }
+      const double ref = L.ref(0, n);
       if (!std::isfinite(y[n])) ++nan;
       maxref = std::max(maxref, std::fabs(ref));
       maxerr = std::max(maxerr, std::fabs(ref - double(y[n])));
     }
-    std::printf("fp8 loop %d check: max |y - host| = %.3g, max |host| = %.3g (relative %.2e), %d non-finite\n", maxerr,
-                maxref, g_mode, maxerr / maxref, nan);
+    std::printf("fp8 loop %d check: max |y - host| = %.3g, max |host| = %.3g (relative %.2e), %d non-finite\n", g_mode,
+                maxerr, maxref, maxerr / maxref, nan);
   }
   cudaEvent_t e0, e1;
   CHECK(cudaEventCreate(&e0));
