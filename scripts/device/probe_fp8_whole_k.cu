@@ -68,7 +68,7 @@ struct Args {
   const uint32_t* scales;
   const float* x;
   float* y;
-  int mode, early;
+  int early;
   int trace, copy;            // timeline on; the weight copy this launch reads
   const unsigned char* next;  // the next launch's codes: its first pf_stages stages asked of L2 after the last copy
   int pf_stages;
@@ -300,7 +300,6 @@ int main(int argc, char** argv) {
            reinterpret_cast<const uint32_t*>(scales + (i % kCopies) * sbytes),
            dx,
            y,
-           g_mode,
            g_early,
            g_trace,
            i % kCopies,
