@@ -7,6 +7,8 @@
 // is the code's value x 2^-6 (code 0.5 an e4m3 subnormal), exact.
 #pragma once
 
+#include <cuda_fp8.h>
+
 #include <cmath>
 #include <cstdint>
 #include <vector>
@@ -14,6 +16,34 @@
 __device__ __forceinline__ void e4m3_pair(uint32_t w, uint32_t& r0, uint32_t& r1) {
   r0 = w & 0x9C9C9C9Cu;
   r1 = ((w << 2) & 0x8C8C8C8Cu) | ((w >> 2) & 0x10101010u);
+}
+
+// Activations as e4m3 pieces: a warp holds a 128-column group of one row, 4 values per lane. group_scale: the power of
+// two s that puts the group's largest |x| in [128, 256) (1 for an all-zero group); e4m3_pieces: x s = p0 + p1 + p2 +
+// p3, each piece the e4m3 rounding of what the earlier ones left (about 16 significant bits in all), pc[n] holding
+// piece n of the 4 values in its bytes.
+__device__ __forceinline__ float group_scale(const float4& v) {
+  float m = fmaxf(fmaxf(fabsf(v.x), fabsf(v.y)), fmaxf(fabsf(v.z), fabsf(v.w)));
+#pragma unroll
+  for (int o = 16; o > 0; o >>= 1) m = fmaxf(m, __shfl_xor_sync(0xffffffffu, m, o));
+  int e = 0;
+  frexpf(m, &e);  // m = f 2^e, f in [0.5, 1)
+  return m > 0.0f ? ldexpf(1.0f, 8 - e) : 1.0f;
+}
+__device__ __forceinline__ void e4m3_pieces(const float4& v, float s, uint32_t (&pc)[4]) {
+  float2 r01 = make_float2(v.x * s, v.y * s), r23 = make_float2(v.z * s, v.w * s);
+#pragma unroll
+  for (int n = 0; n < 4; ++n) {
+    const __nv_fp8x2_storage_t b01 = __nv_cvt_float2_to_fp8x2(r01, __NV_SATFINITE, __NV_E4M3);
+    const __nv_fp8x2_storage_t b23 = __nv_cvt_float2_to_fp8x2(r23, __NV_SATFINITE, __NV_E4M3);
+    pc[n] = uint32_t(b01) | uint32_t(b23) << 16;
+    const float2 f01 = __half22float2(__half2(__nv_cvt_fp8x2_to_halfraw2(b01, __NV_E4M3)));
+    const float2 f23 = __half22float2(__half2(__nv_cvt_fp8x2_to_halfraw2(b23, __NV_E4M3)));
+    r01.x -= f01.x;
+    r01.y -= f01.y;
+    r23.x -= f23.x;
+    r23.y -= f23.y;
+  }
 }
 
 // Chunk pair pp (chunks 2 pp and 2 pp + 1: 4 k32 steps) of one tile's stage (2 KB at `tile`, packed as

@@ -118,27 +118,10 @@ __global__ void __launch_bounds__(THREADS, 1) fp8_whole_k(Args p) {
   stamp(p.trace, p.copy, 1);
   if (tid < 512) {  // staging: warp w takes 128-column group w, lane l its columns 128 w + 4 l .. + 3
     const float4 v4 = reinterpret_cast<const float4*>(p.x)[tid];
-    float m = fmaxf(fmaxf(fabsf(v4.x), fabsf(v4.y)), fmaxf(fabsf(v4.z), fabsf(v4.w)));
-#pragma unroll
-    for (int o = 16; o > 0; o >>= 1) m = fmaxf(m, __shfl_xor_sync(0xffffffffu, m, o));
-    int e = 0;
-    frexpf(m, &e);                                          // m = f 2^e, f in [0.5, 1)
-    const float s = m > 0.0f ? ldexpf(1.0f, 8 - e) : 1.0f;  // m s in [128, 256)
+    const float s = group_scale(v4);
     if (lane == 0) ascale[warp] = 1.0f / s;
-    float2 r01 = make_float2(v4.x * s, v4.y * s), r23 = make_float2(v4.z * s, v4.w * s);
     uint32_t pc[4];
-#pragma unroll
-    for (int n = 0; n < 4; ++n) {  // piece n = e4m3(what the earlier pieces left), two values per conversion
-      const __nv_fp8x2_storage_t b01 = __nv_cvt_float2_to_fp8x2(r01, __NV_SATFINITE, __NV_E4M3);
-      const __nv_fp8x2_storage_t b23 = __nv_cvt_float2_to_fp8x2(r23, __NV_SATFINITE, __NV_E4M3);
-      pc[n] = uint32_t(b01) | uint32_t(b23) << 16;
-      const float2 f01 = __half22float2(__half2(__nv_cvt_fp8x2_to_halfraw2(b01, __NV_E4M3)));
-      const float2 f23 = __half22float2(__half2(__nv_cvt_fp8x2_to_halfraw2(b23, __NV_E4M3)));
-      r01.x -= f01.x;
-      r01.y -= f01.y;
-      r23.x -= f23.x;
-      r23.y -= f23.y;
-    }
+    e4m3_pieces(v4, s, pc);
     const int col = 4 * tid, item = col / 32, kk = col % 32;
     unsigned char* cm = bsm + item * 256 + (kk / 16) * 128 + kk % 16;
 #pragma unroll

@@ -7,7 +7,8 @@
 //   * The GEMV: the engine's producer (codes of the first stages before the wait, each stage's B image after it,
 //     S slots of codes + B), 3 warpgroups of 4 tiles (10 tiles per block: 2 idle warps), one warpgroup set taking every
 //     stage (64 accumulators per thread with the chunk pair's partial sums), wgmma m64n64k32 e4m3.
-// Checks y (16 rows) against a host sum in double.
+//   * Or (CONV) no prepare launch: the GEMV's consumer warps convert each stage's rows into the slot's B image.
+// Checks y (16 rows) of both against a host sum in double.
 //   nvcc -O3 -std=c++17 -gencode=arch=compute_90a,code=sm_90a [-DPROBE_SLOTS=6] -Isrc -o /tmp/probe_fp8_wk16 \
 //     scripts/device/probe_fp8_whole_k16.cu \
 //     build-cuda/src/backend/cuda/libmmfp4_cuda.a build-cuda/src/core/libmmfp4_core.a
@@ -43,45 +44,41 @@ constexpr int BSTAGE = 8 * 2048;  // one stage's B image
 constexpr int SLOT = T * TILE + BSTAGE, ASC_BYTES = M * GROUPS * 4, SC_BYTES = T * GROUPS * 32;
 constexpr int RING = ASC_BYTES + SC_BYTES, SMEM = RING + S * SLOT + 8 * (2 * S + 1);
 
+// Row `row`'s pieces of columns col .. col + 3 into a B image whose k32 item 0 is at img.
+__device__ __forceinline__ void put_pieces(unsigned char* img, int row, int col, const uint32_t (&pc)[4]) {
+  const int item = col / 32, kk = col % 32;
+  unsigned char* cm = img + item * 2048 + (kk / 16) * 1024 + kk % 16;
+#pragma unroll
+  for (int n = 0; n < 4; ++n) *reinterpret_cast<uint32_t*>(cm + 16 * (4 * row + n)) = pc[n];
+}
+
 // x [16][2048] -> B images [NQ][BSTAGE] and ainv [16][16]: warp (row, group), lane its 4 columns.
 __global__ void prepare_fp8(const float* x, unsigned char* bimg, float* ainv) {
   pdl_enter();
   const int w = int(blockIdx.x * blockDim.x + threadIdx.x) / kWarp, lane = int(threadIdx.x) % kWarp;
   const int row = w / GROUPS, grp = w % GROUPS;
   const float4 v4 = reinterpret_cast<const float4*>(x + row * K + grp * 128)[lane];
-  float m = fmaxf(fmaxf(fabsf(v4.x), fabsf(v4.y)), fmaxf(fabsf(v4.z), fabsf(v4.w)));
-#pragma unroll
-  for (int o = 16; o > 0; o >>= 1) m = fmaxf(m, __shfl_xor_sync(0xffffffffu, m, o));
-  int e = 0;
-  frexpf(m, &e);
-  const float s = m > 0.0f ? ldexpf(1.0f, 8 - e) : 1.0f;
+  const float s = group_scale(v4);
   if (lane == 0) ainv[row * GROUPS + grp] = 1.0f / s;
-  float2 r01 = make_float2(v4.x * s, v4.y * s), r23 = make_float2(v4.z * s, v4.w * s);
-  const int col = grp * 128 + 4 * lane, item = col / 32, kk = col % 32;
-  unsigned char* cm = bimg + item * 2048 + (kk / 16) * 1024 + kk % 16;
-#pragma unroll
-  for (int n = 0; n < 4; ++n) {
-    const __nv_fp8x2_storage_t b01 = __nv_cvt_float2_to_fp8x2(r01, __NV_SATFINITE, __NV_E4M3);
-    const __nv_fp8x2_storage_t b23 = __nv_cvt_float2_to_fp8x2(r23, __NV_SATFINITE, __NV_E4M3);
-    *reinterpret_cast<uint32_t*>(cm + 16 * (4 * row + n)) = uint32_t(b01) | uint32_t(b23) << 16;
-    const float2 f01 = __half22float2(__half2(__nv_cvt_fp8x2_to_halfraw2(b01, __NV_E4M3)));
-    const float2 f23 = __half22float2(__half2(__nv_cvt_fp8x2_to_halfraw2(b23, __NV_E4M3)));
-    r01.x -= f01.x;
-    r01.y -= f01.y;
-    r23.x -= f23.x;
-    r23.y -= f23.y;
-  }
+  uint32_t pc[4];
+  e4m3_pieces(v4, s, pc);
+  put_pieces(bimg, row, grp * 128 + 4 * lane, pc);
 }
 
 struct Args {
   const unsigned char* codes;
   const uint32_t* scales;
-  const unsigned char* bimg;
+  const unsigned char* bimg;  // (CONV: unused; x instead)
   const float* ainv;
+  const float* x;
   float* y;  // [16][N]
   int early;
 };
 
+// CONV: no prepare launch; consumer warps 0..7 convert each stage's 16 x 256 activations into the slot's B image
+// (warp w: rows 2 w, 2 w + 1 of the stage's 2 groups), the next stage's loads in flight meanwhile, then a named
+// barrier of the consumer warps.
+template <bool CONV>
 __global__ void __launch_bounds__(THREADS, 1) fp8_whole_k16(Args p) {
   extern __shared__ __align__(128) unsigned char smem[];
   float* ainv = reinterpret_cast<float*>(smem);                              // [16 rows][16 groups]
@@ -112,16 +109,16 @@ __global__ void __launch_bounds__(THREADS, 1) fp8_whole_k16(Args p) {
   if (producer) {
     if (lane == 0) {
       const uint32_t sb = uint32_t(tiles * GROUPS * 32);
-      mbar_arrive_expect_tx(sfull, sb + ASC_BYTES);
+      mbar_arrive_expect_tx(sfull, sb + (CONV ? 0 : ASC_BYTES));
       bulk_copy_g2s(scales, p.scales + int64_t(t0) * GROUPS * 8, sb, sfull);
-      for (int q = 0; q < p.early; ++q) mbar_arrive_expect_tx(&full[q], uint32_t(tiles * TILE + BSTAGE));
+      for (int q = 0; q < p.early; ++q) mbar_arrive_expect_tx(&full[q], uint32_t(tiles * TILE + (CONV ? 0 : BSTAGE)));
     }
     __syncwarp();
     for (int q = 0; q < p.early; ++q) copy_codes(q, q);
   }
   pdl_enter();  // the B images and their scales are the prepare launch's output
   if (producer) {
-    if (lane == 0) {
+    if (lane == 0 && !CONV) {
       bulk_copy_g2s(ainv, p.ainv, ASC_BYTES, sfull);
       for (int q = 0; q < p.early; ++q) copy_b(q, q);
     }
@@ -129,8 +126,8 @@ __global__ void __launch_bounds__(THREADS, 1) fp8_whole_k16(Args p) {
       const int slot = q % S;
       if (lane == 0) {
         mbar_wait(&empty[slot], ((q / S) & 1) ^ 1);
-        mbar_arrive_expect_tx(&full[slot], uint32_t(tiles * TILE + BSTAGE));
-        copy_b(q, slot);
+        mbar_arrive_expect_tx(&full[slot], uint32_t(tiles * TILE + (CONV ? 0 : BSTAGE)));
+        if (!CONV) copy_b(q, slot);
       }
       __syncwarp();
       copy_codes(q, slot);
@@ -141,9 +138,36 @@ __global__ void __launch_bounds__(THREADS, 1) fp8_whole_k16(Args p) {
   const bool real = j < tiles;
   const int g = lane >> 2, c = lane & 3;
   float acc[32] = {};
+  float4 xr[2][2];  // CONV, warps 0..7: rows 2 w + r, group 2 q + h of the stage being converted
+  auto load_x = [&](int q) {
+#pragma unroll
+    for (int r = 0; r < 2; ++r)
+#pragma unroll
+      for (int h = 0; h < 2; ++h)
+        xr[r][h] = reinterpret_cast<const float4*>(p.x + (2 * warp + r) * K + (2 * q + h) * 128)[lane];
+  };
+  if (CONV && warp < 8) load_x(0);
   mbar_wait(sfull, 0);
   for (int q = 0; q < NQ; ++q) {
     const int slot = q % S;
+    if constexpr (CONV) {
+      if (warp < 8) {
+        unsigned char* img = ring + slot * SLOT + T * TILE;
+#pragma unroll
+        for (int r = 0; r < 2; ++r)
+#pragma unroll
+          for (int h = 0; h < 2; ++h) {
+            const float s = group_scale(xr[r][h]);
+            if (lane == 0) ainv[(2 * warp + r) * GROUPS + 2 * q + h] = 1.0f / s;
+            uint32_t pc[4];
+            e4m3_pieces(xr[r][h], s, pc);
+            put_pieces(img, 2 * warp + r, h * 128 + 4 * lane, pc);
+          }
+        if (q + 1 < NQ) load_x(q + 1);
+        wg_fence_smem();
+      }
+      asm volatile("bar.sync 1, %0;\n" ::"n"(CW * kWarp) : "memory");
+    }
     mbar_wait(&full[slot], (q / S) & 1);
     const unsigned char* base = ring + slot * SLOT + (real ? j : 0) * TILE;
     const uint64_t desc0 = wg_desc(ring + slot * SLOT + T * TILE, 1024, 128);
@@ -217,13 +241,19 @@ int main(int argc, char** argv) {
   cudaStream_t st;
   CHECK(cudaStreamCreateWithFlags(&st, cudaStreamNonBlocking));
   pdl_flag() = true;
-  CHECK(cudaFuncSetAttribute(fp8_whole_k16, cudaFuncAttributeMaxDynamicSharedMemorySize, SMEM));
+  CHECK(cudaFuncSetAttribute(fp8_whole_k16<false>, cudaFuncAttributeMaxDynamicSharedMemorySize, SMEM));
+  CHECK(cudaFuncSetAttribute(fp8_whole_k16<true>, cudaFuncAttributeMaxDynamicSharedMemorySize, SMEM));
   const int blocks = (NT + T - 1) / T;
+  bool conv = false;
   auto fp8 = [&](int i) {
-    MMFP4_LAUNCH(dim3(M * GROUPS / 4), dim3(128), 0, st, prepare_fp8)(dx, bimg, ainv);
     Args a{codes + (i % kCopies) * cbytes, reinterpret_cast<const uint32_t*>(scales + (i % kCopies) * sbytes), bimg,
-           ainv, dy, early};
-    MMFP4_LAUNCH(dim3(unsigned(blocks)), dim3(unsigned(THREADS)), size_t(SMEM), st, fp8_whole_k16)(a);
+           ainv, dx, dy, early};
+    if (conv) {
+      MMFP4_LAUNCH(dim3(unsigned(blocks)), dim3(unsigned(THREADS)), size_t(SMEM), st, fp8_whole_k16<true>)(a);
+      return;
+    }
+    MMFP4_LAUNCH(dim3(M * GROUPS / 4), dim3(128), 0, st, prepare_fp8)(dx, bimg, ainv);
+    MMFP4_LAUNCH(dim3(unsigned(blocks)), dim3(unsigned(THREADS)), size_t(SMEM), st, fp8_whole_k16<false>)(a);
   };
   const WholeKProbeArgs eng = whole_k_probe_args(N, K, M, pr.multiProcessorCount, dx, dy2);
   auto engine = [&](int i) {
@@ -233,28 +263,33 @@ int main(int argc, char** argv) {
     launch_prepare_activations(eng.prep, st);
     launch_gemm_whole_k(b, st);
   };
-  fp8(0);
-  CHECK(cudaStreamSynchronize(st));
-  CHECK(cudaGetLastError());
-  std::vector<float> y(size_t(M) * N);
-  CHECK(cudaMemcpy(y.data(), dy, y.size() * 4, cudaMemcpyDeviceToHost));
-  double maxref = 0, maxerr = 0;
-  int nonfinite = 0;
-  for (int tok = 0; tok < M; ++tok)
-    for (int n = 0; n < N; ++n) {
-      const double ref = L.ref(tok, n);
-      const float v = y[size_t(tok) * N + n];
-      if (!std::isfinite(v)) ++nonfinite;
-      maxref = std::max(maxref, std::fabs(ref));
-      maxerr = std::max(maxerr, std::fabs(ref - double(v)));
-    }
-  std::printf("fp8 16-row check: max |y - host| = %.3g, max |host| = %.3g (relative %.2e), %d non-finite\n", maxerr,
-              maxref, maxerr / maxref, nonfinite);
+  for (int cv = 0; cv < 2; ++cv) {  // check one launch of each against the host
+    conv = cv == 1;
+    CHECK(cudaMemsetAsync(dy, 0, size_t(M) * N * 4, st));
+    fp8(0);
+    CHECK(cudaStreamSynchronize(st));
+    CHECK(cudaGetLastError());
+    std::vector<float> y(size_t(M) * N);
+    CHECK(cudaMemcpy(y.data(), dy, y.size() * 4, cudaMemcpyDeviceToHost));
+    double maxref = 0, maxerr = 0;
+    int nonfinite = 0;
+    for (int tok = 0; tok < M; ++tok)
+      for (int n = 0; n < N; ++n) {
+        const double ref = L.ref(tok, n);
+        const float v = y[size_t(tok) * N + n];
+        if (!std::isfinite(v)) ++nonfinite;
+        maxref = std::max(maxref, std::fabs(ref));
+        maxerr = std::max(maxerr, std::fabs(ref - double(v)));
+      }
+    std::printf("fp8 16-row check (%s): max |y - host| = %.3g, max |host| = %.3g (relative %.2e), %d non-finite\n",
+                conv ? "rows converted in the GEMV" : "prepare launch", maxerr, maxref, maxerr / maxref, nonfinite);
+  }
   cudaEvent_t e0, e1;
   CHECK(cudaEventCreate(&e0));
   CHECK(cudaEventCreate(&e1));
   for (int round = 0; round < 3; ++round)
-    for (int pass = 0; pass < 2; ++pass) {
+    for (int pass = 0; pass < 3; ++pass) {
+      conv = pass == 2;
       for (int i = 0; i < 32; ++i) pass ? fp8(i) : engine(i);
       CHECK(cudaEventRecord(e0, st));
       for (int i = 0; i < launches; ++i) pass ? fp8(i) : engine(i);
@@ -263,7 +298,10 @@ int main(int argc, char** argv) {
       float ms;
       CHECK(cudaEventElapsedTime(&ms, e0, e1));
       std::printf("  round %d %-40s %6.2f us per launch pair\n", round,
-                  pass ? "fp8 prepare + wgmma m64n64k32 GEMV" : "engine prepare + whole-K GEMV", 1000.0 * ms / launches);
+                  pass == 0   ? "engine prepare + whole-K GEMV"
+                  : pass == 1 ? "fp8 prepare + wgmma m64n64k32 GEMV"
+                              : "fp8 GEMV converting its rows itself",
+                  1000.0 * ms / launches);
     }
   return 0;
 }
