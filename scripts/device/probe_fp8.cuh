@@ -1,5 +1,5 @@
 // Shared by the fp8 probes in this folder (measurement scripts, not part of the build): the e4m3 code layout they
-// measure and its host-side reference.
+// measure, its decode and wgmma wrappers, the activations' e4m3 pieces, and the host-side packing and reference.
 //
 // The layout: a 32-bit word holds 8 E2M1 codes as two registers' worth of e4m3 bytes. Byte j of the word holds
 // register 0's code j at bits {7 sign, 4 e1, 3 e0, 2 m} and register 1's code j at {5 sign, 6 e1, 1 e0, 0 m}, so

@@ -8,11 +8,13 @@
 //     S slots of codes + B), 3 warpgroups of 4 tiles (10 tiles per block: 2 idle warps), one warpgroup set taking every
 //     stage (64 accumulators per thread with the chunk pair's partial sums), wgmma m64n64k32 e4m3.
 //   * Or (CONV) no prepare launch: the GEMV's consumer warps convert each stage's rows into the slot's B image.
-// Checks y (16 rows) of both against a host sum in double.
+// Checks y (16 rows) of both against a host sum in double. H100, seventeenth session (bench/results/
+// cuda-ab-session17-6fcfd80.txt, parts 10 and 12): 13.0 us with the prepare launch (S = 4, 2 stages early) against the
+// engine's 15.3-15.4; converting in the GEMV 24 us.
 //   nvcc -O3 -std=c++17 -gencode=arch=compute_90a,code=sm_90a [-DPROBE_SLOTS=6] -Isrc -o /tmp/probe_fp8_wk16 \
 //     scripts/device/probe_fp8_whole_k16.cu \
 //     build-cuda/src/backend/cuda/libmmfp4_cuda.a build-cuda/src/core/libmmfp4_core.a
-//   /tmp/probe_fp8_wk16 [launches=320] [stages before the wait=3]
+//   /tmp/probe_fp8_wk16 [launches=320] [stages before the wait=3]   (the engine, then with prepare, then CONV)
 #include <cuda_fp8.h>
 #include <cuda_runtime.h>
 
