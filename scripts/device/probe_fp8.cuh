@@ -11,6 +11,7 @@
 
 #include <cmath>
 #include <cstdint>
+#include <cstdlib>
 #include <vector>
 
 __device__ __forceinline__ void e4m3_pair(uint32_t w, uint32_t& r0, uint32_t& r1) {
@@ -101,6 +102,14 @@ inline float e4m3_value(int b) {
   const int s = b >> 7, e = (b >> 3) & 15, m = b & 7;
   const float v = e == 0 ? std::ldexp(float(m) / 8, -6) : std::ldexp(1 + float(m) / 8, e - 7);
   return s ? -v : v;
+}
+// Random host operands for the layout checks (rand()): a 4-bit code, an e4m3 byte that is not NaN.
+inline int random_code() { return rand() & 15; }
+inline int random_e4m3() {
+  int b;
+  do b = rand() & 255;
+  while ((b & 0x7F) == 0x7F);
+  return b;
 }
 inline uint32_t e4m3_code_bits(int code, int j, bool second) {
   const int s = code >> 3 & 1, e1 = code >> 2 & 1, e0 = code >> 1 & 1, m = code & 1;

@@ -169,14 +169,9 @@ static int check_layout() {
   srand(7);
   int A[16][32], Bq[32][8];
   for (auto& row : A)
-    for (int& x : row) x = rand() & 15;
+    for (int& x : row) x = random_code();
   for (auto& row : Bq)
-    for (int& x : row) {
-      int b;
-      do b = rand() & 255;
-      while (((b >> 3) & 15) == 15 && (b & 7) == 7);  // no NaN
-      x = b;
-    }
+    for (int& x : row) x = random_e4m3();
   std::vector<uint32_t> words(64), bregs(64);
   for (int lane = 0; lane < 32; ++lane) {
     const int g = lane >> 2, c = lane & 3;

@@ -50,14 +50,9 @@ static int check_layout() {
   srand(11);
   static int A[64][32], Bq[8][32];
   for (auto& row : A)
-    for (int& x : row) x = rand() & 15;
+    for (int& x : row) x = random_code();
   for (auto& row : Bq)
-    for (int& x : row) {
-      int b;
-      do b = rand() & 255;
-      while ((b & 0x7F) == 0x7F);  // no NaN
-      x = b;
-    }
+    for (int& x : row) x = random_e4m3();
   std::vector<uint32_t> words(256);
   std::vector<unsigned char> B(256);
   for (int t = 0; t < 128; ++t) {

@@ -89,14 +89,7 @@ __global__ void __launch_bounds__(THREADS, 1) fp8_whole_k(Args p) {
   uint64_t* sfull = empty + S;
   const int tid = int(threadIdx.x), warp = tid / kWarp, lane = tid % kWarp;
   const int t0 = int(blockIdx.x) * T, tiles = min(T, NT - t0);
-  if (tid == 0) {
-    for (int s = 0; s < S; ++s) {
-      mbar_init(&full[s], 1);
-      mbar_init(&empty[s], MODE == 2 ? KW * tiles : tiles);
-    }
-    mbar_init(sfull, 1);
-    mbar_init_fence();
-  }
+  if (tid == 0) init_ring_barriers(full, empty, sfull, S, MODE == 2 ? KW * tiles : tiles);
   __syncthreads();
   stamp(p.trace, p.copy, 0);
   const bool producer = warp == CW;

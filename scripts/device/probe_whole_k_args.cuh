@@ -1,9 +1,11 @@
 // Shared by the whole-K probes in this folder (measurement scripts, not part of the build): the engine's GemmArgs for
 // a plain MMFP4 linear [n, k] (layout 2, groups of 128 columns) at m rows, as the backend builds them for its whole-K
 // launch (gemv_whole_k.cu): 1..4 rows staged in the block from x; 5..16 rows prepared by their own launch first
-// (launch_prepare_activations(prep, stream), its buffers allocated here). The caller sets w.data and w.scales.
+// (launch_prepare_activations(prep, stream), its buffers allocated here). The caller sets w.data and w.scales. Also the
+// ring barriers of the probes' own whole-K kernels.
 #pragma once
 
+#include "backend/cuda/bulk_copy.cuh"
 #include "backend/cuda/kernels.h"
 #include "probe_util.cuh"
 
@@ -65,4 +67,17 @@ inline WholeKProbeArgs whole_k_probe_args(int n, int k, int m, int sms, const fl
   a.xb = xb;
   a.xb_lo = xb_lo;
   return r;
+}
+
+// The whole-K probes' ring barriers, by thread 0 before a __syncthreads: full[s] (one arrival + the copies' bytes),
+// empty[s] (`releases` arrivals: the consumer warps that take the slot's stage), and the scales' barrier.
+__device__ __forceinline__ void init_ring_barriers(uint64_t* full, uint64_t* empty, uint64_t* sfull, int slots,
+                                                   int releases) {
+  using namespace mmfp4::cuda;
+  for (int s = 0; s < slots; ++s) {
+    mbar_init(&full[s], 1);
+    mbar_init(&empty[s], releases);
+  }
+  mbar_init(sfull, 1);
+  mbar_init_fence();
 }
