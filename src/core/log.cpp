@@ -6,17 +6,25 @@
 #include <cstdlib>
 #include <cstring>
 #include <mutex>
+#include <string>
+
+#include "core/env.h"
+#include "core/error.h"
 
 namespace mmfp4 {
 
 namespace {
+// Read while static objects are made (nothing can catch an error there): a malformed MMFP4_LOG is reported on stderr
+// and the level stays at warn.
 LogLevel level_from_env() {
-  const char* e = std::getenv("MMFP4_LOG");
-  if (!e) return LogLevel::Warn;
-  if (!std::strcmp(e, "debug")) return LogLevel::Debug;
-  if (!std::strcmp(e, "info")) return LogLevel::Info;
-  if (!std::strcmp(e, "error")) return LogLevel::Error;
-  return LogLevel::Warn;
+  try {
+    const std::string v = env_choice("MMFP4_LOG", {"debug", "info", "warn", "error"}).value_or("warn");
+    return v == "debug" ? LogLevel::Debug : v == "info" ? LogLevel::Info : v == "error" ? LogLevel::Error
+                                                                                          : LogLevel::Warn;
+  } catch (const Error& e) {
+    std::fprintf(stderr, "mmfp4 warning: %s; logging at warn\n", e.what());
+    return LogLevel::Warn;
+  }
 }
 std::atomic<int> g_level{int(level_from_env())};
 std::mutex g_log_mu;

@@ -6,6 +6,8 @@
 #include <memory>
 #include <mutex>
 
+#include "core/env.h"
+
 namespace mmfp4 {
 
 namespace {
@@ -113,10 +115,7 @@ void ThreadPool::dispatch(int64_t n_tasks, Trampoline tramp, void* ctx, bool per
 }
 
 int ThreadPool::default_threads() {
-  if (const char* env = std::getenv("MMFP4_THREADS")) {
-    int n = std::atoi(env);
-    if (n > 0) return n;
-  }
+  if (const auto n = env_int("MMFP4_THREADS", 1, 4096)) return int(*n);
   unsigned hc = std::thread::hardware_concurrency();
   return hc ? int(hc) : 1;
 }

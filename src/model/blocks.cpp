@@ -4,6 +4,7 @@
 #include <cstring>
 #include <map>
 
+#include "core/env.h"
 #include "core/error.h"
 #include "model/tracer.h"
 
@@ -51,11 +52,8 @@ std::unique_ptr<LinearWeight> LoadContext::linear_rows(const std::vector<std::pa
 
 // MMFP4_FUSE_LINEARS=0 keeps every weight as the checkpoint has it (A/B measurement of the load-time fusions).
 bool LoadContext::fuse() const {
-  static const bool off = [] {
-    const char* e = std::getenv("MMFP4_FUSE_LINEARS");
-    return e && std::strcmp(e, "0") == 0;
-  }();
-  return !off;
+  static const bool on = env_bool("MMFP4_FUSE_LINEARS").value_or(true);
+  return on;
 }
 
 DeviceVector LoadContext::vector(const std::string& name, int64_t n) {

@@ -2,8 +2,8 @@
 
 #include <algorithm>
 #include <cstdlib>
-#include <cstring>
 
+#include "core/env.h"
 #include "core/error.h"
 #include "core/log.h"
 #include "format/checkpoint.h"
@@ -13,11 +13,6 @@
 namespace mmfp4 {
 
 namespace {
-
-bool env_flag(const char* name) {
-  const char* v = std::getenv(name);
-  return v && *v && std::strcmp(v, "0") != 0;
-}
 
 }  // namespace
 
@@ -30,7 +25,7 @@ Model::~Model() {
 
 std::unique_ptr<Model> Model::load(const std::string& dir, Backend& be, const ModelOptions& opt_in) {
   ModelOptions opt = opt_in;
-  opt.check = opt.check || env_flag("MMFP4_CHECK");
+  opt.check = opt.check || env_bool("MMFP4_CHECK").value_or(false);
   opt.verbose = opt.verbose || log_enabled(LogLevel::Debug);
   if (opt.max_tokens <= 0) fail("max_tokens must be positive");
   if (opt.kv_block_size <= 0) fail("kv_block_size must be positive");

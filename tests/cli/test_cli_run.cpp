@@ -118,5 +118,28 @@ TEST(CliRun, UserErrorsAreMessagesNotCrashes) {
   }
 }
 
+// A set but malformed MMFP4_* variable stops the command with its name and value (core/env.h); MMFP4_LOG, read before
+// anything can report an error, warns and keeps the default level.
+TEST(CliRun, MalformedEnvironmentVariablesAreNamed) {
+  struct Case {
+    const char *var, *value;
+  };
+  const std::string run = "generate --device cpu -m " + kModel + " -p hi -n 2";
+  for (const Case& c : {Case{"MMFP4_THREADS", "four"}, Case{"MMFP4_THREADS", "0"}, Case{"MMFP4_CHECK", "maybe"},
+                        Case{"MMFP4_CPU_REF", "2"}, Case{"MMFP4_FUSE_LINEARS", "nope"}}) {
+    setenv(c.var, c.value, 1);
+    auto r = mmfp4(run);
+    unsetenv(c.var);
+    EXPECT_NE(r.rc, 0) << c.var;
+    EXPECT_LT(r.rc, 128) << c.var << " (killed by a signal)";
+    EXPECT_NE(r.err.find(std::string(c.var) + "='" + c.value + "'"), std::string::npos) << r.err;
+  }
+  setenv("MMFP4_LOG", "verbose", 1);
+  auto r = mmfp4(run);
+  unsetenv("MMFP4_LOG");
+  EXPECT_EQ(r.rc, 0) << r.err;
+  EXPECT_NE(r.err.find("MMFP4_LOG='verbose'"), std::string::npos) << r.err;
+}
+
 }  // namespace
 }  // namespace mmfp4

@@ -9,6 +9,7 @@
 #include <cstring>
 
 #include "backend/cpu/simd_util.h"
+#include "core/env.h"
 #include "core/error.h"
 #include "core/half.h"
 #include "core/log.h"
@@ -27,11 +28,6 @@ std::shared_ptr<uint8_t> aligned_bytes(size_t n) {
   void* p = std::aligned_alloc(64, std::max<size_t>(64, (n + 63) / 64 * 64));
   if (!p) throw std::bad_alloc();
   return std::shared_ptr<uint8_t>(static_cast<uint8_t*>(p), [](uint8_t* q) { std::free(q); });
-}
-
-bool env_flag(const char* name) {
-  const char* v = std::getenv(name);
-  return v && *v && std::strcmp(v, "0") != 0;
 }
 
 }  // namespace
@@ -71,7 +67,7 @@ CpuBackend::CpuBackend(int threads) : CpuBackend(CpuOptions{threads, -1, nullptr
 CpuBackend::CpuBackend(const CpuOptions& opt) {
   if (opt.threads > 0) ThreadPool::set_global_threads(opt.threads);
   pool_ = &ThreadPool::global();
-  ref_ = opt.reference >= 0 ? opt.reference > 0 : env_flag("MMFP4_CPU_REF");
+  ref_ = opt.reference >= 0 ? opt.reference > 0 : env_bool("MMFP4_CPU_REF").value_or(false);
   const CpuIsa isa = opt.isa ? choose_isa(detect_cpu_features(), opt.isa) : runtime_isa();
   kr_ = &cpu_kernels(isa);
   tune_ = default_tuning(*kr_);

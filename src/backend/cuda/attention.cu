@@ -21,6 +21,7 @@
 
 #include "backend/cuda/activations.cuh"
 #include "backend/cuda/check.h"
+#include "core/env.h"
 
 namespace mmfp4::cuda {
 
@@ -637,9 +638,8 @@ void launch_kind(const AttnArgs& a, const AttnSplit& sp, cudaStream_t s, bool st
 constexpr int kFewBlocks = 64;
 int heads_per_block(const AttnArgs& a) {
   static const int forced = [] {
-    const char* e = std::getenv("MMFP4_CUDA_ATTN_HEADS");
-    const int v = e ? std::atoi(e) : 0;
-    return v == 1 || v == 2 || v == kHeads ? v : 0;
+    const auto v = env_choice("MMFP4_CUDA_ATTN_HEADS", {"1", "2", "8"});
+    return v ? std::atoi(v->c_str()) : 0;
   }();
   if (forced) return forced;
   const int group = a.heads / a.kv_heads;

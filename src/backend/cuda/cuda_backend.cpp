@@ -12,6 +12,7 @@
 #include "backend/cuda/check.h"
 #include "backend/cuda/cuda_backend.h"
 #include "backend/cuda/repack.h"
+#include "core/env.h"
 #include "core/error.h"
 #include "core/log.h"
 
@@ -135,26 +136,11 @@ CudaBackend::CudaBackend(int device) : device_(device) {
   smem_optin_ = p.sharedMemPerBlockOptin;
   name_ = cat("cuda (", p.name, ", sm_", p.major, p.minor, ", ", sms_, " SMs, ", p.totalGlobalMem >> 20, " MiB)");
   MMFP4_CUDA_CHECK(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking), "create stream");
-  if (const char* g = std::getenv("MMFP4_CUDA_GEMM")) {
-    if (std::strcmp(g, "bf16") == 0) split_ = false;
-    else if (std::strcmp(g, "split") != 0) fail("MMFP4_CUDA_GEMM must be 'split' or 'bf16', got '", g, "'");
-  }
-  if (const char* k = std::getenv("MMFP4_CUDA_ATTN_MINKEYS")) {
-    attn_min_keys_ = std::atoi(k);
-    if (attn_min_keys_ < 1) fail("MMFP4_CUDA_ATTN_MINKEYS must be a positive number of keys, got '", k, "'");
-  }
-  if (const char* k = std::getenv("MMFP4_CUDA_KV")) {
-    if (std::strcmp(k, "bf16") == 0) kv_dtype_ = DType::BF16;
-    else if (std::strcmp(k, "f32") != 0) fail("MMFP4_CUDA_KV must be 'f32' or 'bf16', got '", k, "'");
-  }
+  if (env_choice("MMFP4_CUDA_GEMM", {"split", "bf16"}).value_or("split") == "bf16") split_ = false;
+  if (const auto k = env_int("MMFP4_CUDA_ATTN_MINKEYS", 1, 1 << 30)) attn_min_keys_ = int(*k);
+  if (env_choice("MMFP4_CUDA_KV", {"f32", "bf16"}).value_or("f32") == "bf16") kv_dtype_ = DType::BF16;
   // Speed paths (FastPaths): MMFP4_CUDA_FAST=0 turns them all off, MMFP4_CUDA_FAST_<NAME>=0/1 each one.
-  auto flag = [](const char* name, bool& v) {
-    if (const char* e = std::getenv(name)) {
-      if (std::strcmp(e, "0") == 0) v = false;
-      else if (std::strcmp(e, "1") == 0) v = true;
-      else fail(name, " must be 0 or 1, got '", e, "'");
-    }
-  };
+  auto flag = [](const char* name, bool& v) { v = env_bool(name).value_or(v); };
   bool all = true;
   flag("MMFP4_CUDA_FAST", all);
   if (!all)
@@ -194,18 +180,10 @@ CudaBackend::CudaBackend(int device) : device_(device) {
   flag("MMFP4_CUDA_FAST_MOE", fast_.moe);
   flag("MMFP4_CUDA_FAST_PREP", fast_.prep);
   flag("MMFP4_CUDA_FAST_PDL", fast_.pdl);
-  if (const char* e = std::getenv("MMFP4_CUDA_MAX_SPLITS")) {  // measurement: set_max_splits for every linear
-    char* end = nullptr;
-    const long v = std::strtol(e, &end, 10);
-    if (end == e || *end != '\0' || v < 0 || v > 64)
-      fail("MMFP4_CUDA_MAX_SPLITS must be a count of K splits 0..64 (0: no cap), got '", e, "'");
-    max_splits_ = int(v);
-  }
-  if (const char* e = std::getenv("MMFP4_CUDA_STAGE_SPLIT")) {  // measurement: "halve" = the split before 2026-11-27
-    if (std::strcmp(e, "fit") != 0 && std::strcmp(e, "halve") != 0)
-      fail("MMFP4_CUDA_STAGE_SPLIT must be fit or halve, got '", e, "'");
-    stage_fit_ = std::strcmp(e, "fit") == 0;
-  }
+  // Measurement: set_max_splits for every linear (0: no cap).
+  if (const auto v = env_int("MMFP4_CUDA_MAX_SPLITS", 0, 64)) max_splits_ = int(*v);
+  // Measurement: "halve" = the split before 2026-11-27.
+  if (const auto v = env_choice("MMFP4_CUDA_STAGE_SPLIT", {"fit", "halve"})) stage_fit_ = *v == "fit";
   fast_.pdl = fast_.pdl && p.major >= 9 && probe_pdl();  // griddepcontrol is sm_90
   pdl_flag() = fast_.pdl;
   wgmma_ok_ = p.major == 9 && p.minor == 0 && wgmma_available(stream_);  // sm_90a code runs on sm_90 only
@@ -1488,9 +1466,8 @@ void CudaBackend::moe_route(Act logits, const DeviceVector* bias, const RouterPa
 // plan, gate_up or down leaves the results unchanged (each rewrites its own buffers); combine adds twice.
 static int moe_repeat(const char* stage) {
   static const std::string spec = [] {
-    std::string v = ",";
-    if (const char* e = std::getenv("MMFP4_CUDA_REPEAT_MOE")) v += e;
-    return v + ",";
+    const std::string v = "," + env_list("MMFP4_CUDA_REPEAT_MOE", {"plan", "gate_up", "down", "combine"}) + ",";
+    return v;
   }();
   std::string key = ",";
   key += stage;
@@ -1521,10 +1498,7 @@ void CudaBackend::moe_experts(Act x, const int32_t* ids, const float* weights, i
   // Each of the k <= min(E, n) experts with rows needs ceil(c / R) <= (c + R - 1) / R tiles of R rows, so there
   // are at most (n + k (R - 1)) / R in all (exact bound: decode's 5 pairs launch 5 tiles, not 6); the loose bound
   // ceil(n / R) + E without FastPaths::moe, and with MMFP4_CUDA_MOE_TILES=loose (measurement only).
-  static const bool loose = [] {
-    const char* e = std::getenv("MMFP4_CUDA_MOE_TILES");
-    return e && std::strcmp(e, "loose") == 0;
-  }();
+  static const bool loose = env_choice("MMFP4_CUDA_MOE_TILES", {"exact", "loose"}).value_or("exact") == "loose";
   const int64_t k_max = std::min(E, n);
   const int64_t max_tiles = !fast_.moe ? ceil_div(n, tile_rows) + E
                             : loose     ? ceil_div(n, tile_rows) + k_max

@@ -26,6 +26,7 @@
 #include "backend/cuda/check.h"
 #include "backend/cuda/moe_route.cuh"
 #include "backend/cuda/stage_activations.cuh"
+#include "core/env.h"
 
 namespace mmfp4::cuda {
 
@@ -479,10 +480,7 @@ void launch_cfg(const GemmArgs& a, cudaStream_t s) {
 // 3 = U 2 pipelined, 4 = the raw loop where it applies (measurement only); MMFP4_CUDA_FAST_RAWGEMV=0 turns the raw
 // loop off (FastPaths::raw_gemv; the variants before it).
 int gemv_variant() {
-  static const int v = [] {
-    const char* e = std::getenv("MMFP4_CUDA_GEMV");
-    return e ? std::atoi(e) : -1;
-  }();
+  static const int v = int(env_int("MMFP4_CUDA_GEMV", 0, 4).value_or(-1));
   return v;
 }
 

@@ -30,13 +30,13 @@
 // after the wait, not by its reads: about 1.5 us for the wait to return, 2.5-3.4 us to stage one row while copies
 // are in flight, then the decode (scripts/device/probe_whole_k_trace.cu).
 #include <algorithm>
-#include <cstdlib>
 
 #include "backend/cuda/bulk_copy.cuh"
 #include "backend/cuda/check.h"
 #include "backend/cuda/common.cuh"
 #include "backend/cuda/kernels.h"
 #include "backend/cuda/stage_activations.cuh"
+#include "core/env.h"
 
 // Timeline hooks for scripts/device/probe_whole_k_trace.cu (which defines them and includes this file); nothing here.
 // MMFP4_WHOLEK_PRODUCER(point): the producer warp after staging (1) and after its last copy (2).
@@ -84,14 +84,7 @@ int smem_bytes(const GemmArgs& a, int kw) {
 }
 
 // A measurement knob (the environment variable `name`): a count in [lo, hi], `unset` without it.
-int env_count(const char* name, int lo, int hi, int unset) {
-  const char* e = std::getenv(name);
-  if (!e) return unset;
-  char* end = nullptr;
-  const long n = std::strtol(e, &end, 10);
-  if (end == e || *end != '\0' || n < lo || n > hi) fail(name, " must be a count ", lo, "..", hi, ", got '", e, "'");
-  return int(n);
-}
+int env_count(const char* name, int lo, int hi, int unset) { return int(env_int(name, lo, hi).value_or(unset)); }
 
 // MMFP4_CUDA_WHOLEK_SLOTS=n caps the slots (measurement only; 0 or unset: slots_of's choice).
 int slots_cap() {

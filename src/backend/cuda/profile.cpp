@@ -13,6 +13,7 @@
 #include <string>
 
 #include "backend/cuda/check.h"
+#include "core/env.h"
 
 namespace mmfp4::cuda {
 
@@ -41,10 +42,7 @@ Totals& totals() {
 }  // namespace
 
 bool profiling() {
-  static const bool on = [] {
-    const char* e = std::getenv("MMFP4_CUDA_PROFILE");
-    return e && std::strcmp(e, "1") == 0;
-  }();
+  static const bool on = env_bool("MMFP4_CUDA_PROFILE").value_or(false);
   return on;
 }
 
