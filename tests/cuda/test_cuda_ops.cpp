@@ -270,7 +270,8 @@ TEST(CudaOps, DenseTilesMatchTheCpu) {
 // it: 8, 12 and 13 tiles per block, last blocks with fewer tiles (1000 rows: 63 tiles, the last one half used), K of
 // 2,048 (whole stages of 256 columns), 640 and 2,304 (a last stage of 2 chunks), groups of 128 and 256 columns (a
 // scale per chunk pair or per two), slots reused (8 and 9 stages in 6 slots) or not, 1..4 rows staged in the block
-// and paired, one and two prepared token tiles, two consumer warps per tile where a block's codes fit its shared
+// and paired (loaded by all threads in batches, FastPaths::stage_batch, or row by row), one and two prepared token
+// tiles, two consumer warps per tile where a block's codes fit its shared
 // memory and one where they do not (K of 4,096 at 13 tiles: there 1..4 rows keep the paired loop), accumulating or
 // not; 1..4 rows also after a pending rmsnorm, which the launch computes (the norm's output too). Not taken at 24
 // tiles per block, nor at 1..4 rows with whole_k_pair off. On a GPU that runs it natively also a weight of 18,000
@@ -310,6 +311,7 @@ TEST(CudaOps, WholeKGemvMatchesTheCpu) {
         const auto lc = p.linear_case(r, *wc, M, cs.k, cs.n, acc != 0);
         for (int pair_on = 1; pair_on >= (M <= 4 ? 0 : 1); --pair_on) {
           f.whole_k_pair = pair_on != 0;
+          f.stage_batch = acc == 0;  // staged rows in batches of loads by all threads, or the per-row loop
           const int64_t before = p.gpu->whole_k_launches();
           p.run_linear(lc, *wg, acc != 0);
           const int64_t taken = p.gpu->whole_k_launches() - before;
@@ -317,11 +319,12 @@ TEST(CudaOps, WholeKGemvMatchesTheCpu) {
           EXPECT_EQ(taken, (M > 4 ? cs.taken : cs.staged && pair_on) ? 1 : 0) << name << " M=" << M << " pair " << pair_on;
           EXPECT_LT(p.err(lc.y), kSplit) << name << " M=" << M << " acc " << acc << " pair " << pair_on;
         }
-        f.whole_k_pair = true;
+        f.whole_k_pair = f.stage_batch = true;
       }
     // 1..4 rows after a pending rmsnorm (FastPaths::norm): the norm computed while staging, its output written.
     for (int64_t M : {1, 3, 4}) {
       Rng r(seed++);
+      f.stage_batch = M != 3;  // the norm applied in either staging loop
       const int64_t K = cs.k, xs = K + (M == 3 ? 1 : 4);  // (an odd row stride: no 16-byte loads in the sums)
       auto x = p.act(r.vec(size_t(M * xs), -3, 3), M, K, xs);
       auto h = p.act(std::vector<float>(size_t(M * K)), M, K);
@@ -340,6 +343,7 @@ TEST(CudaOps, WholeKGemvMatchesTheCpu) {
       EXPECT_LT(p.err(h), kExact) << name << " the norm's output, M=" << M;
     }
   }
+  f.stage_batch = true;
   EXPECT_GE(launches, 3 * 8 * 2 + 4 * 2);
   p.gpu->set_whole_k_sms(0);
   f.gemv_one = f.token_norm = true;

@@ -149,7 +149,7 @@ CudaBackend::CudaBackend(int device) : device_(device) {
             fast_.moe_router = fast_.mla_fuse = fast_.gemv_wide = fast_.wgmma = fast_.norm_blas =
                 fast_.gemv_pair = fast_.gemv_kwarps = fast_.moe_sum = fast_.gemv_one = fast_.token_norm =
                     fast_.token_router = fast_.attn_expand = fast_.dense_tiles = fast_.whole_k =
-                        fast_.whole_k_pair = false;
+                        fast_.whole_k_pair = fast_.stage_batch = false;
   flag("MMFP4_CUDA_FAST_MLAFUSE", fast_.mla_fuse);
   flag("MMFP4_CUDA_FAST_MOEDIRECT", fast_.moe_direct);
   flag("MMFP4_CUDA_FAST_MOESUM", fast_.moe_sum);
@@ -167,6 +167,7 @@ CudaBackend::CudaBackend(int device) : device_(device) {
   flag("MMFP4_CUDA_FAST_DENSETILES", fast_.dense_tiles);
   flag("MMFP4_CUDA_FAST_WHOLEK", fast_.whole_k);
   flag("MMFP4_CUDA_FAST_WHOLEKPAIR", fast_.whole_k_pair);
+  flag("MMFP4_CUDA_FAST_STAGEBATCH", fast_.stage_batch);
   flag("MMFP4_CUDA_FAST_ATTNSTAGE", fast_.attn_stage);
   flag("MMFP4_CUDA_FAST_BLAS", fast_.blas);
   flag("MMFP4_CUDA_FAST_MLAPREP", fast_.mla_prep);
@@ -201,7 +202,7 @@ CudaBackend::CudaBackend(int device) : device_(device) {
                " gemv_kwarps ", fast_.gemv_kwarps, " moe_sum ", fast_.moe_sum, " gemv_one ", fast_.gemv_one,
                " token_norm ", fast_.token_norm, " token_router ", fast_.token_router, " attn_expand ",
                fast_.attn_expand, " dense_tiles ", fast_.dense_tiles, " whole_k ", fast_.whole_k && bulk_copy_ok_,
-               " whole_k_pair ", fast_.whole_k_pair && bulk_copy_ok_);
+               " whole_k_pair ", fast_.whole_k_pair && bulk_copy_ok_, " stage_batch ", fast_.stage_batch);
 }
 
 // Programmatic dependent launch must work in captured graphs (the decode steps are graphs): record y += x, y += y,
@@ -859,6 +860,7 @@ void CudaBackend::launch_mma(GemmArgs& a, int rows, const PrepArgs& pa, bool fus
     if ((per & (per - 1)) == 0) a.gshift = __builtin_ctz(unsigned(per));
   }
   a.raw = fast_.raw_gemv;
+  a.stage_batch = fast_.stage_batch;  // (read by the whole-K launch's staging only)
   // 5..16 rows of a weight with 8..15 tiles per SM (FastPaths::whole_k, gemv_whole_k.cu): a block per SM, each tile
   // over all of K, fed by the copy engine (sm_90: where the sm_90a pass runs; the simulator too). A pending norm is
   // computed first (its own kernel), then the activations are prepared for the raw decode (PrepArgs::raw). On the H100

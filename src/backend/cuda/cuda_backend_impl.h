@@ -74,6 +74,7 @@ struct FastPaths {
   bool dense_tiles = true;  // MMFP4_CUDA_FAST_DENSETILES: 16-bit dense token tiles go token tile first (16 rows to M 48)
   bool whole_k = true;  // MMFP4_CUDA_FAST_WHOLEK: 5..16-row MMFP4 linears of >= 8 tiles per SM, a block per SM (gemv_whole_k.cu)
   bool whole_k_pair = true;  // MMFP4_CUDA_FAST_WHOLEKPAIR: the same launch for 1..4 rows, staged in the block and paired
+  bool stage_batch = true;  // MMFP4_CUDA_FAST_STAGEBATCH: its staged rows loaded by all its threads, in batches
   bool prefill_bf16 = false;  // MMFP4_CUDA_PREFILL_BF16=1: tiled GEMMs of >= 128 rows take one bf16 activation (no lo)
 };
 

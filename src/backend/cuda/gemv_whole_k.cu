@@ -18,8 +18,10 @@
 //   * Activations, 5..16 rows: prepared by launch_prepare_activations (PrepArgs::raw: hi and lo of each token tile,
 //     8 k32 items of 512 bytes per stage) and copied with each stage by lane 0, the first 3 stages' codes before the
 //     wait (kPreparedEarly). 1..4 rows where the codes fit (STAGED, GemmArgs::stage): the block stages the rows over
-//     all of K once, after the wait, as the staged decode loop does (stage_activations, a pending rmsnorm included),
-//     and the tile's 8 mma columns hold each token's hi and lo halves (GemmArgs::pair).
+//     all of K once, after the wait, with the staged decode loop's conversion (stage_activations, a pending rmsnorm
+//     included; all the block's threads loading kStageBatch pieces each before converting, GemmArgs::stage_batch),
+//     and the tile's 8 mma columns hold each token's hi and lo halves (GemmArgs::pair). (5..16 rows staged the same
+//     way measured slower from 8 rows: docs/cuda.md, eighteenth session.)
 //   * A consumer decodes its tile's words as the raw decode loop does (fp4_fragment_raw: bits placed, no multiply;
 //     activations times kRawActScale, sums times kRawOutScale), the group scale once per chunk pair on the float32
 //     sums (add_scaled). Weight fragments and activation fragments are 16-byte shared-memory reads of consecutive
@@ -59,6 +61,9 @@ constexpr int kMaxSlots = 16;
 constexpr int kFitSlots = 6;                    // where the codes fit (slots_of)
 constexpr int kPreparedEarly = 3;               // stages requested before the wait with prepared activations
 constexpr int kStagedEarly = 4;                 // and with staged ones (staged_early)
+// Staged rows (GemmArgs::stage_batch): pieces of 8 columns a thread loads before it converts any. On the H100 the
+// 20480x2048 launch at M=2 11.1 -> 10.5 us, M=4 12.1 -> 11.6 (M=1 the same: 256 pieces, one each).
+constexpr int kStageBatch = 4;
 // Dynamic shared memory of a block at most: sm_90's 227 KB per block less 1 KB (stage_activations' static arrays).
 constexpr int kSmemBudget = (227 << 10) - (1 << 10);
 
@@ -199,7 +204,9 @@ __global__ void __launch_bounds__(kWarp * (kMaxTiles * KW + 1), 1) gemm_whole_k_
   pdl_enter();  // the activations (and a pending norm's input) are the previous kernel's output
   MMFP4_WHOLEK_TRACE(1);
   if constexpr (STAGED)
-    stage_activations(p, 0, p.m, 0, p.w.k_chunks * 64, reinterpret_cast<uint16_t*>(smem), kRawActScale);
+    p.stage_batch
+        ? stage_activations<kStageBatch>(p, 0, p.m, 0, p.w.k_chunks * 64, reinterpret_cast<uint16_t*>(smem), kRawActScale)
+        : stage_activations(p, 0, p.m, 0, p.w.k_chunks * 64, reinterpret_cast<uint16_t*>(smem), kRawActScale);
   MMFP4_WHOLEK_TRACE(2);
   if (producer) {
     MMFP4_WHOLEK_PRODUCER(1);

@@ -158,6 +158,8 @@ struct GemmArgs {
   // consumer warps each), 0: not this launch; its shared-memory slots and the stages of staged rows requested before
   // the wait for the previous kernel (both set by launch_gemm_whole_k).
   int whole_k_tiles = 0, whole_k_slots = 0, whole_k_early = 0;
+  // The whole-K launch's staged rows loaded by all its threads in batches (FastPaths::stage_batch, stage_activations).
+  bool stage_batch = false;
   float* partial = nullptr;  // splits > 1: [grid_tiles][splits][8 * nt][row blocks * 128]
   int32_t* counters = nullptr;  // splits > 1: [grid_tiles][row blocks], zero between launches
 };

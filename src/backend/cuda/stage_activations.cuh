@@ -12,6 +12,13 @@ namespace mmfp4::cuda {
 // pre multiplies the staged values (a power of two: kRawActScale for the raw loop, else 1), not norm_out.
 // The first 256 threads of the block do the work (the staged loops' blocks; the whole-K blocks have 288..512
 // threads: the same thread-to-row mapping, so the same sums of squares), all of them reach its barriers.
+// BATCH > 0 (the whole-K launch, GemmArgs::stage_batch): the conversion is spread over all the block's threads, each
+// loading BATCH 8-column pieces before it converts and stores any, so that a thread's loads are in flight together
+// (with a store between them, as in the per-row loop, each load waits for the previous one: a round trip through L2
+// per piece). The values are the same bits either way; the sums of squares keep the 256-thread mapping. The decode
+// GEMV's staged loops (gemv_fp4.cu, 256 threads) keep the per-row loop: batches of 2 measured slower there on the H100
+// (q_b, expert gate_up, 28672x8192 at 2..8 rows +0.1..0.9 us; decode batch 4 and 8 -1%).
+template <int BATCH = 0>
 __device__ __forceinline__ void stage_activations(const GemmArgs& p, int row0, int rows, int k0, int klen,
                                                   uint16_t* sm, float pre) {
   constexpr int kStageThreads = 256;
@@ -57,9 +64,43 @@ __device__ __forceinline__ void stage_activations(const GemmArgs& p, int row0, i
     }
     __syncthreads();
   }
+  if constexpr (BATCH > 0) {
+    // Piece i = row i / per_row, columns 8 (i % per_row) ..., pieces threadIdx, + blockDim, ... in batches.
+    const int total = p.stage_rows * per_row, step = int(blockDim.x);
+    for (int i0 = int(threadIdx.x); i0 < total; i0 += BATCH * step) {
+      float v[BATCH][8];
+#pragma unroll
+      for (int u = 0; u < BATCH; ++u) {
+        const int i = i0 + u * step, r = i / per_row;
+        const int64_t src = i < total && r < rows ? prep_source_row(p.prep, row0 + r) : -1;
+        prep_load8(p.prep, src, k0 + 8 * (i - r * per_row), p.stage_vec, v[u]);
+      }
+#pragma unroll
+      for (int u = 0; u < BATCH; ++u) {
+        const int i = i0 + u * step, r = i / per_row, q = i - r * per_row;
+        if (i >= total) break;
+        if (p.norm_w) {
+          const int64_t src = r < rows ? prep_source_row(p.prep, row0 + r) : -1;
+#pragma unroll
+          for (int j = 0; j < 8; ++j)
+            if (k0 + 8 * q + j < cols) v[u][j] = v[u][j] * row_inv[r] * p.norm_w[k0 + 8 * q + j];
+          if (blockIdx.x == 0 && src >= 0)  // the normalised rows, for the later readers (as below)
+#pragma unroll
+            for (int j = 0; j < 8; ++j)
+              if (k0 + 8 * q + j < cols) p.norm_out[src * p.norm_out_stride + k0 + 8 * q + j] = v[u][j];
+        }
+#pragma unroll
+        for (int j = 0; j < 8; ++j) v[u][j] *= pre;
+        uint32_t hi[4], lo[4];
+        prep_split8(v[u], p.prep.f16, hi, lo);
+        uint16_t* hi_row = sm + r * p.stage_stride;
+        *reinterpret_cast<uint4*>(hi_row + 8 * q) = make_uint4(hi[0], hi[1], hi[2], hi[3]);
+        if (p.prep.xb_lo) *reinterpret_cast<uint4*>(hi_row + S + 8 * q) = make_uint4(lo[0], lo[1], lo[2], lo[3]);
+      }
+    }
+  } else {
   // Thread -> staged row r (the rows rounded up to a power of two share the block, G threads per row) and the row's
   // 8-column pieces threadIdx % G, + G, ...: no division per piece, the row's source and norm factor read once.
-  {
     int R = 1;
     while (R < p.stage_rows) R *= 2;
     const int G = kStageThreads / R, r = int(threadIdx.x) / G;
