@@ -1467,10 +1467,8 @@ void CudaBackend::moe_route(Act logits, const DeviceVector* bias, const RouterPa
 // issues the named stages of moe_experts twice, so that their cost inside a replayed step can be told apart. Repeating
 // plan, gate_up or down leaves the results unchanged (each rewrites its own buffers); combine adds twice.
 static int moe_repeat(const char* stage) {
-  static const std::string spec = [] {
-    const std::string v = "," + env_list("MMFP4_CUDA_REPEAT_MOE", {"plan", "gate_up", "down", "combine"}) + ",";
-    return v;
-  }();
+  static const std::string spec =
+      "," + env_list("MMFP4_CUDA_REPEAT_MOE", {"plan", "gate_up", "down", "combine"}) + ",";
   std::string key = ",";
   key += stage;
   key += ",";

@@ -62,7 +62,7 @@ constexpr int kFitSlots = 6;                    // where the codes fit (slots_of
 constexpr int kPreparedEarly = 3;               // stages requested before the wait with prepared activations
 constexpr int kStagedEarly = 4;                 // and with staged ones (staged_early)
 // Staged rows (GemmArgs::stage_batch): pieces of 8 columns a thread loads before it converts any. On the H100 the
-// 20480x2048 launch at M=2 11.1 -> 10.5 us, M=4 12.1 -> 11.6 (M=1 the same: 256 pieces, one each).
+// 20480x2048 launch at M=2 11.1-11.3 -> 10.5-10.6 us, M=4 12.1 -> 11.5-11.6 (M=1 the same: 256 pieces, one each).
 constexpr int kStageBatch = 4;
 // Dynamic shared memory of a block at most: sm_90's 227 KB per block less 1 KB (stage_activations' static arrays).
 constexpr int kSmemBudget = (227 << 10) - (1 << 10);
@@ -203,10 +203,11 @@ __global__ void __launch_bounds__(kWarp * (kMaxTiles * KW + 1), 1) gemm_whole_k_
   }
   pdl_enter();  // the activations (and a pending norm's input) are the previous kernel's output
   MMFP4_WHOLEK_TRACE(1);
-  if constexpr (STAGED)
-    p.stage_batch
-        ? stage_activations<kStageBatch>(p, 0, p.m, 0, p.w.k_chunks * 64, reinterpret_cast<uint16_t*>(smem), kRawActScale)
-        : stage_activations(p, 0, p.m, 0, p.w.k_chunks * 64, reinterpret_cast<uint16_t*>(smem), kRawActScale);
+  if constexpr (STAGED) {
+    uint16_t* staged = reinterpret_cast<uint16_t*>(smem);
+    p.stage_batch ? stage_activations<kStageBatch>(p, 0, p.m, 0, p.w.k_chunks * 64, staged, kRawActScale)
+                  : stage_activations(p, 0, p.m, 0, p.w.k_chunks * 64, staged, kRawActScale);
+  }
   MMFP4_WHOLEK_TRACE(2);
   if (producer) {
     MMFP4_WHOLEK_PRODUCER(1);
