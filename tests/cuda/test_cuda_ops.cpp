@@ -1453,25 +1453,53 @@ TEST(CudaOps, MoeRouterFusedIsTheLinearThenTheRouting) {
 TEST(CudaOps, ArgmaxRowsTiesToLowestIndex) {
   MMFP4_SKIP_WITHOUT_GPU();
   Pair p;
-  Rng r(15);
-  const int64_t R = 6, C = 154880;
-  std::vector<float> v = r.vec(size_t(R * C));
-  v[size_t(1 * C + 700)] = 5.0f, v[size_t(1 * C + 90000)] = 5.0f;  // tie: 700 wins
-  v[size_t(2 * C + C - 1)] = 9.0f;
-  auto x = p.act(v, R, C);
-  std::vector<int32_t> want(R), got(R);
-  p.cpu->argmax_rows(x.c, p.cpu_buf(want));
-  int32_t* d = p.gpu_buf(got);
-  p.gpu->argmax_rows(x.g, d);
-  p.gpu->download(got.data(), d, got.size() * 4);
-  for (int64_t i = 0; i < R; ++i) {
+  // The host sampler's scan is the reference: best = 0, then i wins where v[i] > v[best].
+  auto host = [](const float* v, int64_t n) {
     int64_t best = 0;
-    for (int64_t c = 1; c < C; ++c)
-      if (v[size_t(i * C + c)] > v[size_t(i * C + best)]) best = c;
-    want[size_t(i)] = int32_t(best);
+    for (int64_t c = 1; c < n; ++c)
+      if (v[c] > v[best]) best = c;
+    return int32_t(best);
+  };
+  const float nan = std::numeric_limits<float>::quiet_NaN(), inf = std::numeric_limits<float>::infinity();
+  // GLM's vocabulary (many chunks per row at batch 1, fewer at 6 and 64 rows), odd widths, one column.
+  for (const auto& [R, C] : std::vector<std::pair<int64_t, int64_t>>{
+           {1, 154880}, {6, 154880}, {64, 154880}, {1, 1}, {3, 5}, {2, 1023}, {1, 1025}, {5, 40001}, {1, 151936}}) {
+    Rng r(15 + uint64_t(R * C));
+    std::vector<float> v = r.vec(size_t(R * C));
+    auto at = [&](int64_t i, int64_t c) -> float& { return v[size_t(i * C + c)]; };
+    if (C > 90000 && R > 1) at(1, 700) = at(1, 90000) = 5.0f;           // a tie across chunks: 700 wins
+    if (C > 2 && R > 2) at(2, C - 1) = 9.0f;                             // the last column
+    if (C > 3 && R > 3) at(3, 0) = nan, at(3, C / 2) = 7.0f;             // v[0] NaN: 0, as the host scan
+    if (C > 3 && R > 4) at(4, 1) = nan, at(4, C - 2) = nan;              // NaNs elsewhere never win
+    if (R > 5) for (int64_t c = 0; c < C; ++c) at(5, c) = -inf;          // all -inf: 0
+    if (C > 1030 && R == 1) at(0, 1024) = 3.0f, at(0, 1027) = 3.0f;      // a tie inside one 16-byte piece
+    if (C > 1 && R > 2) at(2, C / 3) = at(2, C - 1);                     // ties with the last column
+    auto x = p.act(v, R, C);
+    const size_t n = size_t(R);
+    std::vector<int32_t> want(n), got(n, -7), cpu(n);
+    for (int64_t i = 0; i < R; ++i) want[size_t(i)] = host(v.data() + i * C, C);
+    int32_t* d = p.gpu_buf(got);
+    p.gpu->argmax_rows(x.g, d);
+    p.gpu->download(got.data(), d, got.size() * 4);
+    EXPECT_EQ(want, got) << R << " x " << C;
+    p.cpu->argmax_rows(x.c, cpu.data());
+    EXPECT_EQ(want, cpu) << R << " x " << C;
+    if (R > 1 && C > 90000) {
+      EXPECT_EQ(got[1], 700);
+    }
+    // Rows that do not start 16 bytes apart (stride C + 1 from the second column): the scalar loads.
+    if (C > 2) {
+      std::vector<float> w(size_t(R * (C + 1)));
+      for (int64_t i = 0; i < R; ++i)
+        for (int64_t c = 0; c < C; ++c) w[size_t(i * (C + 1) + c + 1)] = at(i, c);
+      auto y = p.act(w, R, C + 1);
+      Act yg(y.g.data + 1, R, C, C + 1);
+      std::fill(got.begin(), got.end(), -7);
+      p.gpu->argmax_rows(yg, d);
+      p.gpu->download(got.data(), d, got.size() * 4);
+      EXPECT_EQ(want, got) << R << " x " << C << " unaligned";
+    }
   }
-  EXPECT_EQ(want, got);
-  EXPECT_EQ(got[1], 700);
 }
 
 // A recorded graph replays with whatever its device inputs hold then: per-step values are read from memory.

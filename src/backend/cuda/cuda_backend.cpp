@@ -252,7 +252,7 @@ CudaBackend::~CudaBackend() {
   blas_.reset();
   for (Buffer* b : {&xb_, &xb_lo_, &rot_, &partial_, &counters_, &moe_sorted_, &moe_pos_, &moe_tiles_, &moe_count_, &moe_g_,
                     &moe_u_, &moe_d_, &moe_rot_, &attn_part_, &attn_plan_, &attn_ctr_, &blas_ws_, &wdq_, &abf_, &att_k_,
-                    &att_s_, &att_p_})
+                    &att_s_, &att_p_, &argmax_part_, &argmax_ctr_})
     if (b->p) cudaFree(b->p);
   if (stream_) cudaStreamDestroy(stream_);
 }
@@ -340,6 +340,8 @@ void CudaBackend::reserve_workspace(const WorkspacePlan& plan) {
   ws(partial_, size_t(kPartialCapBytes), "split-K partials");
   ws(counters_, size_t(kCounterCapacity * 4), "split-K counters");
   counter_capacity_ = kCounterCapacity;
+  ws(argmax_part_, size_t(argmax_part_bytes(int(T), sms_)), "argmax chunks");
+  ws(argmax_ctr_, size_t(T * 4), "argmax counters");
   ws(attn_plan_, size_t(2 * T + 1) * 4, "attention blocks");
   if (plan.max_heads > 0)
     ws(attn_ctr_, size_t(std::min<int64_t>(T, kAttnSplitMaxTokens) * plan.max_heads * 4),
@@ -1133,7 +1135,9 @@ double CudaBackend::device_read_gbs(size_t bytes) {
 
 void CudaBackend::argmax_rows(Act x, int32_t* ids) {
   flush_norm();
-  launch_argmax_rows(x.data, x.stride, int(x.rows), int(x.cols), ids, stream_);
+  void* part = ws(argmax_part_, size_t(argmax_part_bytes(int(x.rows), sms_)), "argmax chunks");
+  auto* ctr = static_cast<int32_t*>(ws(argmax_ctr_, size_t(x.rows) * 4, "argmax counters"));
+  launch_argmax_rows(x.data, x.stride, int(x.rows), int(x.cols), sms_, part, ctr, ids, stream_);
 }
 
 // ---------------------------------------------------------------------------------------------------------------

@@ -356,7 +356,8 @@ class CudaBackend final : public Backend {
   WorkspacePlan plan_;
 
   Buffer xb_, xb_lo_, rot_, partial_, counters_, moe_sorted_, moe_pos_, moe_tiles_, moe_count_, moe_g_, moe_u_, moe_d_,
-      moe_rot_, attn_part_, attn_plan_, attn_ctr_, blas_ws_, wdq_, abf_, att_k_, att_s_, att_p_;
+      moe_rot_, attn_part_, attn_plan_, attn_ctr_, blas_ws_, wdq_, abf_, att_k_, att_s_, att_p_,
+      argmax_part_, argmax_ctr_;
   int64_t counter_capacity_ = 0;
 };
 

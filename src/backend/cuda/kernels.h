@@ -404,8 +404,13 @@ void launch_mla_prepare(const MlaPrepArgs& a, cudaStream_t s);
 // Threads of a prepare block: rmsnorm.cu's choice for a row of R, so that the latent's sum is the norm kernel's.
 inline int mla_prepare_threads(int R) { return R >= 1024 ? 256 : R >= 256 ? 128 : 64; }
 
-// ids[r] = argmax of row r (ties to the lowest index).
-void launch_argmax_rows(const float* x, int64_t xs, int rows, int cols, int32_t* ids, cudaStream_t s);
+// ids[r] = argmax of row r as the host sampler's (sampling.cu: ties to the lowest index, NaN never wins, 0 when
+// x[r][0] is NaN), each row split over blocks: part holds argmax_part_bytes(rows, sms) of their results, ctr one
+// counter per row, zero before the first launch and back to zero after each.
+int argmax_chunks(int rows, int cols, int sms);
+int64_t argmax_part_bytes(int rows, int sms);
+void launch_argmax_rows(const float* x, int64_t xs, int rows, int cols, int sms, void* part, int32_t* ctr,
+                        int32_t* ids, cudaStream_t s);
 
 // Streaming read bandwidth (GB/s, best of reps) over buf[0, bytes) (read_bandwidth.cu); sink: 16 bytes x 8 x sms
 // of writable device memory. Benchmarks only.
