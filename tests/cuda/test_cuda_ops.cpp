@@ -1294,6 +1294,29 @@ TEST(CudaOps, MoeRouteThenExperts) {
       EXPECT_EQ(direct, planned);
       EXPECT_LT(row_rel_err(fast, planned, T, H), 1e-5);
       EXPECT_LT(row_rel_err(summed, planned, T, H), 1e-5);
+      // The shared expert's slot loads its first weights before the routing's wait (FastPaths::shared_early: the
+      // routing's shared id, a hint checked on the device): the same bits without it; and where the last slot names
+      // another expert than the hint, its blocks load again after the wait: the CPU's result for those ids.
+      const bool early = f.shared_early;
+      const int64_t hints = p.gpu->shared_early_calls();
+      std::vector<float> with(size_t(T * H)), without(size_t(T * H)), wrong(size_t(T * H));
+      run(with);
+      EXPECT_EQ(p.gpu->shared_early_calls() - hints, early ? 1 : 0);
+      f.shared_early = false;
+      run(without);
+      f.shared_early = early;
+      EXPECT_EQ(with, without);
+      std::vector<int32_t> routed(ig.size()), iw = ic;
+      p.gpu->download(routed.data(), idg, routed.size() * 4);
+      iw[size_t(K - 1)] = int32_t(rp.shared_id - 1);
+      p.gpu->upload(idg, iw.data(), iw.size() * 4);
+      std::vector<float> want(out.c.data, out.c.data + T * H);
+      run(wrong);  // from out.c's values, as want
+      EXPECT_EQ(p.gpu->shared_early_calls() - hints, early ? 2 : 0);
+      p.cpu->moe_experts(x.c, iw.data(), wc.data(), K, *ec, Act(want.data(), T, H));
+      EXPECT_LT(row_rel_err(wrong, want, T, H), kSplit) << "last slot: expert " << iw[size_t(K - 1)];
+      EXPECT_GT(row_rel_err(wrong, with, T, H), 1e-3) << "the last slot's expert changed the result";
+      p.gpu->upload(idg, routed.data(), routed.size() * 4);  // the routing's own ids, checked below
     }
     p.gpu->download(ig.data(), idg, ig.size() * 4);
     p.gpu->download(wg.data(), wdg, wg.size() * 4);

@@ -149,7 +149,7 @@ CudaBackend::CudaBackend(int device) : device_(device) {
             fast_.moe_router = fast_.mla_fuse = fast_.gemv_wide = fast_.wgmma = fast_.norm_blas =
                 fast_.gemv_pair = fast_.gemv_kwarps = fast_.moe_sum = fast_.gemv_one = fast_.token_norm =
                     fast_.token_router = fast_.attn_expand = fast_.dense_tiles = fast_.whole_k =
-                        fast_.whole_k_pair = fast_.stage_batch = false;
+                        fast_.whole_k_pair = fast_.stage_batch = fast_.shared_early = false;
   flag("MMFP4_CUDA_FAST_MLAFUSE", fast_.mla_fuse);
   flag("MMFP4_CUDA_FAST_MOEDIRECT", fast_.moe_direct);
   flag("MMFP4_CUDA_FAST_MOESUM", fast_.moe_sum);
@@ -168,6 +168,7 @@ CudaBackend::CudaBackend(int device) : device_(device) {
   flag("MMFP4_CUDA_FAST_WHOLEK", fast_.whole_k);
   flag("MMFP4_CUDA_FAST_WHOLEKPAIR", fast_.whole_k_pair);
   flag("MMFP4_CUDA_FAST_STAGEBATCH", fast_.stage_batch);
+  flag("MMFP4_CUDA_FAST_SHAREDEARLY", fast_.shared_early);
   flag("MMFP4_CUDA_FAST_ATTNSTAGE", fast_.attn_stage);
   flag("MMFP4_CUDA_FAST_BLAS", fast_.blas);
   flag("MMFP4_CUDA_FAST_MLAPREP", fast_.mla_prep);
@@ -202,7 +203,8 @@ CudaBackend::CudaBackend(int device) : device_(device) {
                " gemv_kwarps ", fast_.gemv_kwarps, " moe_sum ", fast_.moe_sum, " gemv_one ", fast_.gemv_one,
                " token_norm ", fast_.token_norm, " token_router ", fast_.token_router, " attn_expand ",
                fast_.attn_expand, " dense_tiles ", fast_.dense_tiles, " whole_k ", fast_.whole_k && bulk_copy_ok_,
-               " whole_k_pair ", fast_.whole_k_pair && bulk_copy_ok_, " stage_batch ", fast_.stage_batch);
+               " whole_k_pair ", fast_.whole_k_pair && bulk_copy_ok_, " stage_batch ", fast_.stage_batch,
+               " shared_early ", fast_.shared_early);
 }
 
 // Programmatic dependent launch must work in captured graphs (the decode steps are graphs): record y += x, y += y,
@@ -1431,6 +1433,7 @@ void CudaBackend::moe_router(Act h, const LinearWeight& w, Act logits, const Dev
                              int32_t* ids, float* weights) {
   const bool fuse = fast_.moe_router && fast_.moe && p.sigmoid && p.n_group <= 1 && p.top_k <= 32 &&
                     p.n_experts <= kBlockRows && h.rows <= 8;
+  routed_ids_ = ids, routed_shared_ = int(p.shared_id);
   if (!fuse) {
     linear(h, w, logits, false, false);
     moe_route(logits, bias, p, ids, weights);
@@ -1457,6 +1460,7 @@ void CudaBackend::moe_route(Act logits, const DeviceVector* bias, const RouterPa
                             float* weights) {
   flush_norm();
   check_route(logits, p);
+  routed_ids_ = ids, routed_shared_ = int(p.shared_id);
   if (fast_.moe && (!p.sigmoid || p.n_group <= 1) && p.top_k <= 32)
     launch_moe_route_warp(logits.data, logits.stride, int(logits.rows), int(p.n_experts), bias ? bias->data : nullptr,
                           p.sigmoid, int(p.top_k), p.norm_topk_prob, p.routed_scaling_factor, int(p.shared_id), ids,
@@ -1553,6 +1557,12 @@ void CudaBackend::moe_experts(Act x, const int32_t* ids, const float* weights, i
     c.m = int(n);
     c.row_map = nullptr;
     c.tiles = TileTable{ids, nullptr, true, int(E)};
+    // The routing wrote its shared expert (if any) into the last slot: that slot's blocks can load before the wait.
+    if (fast_.shared_early && ids == routed_ids_ && routed_shared_ >= 0) {
+      c.tiles.known_slot = int(K - 1);
+      c.tiles.known_expert = routed_shared_;
+      ++shared_early_calls_;
+    }
     c.max_tiles = int(n);
   }
   c.tile_rows = tile_rows;

@@ -105,6 +105,7 @@ __global__ void __launch_bounds__(256, MINB) gemm_mma_kernel(GemmArgs p) {
   constexpr int kPre = U < 2 ? U : RAW && MINB <= 2 && U >= 4 ? 4 : 2;
   uint4 wpre[kPre];
   bool prefetched = false;
+  int pre_expert = 0;  // the expert whose chunks wpre holds
   // The first kPre chunks of warp work w of weight "expert" e (an expert's or a head's weights).
   auto load_first = [&](const WarpWork& w, int e) {
     const uint4* w0 = static_cast<const uint4*>(p.w.data) + e * p.w.expert_stride +
@@ -113,10 +114,17 @@ __global__ void __launch_bounds__(256, MINB) gemm_mma_kernel(GemmArgs p) {
     for (int u = 0; u < kPre; ++u)
       if (w.kc0 + u < w.kc1) wpre[u] = ld_stream(w0 + u * 32);
     prefetched = true;
+    pre_expert = e;
   };
   if constexpr (STAGE && KIND == WKind::Fp4) {
     const WarpWork w = warp_work<RAW && NT == 1>(p, int(threadIdx.x) / kWarp);
-    if (!p.tiles.tiles && !p.heads && w.nt < p.w.n_tiles) load_first(w, 0);
+    if (w.nt < p.w.n_tiles) {
+      if (!p.tiles.tiles && !p.heads)
+        load_first(w, 0);
+      else if (p.tiles.direct && int(blockIdx.y) == p.tiles.known_slot && p.tiles.known_expert >= 0 &&
+               p.tiles.known_expert < p.tiles.n_experts)
+        load_first(w, p.tiles.known_expert);  // the shared expert's slot (TileTable::known_slot)
+    }
   }
   pdl_enter();
   constexpr int TM = 8 * NT;
@@ -157,7 +165,7 @@ __global__ void __launch_bounds__(256, MINB) gemm_mma_kernel(GemmArgs p) {
     for (int i = 0; i < 4; ++i) acc[t][i] = 0.0f;
 
   if constexpr (STAGE && kFp4)
-    if (!prefetched && (p.tiles.tiles || p.heads) && nt < p.w.n_tiles) load_first(ww, expert);
+    if ((!prefetched || pre_expert != expert) && (p.tiles.tiles || p.heads) && nt < p.w.n_tiles) load_first(ww, expert);
   MMFP4_DYN_SMEM(uint16_t, staged);
   if constexpr (STAGE)
     stage_activations(p, row0, rows, ww.kb0 * 64, (ww.kb1 - ww.kb0) * 64, staged, RAW ? kRawActScale : 1.0f);

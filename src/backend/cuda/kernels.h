@@ -50,6 +50,10 @@ struct TileTable {
   // (expert tiles[t] if in [0, n_experts), else skipped; row t, one row): no plan kernel, no count.
   bool direct = false;
   int n_experts = 0;
+  // Direct tables: the slot whose expert is known before the launch (the shared expert, which routing writes last),
+  // so its blocks load their first weights before waiting for the routing; -1: none. A hint only: after the wait the
+  // block compares it with tiles[slot] and loads again where they differ.
+  int known_slot = -1, known_expert = -1;
 };
 
 // ---------------------------------------------------------------------------------------------------------------
