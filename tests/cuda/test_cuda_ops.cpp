@@ -265,6 +265,66 @@ TEST(CudaOps, DenseTilesMatchTheCpu) {
   f.blas = f.dense_tiles = true;
 }
 
+// One token tile of a 16-bit dense weight on persistent blocks (FastPaths::dense_persist, gemv_dense.cu; the F16
+// lm_head at decode): the same bits as the staged dense loop over the whole K (one split) and the CPU's result, for F16 and BF16,
+// 1..8 rows, weights with more tiles than the launch has warps (each warp's ring of loads running on across two or
+// three tiles, the last tile partial), K a multiple of 64, off it, and not a multiple of 8 (no 16-byte weight loads),
+// accumulating or not; also after a pending rmsnorm, which the launch computes. Not taken past 8 rows, nor for
+// weights with fewer tiles than its warps (those keep the K split that fills the SMs).
+TEST(CudaOps, DenseOneTileOnPersistentBlocks) {
+  MMFP4_SKIP_WITHOUT_GPU();
+  Pair p;
+  auto& f = p.gpu->fast();
+  f.prep = true;  // staging (also under MMFP4_CUDA_FAST=0)
+  const int64_t wave_rows = int64_t(p.gpu->sm_count()) * 2 * 8 * 16;  // one tile per warp of the launch
+  uint64_t seed = 4100;
+  for (DType dt : {DType::F16, DType::BF16})
+    for (const auto& [N, K] : std::vector<std::pair<int64_t, int64_t>>{
+             {1000, 2048}, {wave_rows + 5 * 16 + 7, 192}, {wave_rows + 3, 203}, {40, 640}}) {
+      TestWeight tw = random_dense(N, K, dt, seed++);
+      auto wc = p.cpu->upload_linear(tw.hw);
+      auto wg = p.gpu->upload_linear(tw.hw);
+      const std::string name = "[" + std::to_string(N) + ", " + std::to_string(K) + "] " + std::string(dtype_name(dt));
+      for (int64_t M : {1, 3, 4, 5, 8, 9})
+        for (int acc = 0; acc < 2; ++acc) {
+          Rng r(seed++);
+          const auto lc = p.linear_case(r, *wc, M, K, N, acc != 0);
+          std::vector<float> got[2];
+          for (int on = 0; on < 2; ++on) {
+            f.dense_persist = on != 0;
+            p.gpu->set_max_splits(on ? 0 : 1);  // off: the staged dense loop over the whole K, for the bits
+            const int64_t before = p.gpu->dense_persist_launches();
+            p.run_linear(lc, *wg, acc != 0);
+            EXPECT_EQ(p.gpu->dense_persist_launches() - before, on && M <= 8 && N >= wave_rows ? 1 : 0)
+                << name << " M=" << M;
+            EXPECT_LT(p.err(lc.y), dt == DType::F16 ? kF16 : kSplit) << name << " M=" << M << " on " << on;
+            got[on] = p.get_gpu(lc.y.g);
+          }
+          if (M <= 8 && N >= wave_rows) EXPECT_EQ(got[0], got[1]) << name << " M=" << M << " acc " << acc;
+        }
+      p.gpu->set_max_splits(0);
+      // After a pending rmsnorm: computed while staging, as the staged loop does.
+      for (int64_t M : {1, 4}) {
+        Rng r(seed++);
+        auto x = p.act(r.vec(size_t(M * K), -3, 3), M, K);
+        auto h = p.act(std::vector<float>(size_t(M * K)), M, K);
+        auto y = p.act(std::vector<float>(size_t(M * N)), M, N);
+        const std::vector<float> wv = r.vec(size_t(K));
+        DeviceVector nc{p.cpu_buf(wv), K}, ng{p.gpu_buf(wv), K};
+        p.poison(y.g);
+        p.cpu->rmsnorm(x.c, nc, 1e-5f, h.c);
+        p.cpu->linear(h.c, *wc, y.c, false, false);
+        f.dense_persist = true;
+        const int64_t before = p.gpu->dense_persist_launches();
+        p.gpu->rmsnorm(x.g, ng, 1e-5f, h.g);
+        p.gpu->linear(h.g, *wg, y.g, false, false);
+        EXPECT_EQ(p.gpu->dense_persist_launches() - before, N >= wave_rows ? 1 : 0) << name << " norm M=" << M;
+        EXPECT_LT(p.err(y), dt == DType::F16 ? kF16 : kSplit) << name << " after the norm, M=" << M;
+      }
+    }
+  f.dense_persist = true;
+}
+
 // The whole-K launch (FastPaths::whole_k and whole_k_pair, gemv_whole_k.cu): 1..16 rows of a plain MMFP4 linear
 // whose tiles give each SM 8..15 of them. With the SM count it assumes lowered (set_whole_k_sms), small weights take
 // it: 8, 12 and 13 tiles per block, last blocks with fewer tiles (1000 rows: 63 tiles, the last one half used), K of

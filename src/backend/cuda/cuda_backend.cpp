@@ -149,7 +149,8 @@ CudaBackend::CudaBackend(int device) : device_(device) {
             fast_.moe_router = fast_.mla_fuse = fast_.gemv_wide = fast_.wgmma = fast_.norm_blas =
                 fast_.gemv_pair = fast_.gemv_kwarps = fast_.moe_sum = fast_.gemv_one = fast_.token_norm =
                     fast_.token_router = fast_.attn_expand = fast_.dense_tiles = fast_.whole_k =
-                        fast_.whole_k_pair = fast_.stage_batch = fast_.shared_early = false;
+                        fast_.whole_k_pair = fast_.stage_batch = fast_.shared_early =
+                            fast_.dense_persist = false;
   flag("MMFP4_CUDA_FAST_MLAFUSE", fast_.mla_fuse);
   flag("MMFP4_CUDA_FAST_MOEDIRECT", fast_.moe_direct);
   flag("MMFP4_CUDA_FAST_MOESUM", fast_.moe_sum);
@@ -169,6 +170,7 @@ CudaBackend::CudaBackend(int device) : device_(device) {
   flag("MMFP4_CUDA_FAST_WHOLEKPAIR", fast_.whole_k_pair);
   flag("MMFP4_CUDA_FAST_STAGEBATCH", fast_.stage_batch);
   flag("MMFP4_CUDA_FAST_SHAREDEARLY", fast_.shared_early);
+  flag("MMFP4_CUDA_FAST_DENSEPERSIST", fast_.dense_persist);
   flag("MMFP4_CUDA_FAST_ATTNSTAGE", fast_.attn_stage);
   flag("MMFP4_CUDA_FAST_BLAS", fast_.blas);
   flag("MMFP4_CUDA_FAST_MLAPREP", fast_.mla_prep);
@@ -204,7 +206,7 @@ CudaBackend::CudaBackend(int device) : device_(device) {
                " token_norm ", fast_.token_norm, " token_router ", fast_.token_router, " attn_expand ",
                fast_.attn_expand, " dense_tiles ", fast_.dense_tiles, " whole_k ", fast_.whole_k && bulk_copy_ok_,
                " whole_k_pair ", fast_.whole_k_pair && bulk_copy_ok_, " stage_batch ", fast_.stage_batch,
-               " shared_early ", fast_.shared_early);
+               " shared_early ", fast_.shared_early, " dense_persist ", fast_.dense_persist);
 }
 
 // Programmatic dependent launch must work in captured graphs (the decode steps are graphs): record y += x, y += y,
@@ -930,8 +932,17 @@ void CudaBackend::launch_mma(GemmArgs& a, int rows, const PrepArgs& pa, bool fus
     for (int tpb = 1; tpb <= 4 && a.kslices == 1; tpb *= 2)
       if (ceil_div(gw.n_tiles, tpb) * a.grid_tiles <= wave) a.kslices = 8 / tpb;
   }
+  // One token tile of a 16-bit dense weight with a tile for every warp of the persistent launch (FastPaths::
+  // dense_persist, gemv_dense.cu; the lm_head at decode): no K split, the launch spreads the tiles over its warps.
+  const bool persist = fast_.dense_persist && gw.kind != WKind::Fp4 && staged && a.nt == 1 && a.grid_tiles == 1 &&
+                       !a.tiles.tiles && !a.heads && !routing &&
+                       gw.n_tiles >= int64_t(dense_token_blocks_max(sms_)) * 8 &&
+                       staged_bytes(srows, gw.k_chunks * 64 + 32, pa.xb_lo != nullptr) <= kStageMaxBytes;
   SplitK k;
-  if (a.kslices > 1) {
+  if (persist) {
+    k.splits = 1;
+    k.cps = gw.k_chunks;
+  } else if (a.kslices > 1) {
     k.splits = 1;
     k.cps = gw.k_chunks;
     a.slice_chunks = int(round_up(ceil_div(gw.k_chunks, a.kslices), 2));  // whole chunk pairs (one scale each)
@@ -974,6 +985,15 @@ void CudaBackend::launch_mma(GemmArgs& a, int rows, const PrepArgs& pa, bool fus
     route_req_ = RouteArgs{};
   }
   if (!a.stage) launch_prepare_activations(pa, stream_);
+  // One token tile of a 16-bit dense weight (the lm_head at decode) on persistent blocks (FastPaths::dense_persist,
+  // gemv_dense.cu): the activations staged once per block instead of once per 128 rows, the first loads before the
+  // wait, no part-full last wave; the same bits.
+  if (persist && dense_token_ok(a)) {
+    a.persist_blocks = dense_token_blocks(a, sms_);
+    launch_dense_token(a, stream_);
+    ++dense_persist_launches_;
+    return;
+  }
   launch_gemm_mma(a, stream_);
   gemv_wide_launches_ += a.wide && gemm_mma_raw_ok(a);
   gemv_pair_launches_ += a.pair;

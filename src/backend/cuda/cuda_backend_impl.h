@@ -75,6 +75,7 @@ struct FastPaths {
   bool whole_k = true;  // MMFP4_CUDA_FAST_WHOLEK: 5..16-row MMFP4 linears of >= 8 tiles per SM, a block per SM (gemv_whole_k.cu)
   bool whole_k_pair = true;  // MMFP4_CUDA_FAST_WHOLEKPAIR: the same launch for 1..4 rows, staged in the block and paired
   bool stage_batch = true;  // MMFP4_CUDA_FAST_STAGEBATCH: its staged rows loaded by all its threads, in batches
+  bool dense_persist = true;  // MMFP4_CUDA_FAST_DENSEPERSIST: one token tile of a 16-bit weight on persistent blocks
   bool shared_early = true;  // MMFP4_CUDA_FAST_SHAREDEARLY: one token's shared expert loaded before the routing ends
   bool prefill_bf16 = false;  // MMFP4_CUDA_PREFILL_BF16=1: tiled GEMMs of >= 128 rows take one bf16 activation (no lo)
 };
@@ -172,6 +173,7 @@ class CudaBackend final : public Backend {
   // Test hook: MoE steps that ran as direct one-row tiles without the plan (FastPaths::moe_direct).
   int64_t moe_direct_calls() const { return moe_direct_calls_; }
   int64_t shared_early_calls() const { return shared_early_calls_; }
+  int64_t dense_persist_launches() const { return dense_persist_launches_; }
   // Test hook: direct MoE steps whose down projection and combine ran as one launch (FastPaths::moe_sum).
   int64_t moe_sum_calls() const { return moe_sum_calls_; }
   // Test hook: one-token linears that ran a 16-warp block per tile over the whole K (FastPaths::gemv_one).
@@ -328,7 +330,7 @@ class CudaBackend final : public Backend {
   int64_t wg_two_tile_bytes_ = kWgTwoTileBytes;  // set_wgmma_two_tile_bytes
   int attn_min_keys_ = 16;            // keys per attention split at least (attention_split)
   FastPaths fast_;
-  int64_t moe_direct_calls_ = 0, shared_early_calls_ = 0;
+  int64_t moe_direct_calls_ = 0, shared_early_calls_ = 0, dense_persist_launches_ = 0;
   int64_t moe_sum_calls_ = 0;
   int64_t gemv_one_launches_ = 0;
   int64_t token_norm_launches_ = 0;

@@ -24,6 +24,7 @@
 
 #include "backend/cuda/activations.cuh"
 #include "backend/cuda/check.h"
+#include "backend/cuda/dense_fragment.cuh"
 #include "backend/cuda/moe_route.cuh"
 #include "backend/cuda/stage_activations.cuh"
 #include "core/env.h"
@@ -34,28 +35,6 @@ namespace {
 
 constexpr int kWarps = 8;
 constexpr int kBlockRows = 16 * kWarps;
-
-// 16 bytes (8 elements) of a dense row from column k0, zero past column k (and not read there).
-__device__ __forceinline__ uint4 dense_load(const uint16_t* row, int k0, int k, bool vec_ok) {
-  if (vec_ok && k0 + 8 <= k) return ld_stream(reinterpret_cast<const uint4*>(row + k0));
-  uint16_t e[8];
-#pragma unroll
-  for (int i = 0; i < 8; ++i) e[i] = (k0 + i < k) ? row[k0 + i] : uint16_t(0);
-  uint4 v;
-  v.x = e[0] | uint32_t(e[1]) << 16;
-  v.y = e[2] | uint32_t(e[3]) << 16;
-  v.z = e[4] | uint32_t(e[5]) << 16;
-  v.w = e[6] | uint32_t(e[7]) << 16;
-  return v;
-}
-
-template <WKind KIND>
-__device__ __forceinline__ void mma(float (&d)[4], const uint32_t (&a)[4], uint32_t b0, uint32_t b1) {
-  if constexpr (KIND == WKind::F16)
-    mma_f16_16816(d, a, b0, b1);
-  else
-    mma_bf16_16816(d, a, b0, b1);
-}
 
 // Decode shapes are register-capped so that enough warps share an SM; the configurations measured best on the
 // H100 (docs/cuda.md; launch_nt below): MMFP4 with one token tile in batches of U = 8 loads per warp at 24 warps per
@@ -344,14 +323,7 @@ __global__ void __launch_bounds__(256, MINB) gemm_mma_kernel(GemmArgs p) {
       const bool vec_ok = (p.w.k % 8) == 0 && (reinterpret_cast<uintptr_t>(base) % 16) == 0;
       // Ring of U chunks in flight, as above (4 x 16 bytes per lane and chunk: rows g and g + 8, two halves).
       uint4 wq[U][4];
-      auto fetch = [&](int ch, uint4 (&d)[4]) {
-#pragma unroll
-        for (int b = 0; b < 2; ++b) {
-          const int k0 = ch * 64 + 32 * b + 8 * c;
-          d[2 * b] = dense_load(row_lo, k0, p.w.k, vec_ok);
-          d[2 * b + 1] = dense_load(row_hi, k0, p.w.k, vec_ok);
-        }
-      };
+      auto fetch = [&](int ch, uint4 (&d)[4]) { dense_fetch(row_lo, row_hi, ch, c, p.w.k, vec_ok, d); };
 #pragma unroll
       for (int i = 0; i < U; ++i)
         if (kc0 + i < kc1) fetch(kc0 + i, wq[i]);
@@ -367,20 +339,10 @@ __global__ void __launch_bounds__(256, MINB) gemm_mma_kernel(GemmArgs p) {
 #pragma unroll
           for (int b = 0; b < 2; ++b) {
             const int kb = 2 * ch + b;
-            const uint4 wl = w[2 * b], wh = w[2 * b + 1];
-            const uint32_t a0[4] = {wl.x, wh.x, wl.y, wh.y};
-            const uint32_t a1[4] = {wl.z, wh.z, wl.w, wh.w};
 #pragma unroll
-            for (int t = 0; t < NT; ++t) {
-              const uint4 xv = xfrag(t, kb, false);
-              mma<KIND>(acc[t], a0, xv.x, xv.y);
-              mma<KIND>(acc[t], a1, xv.z, xv.w);
-              if (split_x) {
-                const uint4 xl = xfrag(t, kb, true);
-                mma<KIND>(acc[t], a0, xl.x, xl.y);
-                mma<KIND>(acc[t], a1, xl.z, xl.w);
-              }
-            }
+            for (int t = 0; t < NT; ++t)
+              dense_step<KIND>(acc[t], w[2 * b], w[2 * b + 1], xfrag(t, kb, false),
+                               split_x ? xfrag(t, kb, true) : make_uint4(0u, 0u, 0u, 0u), split_x);
           }
         }
       }

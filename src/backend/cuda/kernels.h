@@ -164,6 +164,8 @@ struct GemmArgs {
   int whole_k_tiles = 0, whole_k_slots = 0, whole_k_early = 0;
   // The whole-K launch's staged rows loaded by all its threads in batches (FastPaths::stage_batch, stage_activations).
   bool stage_batch = false;
+  // One token tile of a 16-bit dense weight on persistent blocks (gemv_dense.cu, FastPaths::dense_persist): the grid.
+  int persist_blocks = 0;
   float* partial = nullptr;  // splits > 1: [grid_tiles][splits][8 * nt][row blocks * 128]
   int32_t* counters = nullptr;  // splits > 1: [grid_tiles][row blocks], zero between launches
 };
@@ -193,6 +195,13 @@ bool gemm_mma_raw_ok(const GemmArgs& a);
 int gemm_whole_k_tiles(const GemmWeight& w, int sms);
 bool gemm_whole_k_ok(const GemmArgs& a);
 void launch_gemm_whole_k(const GemmArgs& a, cudaStream_t s);
+
+// One token tile (<= 8 staged rows, one K split) of a 16-bit dense weight on persistent blocks (gemv_dense.cu):
+// dense_token_blocks blocks (2 per SM at most), the same bits as the staged dense loop of gemm_mma.
+bool dense_token_ok(const GemmArgs& a);
+int dense_token_blocks(const GemmArgs& a, int sms);
+inline int dense_token_blocks_max(int sms) { return 2 * sms; }  // the launch's blocks with a tile for every warp
+void launch_dense_token(const GemmArgs& a, cudaStream_t s);
 
 // The same product for MMFP4 weights and many tokens (gemm_tiled.cu): a block owns 128 weight rows x 8 * nt tokens
 // (nt = 8 or 16), K streamed through shared memory; plain linears or MoE tiles (not per-head). Its shared memory:
