@@ -117,6 +117,17 @@ int main(int argc, char** argv) {
         return 2;
       }
     }
+    for (auto& w : split(which)) {  // an unknown name is an error, not a silently shorter run
+      bool known = w == "all" || w == "big" || w == "glm";
+      for (const Shape& sh : kShapes) known = known || w == sh.name;
+      if (!known) {
+        std::string names;
+        for (const Shape& sh : kShapes) names += " " + sh.name;
+        std::fprintf(stderr, "%s: --shapes: unknown shape '%s' (groups: all big glm; shapes:%s)\n", argv[0], w.c_str(),
+                     names.c_str());
+        return 2;
+      }
+    }
     if (cuda_device_count() == 0) {
       std::printf("no CUDA GPU: %s\n", cuda_status_message().c_str());
       return 0;
@@ -170,10 +181,10 @@ int main(int argc, char** argv) {
     bool first = true;
 
     for (const Shape& sh : kShapes) {
-      bool take = which == "all" || (which == "big" && (sh.n * sh.k >= 40000000)) ||
-                  (which == "glm" && sh.name.rfind("glm", 0) == 0);
+      bool take = false;  // a group (all, big, glm) or a shape's name, each anywhere in the list
       for (auto& w : split(which))
-        if (w == sh.name) take = true;
+        take = take || w == "all" || (w == "big" && sh.n * sh.k >= 40000000) ||
+               (w == "glm" && sh.name.rfind("glm", 0) == 0) || w == sh.name;
       if (!take) continue;
       // One weight uploaded and repacked as at load; copies made on the device so that >= 300 MB rotate.
       HostWeight hw;
