@@ -1,7 +1,6 @@
 #include "model/model.h"
 
 #include <algorithm>
-#include <cstdlib>
 
 #include "core/env.h"
 #include "core/error.h"
@@ -11,10 +10,6 @@
 #include "model/rope_table.h"
 
 namespace mmfp4 {
-
-namespace {
-
-}  // namespace
 
 Model::Model(const std::string& dir, Backend& be, const ModelConfig& cfg, const ModelOptions& opt)
     : dir_(dir), be_(be), cfg_(cfg), opt_(opt) {}

@@ -88,12 +88,9 @@ int smem_bytes(const GemmArgs& a, int kw) {
   return staged_region(a) + scales_region(a) + red_region(a, kw) + a.whole_k_slots * (slot_bytes(a) + 16) + 16;
 }
 
-// A measurement knob (the environment variable `name`): a count in [lo, hi], `unset` without it.
-int env_count(const char* name, int lo, int hi, int unset) { return int(env_int(name, lo, hi).value_or(unset)); }
-
 // MMFP4_CUDA_WHOLEK_SLOTS=n caps the slots (measurement only; 0 or unset: slots_of's choice).
 int slots_cap() {
-  static const int v = env_count("MMFP4_CUDA_WHOLEK_SLOTS", 0, kMaxSlots, 0);
+  static const int v = int(env_int("MMFP4_CUDA_WHOLEK_SLOTS", 0, kMaxSlots).value_or(0));
   return v == 0 ? kMaxSlots : v;
 }
 
@@ -102,7 +99,7 @@ int slots_cap() {
 // early against all 6: M=1 9.9-10.1 against 10.1 us, M=2 10.7 against 10.9-11.1, M=4 11.5-11.6 against 12.3; 1 or 2
 // early: M=1 10.5-10.8). MMFP4_CUDA_WHOLEK_EARLY=n requests n (measurement only).
 int staged_early() {
-  static const int v = env_count("MMFP4_CUDA_WHOLEK_EARLY", 1, kMaxSlots, kStagedEarly);
+  static const int v = int(env_int("MMFP4_CUDA_WHOLEK_EARLY", 1, kMaxSlots).value_or(kStagedEarly));
   return v;
 }
 
@@ -116,7 +113,7 @@ bool codes_fit(const GemmArgs& a) { return int64_t(a.whole_k_tiles) * a.w.k_chun
 // H100 20480x2048 at M=1 11.9 -> 10.0 us with 6 slots), else 1 (28672x8192 at M=5..8: 49.4 us with two, 47.0 with one).
 // MMFP4_CUDA_WHOLEK_KW=1 or 2 forces it (measurement only).
 int kw_of(const GemmArgs& a) {
-  static const int forced = env_count("MMFP4_CUDA_WHOLEK_KW", 1, 2, 0);
+  static const int forced = int(env_int("MMFP4_CUDA_WHOLEK_KW", 1, 2).value_or(0));
   return forced ? forced : codes_fit(a) ? 2 : 1;
 }
 
