@@ -327,7 +327,8 @@ TEST(CudaOps, DenseOneTileOnPersistentBlocks) {
 
 // The whole-K launch (FastPaths::whole_k and whole_k_pair, gemv_whole_k.cu): 1..16 rows of a plain MMFP4 linear
 // whose tiles give each SM 8..15 of them. With the SM count it assumes lowered (set_whole_k_sms), small weights take
-// it: 8, 12 and 13 tiles per block, last blocks with fewer tiles (1000 rows: 63 tiles, the last one half used), K of
+// it: 8, 12 and 13 tiles per block (with two warps per tile the build for <= 10 tiles at 8, the one for <= 15 at 12
+// and 13), last blocks with fewer tiles (1000 rows: 63 tiles, the last one half used), K of
 // 2,048 (whole stages of 256 columns), 640 and 2,304 (a last stage of 2 chunks), groups of 128 and 256 columns (a
 // scale per chunk pair or per two), slots reused (8 and 9 stages in 6 slots) or not, 1..4 rows staged in the block
 // and paired (loaded by all threads in batches, FastPaths::stage_batch, or row by row), one and two prepared token

@@ -57,6 +57,7 @@ constexpr int kStageChunks = 4;                 // 64-column chunks per stage
 constexpr int kTileBytes = kStageChunks * 512;  // one tile's codes of a stage
 constexpr int kMinTiles = 8;                    // fewer consumer warps per SM: the staged loop (gemv_fp4.cu)
 constexpr int kMaxTiles = 15;                   // x KW + the producer: <= 31 warps (64 registers each at KW = 2)
+constexpr int kTightTiles = 10;                 // KW = 2 launches of <= 10 tiles: <= 21 warps (launch_nt)
 constexpr int kMaxSlots = 16;
 constexpr int kFitSlots = 6;                    // where the codes fit (slots_of)
 constexpr int kPreparedEarly = 3;               // stages requested before the wait with prepared activations
@@ -132,9 +133,10 @@ int slots_of(const GemmArgs& a) {
 }
 
 // NT n8 token tiles (1: up to 8 rows, 2: 9..16 rows); STAGED: 1..4 rows staged in the block, hi and lo paired; KW
-// consumer warps per tile, warp j + T i taking tile j's stages i, i + KW, ... (kw_of).
-template <int NT, bool STAGED, int KW>
-__global__ void __launch_bounds__(kWarp * (kMaxTiles * KW + 1), 1) gemm_whole_k_kernel(GemmArgs p) {
+// consumer warps per tile, warp j + T i taking tile j's stages i, i + KW, ... (kw_of); MAXT tiles per block at most
+// (the register budget: launch_nt).
+template <int NT, bool STAGED, int KW, int MAXT>
+__global__ void __launch_bounds__(kWarp * (MAXT * KW + 1), 1) gemm_whole_k_kernel(GemmArgs p) {
 #if (defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900) || defined(MMFP4_SIM)
   static_assert(!STAGED || NT == 1, "paired columns hold one token tile");
   MMFP4_DYN_SMEM(unsigned char, smem);
@@ -321,12 +323,25 @@ __global__ void __launch_bounds__(kWarp * (kMaxTiles * KW + 1), 1) gemm_whole_k_
 #endif
 }
 
-template <int NT, bool STAGED, int KW>
-void launch_nt(const GemmArgs& a, cudaStream_t s) {
-  smem_opt_in<gemm_whole_k_kernel<NT, STAGED, KW>>(kSmemBudget, "linear (whole K)");
+template <int NT, bool STAGED, int KW, int MAXT>
+void launch_max(const GemmArgs& a, cudaStream_t s) {
+  smem_opt_in<gemm_whole_k_kernel<NT, STAGED, KW, MAXT>>(kSmemBudget, "linear (whole K)");
   const int blocks = (a.w.n_tiles + a.whole_k_tiles - 1) / a.whole_k_tiles;
   MMFP4_LAUNCH(dim3(unsigned(blocks)), dim3(unsigned(kWarp * (a.whole_k_tiles * KW + 1))), size_t(smem_bytes(a, KW)),
-               s, gemm_whole_k_kernel<NT, STAGED, KW>)(a);
+               s, gemm_whole_k_kernel<NT, STAGED, KW, MAXT>)(a);
+}
+
+// The register budget follows the block's warps: at most 31 (15 tiles x 2 + the producer) allow 64 registers a
+// thread, where the 1..4-row launch spilled (32 bytes of stack); 21 (10 x 2 + 1: GLM's dense MLP) allow 96, where it
+// takes 80 and spills nothing. On the H100 20480x2048 at M=1 10.58-10.59 -> 10.13-10.31 us, M=2 10.68-10.70 ->
+// 10.22-10.34, M=4 11.69-11.72 -> 11.31-11.36, M=8 and 16 unchanged (bench/results/cuda-ab-session20-304f51a.txt,
+// part 2).
+template <int NT, bool STAGED, int KW>
+void launch_nt(const GemmArgs& a, cudaStream_t s) {
+  if constexpr (KW == 2) {
+    if (a.whole_k_tiles <= kTightTiles) return launch_max<NT, STAGED, KW, kTightTiles>(a, s);
+  }
+  launch_max<NT, STAGED, KW, kMaxTiles>(a, s);
 }
 
 }  // namespace
