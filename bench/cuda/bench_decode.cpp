@@ -9,7 +9,8 @@
 // `ncu --profile-from-start off --graph-profiling node` (the GPU time of every kernel of a graph-replayed step).
 // --repeat: the in-graph cost of ops (repeat_backend.h): for each SPEC the step graphs are recorded again with those
 // ops issued twice, and batch-1 decode is timed against the plain step (measured just before, same process); the
-// difference per extra launch is what one issue of the op adds to a replayed step.
+// difference per extra launch is what one issue of the op adds to a replayed step (ops a step issues after its graph,
+// as the greedy argmax, count as theirs: the extra issues of a run's decode steps outside the graph).
 //
 // Steps run through Model::forward_greedy, as an engine that samples on the device does: only the token ids come
 // back to the host (before the ninth session every step copied its logits back: ~4-5 ms per step at batch 64,
@@ -200,9 +201,15 @@ int main(int argc, char** argv) {
         rb.reset_extra();
         model->prepare_graphs(kv);
         per_step = rb.graphs() > 0 ? rb.extra() / rb.graphs() : 0;
+        // Issues outside the graph per decode step (the greedy argmax): a run's eager issues less its prefill's.
         run_batch(*model, kv, 1, prompt, 2, rng);  // warm
-        double best = 1e9;
-        for (int r = 0; r < 2; ++r) best = std::min(best, run_batch(*model, kv, 1, prompt, steps, rng).second);
+        rb.reset_extra();
+        run_batch(*model, kv, 1, prompt, 0, rng);  // the prefill's own
+        const int64_t prefill_eager = rb.eager();
+        rb.reset_extra();
+        double best = run_batch(*model, kv, 1, prompt, steps, rng).second;
+        per_step += steps > 0 ? (rb.eager() - prefill_eager) / steps : 0;
+        best = std::min(best, run_batch(*model, kv, 1, prompt, steps, rng).second);
         return best / steps;
       };
       std::stringstream ss(repeat);

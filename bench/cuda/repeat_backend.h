@@ -54,11 +54,13 @@ class RepeatBackend final : public Backend {
     }
   }
 
-  // Extra issues and graphs recorded since the last reset (every bucket's graph issues the same ops, so extra() /
-  // graphs() after Model::prepare_graphs is what the spec adds to one step).
+  // Extra issues inside recorded graphs and graphs recorded since the last reset (every bucket's graph issues the same
+  // ops, so extra() / graphs() after Model::prepare_graphs is what the spec adds to one step's graph), and extra
+  // issues outside graphs (eager(): ops a step issues after its graph, as the greedy argmax, and eager prefills).
   int64_t extra() const { return extra_; }
   int64_t graphs() const { return graphs_; }
-  void reset_extra() { extra_ = graphs_ = 0; }
+  int64_t eager() const { return eager_; }
+  void reset_extra() { extra_ = graphs_ = eager_ = 0; }
 
   std::string name() const override { return b_.name(); }
   bool is_cpu() const override { return b_.is_cpu(); }
@@ -85,7 +87,7 @@ class RepeatBackend final : public Backend {
     for (const auto& [text, c] : linears_)
       if (w.name.find(text) != std::string::npos) n = c;
     for (int i = 0; i <= n; ++i) b_.linear(x, w, out, acc, rotated);
-    extra_ += n;
+    count(n);
   }
   void hadamard(Act x, int block) override { rep("hadamard", [&] { b_.hadamard(x, block); }); }
   void rope(Act x, int64_t heads, int64_t hs, int64_t off, const RopeTable& t, const BatchMeta& m) override {
@@ -139,9 +141,13 @@ class RepeatBackend final : public Backend {
   bool supports_graphs() const override { return b_.supports_graphs(); }
   void begin_graph() override {
     ++graphs_;
+    capturing_ = true;
     b_.begin_graph();
   }
-  std::unique_ptr<StepGraph> end_graph() override { return b_.end_graph(); }
+  std::unique_ptr<StepGraph> end_graph() override {
+    capturing_ = false;
+    return b_.end_graph();
+  }
   void replay_graph(const StepGraph& g) override { b_.replay_graph(g); }
 
  private:
@@ -150,11 +156,13 @@ class RepeatBackend final : public Backend {
     const auto it = ops_.find(op);
     const int n = it == ops_.end() ? 0 : it->second;
     for (int i = 0; i <= n; ++i) f();
-    extra_ += n;
+    count(n);
   }
+  void count(int n) { (capturing_ ? extra_ : eager_) += n; }
 
   Backend& b_;
-  int64_t extra_ = 0, graphs_ = 0;
+  bool capturing_ = false;
+  int64_t extra_ = 0, graphs_ = 0, eager_ = 0;
   std::map<std::string, int> ops_;
   std::vector<std::pair<std::string, int>> linears_;
 };
