@@ -144,21 +144,7 @@ std::unique_ptr<Engine> Engine::open(const EngineOptions& opt) {
   I.logits.resize(size_t(mo.max_tokens * I.model->vocab_size()));
   I.stats.kv_blocks_total = blocks;
 
-  if (opt.warmup) {
-    // One prefill and one decode step through the whole model: every weight page, kernel and buffer is touched
-    // before the first request.
-    SeqCache sc;
-    sc.reserve(*I.kv, 2);
-    Batch b;
-    b.seqs.push_back(&sc);
-    b.add(0, 0, 0, true);
-    I.model->forward(b, *I.kv, I.logits.data());
-    Batch d;
-    d.seqs.push_back(&sc);
-    d.add(0, 1, 0, true);
-    I.model->forward(d, *I.kv, I.logits.data());
-    sc.clear(*I.kv);
-  }
+  if (opt.warmup) I.model->warm_up(*I.kv);  // every weight page, kernel and buffer touched before the first request
   I.thread = std::thread([&I] { I.loop(); });
   return e;
 }

@@ -271,6 +271,34 @@ StepGraph& Model::graph_for(const BatchMeta& m, KVCache& kv) {
   return *g;
 }
 
+void Model::warm_up(KVCache& kv) {
+  std::vector<float> logits(static_cast<size_t>(vocab_size()));
+  {
+    SeqCache sc;
+    if (!sc.reserve(kv, 2)) fail("warm-up: the KV cache has no room for 2 tokens");
+    Batch b;
+    b.seqs.push_back(&sc);
+    b.add(0, 0, 0, true);
+    forward(b, kv, logits.data());
+    Batch d;
+    d.seqs.push_back(&sc);
+    d.add(0, 1, 0, true);
+    forward(d, kv, logits.data());
+    sc.clear(kv);
+  }
+  // H100, full-size GLM-4.7-Flash: without this the first 2,048-token prefill after load took 1.03-1.17x the steady
+  // time (cuBLAS loading its kernels; docs/cuda.md, twentieth session).
+  const int64_t n = std::min(opt_.max_tokens, max_context_);
+  if (be_.is_cpu() || n <= 2) return;
+  SeqCache sc;
+  if (!sc.reserve(kv, n)) return;  // a cache smaller than one step: its requests cannot run such a step either
+  Batch b;
+  b.seqs.push_back(&sc);
+  for (int64_t p = 0; p < n; ++p) b.add(int32_t(p * 7919 % vocab_size()), int32_t(p), 0, p + 1 == n);  // varied ids
+  forward(b, kv, logits.data());
+  sc.clear(kv);
+}
+
 void Model::prepare_graphs(KVCache& kv) {
   if (!be_.supports_graphs() || opt_.graph_max_tokens <= 0) return;
   const int64_t Tmax = opt_.max_tokens, cap = (max_context_ + opt_.kv_block_size - 1) / opt_.kv_block_size;

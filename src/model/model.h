@@ -75,6 +75,11 @@ class Model {
   // Records the step graph of every bucket for cache `kv` now (load-time warm-up), so no request pays for it.
   // Without it, a bucket's graph is recorded the first time a step of that size runs. No-op on the CPU.
   void prepare_graphs(KVCache& kv);
+  // Load-time warm-up (after prepare_graphs): one prefill and one decode step through the whole model, so that every
+  // weight page, kernel and buffer is touched before the first request; on a GPU also one prefill of the largest
+  // step (max_tokens, within the context), whose products take other kernels (cuBLAS, loaded on first use). Leaves
+  // `kv` as it found it.
+  void warm_up(KVCache& kv);
   // Drops the recorded step graphs (the next step of each bucket records again): for measurement tools that change
   // what the backend issues between recordings.
   void clear_graphs() { graphs_.clear(); }

@@ -28,6 +28,7 @@ namespace {
 
 using mmfp4::testing::check_batch_equals_singles;
 using mmfp4::testing::check_prefill_equals_decode;
+using mmfp4::testing::check_warm_up_changes_nothing;
 using mmfp4::testing::decode_logits;
 using mmfp4::testing::folder_param_name;
 using mmfp4::testing::greedy;
@@ -169,6 +170,10 @@ TEST_P(CudaInvariants, BatchEqualsSingles) {
   check_batch_equals_singles(m_, kInvTol, &worst);  // the decode step of four: a graph bucket of 4
   std::printf("  %s: batch vs singles worst %.3g\n", GetParam().c_str(), worst);
 }
+
+// The load-time warm-up, which on a GPU also runs one prefill of max_tokens (128 here: the cuBLAS products), gives
+// every block back and changes no result.
+TEST_P(CudaInvariants, WarmUpLeavesTheCacheAndTheResults) { check_warm_up_changes_nothing(m_); }
 
 TEST_P(CudaInvariants, RepeatedRunsAreIdentical) {
   const auto ids = random_ids(m_.vocab(), 17, 7);

@@ -132,6 +132,17 @@ void check_prefill_equals_decode(Loaded& m, size_t n, double tol, double* worst)
   }
 }
 
+void check_warm_up_changes_nothing(Loaded& m) {
+  const auto ids = random_ids(m.vocab(), 17, 9);
+  const auto before = prefill_logits(m, ids);
+  const int64_t free = m.kv->free_blocks();
+  m.model->warm_up(*m.kv);
+  EXPECT_EQ(m.kv->free_blocks(), free);
+  const auto after = prefill_logits(m, ids);
+  ASSERT_EQ(before.size(), after.size());
+  EXPECT_EQ(0, std::memcmp(before.data(), after.data(), before.size() * sizeof(float)));
+}
+
 void check_batch_equals_singles(Loaded& m, double tol, double* worst) {
   const int64_t V = m.vocab();
   const std::vector<std::vector<int32_t>> prompts = {random_ids(V, 7, 3), random_ids(V, 1, 4), random_ids(V, 23, 5),

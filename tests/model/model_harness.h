@@ -54,6 +54,9 @@ void check_prefill_equals_decode(Loaded& m, size_t n, double tol, double* worst)
 // Four prompts of different lengths, interleaved in one batch, equal each prompt alone; then one decode step of all
 // four together equals each alone.
 void check_batch_equals_singles(Loaded& m, double tol, double* worst);
+// The load-time warm-up (Model::warm_up, run by the engine and `mmfp4 bench`) gives every KV block back and changes
+// no result: a prompt's logits after it are the bits of those before it.
+void check_warm_up_changes_nothing(Loaded& m);
 
 // A gtest parameter name from a folder path ("fixtures/parity/llama3" -> "fixtures_parity_llama3").
 std::string folder_param_name(const ::testing::TestParamInfo<std::string>& info);

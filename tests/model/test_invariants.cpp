@@ -43,6 +43,8 @@ TEST_P(Invariants, RepeatedRunsAreIdentical) {
   EXPECT_EQ(0, std::memcmp(a.data(), b.data(), a.size() * sizeof(float)));
 }
 
+TEST_P(Invariants, WarmUpLeavesTheCacheAndTheResults) { check_warm_up_changes_nothing(m_); }
+
 INSTANTIATE_TEST_SUITE_P(Models, Invariants,
                          ::testing::Values("fixtures/parity/llama3", "fixtures/parity-mmfp4/qwen3-moe",
                                            "fixtures/parity/deepseek-v3", "fixtures/parity-mmfp4/glm4-moe-lite",

@@ -243,6 +243,7 @@ int run_bench(const std::vector<std::string>& argv) {
   const int64_t blocks_per_seq = (mo.max_context + mo.kv_block_size - 1) / mo.kv_block_size;
   KVCache kv(*be, cfg, blocks_per_seq * std::max<int64_t>(max_b, 1) + 2, mo.kv_block_size);
   model->prepare_graphs(kv);  // as the engine does: decode graphs are recorded at load, never on first use
+  model->warm_up(kv);         // and its load-time warm-up, before the first runs below
   const WeightCensus census = weight_census(dir, cfg);
   MemBandwidth bw;
   double dev_gbs = 0;  // a GPU's own memory (the ceiling of its decode); the host's for the CPU backend
