@@ -286,8 +286,8 @@ void Model::warm_up(KVCache& kv) {
     forward(d, kv, logits.data());
     sc.clear(kv);
   }
-  // H100, full-size GLM-4.7-Flash: without this the first 2,048-token prefill after load took 1.03-1.17x the steady
-  // time (cuBLAS loading its kernels; docs/cuda.md, twentieth session).
+  // H100, full-size GLM-4.7-Flash, page cache dropped: the first 2,048-token prefill after load took 1.03-1.04x the
+  // steady time without this step, 1.00-1.01x with it (docs/cuda.md, twentieth session).
   const int64_t n = std::min(opt_.max_tokens, max_context_);
   if (be_.is_cpu() || n <= 2) return;
   SeqCache sc;
