@@ -253,7 +253,7 @@ TEST(CudaOps, DenseTilesMatchTheCpu) {
               const int64_t taken = p.gpu->dense_tile_launches() - before;
               launches += taken;
               const bool first = on && (M <= 48 ? K > 1024 : M > 64);  // (M = 100: two 64-row tiles, not staged)
-              if (cap == 1) EXPECT_EQ(taken, first ? 1 : 0) << "[1000, " << K << "] M=" << M;
+              if (cap == 1) { EXPECT_EQ(taken, first ? 1 : 0) << "[1000, " << K << "] M=" << M; }
               EXPECT_LT(p.err(lc.y), dt == DType::F16 ? kF16 : kSplit)
                   << "[1000, " << K << "] " << dtype_name(dt) << " M=" << M << " on " << on << " cap " << cap;
             }
@@ -300,7 +300,7 @@ TEST(CudaOps, DenseOneTileOnPersistentBlocks) {
             EXPECT_LT(p.err(lc.y), dt == DType::F16 ? kF16 : kSplit) << name << " M=" << M << " on " << on;
             got[on] = p.get_gpu(lc.y.g);
           }
-          if (M <= 8 && N >= wave_rows) EXPECT_EQ(got[0], got[1]) << name << " M=" << M << " acc " << acc;
+          if (M <= 8 && N >= wave_rows) { EXPECT_EQ(got[0], got[1]) << name << " M=" << M << " acc " << acc; }
         }
       p.gpu->set_max_splits(0);
       // After a pending rmsnorm: computed while staging, as the staged loop does.
@@ -472,7 +472,7 @@ TEST(CudaOps, KSlicedDecodeGemvMatchesTheCpu) {
         const auto sliced = off_then_on(p, lc, *wg, acc != 0, f.gemv_kwarps,
                                         [&] { return p.gpu->gemv_kwarps_launches(); }, M, sh.n, name);
         EXPECT_EQ(sliced[0], 0) << name << " M=" << M;
-        if (sh.n <= 1000) EXPECT_EQ(sliced[1], 1) << name << " M=" << M;  // few tiles: one wave on any GPU
+        if (sh.n <= 1000) { EXPECT_EQ(sliced[1], 1) << name << " M=" << M; }  // few tiles: one wave on any GPU
       }
   }
   ExpandV(p, 43).off_then_on(p, seed, {1, 3, 8}, f.gemv_kwarps, [&] { return p.gpu->gemv_kwarps_launches(); },
@@ -508,8 +508,8 @@ TEST(CudaOps, OneTokenGemvMatchesTheCpu) {
         const auto taken = off_then_on(p, lc, *wg, acc != 0, f.gemv_one, [&] { return p.gpu->gemv_one_launches(); },
                                        M, sh.n, name);
         EXPECT_EQ(taken[0], 0) << name << " M=" << M;
-        if (M > 1 || sh.k > 8192) EXPECT_EQ(taken[1], 0) << name << " M=" << M;
-        if (M == 1 && sh.k <= 8192 && sh.n <= 1000) EXPECT_EQ(taken[1], 1) << name;  // few tiles on any GPU
+        if (M > 1 || sh.k > 8192) { EXPECT_EQ(taken[1], 0) << name << " M=" << M; }
+        if (M == 1 && sh.k <= 8192 && sh.n <= 1000) { EXPECT_EQ(taken[1], 1) << name; }  // few tiles on any GPU
       }
   }
   f.gemv_one = true;
@@ -1347,7 +1347,7 @@ TEST(CudaOps, MoeRouteThenExperts) {
       f.moe_sum = true;
       const int64_t sums = p.gpu->moe_sum_calls();
       run(summed);
-      if (f.raw_gemv && f.prep && f.dequant) EXPECT_EQ(p.gpu->moe_sum_calls() - sums, 1);
+      if (f.raw_gemv && f.prep && f.dequant) { EXPECT_EQ(p.gpu->moe_sum_calls() - sums, 1); }
       f.gemv_pair = pair;
       f.gemv_kwarps = kwarps;
       f.moe_sum = sum;
@@ -1447,7 +1447,7 @@ TEST(CudaOps, MoeDownAndCombineInOneLaunch) {
     p.cpu->moe_experts(x.c, ids.data(), w.data(), c.K, *ec, out.c);
     const std::vector<float> want(out.c.data, out.c.data + c.H);
     const bool taken = p.gpu->moe_sum_calls() - calls == 1;  // not under MMFP4_CUDA_FAST=0 (no direct step)
-    if (f.moe_direct && f.moe && f.raw_gemv && f.prep && f.dequant) EXPECT_TRUE(taken) << c.name;
+    if (f.moe_direct && f.moe && f.raw_gemv && f.prep && f.dequant) { EXPECT_TRUE(taken) << c.name; }
     EXPECT_LT(row_rel_err(fused, want, 1, c.H), kSplit) << c.name;
     EXPECT_LT(row_rel_err(fused, separate, 1, c.H), 1e-5) << c.name;
     for (float v : fused) ASSERT_TRUE(std::isfinite(v)) << c.name;
