@@ -17,8 +17,8 @@
 // 64-column chunks with U loads in flight. Splitting K across blocks (grid.z) fills the 132 SMs when N is small;
 // the last block of a row block to finish (an atomic counter) adds the splits' partial sums in split order, so
 // results do not depend on timing (repeated runs are bit-identical). Decode launches that fit one wave split K
-// across the warps of a block instead (GemmArgs::kslices: 2, 4 or 8 warps per 16-row tile), summed in shared
-// memory in slice order; token tiles of <= 4 rows take each token's hi and lo halves in neighbouring mma columns
+// across the warps of a block instead (GemmArgs::kslices: 2, 4 or 8 warps per 16-row tile; one or two token tiles
+// staged over all of K), summed in shared memory in slice order; token tiles of <= 4 rows take each token's hi and lo halves in neighbouring mma columns
 // (GemmArgs::pair).
 #include <cstdlib>
 
@@ -41,8 +41,8 @@ constexpr int kBlockRows = 16 * kWarps;
 // SM (80 registers; MoE tiles: U = 4 at 32 warps), two token tiles U = 2 pipelined at 24 warps; the 16-bit dense
 // stream with its ring of loads at 16 warps per SM (128 registers).
 // A warp's share of a launch: weight tile nt, chunks [kc0, kc1) of the block's range [kb0, kb1) (the K split
-// blockIdx.z). SLICED (the raw loop of one token tile, the only one that adds K slices): its slice of the tile
-// (GemmArgs::kslices) too; else each warp has a tile of its own over the block's range.
+// blockIdx.z). SLICED (the raw loop of one or two token tiles, the only one that adds K slices): its slice of the
+// tile (GemmArgs::kslices) too; else each warp has a tile of its own over the block's range.
 struct WarpWork {
   int nt, kc0, kc1, kb0, kb1;
 };
@@ -96,7 +96,7 @@ __global__ void __launch_bounds__(256, MINB) gemm_mma_kernel(GemmArgs p) {
     pre_expert = e;
   };
   if constexpr (STAGE && KIND == WKind::Fp4) {
-    const WarpWork w = warp_work<RAW && NT == 1>(p, int(threadIdx.x) / kWarp);
+    const WarpWork w = warp_work<RAW>(p, int(threadIdx.x) / kWarp);
     if (w.nt < p.w.n_tiles) {
       if (!p.tiles.tiles && !p.heads)
         load_first(w, 0);
@@ -134,7 +134,7 @@ __global__ void __launch_bounds__(256, MINB) gemm_mma_kernel(GemmArgs p) {
   }
   if (!p.heads) out0 = row0;
   const int rb = tmaj ? blockIdx.y : blockIdx.x, split = blockIdx.z;
-  const WarpWork ww = warp_work<RAW && NT == 1>(p, warp, rb);
+  const WarpWork ww = warp_work<RAW>(p, warp, rb);
   const int nt = ww.nt, kc0 = ww.kc0, kc1 = ww.kc1;
 
   float acc[NT][4];
@@ -352,23 +352,26 @@ __global__ void __launch_bounds__(256, MINB) gemm_mma_kernel(GemmArgs p) {
   // Epilogue. This lane holds D[row g (+8)][token 8t + 2c (+1)]; paired, token c in D[g (+8)][2c] only.
   const int n_lo = nt * 16 + g, n_hi = n_lo + 8;
   auto token_of = [&](int t, int i) { return PAIR ? ((i & 1) ? TM : c) : 8 * t + 2 * c + (i & 1); };
-  // K slices (GemmArgs::kslices; the raw loop of one token tile, one K split): slice 0 of each tile adds the other
-  // slices' sums in slice order and stores; the others store nothing.
+  // K slices (GemmArgs::kslices; the raw loop, one K split): slice 0 of each tile adds the other slices' sums in
+  // slice order and stores; the others store nothing.
   bool store = true;
-  if constexpr (RAW && NT == 1) {
+  if constexpr (RAW) {
     if (p.kslices > 1) {
-      __shared__ float4 red[kWarps][kWarp];
-      red[warp][lane] = make_float4(acc[0][0], acc[0][1], acc[0][2], acc[0][3]);
+      __shared__ float4 red[kWarps][NT][kWarp];
+#pragma unroll
+      for (int t = 0; t < NT; ++t) red[warp][t][lane] = make_float4(acc[t][0], acc[t][1], acc[t][2], acc[t][3]);
       __syncthreads();
       store = warp % p.kslices == 0;
       if (store)
-        for (int s = 1; s < p.kslices; ++s) {
-          const float4 o = red[warp + s][lane];
-          acc[0][0] += o.x;
-          acc[0][1] += o.y;
-          acc[0][2] += o.z;
-          acc[0][3] += o.w;
-        }
+        for (int s = 1; s < p.kslices; ++s)
+#pragma unroll
+          for (int t = 0; t < NT; ++t) {
+            const float4 o = red[warp + s][t][lane];
+            acc[t][0] += o.x;
+            acc[t][1] += o.y;
+            acc[t][2] += o.z;
+            acc[t][3] += o.w;
+          }
     }
   }
   // The router's launch (GemmArgs::route; one row block): once the block has stored all logits of its token rows,
@@ -422,7 +425,10 @@ void launch_cfg(const GemmArgs& a, cudaStream_t s) {
   if constexpr (NT <= 2) {
     if (a.stage) {
       const size_t smem = size_t(staged_bytes(a.stage_rows, a.stage_stride, a.prep.xb_lo != nullptr));
-      if (smem > (48 << 10))  // staging above 48 KB: up to kStageMaxBytes
+      // Static shared memory beside it: the K slices' sums (the raw loop) and <= 1 KB of the staging's and the
+      // split's words. Dynamic + static above 48 KB: opt in (up to kStageMaxBytes of staging).
+      constexpr size_t kStatic = (RAW ? kWarps * NT * kWarp * 16 : 0) + 1024;
+      if (smem + kStatic > (48 << 10))
         smem_opt_in<gemm_mma_kernel<KIND, NT, U, true, LAYOUT, MINB, PIPE, RAW, PAIR>>(int(kStageMaxBytes),
                                                                                       "linear (staged activations)");
       MMFP4_LAUNCH(grid, kWarps * kWarp, smem, s, gemm_mma_kernel<KIND, NT, U, true, LAYOUT, MINB, PIPE, RAW, PAIR>)(a);
