@@ -18,8 +18,8 @@
 // the last block of a row block to finish (an atomic counter) adds the splits' partial sums in split order, so
 // results do not depend on timing (repeated runs are bit-identical). Decode launches that fit one wave split K
 // across the warps of a block instead (GemmArgs::kslices: 2, 4 or 8 warps per 16-row tile; one or two token tiles
-// staged over all of K), summed in shared memory in slice order; token tiles of <= 4 rows take each token's hi and lo halves in neighbouring mma columns
-// (GemmArgs::pair).
+// staged over all of K), summed in shared memory in slice order; token tiles of <= 4 rows take each token's hi and
+// lo halves in neighbouring mma columns (GemmArgs::pair).
 #include <cstdlib>
 
 #include "backend/cuda/activations.cuh"
@@ -353,20 +353,39 @@ __global__ void __launch_bounds__(256, MINB) gemm_mma_kernel(GemmArgs p) {
   const int n_lo = nt * 16 + g, n_hi = n_lo + 8;
   auto token_of = [&](int t, int i) { return PAIR ? ((i & 1) ? TM : c) : 8 * t + 2 * c + (i & 1); };
   // K slices (GemmArgs::kslices; the raw loop, one K split): slice 0 of each tile adds the other slices' sums in
-  // slice order and stores; the others store nothing.
+  // slice order and stores; the others store nothing. The sums meet in shared memory, [warp][NT][lane] float4s: one
+  // token tile in a static array, two in the staged rows' memory once every warp is done with the rows (the launch
+  // sizes it for both; 8 KB of static memory would sit beside every two-tile launch's staging, K-split or not).
   bool store = true;
-  if constexpr (RAW) {
+  if constexpr (RAW && NT == 1) {
     if (p.kslices > 1) {
-      __shared__ float4 red[kWarps][NT][kWarp];
+      __shared__ float4 red[kWarps][kWarp];
+      red[warp][lane] = make_float4(acc[0][0], acc[0][1], acc[0][2], acc[0][3]);
+      __syncthreads();
+      store = warp % p.kslices == 0;
+      if (store)
+        for (int s = 1; s < p.kslices; ++s) {
+          const float4 o = red[warp + s][lane];
+          acc[0][0] += o.x;
+          acc[0][1] += o.y;
+          acc[0][2] += o.z;
+          acc[0][3] += o.w;
+        }
+    }
+  } else if constexpr (RAW) {
+    if (p.kslices > 1) {
+      float4* red = reinterpret_cast<float4*>(staged);
+      __syncthreads();
 #pragma unroll
-      for (int t = 0; t < NT; ++t) red[warp][t][lane] = make_float4(acc[t][0], acc[t][1], acc[t][2], acc[t][3]);
+      for (int t = 0; t < NT; ++t)
+        red[(warp * NT + t) * kWarp + lane] = make_float4(acc[t][0], acc[t][1], acc[t][2], acc[t][3]);
       __syncthreads();
       store = warp % p.kslices == 0;
       if (store)
         for (int s = 1; s < p.kslices; ++s)
 #pragma unroll
           for (int t = 0; t < NT; ++t) {
-            const float4 o = red[warp + s][t][lane];
+            const float4 o = red[((warp + s) * NT + t) * kWarp + lane];
             acc[t][0] += o.x;
             acc[t][1] += o.y;
             acc[t][2] += o.z;
@@ -424,10 +443,12 @@ void launch_cfg(const GemmArgs& a, cudaStream_t s) {
   const dim3 grid((a.w.n_tiles + tpb - 1) / tpb, a.grid_tiles, a.splits);
   if constexpr (NT <= 2) {
     if (a.stage) {
-      const size_t smem = size_t(staged_bytes(a.stage_rows, a.stage_stride, a.prep.xb_lo != nullptr));
-      // Static shared memory beside it: the K slices' sums (the raw loop) and <= 1 KB of the staging's and the
-      // split's words. Dynamic + static above 48 KB: opt in (up to kStageMaxBytes of staging).
-      constexpr size_t kStatic = (RAW ? kWarps * NT * kWarp * 16 : 0) + 1024;
+      // The staged rows, or two token tiles' K-slice sums where larger (they reuse the rows' memory); beside it the
+      // static shared memory: one token tile's K-slice sums (4 KB) and <= 1 KB of the staging's and the split's
+      // words. Above 48 KB in all: opt in.
+      const size_t smem = std::max(size_t(staged_bytes(a.stage_rows, a.stage_stride, a.prep.xb_lo != nullptr)),
+                                   NT == 2 && a.kslices > 1 ? size_t(kWarps * NT * kWarp * 16) : size_t(0));
+      constexpr size_t kStatic = (RAW && NT == 1 ? kWarps * kWarp * 16 : 0) + 1024;
       if (smem + kStatic > (48 << 10))
         smem_opt_in<gemm_mma_kernel<KIND, NT, U, true, LAYOUT, MINB, PIPE, RAW, PAIR>>(int(kStageMaxBytes),
                                                                                       "linear (staged activations)");

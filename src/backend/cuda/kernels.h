@@ -149,10 +149,10 @@ struct GemmArgs {
   // stores the logits then routes every token row, a warp per row (the routing kernel's function and bits).
   RouteArgs route;
   int splits = 1, cps = 0;   // splits of the k chunks (64 columns each), cps chunks per split
-  // K split across a block's warps (raw loop, one or two token tiles, splits == 1; FastPaths::gemv_kwarps): kslices warps
-  // (2, 4 or 8) share a weight tile, warp slice s streaming chunks [s * slice_chunks, (s + 1) * slice_chunks) of the
-  // block's range, so a block holds 8 / kslices tiles; the slices' sums are added in slice order through shared
-  // memory (no partial sums in global memory, no counter). 1: each warp its own tile over the whole range.
+  // K split across a block's warps (raw loop, one or two token tiles, splits == 1; FastPaths::gemv_kwarps): kslices
+  // warps (2, 4 or 8) share a weight tile, warp slice s streaming chunks [s * slice_chunks, (s + 1) * slice_chunks)
+  // of the block's range, so a block holds 8 / kslices tiles; the slices' sums are added in slice order through
+  // shared memory (no partial sums in global memory, no counter). 1: each warp its own tile over the whole range.
   int kslices = 1, slice_chunks = 0;
   // Grid (token tile, row block, split) instead of (row block, token tile, split): 16-bit weights without staging
   // (plain linears of more than one token tile, FastPaths::dense_tiles), so that the token tiles of a row block run
