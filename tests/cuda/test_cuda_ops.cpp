@@ -447,8 +447,9 @@ TEST(CudaOps, PairedDecodeGemvMatchesTheCpu) {
 // whose whole K fits the staging and whose blocks fit one wave takes 1, 2 or 4 weight tiles per block (8, 4 or 2 K
 // slices each; on 132 SMs: [8192, 1024] 2 tiles, [20480, 512] 4, the others 1), their sums added in shared memory.
 // Odd counts of scale groups (640 and 384 columns), slices left empty (12 chunks in 8 slices), paired and unpaired
-// rows (M = 1, 3, 5, 8), two token tiles (M = 9, 16: 16 staged rows fit K <= 1,024, so [200, 2048] keeps its K
-// split there), accumulate, MLA's per-head W_UV (1, 3, 8 and 12 tokens); against the CPU and the K-split path.
+// rows (M = 1, 3, 5, 8), two token tiles (M = 9, 16: 16 staged rows fit the 72 KB staging up to K = 1,088, so
+// the shapes of K <= 1,024 take it and [200, 2048] keeps its K split), accumulate, MLA's per-head W_UV (1, 3, 8
+// and 12 tokens); against the CPU and the K-split path.
 TEST(CudaOps, KSlicedDecodeGemvMatchesTheCpu) {
   MMFP4_SKIP_WITHOUT_GPU();
   Pair p;

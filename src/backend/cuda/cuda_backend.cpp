@@ -921,9 +921,10 @@ void CudaBackend::launch_mma(GemmArgs& a, int rows, const PrepArgs& pa, bool fus
   // K split across the warps of a block (FastPaths::gemv_kwarps, GemmArgs::kslices): a raw launch of one or two
   // token tiles whose whole K fits the staging takes the fewest weight tiles per block (1, 2 or 4) whose blocks all
   // fit one wave of resident blocks; its slices' sums meet in shared memory, instead of K splits' partial sums
-  // meeting in global memory through a counter and the last block to finish. Not under a cap on K splits (set_max_splits: tests and
-  // measurements of the split path), not for the router's launch (one block holding every logit, 2 K slices: decode
-  // batch 1 -1.5%, batch 4 -2.5%) nor for the plan's MoE tiles (batch 4 -5%); H100 numbers in docs/cuda.md.
+  // meeting in global memory through a counter and the last block to finish. Not under a cap on K splits
+  // (set_max_splits: tests and measurements of the split path), not for the router's launch (one block holding
+  // every logit, 2 K slices: decode batch 1 -1.5%, batch 4 -2.5%) nor for the plan's MoE tiles (batch 4 -5%); H100
+  // numbers in docs/cuda.md.
   a.kslices = 1;
   if (fast_.gemv_kwarps && max_splits_ == 0 && staged && a.nt <= 2 && !routing && (!a.tiles.tiles || a.tiles.direct) &&
       a.raw && gw.kind == WKind::Fp4 && gw.layout == 2 && a.gshift >= 2 && pa.xb_lo && !pa.f16 &&

@@ -355,7 +355,9 @@ __global__ void __launch_bounds__(256, MINB) gemm_mma_kernel(GemmArgs p) {
   // K slices (GemmArgs::kslices; the raw loop, one K split): slice 0 of each tile adds the other slices' sums in
   // slice order and stores; the others store nothing. The sums meet in shared memory, [warp][NT][lane] float4s: one
   // token tile in a static array, two in the staged rows' memory once every warp is done with the rows (the launch
-  // sizes it for both; 8 KB of static memory would sit beside every two-tile launch's staging, K-split or not).
+  // sizes it for both; 8 KB of static memory would sit beside every two-tile launch's staging, K-split or not). Two
+  // copies of the sum on purpose: written once through a pointer, the one-tile decode build (the batch-1 GEMV) took
+  // a spill that it does not have with the static array.
   bool store = true;
   if constexpr (RAW && NT == 1) {
     if (p.kslices > 1) {
