@@ -1,14 +1,12 @@
 #!/usr/bin/env bash
-# Runs on the GPU machine, from the repository root, after check_all.sh has unpacked the carry: an A/B of two builds,
+# Runs on the GPU machine, from the repository root, with .carry/ (unpacked by env.sh): an A/B of two builds,
 # the carried binaries (new) against older ones carried as .carry/ab/bench_cuda_{decode,linear}_old.xz (old), each
 # pair run twice, alternated, on the full-size synthetic GLM-4.7-Flash (made in /tmp/glm if missing).
 #   AB_DECODE_ARGS="--batches 1,4 --steps 64 --prefill 0"  AB_LINEAR_ARGS="--shapes glm --m 1,4"  ab_old_new.sh
 # Make the old binaries by building the older commit and: xz -c build-cuda/bench/cuda/bench_cuda_decode >
 # .carry/ab/bench_cuda_decode_old.xz (the same for bench_cuda_linear, optional), after prepare_carry.sh.
 set -u
-W=/tmp/mmfp4-dev/bin
-cub=$(python3 -c "import nvidia.cublas, os; print(os.path.dirname(nvidia.cublas.__file__) + '/lib')" 2>/dev/null)
-export LD_LIBRARY_PATH=/usr/local/cuda/lib64:/usr/local/cuda/lib:${cub}:${LD_LIBRARY_PATH:-}
+. "$(dirname "$0")/env.sh"
 xz -dc .carry/ab/bench_cuda_decode_old.xz > /tmp/old_dec && chmod +x /tmp/old_dec
 lin=0  # the linear bench too when its old binary was carried
 [ -f .carry/ab/bench_cuda_linear_old.xz ] && xz -dc .carry/ab/bench_cuda_linear_old.xz > /tmp/old_lin && chmod +x /tmp/old_lin && lin=1

@@ -12,16 +12,12 @@ TESTS=${TESTS:-ops,models,bench,decode,decode_old,prefill_bf16}
 BENCH_ARGS=${BENCH_ARGS:---shapes all --m 1,16,4096}
 DECODE_ARGS=${DECODE_ARGS:---synth glm-4.7-flash --dir /tmp/glm --profile}
 DECODE_OLD_ARGS=${DECODE_OLD_ARGS:---model /tmp/glm --batches 1,16,64}
-work=/tmp/mmfp4-dev
-mkdir -p "$OUT" "$work"
+mkdir -p "$OUT"
 t0=$(date +%s)
-tar -C "$work" -xJf .carry/bin.tar.xz
+. "$(dirname "$0")/env.sh"
 [ -f .carry/shared.tar.xz ] && mkdir -p "$work/shared" && tar -C "$work/shared" -xJf .carry/shared.tar.xz
 export MMFP4_SHARED_DIR=$work/shared
-# cuBLAS: the benchmarks' baseline, and the backend's prefill path (opened with dlopen; without it prefill stays on
-# the tile kernels and the cuBLAS tests skip). The machine has it as a pip wheel.
-cub=$(python3 -c "import nvidia.cublas, os; print(os.path.dirname(nvidia.cublas.__file__) + '/lib')" 2>/dev/null)
-export LD_LIBRARY_PATH=/usr/local/cuda/lib64:/usr/local/cuda/lib:${cub}:${LD_LIBRARY_PATH:-}
+# Without cuBLAS (env.sh) prefill stays on the tile kernels and the cuBLAS tests skip.
 {
   nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.sm,clocks.max.sm,temperature.gpu,power.draw \
     --format=csv

@@ -11,11 +11,8 @@
 #     the same for the NCU_NTH-th launch of that grid at the last of NCU_BATCHES (the skip found in its step CSV).
 set -u
 OUT=${OUT:-/tmp/mmfp4-out}
-work=/tmp/mmfp4-dev
-mkdir -p "$OUT" "$work"
-tar -C "$work" -xJf .carry/bin.tar.xz
-cub=$(python3 -c "import nvidia.cublas, os; print(os.path.dirname(nvidia.cublas.__file__) + '/lib')" 2>/dev/null)
-export LD_LIBRARY_PATH=/usr/local/cuda/lib64:${cub}:${LD_LIBRARY_PATH:-}
+mkdir -p "$OUT"
+. "$(dirname "$0")/env.sh"
 NCU=$(command -v ncu || ls /usr/local/cuda/bin/ncu /opt/nvidia/nsight-compute/*/ncu 2>/dev/null | head -1)
 [ -f /tmp/glm/config.json ] || timeout 300 "$work/bin/bench_cuda_decode" --synth glm-4.7-flash --dir /tmp/glm \
   --batches 1 --steps 2 --prefill 0 > "$OUT/synth.log" 2>&1
