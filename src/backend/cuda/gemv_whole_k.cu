@@ -60,11 +60,12 @@ constexpr int kMaxTiles = 15;                   // x KW + the producer: <= 31 wa
 constexpr int kTightTiles = 10;                 // KW = 2 launches of <= 10 tiles: <= 21 warps (launch_nt)
 constexpr int kMaxSlots = 16;
 constexpr int kFitSlots = 6;                    // where the codes fit (slots_of)
-constexpr int kPreparedEarly = 3;               // stages requested before the wait with prepared activations
+// [[maybe_unused]] here and on kStageBatch: read only by the kernel body, which the sm_80 pass compiles empty.
+[[maybe_unused]] constexpr int kPreparedEarly = 3;  // stages requested before the wait with prepared activations
 constexpr int kStagedEarly = 4;                 // and with staged ones (staged_early)
 // Staged rows (GemmArgs::stage_batch): pieces of 8 columns a thread loads before it converts any. On the H100 the
 // 20480x2048 launch at M=2 11.1-11.3 -> 10.5-10.6 us, M=4 12.1 -> 11.5-11.6 (M=1 the same: 256 pieces, one each).
-constexpr int kStageBatch = 4;
+[[maybe_unused]] constexpr int kStageBatch = 4;
 // Dynamic shared memory of a block at most: sm_90's 227 KB per block less 1 KB (stage_activations' static arrays).
 constexpr int kSmemBudget = (227 << 10) - (1 << 10);
 
