@@ -39,8 +39,7 @@ has ops && run ops 300 bash -c "$ops_cmd"
 has ops_old && run ops_old 300 env MMFP4_CUDA_FAST=0 bash -c "$ops_cmd"
 # The SASS of the linear kernels (instruction mix of the inner loops), when asked for.
 if has sass; then
-  cuobjdump -sass "$work/bin/test_cuda_ops" 2>/dev/null | awk -v pat="${SASS_PAT:-gemm_mma_kernel}" '/Function : /{p=($0 ~ pat)} p' \
-    > "$OUT/sass.txt"
+  sass_of "$W/test_cuda_ops" "${SASS_PAT:-gemm_mma_kernel}" > "$OUT/sass.txt"
   echo "rc=$? sass $(grep -c 'HMMA' "$OUT/sass.txt") HMMA lines" >> "$OUT/summary.txt"
   xz -T2 "$OUT/sass.txt"
 fi
@@ -101,7 +100,6 @@ fi
 # Nsight Compute, when asked for (TESTS=...,ncu): the 28672x8192 linear at NCU_M (default 1; pipes, stalls, issue
 # slots, memory), and the GPU time of every kernel of one graph-replayed decode step at batch 1 (bench_cuda_decode --ncu).
 if has ncu; then
-  NCU=$(command -v ncu || ls /usr/local/cuda/bin/ncu /opt/nvidia/nsight-compute/*/ncu 2>/dev/null | head -1)
   if [ -n "$NCU" ]; then
     for m in ${NCU_M:-1}; do
       timeout 240 "$NCU" --clock-control none -k regex:gemm_mma_kernel --launch-skip 6 --launch-count 1 \

@@ -13,7 +13,6 @@ set -u
 OUT=${OUT:-/tmp/mmfp4-out}
 mkdir -p "$OUT"
 . "$(dirname "$0")/env.sh"
-NCU=$(command -v ncu || ls /usr/local/cuda/bin/ncu /opt/nvidia/nsight-compute/*/ncu 2>/dev/null | head -1)
 [ -f /tmp/glm/config.json ] || timeout 300 "$work/bin/bench_cuda_decode" --synth glm-4.7-flash --dir /tmp/glm \
   --batches 1 --steps 2 --prefill 0 > "$OUT/synth.log" 2>&1
 bench=("$work/bin/bench_cuda_decode" --model /tmp/glm --steps 2 --prefill 0 --ncu 1)

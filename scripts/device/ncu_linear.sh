@@ -12,11 +12,9 @@ set -u
 OUT=${OUT:-/tmp/mmfp4-out}
 mkdir -p "$OUT"
 . "$(dirname "$0")/env.sh"
-NCU=$(command -v ncu || ls /usr/local/cuda/bin/ncu /opt/nvidia/nsight-compute/*/ncu 2>/dev/null | head -1)
 k=${NCU_KERNEL:-gemm_whole_k_kernel}
 tag=${NCU_TAG:-${NCU_SHAPE:-glm.dense_gate_up}_m${NCU_M:-1}}
-cuobjdump -sass "$W/bench_cuda_linear" 2>/dev/null | awk -v pat="$k" '/Function : /{p=($0 ~ pat)} p' \
-  > "$OUT/sass_$k.txt"
+sass_of "$W/bench_cuda_linear" "$k" > "$OUT/sass_$k.txt"
 xz -f -T2 "$OUT/sass_$k.txt"
 env ${NCU_ENV:-} timeout 240 "$NCU" --clock-control none --cache-control "${NCU_CACHE:-none}" -k "regex:$k" \
   --launch-skip "${NCU_SKIP:-6}" --launch-count 1 --section SpeedOfLight --section ComputeWorkloadAnalysis \
