@@ -35,10 +35,11 @@ if command -v nvcc >/dev/null 2>&1 || [ -x /usr/local/cuda/bin/nvcc ]; then
   cmake --build build-sim -j"$jobs" --target test_cuda_ops
   ctest --test-dir build-sim -R '^CudaOps\.' -j"$jobs" --output-on-failure --no-tests=error --timeout 900 2>&1 \
     | tee build/logs/ctest-sim.log
-  MMFP4_SIM_SKEW=1 build-sim/tests/cuda/test_cuda_ops --gtest_filter=CudaOps.WholeKGemvMatchesTheCpu 2>&1 \
+  MMFP4_SIM_SKEW=1 build-sim/tests/cuda/test_cuda_ops \
+    --gtest_filter=CudaOps.WholeKGemvMatchesTheCpu:CudaOps.MoeStreamMatchesTheCpu 2>&1 \
     | tee build/logs/sim-skew.log | tail -n 3
-  sim_result="$(grep -E 'tests passed|tests failed' build/logs/ctest-sim.log | tail -n 1); skewed whole-K: \
-$(grep -cE '^\[  PASSED  \] 1 test' build/logs/sim-skew.log) of 1 passed"
+  sim_result="$(grep -E 'tests passed|tests failed' build/logs/ctest-sim.log | tail -n 1); skewed whole-K and MoE \
+stream: $(grep -cE '^\[  PASSED  \] 2 tests' build/logs/sim-skew.log) of 1 passed"
 fi
 
 if [ -x scripts/fuzz.sh ]; then

@@ -1209,6 +1209,18 @@ TEST(CudaOps, MoeRoutingSelectsAsTheCpu) {
     }
 }
 
+// Expert ids of T tokens with K slots each: distinct experts per token, skewed towards low ids.
+std::vector<int32_t> distinct_ids(Rng& r, int64_t T, int64_t E, int64_t K) {
+  std::vector<int32_t> ids(size_t(T * K));
+  for (int64_t t = 0; t < T; ++t) {
+    std::vector<int32_t> perm(static_cast<size_t>(E));
+    std::iota(perm.begin(), perm.end(), 0);
+    std::shuffle(perm.begin(), perm.begin() + std::min<int64_t>(E, 2 * K), r.g);
+    for (int64_t j = 0; j < K; ++j) ids[size_t(t * K + j)] = perm[size_t(j)];
+  }
+  return ids;
+}
+
 TEST(CudaOps, MoeExpertsGroupedByExpert) {
   MMFP4_SKIP_WITHOUT_GPU();
   Pair p;
@@ -1259,13 +1271,7 @@ TEST(CudaOps, MoeExpertsGroupedByExpert) {
     for (int64_t T : {1, 5, 17, 64, 100, 257, 1100}) {
       if (c.E == 64 && T > 17) continue;  // the CPU reference is slow at GLM sizes
       if (T == 1100 && c.E != 8) continue;  // > 256 rows per expert: the 128-row tiles
-      std::vector<int32_t> ids(size_t(T * c.K));
-      for (int64_t t = 0; t < T; ++t) {  // distinct experts per token, skewed towards low ids
-        std::vector<int32_t> perm(size_t(c.E));
-        std::iota(perm.begin(), perm.end(), 0);
-        std::shuffle(perm.begin(), perm.begin() + std::min<int64_t>(c.E, 2 * c.K), r.g);
-        for (int64_t j = 0; j < c.K; ++j) ids[size_t(t * c.K + j)] = perm[size_t(j)];
-      }
+      const std::vector<int32_t> ids = distinct_ids(r, T, c.E, c.K);
       const std::vector<float> w = r.vec(size_t(T * c.K), 0.1f, 1.0f);
       auto x = p.act(r.vec(size_t(T * c.H)), T, c.H);
       auto out = p.act(r.vec(size_t(T * (c.H + 2))), T, c.H, c.H + 2);
@@ -1278,6 +1284,83 @@ TEST(CudaOps, MoeExpertsGroupedByExpert) {
     std::printf("  moe %-5s %-30s worst row error %.3g\n", fast ? "fast" : "old", c.name, worst);
     }
   }
+}
+
+// A plan's MoE token tiles on persistent blocks fed by the copy engine (FastPaths::moe_stream, moe_stream.cu): gate+up
+// and down each one launch at 8- and 16-row token tiles (T = 2..40 tokens of 2 slots over 8 experts), on the device's
+// block count and on 3 or 7 blocks (ranges that start and end inside a token tile, items across two token tiles and
+// items cut short: 48 gate+up and 40 down tiles per expert against 24 or 16 consumer warps; 16 tiles, fewer than a
+// block's warps, in the rotated set), stages of 4, 4 and 2 chunks (640 columns) and of 4 and 2 (the down
+// projection's 384), an odd count of scale groups, groups of 256, a rotated expert set (its silu input prepared
+// apart). Against the CPU and against the staged loop it replaces (within 1e-5: the same products, summed in another
+// order where that one splits K).
+TEST(CudaOps, MoeStreamMatchesTheCpu) {
+  MMFP4_SKIP_WITHOUT_GPU();
+  Pair p;
+  if (!p.gpu->whole_k_available()) GTEST_SKIP() << "the streamed MoE launch needs sm_90 (bulk copies)";
+  auto& f = p.gpu->fast();
+  p.gpu->fast().blas = false;
+  f.moe = f.prep = f.raw_gemv = f.dequant = f.moe_direct = true;  // (also under MMFP4_CUDA_FAST=0)
+  struct Case {
+    int64_t E, H, I, K;
+    int group, had;
+  };
+  const Case cases[] = {{8, 640, 384, 2, 128, 0}, {8, 512, 256, 2, 256, 0}, {8, 256, 128, 2, 128, 64}};
+  Rng r(31);
+  int64_t launches = 0;
+  for (const Case& c : cases) {
+    std::vector<TestWeight> keep;
+    std::vector<HostWeight> gh, uh, dh;
+    for (int64_t e = 0; e < c.E; ++e) {
+      keep.push_back(random_fp4(c.I, c.H, c.group, c.had, uint64_t(300 * e + 1)));
+      keep.push_back(random_fp4(c.I, c.H, c.group, c.had, uint64_t(300 * e + 2)));
+      keep.push_back(random_fp4(c.H, c.I, c.group, c.had, uint64_t(300 * e + 3)));
+    }
+    for (int64_t e = 0; e < c.E; ++e)
+      gh.push_back(keep[size_t(3 * e)].hw), uh.push_back(keep[size_t(3 * e + 1)].hw),
+          dh.push_back(keep[size_t(3 * e + 2)].hw);
+    auto ec = p.cpu->upload_experts(gh, uh, dh);
+    auto eg = p.gpu->upload_experts(gh, uh, dh);
+    const std::string name = "E" + std::to_string(c.E) + " [" + std::to_string(c.I) + ", " + std::to_string(c.H) +
+                             "] g" + std::to_string(c.group) + (c.had ? " rotated" : "");
+    for (int64_t T : {2, 5, 16, 40})
+      for (int blocks : {0, 3, 7}) {
+        const std::vector<int32_t> ids = distinct_ids(r, T, c.E, c.K);
+        const std::vector<float> w = r.vec(size_t(T * c.K), 0.1f, 1.0f);
+        auto x = p.act(r.vec(size_t(T * c.H)), T, c.H);
+        auto out = p.act(r.vec(size_t(T * c.H)), T, c.H);
+        const std::vector<float> start(out.c.data, out.c.data + T * c.H);
+        p.cpu->moe_experts(x.c, ids.data(), w.data(), c.K, *ec, out.c);
+        const int32_t* idg = p.gpu_buf(ids);
+        const float* wg = p.gpu_buf(w);
+        std::vector<float> on(size_t(T * c.H)), off(size_t(T * c.H));
+        auto run = [&](bool stream, std::vector<float>& got) {
+          f.moe_stream = stream;
+          p.gpu->set_moe_stream_blocks(blocks);
+          p.gpu->upload(out.g.data, start.data(), start.size() * 4);
+          p.gpu->moe_experts(x.g, idg, wg, c.K, *eg, out.g);
+          p.gpu->download(got.data(), out.g.data, got.size() * 4);
+        };
+        const int64_t before = p.gpu->moe_stream_launches();
+        run(true, on);
+        const int64_t taken = p.gpu->moe_stream_launches() - before;
+        launches += taken;
+        run(false, off);
+        EXPECT_EQ(p.gpu->moe_stream_launches() - before, taken);
+        const std::string at = name + " T=" + std::to_string(T) + " blocks " + std::to_string(blocks);
+        EXPECT_EQ(taken, 2) << at << ": gate+up and down";
+        EXPECT_LT(row_rel_err(on, std::vector<float>(out.c.data, out.c.data + T * c.H), T, c.H), kSplit) << at;
+        EXPECT_LT(row_rel_err(on, off, T, c.H), 1e-5) << at;
+        for (float v : on)
+          if (!std::isfinite(v)) {
+            ADD_FAILURE() << at << ": not finite";
+            break;
+          }
+      }
+  }
+  EXPECT_GT(launches, 0);
+  p.gpu->set_moe_stream_blocks(0);
+  f.moe_stream = true;
 }
 
 // The MoE block as the model runs it (router logits -> moe_route -> moe_experts on the device ids), at decode and a
@@ -1337,8 +1420,15 @@ TEST(CudaOps, MoeRouteThenExperts) {
       const bool pair = f.gemv_pair, kwarps = f.gemv_kwarps, sum = f.moe_sum;
       f.gemv_pair = f.gemv_kwarps = f.moe_sum = false;
       run(direct);
-      f.moe_direct = false;
+      // The plan's tiles on the staged loop (its bits); on the streamed launch (FastPaths::moe_stream, where the
+      // device has it) the same products in another order.
+      const bool stream = f.moe_stream;
+      f.moe_direct = f.moe_stream = false;
       run(planned);
+      std::vector<float> streamed(size_t(T * H));
+      f.moe_stream = true;
+      run(streamed);
+      f.moe_stream = stream;
       f.moe_direct = true;
       f.gemv_pair = f.gemv_kwarps = true;
       const int64_t pairs = p.gpu->gemv_pair_launches(), sliced = p.gpu->gemv_kwarps_launches();
@@ -1357,6 +1447,7 @@ TEST(CudaOps, MoeRouteThenExperts) {
       f.moe_sum = sum;
       EXPECT_EQ(p.gpu->moe_direct_calls(), 4);
       EXPECT_EQ(direct, planned);
+      EXPECT_LT(row_rel_err(streamed, planned, T, H), 1e-5);
       EXPECT_LT(row_rel_err(fast, planned, T, H), 1e-5);
       EXPECT_LT(row_rel_err(summed, planned, T, H), 1e-5);
       // The shared expert's slot loads its first weights before the routing's wait (FastPaths::shared_early: the

@@ -310,6 +310,23 @@ __device__ __forceinline__ void paired_chunk_pair(float (&acc)[1][4], const uint
   add_scaled(acc, part, sw);
 }
 
+// One mma step pair (a0, a1: the A fragments of k32 item kb of a stage) times NT prepared token tiles in shared memory,
+// hi and lo (PrepArgs::raw, as the copy engine lands them per stage: xs = this lane's 16 bytes of [hi, lo][NT][8 k32
+// items][32 lanes]): part[t] += the raw products. The whole-K launch's 5..16 rows and the streamed MoE GEMVs.
+template <int NT>
+__device__ __forceinline__ void prepared_step(float (&part)[NT][4], const uint32_t (&a0)[4], const uint32_t (&a1)[4],
+                                              const uint4* xs, int kb) {
+#pragma unroll
+  for (int t = 0; t < NT; ++t) {
+    const uint4 xh = xs[(t * 8 + kb) * kWarp];
+    mma_bf16_16816(part[t], a0, xh.x, xh.y);
+    mma_bf16_16816(part[t], a1, xh.z, xh.w);
+    const uint4 xl = xs[((NT + t) * 8 + kb) * kWarp];
+    mma_bf16_16816(part[t], a0, xl.x, xl.y);
+    mma_bf16_16816(part[t], a1, xl.z, xl.w);
+  }
+}
+
 // The same fragments from a layout-2 word (repack.h, kV2Bit): pairs 0..2 are one mask after a shift of 0, 3, 6, pair
 // 3 three shifts and masks (fp4_fragment_raw); then the HMUL2. ~15 operations per word instead of ~23 (integer ops
 // issue at half rate on sm_90, and they are what bounds the skinny GEMM at decode).

@@ -150,7 +150,7 @@ CudaBackend::CudaBackend(int device) : device_(device) {
                 fast_.gemv_pair = fast_.gemv_kwarps = fast_.moe_sum = fast_.gemv_one = fast_.token_norm =
                     fast_.token_router = fast_.attn_expand = fast_.dense_tiles = fast_.whole_k =
                         fast_.whole_k_pair = fast_.stage_batch = fast_.shared_early =
-                            fast_.dense_persist = false;
+                            fast_.dense_persist = fast_.moe_stream = false;
   flag("MMFP4_CUDA_FAST_MLAFUSE", fast_.mla_fuse);
   flag("MMFP4_CUDA_FAST_MOEDIRECT", fast_.moe_direct);
   flag("MMFP4_CUDA_FAST_MOESUM", fast_.moe_sum);
@@ -171,6 +171,7 @@ CudaBackend::CudaBackend(int device) : device_(device) {
   flag("MMFP4_CUDA_FAST_STAGEBATCH", fast_.stage_batch);
   flag("MMFP4_CUDA_FAST_SHAREDEARLY", fast_.shared_early);
   flag("MMFP4_CUDA_FAST_DENSEPERSIST", fast_.dense_persist);
+  flag("MMFP4_CUDA_FAST_MOESTREAM", fast_.moe_stream);
   flag("MMFP4_CUDA_FAST_ATTNSTAGE", fast_.attn_stage);
   flag("MMFP4_CUDA_FAST_BLAS", fast_.blas);
   flag("MMFP4_CUDA_FAST_MLAPREP", fast_.mla_prep);
@@ -206,7 +207,8 @@ CudaBackend::CudaBackend(int device) : device_(device) {
                " token_norm ", fast_.token_norm, " token_router ", fast_.token_router, " attn_expand ",
                fast_.attn_expand, " dense_tiles ", fast_.dense_tiles, " whole_k ", fast_.whole_k && bulk_copy_ok_,
                " whole_k_pair ", fast_.whole_k_pair && bulk_copy_ok_, " stage_batch ", fast_.stage_batch,
-               " shared_early ", fast_.shared_early, " dense_persist ", fast_.dense_persist);
+               " shared_early ", fast_.shared_early, " dense_persist ", fast_.dense_persist, " moe_stream ",
+               fast_.moe_stream && bulk_copy_ok_);
 }
 
 // Programmatic dependent launch must work in captured graphs (the decode steps are graphs): record y += x, y += y,
@@ -873,6 +875,18 @@ void CudaBackend::launch_mma(GemmArgs& a, int rows, const PrepArgs& pa, bool fus
   // (docs/cuda.md, fourteenth session) 28672x8192 at M=16 86.6 -> 55.5-58.2 us, M=8 61.3 -> 49.9-50.2, M=5 58.9 ->
   // 49.5-49.8.
   a.whole_k_tiles = 0;
+  // A plan's MoE token tiles of 8 or 16 rows (FastPaths::moe_stream, moe_stream.cu): prepared activations (raw), then
+  // one block per SM streaming an equal share of the (token tile, weight tile) pairs.
+  if (fast_.moe_stream && fast_.raw_gemv && bulk_copy_ok_ && a.tiles.tiles && !a.tiles.direct && !a.heads &&
+      (a.nt == 1 || a.nt == 2) && pa.xb_lo && !pa.f16 && !route_req_.ids && max_splits_ == 0 && moe_stream_ok(a)) {
+    if (fuse_norm) flush_norm();
+    PrepArgs p = pa;
+    p.raw = true;
+    launch_prepare_activations(p, stream_);
+    launch_moe_stream(a, moe_stream_blocks_ > 0 ? moe_stream_blocks_ : sms_, stream_);
+    ++moe_stream_launches_;
+    return;
+  }
   // 1..4 rows (FastPaths::whole_k_pair) where a block's codes over all of K fit its shared memory (gemm_whole_k_ok:
   // GLM's 20480x2048 dense MLP; not 28672x8192, where the paired loop measured as fast at M=1 and faster at 2..4):
   // the same launch, the rows staged in the block over all of K (a pending norm computed there, as in the staged

@@ -77,6 +77,7 @@ struct FastPaths {
   bool stage_batch = true;  // MMFP4_CUDA_FAST_STAGEBATCH: its staged rows loaded by all its threads, in batches
   bool dense_persist = true;  // MMFP4_CUDA_FAST_DENSEPERSIST: one token tile of a 16-bit weight on persistent blocks
   bool shared_early = true;  // MMFP4_CUDA_FAST_SHAREDEARLY: one token's shared expert loaded before the routing ends
+  bool moe_stream = true;  // MMFP4_CUDA_FAST_MOESTREAM: a plan's MoE token tiles on persistent blocks fed by the copy engine
   bool prefill_bf16 = false;  // MMFP4_CUDA_PREFILL_BF16=1: tiled GEMMs of >= 128 rows take one bf16 activation (no lo)
 };
 
@@ -201,6 +202,10 @@ class CudaBackend final : public Backend {
   int64_t whole_k_launches() const { return whole_k_launches_; }
   bool whole_k_available() const { return bulk_copy_ok_; }
   void set_whole_k_sms(int n) { whole_k_sms_ = n; }
+  // Test hooks of the streamed MoE GEMVs (FastPaths::moe_stream): their launches, and the blocks of each (0: one per
+  // SM), so that small experts spread over several blocks' ranges in tests.
+  int64_t moe_stream_launches() const { return moe_stream_launches_; }
+  void set_moe_stream_blocks(int n) { moe_stream_blocks_ = n; }
   // Test hook: tiled GEMMs launched on wgmma (FastPaths::wgmma), and whether the device runs wgmma at all.
   int64_t wgmma_launches() const { return wgmma_launches_; }
   bool wgmma_ok() const { return wgmma_ok_; }
@@ -347,6 +352,8 @@ class CudaBackend final : public Backend {
   int64_t dense_tile_launches_ = 0;
   int64_t whole_k_launches_ = 0;
   int whole_k_sms_ = 0;
+  int64_t moe_stream_launches_ = 0;
+  int moe_stream_blocks_ = 0;
   int64_t gemv_pair_launches_ = 0;
   int64_t gemv_kwarps_launches_ = 0;
   int64_t wgmma_launches_ = 0;

@@ -55,6 +55,7 @@ namespace {
 
 constexpr int kStageChunks = 4;                 // 64-column chunks per stage
 constexpr int kTileBytes = kStageChunks * 512;  // one tile's codes of a stage
+static_assert(2 * kStageChunks == 8, "prepared_step (common.cuh) reads 8 k32 items per stage");
 constexpr int kMinTiles = 8;                    // fewer consumer warps per SM: the staged loop (gemv_fp4.cu)
 constexpr int kMaxTiles = 15;                   // x KW + the producer: <= 31 warps (64 registers each at KW = 2)
 constexpr int kTightTiles = 10;                 // KW = 2 launches of <= 10 tiles: <= 21 warps (launch_nt)
@@ -267,15 +268,7 @@ __global__ void __launch_bounds__(kWarp * (MAXT * KW + 1), 1) gemm_whole_k_kerne
             mma_bf16_16816(part[0], a0, x.x, x.y);
             mma_bf16_16816(part[0], a1, x.z, x.w);
           } else {
-#pragma unroll
-            for (int t = 0; t < NT; ++t) {
-              const uint4 xh = xs[(t * 2 * kStageChunks + kb) * kWarp];
-              mma_bf16_16816(part[t], a0, xh.x, xh.y);
-              mma_bf16_16816(part[t], a1, xh.z, xh.w);
-              const uint4 xl = xs[((NT + t) * 2 * kStageChunks + kb) * kWarp];
-              mma_bf16_16816(part[t], a0, xl.x, xl.y);
-              mma_bf16_16816(part[t], a1, xl.z, xl.w);
-            }
+            prepared_step<NT>(part, a0, a1, xs, kb);
           }
         }
       }

@@ -196,6 +196,12 @@ int gemm_whole_k_tiles(const GemmWeight& w, int sms);
 bool gemm_whole_k_ok(const GemmArgs& a);
 void launch_gemm_whole_k(const GemmArgs& a, cudaStream_t s);
 
+// The MoE GEMVs of a plan's token tiles (TileTable with a device count; nt = 1 or 2, activations prepared with
+// PrepArgs::raw) on `blocks` persistent blocks (one per SM), each streaming an equal share of the (token tile, weight
+// tile) pairs through shared memory by the copy engine (moe_stream.cu; sm_90 and the simulator).
+bool moe_stream_ok(const GemmArgs& a);
+void launch_moe_stream(const GemmArgs& a, int blocks, cudaStream_t s);
+
 // One token tile (<= 8 staged rows, one K split) of a 16-bit dense weight on persistent blocks (gemv_dense.cu):
 // dense_token_blocks blocks (2 per SM at most), the same bits as the staged dense loop of gemm_mma.
 bool dense_token_ok(const GemmArgs& a);

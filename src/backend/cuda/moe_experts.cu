@@ -1,8 +1,8 @@
 // MoE expert computation over tokens grouped by expert, all on the device (no host round trip, graph-safe):
 //   plan:    (token, slot) pairs sorted by expert, each expert's rows padded to a multiple of 8 (an mma token
 //            tile), and a table of token tiles {expert, first row, rows}; pos[t * K + j] = sorted row of a pair.
-//   gemms:   gate/up/down run as grouped GEMMs over the tile table (gemv_fp4.cu), each expert's weights read
-//            once per tile, never per token.
+//   gemms:   gate/up/down run as grouped GEMMs over the tile table (gemv_fp4.cu; at decode batches moe_stream.cu),
+//            each expert's weights read once per tile, never per token.
 //   combine: out[t] += sum_j w[t, j] * d[pos[t * K + j]] in slot order, so a token's result does not depend on
 //            which other tokens share the batch.
 // The plan is one block: counts by atomics (order-free), offsets by prefix sums, then each expert's rows placed in
