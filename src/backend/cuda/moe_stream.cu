@@ -15,8 +15,8 @@
 //   * Consumers decode and multiply as the whole-K launch does (gemv_whole_k.cu: fp4_fragment_raw, activations times
 //     kRawActScale, sums times kRawOutScale, one group scale per chunk pair on the float32 sums): the products and
 //     order of one K split of the staged loop.
-// H100, GLM-4.7-Flash decode (docs/cuda.md, twenty-third session): batch 8 / 16 / 32 / 64 +8 / +7 / +9.5 / +7%
-// against the staged loop, batch 4 +3.5%, batch 2 the same.
+// H100, GLM-4.7-Flash decode (docs/cuda.md, twenty-third session): batch 8 / 16 / 32 / 64 / 128 +8.3 / +7.9 / +10.0 /
+// +7.1 / +27% against the staged loop, batch 4 +3.7%, batch 2 the same.
 #include <algorithm>
 
 #include "backend/cuda/bulk_copy.cuh"
