@@ -876,9 +876,9 @@ void CudaBackend::launch_mma(GemmArgs& a, int rows, const PrepArgs& pa, bool fus
   // 49.5-49.8.
   a.whole_k_tiles = 0;
   // A plan's MoE token tiles of 8 or 16 rows (FastPaths::moe_stream, moe_stream.cu): prepared activations (raw), then
-  // one block per SM streaming an equal share of the (token tile, weight tile) pairs.
-  if (fast_.moe_stream && fast_.raw_gemv && bulk_copy_ok_ && a.tiles.tiles && !a.tiles.direct && !a.heads &&
-      (a.nt == 1 || a.nt == 2) && pa.xb_lo && !pa.f16 && !route_req_.ids && max_splits_ == 0 && moe_stream_ok(a)) {
+  // one block per SM streaming an equal share of the (token tile, weight tile) pairs. (moe_stream_ok checks the
+  // tiles, formats and activations; here only what the backend holds.)
+  if (fast_.moe_stream && fast_.raw_gemv && bulk_copy_ok_ && !route_req_.ids && max_splits_ == 0 && moe_stream_ok(a)) {
     if (fuse_norm) flush_norm();
     PrepArgs p = pa;
     p.raw = true;
