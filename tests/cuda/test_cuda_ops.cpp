@@ -1300,7 +1300,8 @@ TEST(CudaOps, MoeStreamMatchesTheCpu) {
   if (!p.gpu->whole_k_available()) GTEST_SKIP() << "the streamed MoE launch needs sm_90 (bulk copies)";
   auto& f = p.gpu->fast();
   p.gpu->fast().blas = false;
-  f.moe = f.prep = f.raw_gemv = f.dequant = f.moe_direct = true;  // (also under MMFP4_CUDA_FAST=0)
+  f.moe = f.prep = f.raw_gemv = f.dequant = true;  // (also under MMFP4_CUDA_FAST=0)
+  f.moe_direct = false;  // the plan's tiles at every T (up to moe_direct_tokens() tokens take direct tiles)
   struct Case {
     int64_t E, H, I, K;
     int group, had;
@@ -1388,7 +1389,8 @@ TEST(CudaOps, MoeRouteThenExperts) {
   auto eg = p.gpu->upload_experts(gh, uh, dh);
   const std::vector<float> bias = r.vec(size_t(rp.n_experts), -0.5f, 0.5f);
   DeviceVector bc{p.cpu_buf(bias), rp.n_experts}, bg{p.gpu_buf(bias), rp.n_experts};
-  for (int64_t T : {1, 5, 64, 65}) {
+  for (int64_t T : {1, 2, 3, 4, 5, 64, 65}) {
+    const int64_t direct0 = p.gpu->moe_direct_calls();
     auto lg = p.act(r.vec(size_t(T * rp.n_experts), -4, 4), T, rp.n_experts);
     auto x = p.act(r.vec(size_t(T * H)), T, H);
     auto out = p.act(r.vec(size_t(T * H)), T, H);
@@ -1401,13 +1403,13 @@ TEST(CudaOps, MoeRouteThenExperts) {
     p.gpu->moe_route(lg.g, &bg, rp, idg, wdg);
     p.gpu->moe_experts(x.g, idg, wdg, K, *eg, out.g);
     EXPECT_LT(p.err(out), kSplit) << "T=" << T;
-    // One token: each slot its own tile, no plan (FastPaths::moe_direct, with the fast MoE path it builds on; both
-    // off under MMFP4_CUDA_FAST=0); the plan's bits without it.
+    // Up to moe_direct_tokens() tokens (4): each (token, slot) its own tile, no plan (FastPaths::moe_direct, with
+    // the fast MoE path it builds on; both off under MMFP4_CUDA_FAST=0); the plan's bits without it.
     // The direct tiles (one row each) take paired hi/lo columns (FastPaths::gemv_pair), the plan's 8-row tiles do
     // not, and either may split K across warps (FastPaths::gemv_kwarps, which depends on the launch's tile count):
     // the same products summed in another order. Without both, the plan's bits.
-    if (T == 1 && p.gpu->fast().moe_direct && p.gpu->fast().moe) {
-      EXPECT_EQ(p.gpu->moe_direct_calls(), 1);
+    if (T <= p.gpu->moe_direct_tokens() && p.gpu->fast().moe_direct && p.gpu->fast().moe) {
+      EXPECT_EQ(p.gpu->moe_direct_calls() - direct0, 1) << "T=" << T;
       std::vector<float> direct(size_t(T * H)), fast(size_t(T * H)), planned(size_t(T * H));
       auto run = [&](std::vector<float>& got) {
         p.gpu->upload(out.g.data, out.c.data, got.size() * 4);  // any start, the same for all
@@ -1441,15 +1443,16 @@ TEST(CudaOps, MoeRouteThenExperts) {
       f.moe_sum = true;
       const int64_t sums = p.gpu->moe_sum_calls();
       run(summed);
-      if (f.raw_gemv && f.prep && f.dequant) { EXPECT_EQ(p.gpu->moe_sum_calls() - sums, 1); }
+      // (one token only: more tokens' down projections run as direct tiles and a combine launch)
+      if (f.raw_gemv && f.prep && f.dequant) { EXPECT_EQ(p.gpu->moe_sum_calls() - sums, T == 1 ? 1 : 0); }
       f.gemv_pair = pair;
       f.gemv_kwarps = kwarps;
       f.moe_sum = sum;
-      EXPECT_EQ(p.gpu->moe_direct_calls(), 4);
-      EXPECT_EQ(direct, planned);
-      EXPECT_LT(row_rel_err(streamed, planned, T, H), 1e-5);
-      EXPECT_LT(row_rel_err(fast, planned, T, H), 1e-5);
-      EXPECT_LT(row_rel_err(summed, planned, T, H), 1e-5);
+      EXPECT_EQ(p.gpu->moe_direct_calls() - direct0, 4) << "T=" << T;
+      EXPECT_EQ(direct, planned) << "T=" << T;
+      EXPECT_LT(row_rel_err(streamed, planned, T, H), 1e-5) << "T=" << T;
+      EXPECT_LT(row_rel_err(fast, planned, T, H), 1e-5) << "T=" << T;
+      EXPECT_LT(row_rel_err(summed, planned, T, H), 1e-5) << "T=" << T;
       // The shared expert's slot loads its first weights before the routing's wait (FastPaths::shared_early: the
       // routing's shared id, a hint checked on the device): the same bits without it; and where the last slot names
       // another expert than the hint, its blocks load again after the wait: the CPU's result for those ids.

@@ -187,6 +187,7 @@ CudaBackend::CudaBackend(int device) : device_(device) {
   flag("MMFP4_CUDA_FAST_PDL", fast_.pdl);
   // Measurement: set_max_splits for every linear (0: no cap).
   if (const auto v = env_int("MMFP4_CUDA_MAX_SPLITS", 0, 64)) max_splits_ = int(*v);
+  if (const auto v = env_int("MMFP4_CUDA_MOE_DIRECT_TOKENS", 1, 16)) moe_direct_tokens_ = int(*v);
   // Measurement: "halve" = the split before 2026-11-27.
   if (const auto v = env_choice("MMFP4_CUDA_STAGE_SPLIT", {"fit", "halve"})) stage_fit_ = *v == "fit";
   fast_.pdl = fast_.pdl && p.major >= 9 && probe_pdl();  // griddepcontrol is sm_90
@@ -1550,11 +1551,14 @@ void CudaBackend::moe_experts(Act x, const int32_t* ids, const float* weights, i
   auto* pos = static_cast<int32_t*>(ws(moe_pos_, size_t(n * 4), "moe positions"));
   auto* tiles = static_cast<int32_t*>(ws(moe_tiles_, size_t(max_tiles * 3 * 4), "moe tiles"));
   auto* count = static_cast<int32_t*>(ws(moe_count_, 4, "moe tile count"));
-  // One token (decode of one sequence; FastPaths::moe_direct): its slots name distinct experts, so each slot is its
-  // own one-row tile read straight from ids (TileTable::direct) and the plan kernel (~9 us of a decode layer in the
-  // H100's replayed step) is not launched. Only where every product takes the staged tensor-core path made for it.
-  const bool direct = fast_.moe_direct && fast_.moe && T == 1 && nt == 1 && ew.stacked() && ew.gate_up.mma_ok &&
-                      ew.down.mma_ok && !force_generic_ && ew.gate.hadamard_block == 0 &&
+  // Decode of up to 4 tokens (FastPaths::moe_direct): each (token, slot) is its own one-row tile read straight from
+  // ids (TileTable::direct) and the plan kernel (~9 us of a decode layer in the H100's replayed step) is not
+  // launched. An expert two tokens share (the shared expert always) is read once per token, mostly from L2. On the
+  // H200 (bench/results/cuda-ab-session24-5af6520.txt) batch 2 436 -> 487 tokens/s, 3 and 4 +3.5%; 8 tokens (graph
+  // bucket of batch 5..8) 11-15% slower than the plan, so 4 (MMFP4_CUDA_MOE_DIRECT_TOKENS, measurement only).
+  // Only where every product takes the staged tensor-core path made for it.
+  const bool direct = fast_.moe_direct && fast_.moe && T <= moe_direct_tokens_ && nt == 1 && ew.stacked() &&
+                      ew.gate_up.mma_ok && ew.down.mma_ok && !force_generic_ && ew.gate.hadamard_block == 0 &&
                       ew.down.hadamard_block == 0 && ew.gate_up.gw.row0 == 0;
   moe_direct_calls_ += direct;
   if (!direct)
@@ -1658,7 +1662,7 @@ void CudaBackend::moe_experts(Act x, const int32_t* ids, const float* weights, i
   // One token (direct) with the fused silu input: its down projection and combine as one launch (FastPaths::moe_sum;
   // gemv_token.cu): a block per 16 output rows over every slot's K, the slots added into out there. The ids come
   // from the routing, two launches back (the gate/up GEMM is the launch in between), as that kernel needs.
-  if (direct && fused_silu && fast_.moe_sum && ew.down.gw.row0 == 0 &&
+  if (direct && T == 1 && fused_silu && fast_.moe_sum && ew.down.gw.row0 == 0 &&
       token_gemv_ok(ew.down.gw, int(K), int(I), ew.gate_up.n)) {
     TokenGemvArgs a;
     a.w = ew.down.gw;

@@ -173,6 +173,8 @@ class CudaBackend final : public Backend {
   FastPaths& fast() { return fast_; }
   // Test hook: MoE steps that ran as direct one-row tiles without the plan (FastPaths::moe_direct).
   int64_t moe_direct_calls() const { return moe_direct_calls_; }
+  // The most tokens a MoE step takes the direct tiles for (MMFP4_CUDA_MOE_DIRECT_TOKENS; measurement).
+  int moe_direct_tokens() const { return moe_direct_tokens_; }
   int64_t shared_early_calls() const { return shared_early_calls_; }
   int64_t dense_persist_launches() const { return dense_persist_launches_; }
   // Test hook: direct MoE steps whose down projection and combine ran as one launch (FastPaths::moe_sum).
@@ -331,6 +333,7 @@ class CudaBackend final : public Backend {
   bool force_generic_ = false;
   bool split_ = true;                 // MMFP4_CUDA_GEMM=bf16 turns it off
   int max_splits_ = 0;                // set_max_splits, MMFP4_CUDA_MAX_SPLITS
+  int moe_direct_tokens_ = 4;         // MoE steps of at most this many tokens take the direct tiles (measurement knob)
   bool stage_fit_ = true;             // a K split the staging forces: the largest that fits (MMFP4_CUDA_STAGE_SPLIT)
   int64_t wg_two_tile_bytes_ = kWgTwoTileBytes;  // set_wgmma_two_tile_bytes
   int attn_min_keys_ = 16;            // keys per attention split at least (attention_split)
