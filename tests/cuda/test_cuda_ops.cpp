@@ -484,11 +484,20 @@ TEST(CudaOps, KSlicedDecodeGemvMatchesTheCpu) {
   f.gemv_kwarps = f.gemv_one = f.whole_k_pair = true;
 }
 
+// GLM's routing for a router test of E experts: sigmoid, top 4 normalised and scaled, a shared expert (id E).
+RouterParams sigmoid_router(int64_t E) {
+  RouterParams rp;
+  rp.sigmoid = true, rp.n_experts = E, rp.top_k = 4, rp.norm_topk_prob = true, rp.routed_scaling_factor = 1.8f;
+  rp.shared_id = E;
+  return rp;
+}
+
 // One token of a plain linear whose 16-row tiles number at most the SMs (o_proj at decode; FastPaths::gemv_one): a
 // block of 16 warps per tile over the whole K (gemv_token.cu with one slot and the input as is). Rows off the tile
 // (77, 200), odd counts of scale groups (640), groups of 256, K of 6 chunks (warps left empty) and of 128 (8 per warp,
 // the most), accumulate or not; against the CPU and the path it replaces (the same products summed in another
-// order). Not taken for two tokens nor past 128 chunks.
+// order). Not taken past 128 chunks, nor for two tokens here (rows K + 3 apart: not 16-byte aligned; aligned rows
+// of 2..4 tokens: TokenGemvTakesTwoToFourTokens).
 TEST(CudaOps, OneTokenGemvMatchesTheCpu) {
   MMFP4_SKIP_WITHOUT_GPU();
   Pair p;
@@ -575,9 +584,7 @@ TEST(CudaOps, OneTokenGemvTakesTheNormAndTheRouting) {
   for (const Shape& sh : {Shape{64, 2048, 128}, Shape{16, 512, 128}, Shape{128, 1024, 128}, Shape{40, 768, 256},
                           Shape{64, 10240, 128}}) {
     const int64_t E = sh.n, H = sh.k;
-    RouterParams rp;
-    rp.sigmoid = true, rp.n_experts = E, rp.top_k = 4, rp.norm_topk_prob = true, rp.routed_scaling_factor = 1.8f;
-    rp.shared_id = E;
+    const RouterParams rp = sigmoid_router(E);
     const int64_t S = rp.slots();
     TestWeight tw = random_fp4(E, H, sh.group, 0, uint64_t(E + 7 * H));
     auto wc = p.cpu->upload_linear(tw.hw);
@@ -624,6 +631,147 @@ TEST(CudaOps, OneTokenGemvTakesTheNormAndTheRouting) {
     EXPECT_LT(row_rel_err(logits[1], logits[0], 1, E), 1e-5) << name;
   }
   f.token_router = true;
+}
+
+// 2..4 tokens of a decode batch in the one-token kernel (gemv_token.cu: token t in the mma's column pair t, each row
+// staged and normalised apart): plain (FastPaths::gemv_one; o_proj-like K of 5,120, whose four staged rows take 82 KB
+// of shared memory), with the pending norm (FastPaths::token_norm) and as the router with its routing
+// (FastPaths::token_router; for one token only by default, turned on here). Against the CPU, the routing exactly the
+// routing kernel's on the stored logits, and every token's row (products, norm output, logits) bit for bit that row's
+// one-token launch alone. Rows off the tile (77, 200, 300, 40), groups of 256, accumulate or not; 5 rows do not take
+// it.
+TEST(CudaOps, TokenGemvTakesTwoToFourTokens) {
+  MMFP4_SKIP_WITHOUT_GPU();
+  Pair p;
+  auto& f = p.gpu->fast();
+  f.prep = f.raw_gemv = f.dequant = f.norm = true;
+  f.gemv_one = f.token_norm = f.token_router = true;
+  f.moe = f.moe_router = true;
+  f.blas = false;
+  p.gpu->set_token_gemv_tokens(4);  // the default (whatever MMFP4_CUDA_TOKEN_GEMV_TOKENS says)
+  p.gpu->set_token_gemv_uses(true, true, true);  // the router's use too (off by default: slower, not wrong)
+  uint64_t seed = 1600;
+  struct Shape {
+    int64_t n, k;
+    int group;
+  };
+  auto rows = [](const std::vector<float>& v, int64_t r, int64_t cols) {
+    return std::vector<float>(v.begin() + r * cols, v.begin() + (r + 1) * cols);
+  };
+  for (const Shape& sh : {Shape{200, 2048, 128}, Shape{77, 384, 128}, Shape{1000, 640, 128}, Shape{256, 768, 256},
+                          Shape{120, 5120, 128}}) {
+    TestWeight tw = random_fp4(sh.n, sh.k, sh.group, 0, uint64_t(sh.n + 11 * sh.k));
+    auto wc = p.cpu->upload_linear(tw.hw);
+    auto wg = p.gpu->upload_linear(tw.hw);
+    const std::string name = "[" + std::to_string(sh.n) + ", " + std::to_string(sh.k) + "] g" + std::to_string(sh.group);
+    for (int64_t M : {2, 3, 4, 5})
+      for (int acc = 0; acc < 2; ++acc) {
+        Rng r(seed++);
+        const std::vector<float> xv = r.vec(size_t(M * sh.k)), y0 = r.vec(size_t(M * sh.n));
+        auto x = p.act(xv, M, sh.k);
+        auto y = p.act(y0, M, sh.n);
+        p.cpu->linear(x.c, *wc, y.c, acc != 0, false);
+        const int64_t before = p.gpu->gemv_one_launches();
+        p.gpu->linear(x.g, *wg, y.g, acc != 0, false);
+        const std::string at = name + " M=" + std::to_string(M) + (acc ? " (+=)" : "");
+        EXPECT_EQ(p.gpu->gemv_one_launches() - before, M <= 4 ? 1 : 0) << at;
+        EXPECT_LT(p.err(y), kSplit) << at;
+        const std::vector<float> got = p.get_gpu(y.g);
+        for (float v : got) EXPECT_TRUE(std::isfinite(v)) << at;
+        if (M > 4) continue;
+        for (int64_t t = 0; t < M; ++t) {
+          auto x1 = p.act(rows(xv, t, sh.k), 1, sh.k);
+          auto y1 = p.act(rows(y0, t, sh.n), 1, sh.n);
+          p.gpu->linear(x1.g, *wg, y1.g, acc != 0, false);
+          EXPECT_EQ(p.get_gpu(y1.g), rows(got, t, sh.n)) << at << " token " << t;
+        }
+      }
+  }
+
+  for (const Shape& sh : {Shape{1344, 2048, 128}, Shape{300, 1024, 128}, Shape{77, 768, 256}}) {
+    TestWeight tw = random_fp4(sh.n, sh.k, sh.group, 0, uint64_t(sh.n + 13 * sh.k));
+    auto wc = p.cpu->upload_linear(tw.hw);
+    auto wg = p.gpu->upload_linear(tw.hw);
+    Rng r(seed++);
+    const std::vector<float> wv = r.vec(size_t(sh.k));
+    DeviceVector nc{p.cpu_buf(wv), sh.k}, ng{p.gpu_buf(wv), sh.k};
+    for (int64_t M : {2, 4}) {
+      const std::string at = "norm [" + std::to_string(sh.n) + ", " + std::to_string(sh.k) + "] M=" +
+                             std::to_string(M);
+      const std::vector<float> xv = r.vec(size_t(M * sh.k), -3, 3);
+      auto x = p.act(xv, M, sh.k);
+      auto h = p.act(std::vector<float>(size_t(M * sh.k)), M, sh.k);
+      auto y = p.act(std::vector<float>(size_t(M * sh.n)), M, sh.n);
+      p.cpu->rmsnorm(x.c, nc, 1e-6f, h.c);
+      p.cpu->linear(h.c, *wc, y.c, false, false);
+      p.poison(h.g);
+      p.poison(y.g);
+      const int64_t before = p.gpu->token_norm_launches();
+      p.gpu->rmsnorm(x.g, ng, 1e-6f, h.g);
+      p.gpu->linear(h.g, *wg, y.g, false, false);
+      EXPECT_EQ(p.gpu->token_norm_launches() - before, 1) << at;
+      EXPECT_LT(p.err(y), kSplit) << at;
+      EXPECT_LT(p.err(h), kExact) << at << " (the norm's output)";
+      const std::vector<float> got = p.get_gpu(y.g), hot = p.get_gpu(h.g);
+      for (int64_t t = 0; t < M; ++t) {
+        auto x1 = p.act(rows(xv, t, sh.k), 1, sh.k);
+        auto h1 = p.act(std::vector<float>(size_t(sh.k)), 1, sh.k);
+        auto y1 = p.act(std::vector<float>(size_t(sh.n)), 1, sh.n);
+        p.gpu->rmsnorm(x1.g, ng, 1e-6f, h1.g);
+        p.gpu->linear(h1.g, *wg, y1.g, false, false);
+        EXPECT_EQ(p.get_gpu(y1.g), rows(got, t, sh.n)) << at << " token " << t;
+        EXPECT_EQ(p.get_gpu(h1.g), rows(hot, t, sh.k)) << at << " token " << t << " (the norm's output)";
+      }
+    }
+  }
+
+  for (const Shape& sh : {Shape{64, 2048, 128}, Shape{16, 512, 128}, Shape{40, 768, 256}}) {
+    const int64_t E = sh.n, H = sh.k;
+    const RouterParams rp = sigmoid_router(E);
+    const int64_t S = rp.slots();
+    TestWeight tw = random_fp4(E, H, sh.group, 0, uint64_t(E + 17 * H));
+    auto wc = p.cpu->upload_linear(tw.hw);
+    auto wg = p.gpu->upload_linear(tw.hw);
+    Rng r(seed++);
+    const std::vector<float> bias = r.vec(size_t(E), -0.2f, 0.2f), wv = r.vec(size_t(H));
+    DeviceVector bg{p.gpu_buf(bias), E}, nc{p.cpu_buf(wv), H}, ng{p.gpu_buf(wv), H};
+    for (int64_t M : {2, 3, 4}) {
+      const std::string at = "router [" + std::to_string(E) + ", " + std::to_string(H) + "] M=" + std::to_string(M);
+      const std::vector<float> xv = r.vec(size_t(M * H), -3, 3);
+      auto x = p.act(xv, M, H);
+      auto h = p.act(std::vector<float>(size_t(M * H)), M, H);
+      auto lg = p.act(std::vector<float>(size_t(M * E)), M, E);
+      p.cpu->rmsnorm(x.c, nc, 1e-6f, h.c);
+      p.cpu->linear(h.c, *wc, lg.c, false, false);
+      int32_t* ids = p.gpu_buf(std::vector<int32_t>(size_t(M * S), -7));
+      float* wd = p.gpu_buf(std::vector<float>(size_t(M * S)));
+      int32_t* ids_ref = p.gpu_buf(std::vector<int32_t>(size_t(M * S)));
+      float* wd_ref = p.gpu_buf(std::vector<float>(size_t(M * S)));
+      const int64_t before = p.gpu->token_router_launches();
+      p.gpu->rmsnorm(x.g, ng, 1e-6f, h.g);
+      p.gpu->moe_router(h.g, *wg, lg.g, &bg, rp, ids, wd);
+      EXPECT_EQ(p.gpu->token_router_launches() - before, 1) << at;
+      EXPECT_LT(p.err(lg), kSplit) << at;
+      const std::vector<float> logits = p.get_gpu(lg.g);
+      p.gpu->moe_route(lg.g, &bg, rp, ids_ref, wd_ref);
+      std::vector<int32_t> i0(size_t(M * S)), i1(i0);
+      std::vector<float> w0(size_t(M * S)), w1(w0);
+      p.gpu->download(i0.data(), ids_ref, i0.size() * 4);
+      p.gpu->download(w0.data(), wd_ref, w0.size() * 4);
+      p.gpu->download(i1.data(), ids, i1.size() * 4);
+      p.gpu->download(w1.data(), wd, w1.size() * 4);
+      EXPECT_EQ(i0, i1) << at;
+      EXPECT_EQ(w0, w1) << at;
+      for (int64_t t = 0; t < M; ++t) {
+        auto x1 = p.act(rows(xv, t, H), 1, H);
+        auto h1 = p.act(std::vector<float>(size_t(H)), 1, H);
+        auto lg1 = p.act(std::vector<float>(size_t(E)), 1, E);
+        p.gpu->rmsnorm(x1.g, ng, 1e-6f, h1.g);
+        p.gpu->moe_router(h1.g, *wg, lg1.g, &bg, rp, ids_ref, wd_ref);
+        EXPECT_EQ(p.get_gpu(lg1.g), rows(logits, t, E)) << at << " token " << t;
+      }
+    }
+  }
 }
 
 // 32- and 64-token tiles of the tiled GEMM on wgmma (FastPaths::wgmma, sm_90a devices; gemm_tiled_wg.cu): against

@@ -188,6 +188,13 @@ CudaBackend::CudaBackend(int device) : device_(device) {
   // Measurement: set_max_splits for every linear (0: no cap).
   if (const auto v = env_int("MMFP4_CUDA_MAX_SPLITS", 0, 64)) max_splits_ = int(*v);
   if (const auto v = env_int("MMFP4_CUDA_MOE_DIRECT_TOKENS", 1, 16)) moe_direct_tokens_ = int(*v);
+  if (const auto v = env_int("MMFP4_CUDA_TOKEN_GEMV_TOKENS", 1, kTokenGemvMaxTokens)) token_gemv_tokens_ = int(*v);
+  if (std::getenv("MMFP4_CUDA_TOKEN_GEMV_USES")) {  // measurement: which uses take more than one token
+    const std::string u = "," + env_list("MMFP4_CUDA_TOKEN_GEMV_USES", {"plain", "norm", "router"}) + ",";
+    token_uses_plain_ = u.find(",plain,") != std::string::npos;
+    token_uses_norm_ = u.find(",norm,") != std::string::npos;
+    token_uses_router_ = u.find(",router,") != std::string::npos;
+  }
   // Measurement: "halve" = the split before 2026-11-27.
   if (const auto v = env_choice("MMFP4_CUDA_STAGE_SPLIT", {"fit", "halve"})) stage_fit_ = *v == "fit";
   fast_.pdl = fast_.pdl && p.major >= 9 && probe_pdl();  // griddepcontrol is sm_90
@@ -647,34 +654,47 @@ void CudaBackend::gemm(const GemmCall& c) {
   if (!mma && c.glu_off) fail(c.what, ": the fused silu input needs the tensor-core kernels");
   // Prefill-sized: bf16 on cuBLAS (FastPaths::blas), which may take the pending norm along (FastPaths::norm_blas).
   if (mma && c.m >= kBlasMinRows && gemm_blas(c)) return;
-  // One token of a linear whose 16-row tiles fit one wave at a block each: a block of 16 warps per tile over the
-  // whole K, summed in shared memory (gemv_token.cu, one "slot"). Plain (FastPaths::gemv_one: o_proj at decode), with
-  // the pending norm computed while staging (FastPaths::token_norm: q_a + kv_a), or the router with its routing,
-  // every tile in one block (FastPaths::token_router).
+  // One to four tokens of a linear whose 16-row tiles fit one wave at a block each: a block of 16 warps per tile over
+  // the whole K, summed in shared memory (gemv_token.cu, one "slot"; token t in the mma's column pair t). Plain
+  // (FastPaths::gemv_one: o_proj at decode), with the pending norm computed while staging (FastPaths::token_norm:
+  // q_a + kv_a), or the router with its routing, every tile in one block (FastPaths::token_router). Up to
+  // token_gemv_tokens_ rows (MMFP4_CUDA_TOKEN_GEMV_TOKENS, measurement) in the uses that measured faster with them
+  // (token_uses_*: plain and norm; the router takes one token).
   const bool token_path = route_req_.ids ? fast_.token_router : c.fuse_norm ? fast_.token_norm : fast_.gemv_one;
-  if (mma && token_path && fast_.raw_gemv && split_ && c.m == 1 && !c.tiles.tiles && !c.glu_off && gw.n_tiles <= sms_) {
+  const bool token_rows = c.m == 1 || (c.m <= token_gemv_tokens_ && (route_req_.ids ? token_uses_router_
+                                                                       : c.fuse_norm ? token_uses_norm_
+                                                                                     : token_uses_plain_));
+  if (mma && token_path && fast_.raw_gemv && split_ && token_rows && !c.tiles.tiles && !c.glu_off &&
+      gw.n_tiles <= sms_) {
     const bool norm = c.fuse_norm && pending_.on;
     const float* x = norm ? pending_.x.data : c.x;
+    const int64_t xs = c.m == 1 ? 0 : norm ? pending_.x.stride : c.x_stride;
     int tpb = 1;
     if (route_req_.ids)
       while (tpb < gw.n_tiles) tpb *= 2;
-    if (reinterpret_cast<uintptr_t>(x) % 16 == 0 && token_gemv_ok(gw, 1, c.k_valid, 0, tpb) &&
-        (!norm || reinterpret_cast<uintptr_t>(pending_.w) % 16 == 0) &&
+    if (reinterpret_cast<uintptr_t>(x) % 16 == 0 && token_gemv_ok(gw, 1, c.k_valid, xs, tpb, c.m, norm) &&
+        (!norm || (reinterpret_cast<uintptr_t>(pending_.w) % 16 == 0 &&
+                   (c.m == 1 || (reinterpret_cast<uintptr_t>(pending_.out.data) % 16 == 0 &&
+                                 pending_.out.stride % 4 == 0)))) &&
         (!route_req_.ids || (!c.accumulate && route_req_.E == gw.n && tpb <= 8))) {
       TokenGemvArgs a;
       a.w = gw;
       a.slots = 1;
       a.n_experts = 1;
       a.gu = x;
+      a.gu_stride = xs;
+      a.tokens = c.m;
       a.inter = c.k_valid;
       a.glu = false;
       a.accumulate = c.accumulate;
       a.out = c.y;
+      a.out_stride = c.y_stride;
       a.tiles_per_block = tpb;
       if (norm) {
         a.norm_w = pending_.w;
         a.norm_eps = pending_.eps;
         a.norm_out = pending_.out.data;
+        a.norm_out_stride = pending_.out.stride;
         pending_.on = false;
       }
       a.route = route_req_;

@@ -175,6 +175,12 @@ class CudaBackend final : public Backend {
   int64_t moe_direct_calls() const { return moe_direct_calls_; }
   // The most tokens a MoE step takes the direct tiles for (MMFP4_CUDA_MOE_DIRECT_TOKENS; measurement).
   int moe_direct_tokens() const { return moe_direct_tokens_; }
+  // The most rows a linear takes the one-token kernel for (gemv_token.cu; MMFP4_CUDA_TOKEN_GEMV_TOKENS) and a setter.
+  int token_gemv_tokens() const { return token_gemv_tokens_; }
+  void set_token_gemv_tokens(int n) { token_gemv_tokens_ = n; }
+  void set_token_gemv_uses(bool plain, bool norm, bool router) {
+    token_uses_plain_ = plain, token_uses_norm_ = norm, token_uses_router_ = router;
+  }
   int64_t shared_early_calls() const { return shared_early_calls_; }
   int64_t dense_persist_launches() const { return dense_persist_launches_; }
   // Test hook: direct MoE steps whose down projection and combine ran as one launch (FastPaths::moe_sum).
@@ -334,6 +340,11 @@ class CudaBackend final : public Backend {
   bool split_ = true;                 // MMFP4_CUDA_GEMM=bf16 turns it off
   int max_splits_ = 0;                // set_max_splits, MMFP4_CUDA_MAX_SPLITS
   int moe_direct_tokens_ = 4;         // MoE steps of at most this many tokens take the direct tiles (measurement knob)
+  int token_gemv_tokens_ = 4;         // linears of at most this many rows may take gemv_token.cu (measurement knob)
+  // Which uses of gemv_token.cu take 2..4 tokens (MMFP4_CUDA_TOKEN_GEMV_USES, measurement). On the H200 (bench/
+  // results/cuda-ab-session24-5af6520.txt, part 5) plain + norm: decode batch 2 +2.3%, 3 and 4 +0.3%; the router's
+  // one block for 3..4 tokens measured 1% slower than the router GEMV's 16 K splits, so it takes one token only.
+  bool token_uses_plain_ = true, token_uses_norm_ = true, token_uses_router_ = false;
   bool stage_fit_ = true;             // a K split the staging forces: the largest that fits (MMFP4_CUDA_STAGE_SPLIT)
   int64_t wg_two_tile_bytes_ = kWgTwoTileBytes;  // set_wgmma_two_tile_bytes
   int attn_min_keys_ = 16;            // keys per attention split at least (attention_split)

@@ -358,6 +358,7 @@ void launch_moe_combine(const float* d, int64_t ds, const int32_t* pos, const fl
 // the pending norm (FastPaths::token_norm: norm_w), the router with its routing (FastPaths::token_router: route, every
 // tile in one block), or the MoE down projection and combine (FastPaths::moe_sum: a_s = silu(gu[s, :inter]) *
 // gu[s, inter:2 inter]); ids must come from a kernel at least two launches back (the routing).
+constexpr int kTokenGemvMaxTokens = 4;  // token rows of one launch: the n8 tile's 4 column pairs
 constexpr int kTokenGemvMaxChunks = 8;  // 64-column chunks per warp (registers): slots x k_chunks <= 16 warps x 8
 struct TokenGemvArgs {
   GemmWeight w;                   // MMFP4 layout 2; a stack of experts (expert_stride) when ids is set
@@ -369,15 +370,21 @@ struct TokenGemvArgs {
   int inter = 0;                  // input columns that exist (a multiple of 8)
   bool glu = true;                // false: the input row as is (FastPaths::gemv_one: a plain linear, one slot)
   bool accumulate = true;         // out (+)= the product
-  float* out = nullptr;           // [1, w.n]
+  float* out = nullptr;           // [tokens, w.n] (row stride out_stride)
+  int64_t out_stride = 0;
+  // Plain slot only: up to kTokenGemvMaxTokens token rows (gu rows, gu_stride apart) in the same launch, token t in
+  // the mma's column pair 2t, 2t + 1 (hi, lo): the weights are read once for all of them.
+  int tokens = 1;
   int tiles_per_block = 1;        // 1, 2, 4, .. 16 weight tiles share a block's 16 warps
-  const float* norm_w = nullptr;  // one plain slot: the input is rmsnorm(gu[0, :inter]) * norm_w (eps norm_eps)
+  const float* norm_w = nullptr;  // one plain slot: the input is rmsnorm(gu[t, :inter]) * norm_w (eps norm_eps)
   float norm_eps = 0.0f;
-  float* norm_out = nullptr;      // [inter] the normalised row (block 0 writes it), or null
+  float* norm_out = nullptr;      // [tokens, inter] the normalised rows (block 0 writes them; norm_out_stride), or null
+  int64_t norm_out_stride = 0;
   RouteArgs route;                // ids set: route the logits out (every tile in one block, sigmoid, no groups)
   int per = 0, gshift = 0;        // set by the launcher
 };
-bool token_gemv_ok(const GemmWeight& w, int slots, int inter, int64_t gu_stride, int tiles_per_block = 1);
+bool token_gemv_ok(const GemmWeight& w, int slots, int inter, int64_t gu_stride, int tiles_per_block = 1,
+                   int tokens = 1, bool norm = false);
 void launch_token_gemv(TokenGemvArgs a, cudaStream_t s);
 
 // ---------------------------------------------------------------------------------------------------------------
